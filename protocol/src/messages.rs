@@ -1,0 +1,481 @@
+//! Typed messages. Every enum is closed: an unknown variant fails to decode.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest text a single `Type` input may carry, in bytes.
+pub const MAX_TYPE_TEXT: usize = 64 * 1024;
+/// Longest key combo string (`ctrl+alt+Delete`), in bytes.
+pub const MAX_KEY_COMBO: usize = 128;
+/// Most points in one drag path.
+pub const MAX_DRAG_POINTS: usize = 1024;
+/// Largest exec output cap, per stream, in bytes.
+pub const MAX_EXEC_OUTPUT: u32 = 8 * 1024 * 1024;
+/// Longest exec timeout, in milliseconds (10 minutes).
+pub const MAX_EXEC_TIMEOUT_MS: u32 = 600_000;
+/// Most argv entries, and the longest one in bytes.
+pub const MAX_ARGV: usize = 256;
+/// Longest single argv entry in bytes.
+pub const MAX_ARG_LEN: usize = 64 * 1024;
+
+/// Host → guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostMessage {
+    /// A request; the guest answers with one reply (or a stream, for `StartFrames`) under the same id.
+    Request(Request),
+    /// Cancel the request or stream with this frame's id (stops a frame stream).
+    Cancel,
+}
+
+/// What the host can ask of the guest agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// First message on a channel: the agent replies with [`Reply::Hello`].
+    Hello {
+        /// Protocol version the host speaks.
+        protocol: u8,
+        /// Free-form name of the host side, for the guest's log.
+        client: String,
+    },
+    /// Liveness check; answered with [`Reply::Pong`].
+    Ping,
+    /// The whole screen, answered with [`Reply::Screenshot`].
+    Screenshot,
+    /// Synthetic input through XTest, answered with [`Reply::Done`] (or [`Reply::Pointer`]).
+    Input(Input),
+    /// Run a program, answered with [`Reply::Exec`].
+    Exec(ExecRequest),
+    /// Start a stream of [`Reply::Frame`] damage updates, until [`HostMessage::Cancel`].
+    StartFrames {
+        /// Upper bound on updates per second.
+        max_fps: u16,
+    },
+}
+
+/// A mouse button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Button {
+    /// Left (X button 1).
+    Left,
+    /// Middle (X button 2).
+    Middle,
+    /// Right (X button 3).
+    Right,
+    /// Back (X button 8).
+    Back,
+    /// Forward (X button 9).
+    Forward,
+}
+
+impl Button {
+    /// The X11 button number.
+    pub fn x11(self) -> u8 {
+        match self {
+            Button::Left => 1,
+            Button::Middle => 2,
+            Button::Right => 3,
+            Button::Back => 8,
+            Button::Forward => 9,
+        }
+    }
+}
+
+/// Synthetic input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// Move the pointer.
+    MouseMove {
+        /// Column, from the left.
+        x: u16,
+        /// Row, from the top.
+        y: u16,
+    },
+    /// Press or release a button where the pointer is.
+    Button {
+        /// Which button.
+        button: Button,
+        /// Press (`true`) or release.
+        down: bool,
+    },
+    /// Move to (x, y) and click `count` times.
+    Click {
+        /// Column.
+        x: u16,
+        /// Row.
+        y: u16,
+        /// Which button.
+        button: Button,
+        /// 1 to 3.
+        count: u8,
+    },
+    /// Press at the first point, move through the path, release at the last.
+    Drag {
+        /// At least two points.
+        path: Vec<(u16, u16)>,
+        /// Which button is held.
+        button: Button,
+    },
+    /// Scroll at (x, y): positive `dy` scrolls down, positive `dx` right, in wheel clicks.
+    Scroll {
+        /// Column.
+        x: u16,
+        /// Row.
+        y: u16,
+        /// Horizontal clicks.
+        dx: i16,
+        /// Vertical clicks.
+        dy: i16,
+    },
+    /// Press a key combination, xdotool-style: `ctrl+s`, `Return`, `ctrl+alt+Delete`.
+    Key {
+        /// The combo.
+        combo: String,
+    },
+    /// Press or release a combination without the other half (hold_key).
+    KeyState {
+        /// The combo.
+        combo: String,
+        /// Press (`true`) or release.
+        down: bool,
+    },
+    /// Type text as keystrokes.
+    Type {
+        /// UTF-8 text, at most [`MAX_TYPE_TEXT`] bytes.
+        text: String,
+    },
+    /// Report where the pointer is: answered with [`Reply::Pointer`].
+    QueryPointer,
+}
+
+/// Run a program inside the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Program and arguments; the program must be on the agent's allowlist.
+    pub argv: Vec<String>,
+    /// Bytes written to the program's stdin, then closed.
+    pub stdin: Vec<u8>,
+    /// Kill the process group after this long.
+    pub timeout_ms: u32,
+    /// Keep at most this many bytes of stdout and of stderr each.
+    pub output_cap: u32,
+}
+
+/// Pixel layout of [`Pixels::data`] after decompression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelFormat {
+    /// 4 bytes per pixel, blue-green-red-unused (X11 depth 24 on little-endian).
+    Bgrx8888,
+}
+
+/// A rectangle of pixels, LZ4-compressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pixels {
+    /// Left edge within the screen.
+    pub x: u16,
+    /// Top edge within the screen.
+    pub y: u16,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Layout of the decompressed bytes (rows top to bottom, no padding).
+    pub format: PixelFormat,
+    /// `lz4_flex` block with its uncompressed size prepended.
+    pub lz4: Vec<u8>,
+}
+
+/// Why decompressed pixels were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PixelsError {
+    /// LZ4 data is corrupt.
+    #[error("pixel data is corrupt: {0}")]
+    Corrupt(String),
+    /// The size does not match the rectangle.
+    #[error("pixel data holds {got} bytes, a {width}x{height} rectangle needs {want}")]
+    Size {
+        /// Bytes decompressed.
+        got: usize,
+        /// Bytes expected.
+        want: usize,
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+    },
+    /// The rectangle lies outside the screen.
+    #[error("rectangle {x},{y} {width}x{height} lies outside the {screen_w}x{screen_h} screen")]
+    OutOfScreen {
+        /// Left.
+        x: u16,
+        /// Top.
+        y: u16,
+        /// Width.
+        width: u16,
+        /// Height.
+        height: u16,
+        /// Screen width.
+        screen_w: u16,
+        /// Screen height.
+        screen_h: u16,
+    },
+}
+
+impl Pixels {
+    /// Compresses `bgrx` (rows of `width * 4` bytes) into a rectangle.
+    pub fn compress(x: u16, y: u16, width: u16, height: u16, bgrx: &[u8]) -> Self {
+        Pixels { x, y, width, height, format: PixelFormat::Bgrx8888, lz4: lz4_flex::compress_prepend_size(bgrx) }
+    }
+
+    /// Decompresses, checking the size against the rectangle before allocating more than it needs.
+    pub fn decompress(&self) -> Result<Vec<u8>, PixelsError> {
+        let want = usize::from(self.width) * usize::from(self.height) * 4;
+        if self.lz4.len() < 4 {
+            return Err(PixelsError::Corrupt("missing size prefix".into()));
+        }
+        let announced = u32::from_le_bytes([self.lz4[0], self.lz4[1], self.lz4[2], self.lz4[3]]) as usize;
+        if announced != want {
+            return Err(PixelsError::Size { got: announced, want, width: self.width, height: self.height });
+        }
+        let out = lz4_flex::decompress_size_prepended(&self.lz4).map_err(|e| PixelsError::Corrupt(e.to_string()))?;
+        if out.len() != want {
+            return Err(PixelsError::Size { got: out.len(), want, width: self.width, height: self.height });
+        }
+        Ok(out)
+    }
+
+    /// Checks the rectangle lies within a `screen_w` x `screen_h` screen.
+    pub fn check_bounds(&self, screen_w: u16, screen_h: u16) -> Result<(), PixelsError> {
+        let inside = u32::from(self.x) + u32::from(self.width) <= u32::from(screen_w)
+            && u32::from(self.y) + u32::from(self.height) <= u32::from(screen_h);
+        if inside {
+            Ok(())
+        } else {
+            Err(PixelsError::OutOfScreen {
+                x: self.x,
+                y: self.y,
+                width: self.width,
+                height: self.height,
+                screen_w,
+                screen_h,
+            })
+        }
+    }
+}
+
+/// Result of an exec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// Exit code, or `None` if killed by a signal.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the process, if any.
+    pub signal: Option<i32>,
+    /// The process was killed because it ran past its timeout.
+    pub timed_out: bool,
+    /// Captured stdout (at most the cap).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (at most the cap).
+    pub stderr: Vec<u8>,
+    /// Stdout went past the cap and was cut.
+    pub stdout_truncated: bool,
+    /// Stderr went past the cap and was cut.
+    pub stderr_truncated: bool,
+    /// Wall time in milliseconds.
+    pub duration_ms: u32,
+}
+
+/// One damage update: the rectangles that changed since the previous update, with their pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameUpdate {
+    /// Increases by one per update on a stream; the first update of a stream is a full frame.
+    pub seq: u64,
+    /// Screen width.
+    pub screen_w: u16,
+    /// Screen height.
+    pub screen_h: u16,
+    /// Guest monotonic time of the capture, microseconds.
+    pub captured_us: u64,
+    /// Changed rectangles.
+    pub regions: Vec<Pixels>,
+}
+
+/// Guest → host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestMessage {
+    /// A reply or stream item for the request with this frame's id.
+    Reply(Reply),
+}
+
+/// Reasons the guest agent refuses or fails a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request is malformed or out of range.
+    InvalidRequest,
+    /// The agent's own allowlist refuses it.
+    NotAllowed,
+    /// The X server or another guest facility failed.
+    Unavailable,
+    /// The program could not be started.
+    SpawnFailed,
+    /// A request arrived out of order (before hello, duplicate id).
+    OutOfOrder,
+}
+
+/// Replies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to hello.
+    Hello {
+        /// Protocol version the agent speaks.
+        protocol: u8,
+        /// Agent build version.
+        agent_version: String,
+        /// Screen size.
+        screen_w: u16,
+        /// Screen height.
+        screen_h: u16,
+    },
+    /// Answer to ping.
+    Pong,
+    /// The request was carried out.
+    Done,
+    /// The whole screen.
+    Screenshot(Pixels),
+    /// Pointer position.
+    Pointer {
+        /// Column.
+        x: u16,
+        /// Row.
+        y: u16,
+    },
+    /// Exec result.
+    Exec(ExecResult),
+    /// A frame stream item.
+    Frame(FrameUpdate),
+    /// The stream with this id has ended.
+    StreamEnded,
+    /// The request failed.
+    Error {
+        /// Category.
+        kind: ErrorKind,
+        /// Sentence-style explanation.
+        message: String,
+    },
+}
+
+/// Checks an xdotool-style key combo: `+`-separated key names of letters, digits and `_`.
+pub fn validate_key_combo(combo: &str) -> Result<(), String> {
+    if combo.is_empty() {
+        return Err("the key combo is empty".into());
+    }
+    if combo.len() > MAX_KEY_COMBO {
+        return Err(format!("the key combo is {} bytes long, over the {MAX_KEY_COMBO}-byte limit", combo.len()));
+    }
+    for part in combo.split('+') {
+        if part.is_empty() {
+            return Err(format!("the key combo {combo:?} has an empty key name"));
+        }
+        if !part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("the key name {part:?} in {combo:?} is not a key name (letters, digits, '_')"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an input against the screen size and the protocol's limits.
+pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(), String> {
+    let point = |x: u16, y: u16| {
+        if x >= screen_w || y >= screen_h {
+            Err(format!("the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"))
+        } else {
+            Ok(())
+        }
+    };
+    match input {
+        Input::MouseMove { x, y } | Input::Scroll { x, y, .. } => point(*x, *y),
+        Input::Click { x, y, count, .. } => {
+            point(*x, *y)?;
+            if !(1..=3).contains(count) {
+                return Err(format!("a click count must be 1 to 3, not {count}"));
+            }
+            Ok(())
+        }
+        Input::Drag { path, .. } => {
+            if path.len() < 2 || path.len() > MAX_DRAG_POINTS {
+                return Err(format!("a drag path needs 2 to {MAX_DRAG_POINTS} points, not {}", path.len()));
+            }
+            path.iter().try_for_each(|(x, y)| point(*x, *y))
+        }
+        Input::Key { combo } | Input::KeyState { combo, .. } => validate_key_combo(combo),
+        Input::Type { text } => {
+            if text.len() > MAX_TYPE_TEXT {
+                Err(format!("the text is {} bytes long, over the {MAX_TYPE_TEXT}-byte limit", text.len()))
+            } else {
+                Ok(())
+            }
+        }
+        Input::Button { .. } | Input::QueryPointer => Ok(()),
+    }
+}
+
+/// Checks an exec request against the protocol's limits (not the allowlist: that is the agent's).
+pub fn validate_exec(req: &ExecRequest) -> Result<(), String> {
+    if req.argv.is_empty() || req.argv[0].is_empty() {
+        return Err("exec needs a program name".into());
+    }
+    if req.argv.len() > MAX_ARGV {
+        return Err(format!("exec takes at most {MAX_ARGV} arguments, not {}", req.argv.len()));
+    }
+    if let Some(a) = req.argv.iter().find(|a| a.len() > MAX_ARG_LEN || a.contains('\0')) {
+        return Err(format!("an argument is over {MAX_ARG_LEN} bytes or holds a NUL byte ({} bytes)", a.len()));
+    }
+    if req.timeout_ms == 0 || req.timeout_ms > MAX_EXEC_TIMEOUT_MS {
+        return Err(format!("an exec timeout must be 1 to {MAX_EXEC_TIMEOUT_MS} ms, not {}", req.timeout_ms));
+    }
+    if req.output_cap > MAX_EXEC_OUTPUT {
+        return Err(format!("an exec output cap must be at most {MAX_EXEC_OUTPUT} bytes, not {}", req.output_cap));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_combos() {
+        assert!(validate_key_combo("ctrl+alt+Delete").is_ok());
+        assert!(validate_key_combo("Return").is_ok());
+        assert!(validate_key_combo("").is_err());
+        assert!(validate_key_combo("ctrl++s").is_err());
+        assert!(validate_key_combo("--help").is_err());
+        assert!(validate_key_combo("a;rm").is_err());
+    }
+
+    #[test]
+    fn points_outside_the_screen_are_refused() {
+        assert!(validate_input(&Input::MouseMove { x: 1279, y: 799 }, 1280, 800).is_ok());
+        let e = validate_input(&Input::MouseMove { x: 1280, y: 10 }, 1280, 800).unwrap_err();
+        assert!(e.contains("outside the 1280x800 screen"), "{e}");
+        assert!(validate_input(&Input::Drag { path: vec![(1, 1)], button: Button::Left }, 1280, 800).is_err());
+        assert!(validate_input(&Input::Click { x: 1, y: 1, button: Button::Left, count: 0 }, 1280, 800).is_err());
+    }
+
+    #[test]
+    fn exec_limits() {
+        let ok = ExecRequest { argv: vec!["/bin/true".into()], stdin: vec![], timeout_ms: 1000, output_cap: 10 };
+        assert!(validate_exec(&ok).is_ok());
+        assert!(validate_exec(&ExecRequest { argv: vec![], ..ok.clone() }).is_err());
+        assert!(validate_exec(&ExecRequest { timeout_ms: 0, ..ok.clone() }).is_err());
+        assert!(validate_exec(&ExecRequest { output_cap: MAX_EXEC_OUTPUT + 1, ..ok }).is_err());
+    }
+
+    #[test]
+    fn pixels_roundtrip_and_lies_are_caught() {
+        let data = vec![7u8; 16 * 8 * 4];
+        let p = Pixels::compress(0, 0, 16, 8, &data);
+        assert_eq!(p.decompress().expect("ok"), data);
+        let lie = Pixels { width: 1000, ..p.clone() };
+        assert!(matches!(lie.decompress(), Err(PixelsError::Size { .. })));
+        assert!(p.check_bounds(16, 8).is_ok());
+        assert!(Pixels { x: 1, ..p }.check_bounds(16, 8).is_err());
+    }
+}
