@@ -68,7 +68,10 @@ impl Frame {
         let (value, rest) =
             postcard::take_from_bytes(&self.payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(FrameError::Malformed(format!("{} trailing bytes after the message", rest.len())));
+            return Err(FrameError::Malformed(format!(
+                "{} trailing bytes after the message",
+                rest.len()
+            )));
         }
         Ok(value)
     }
@@ -77,13 +80,16 @@ impl Frame {
 /// Encodes `msg` as one frame with request id `id`.
 pub fn encode_frame<T: Serialize>(id: u32, msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; HEADER_LEN];
-    let mut out = postcard::to_extend(msg, std::mem::take(&mut out))
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    let mut out =
+        postcard::to_extend(msg, std::mem::take(&mut out)).map_err(|e| FrameError::Encode(e.to_string()))?;
     let len = out.len() - HEADER_LEN;
-    let len32 = u32::try_from(len).ok().filter(|l| *l <= MAX_PAYLOAD).ok_or(FrameError::TooLarge {
-        len: u32::try_from(len).unwrap_or(u32::MAX),
-        max: MAX_PAYLOAD,
-    })?;
+    let len32 = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= MAX_PAYLOAD)
+        .ok_or(FrameError::TooLarge {
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            max: MAX_PAYLOAD,
+        })?;
     out[0..2].copy_from_slice(&MAGIC);
     out[2] = PROTOCOL_VERSION;
     out[3] = 0;
@@ -140,7 +146,10 @@ impl FrameDecoder {
         } else {
             HEADER_LEN
         };
-        Err(FrameError::Truncated { have: self.buf.len(), need })
+        Err(FrameError::Truncated {
+            have: self.buf.len(),
+            need,
+        })
     }
 
     fn parse(&mut self) -> Result<Option<Frame>, FrameError> {
@@ -153,14 +162,20 @@ impl FrameDecoder {
         }
         let version = self.buf[2];
         if version != PROTOCOL_VERSION {
-            return Err(FrameError::Version { got: version, expected: PROTOCOL_VERSION });
+            return Err(FrameError::Version {
+                got: version,
+                expected: PROTOCOL_VERSION,
+            });
         }
         if self.buf[3] != 0 {
             return Err(FrameError::Flags(self.buf[3]));
         }
         let len = payload_len(&self.buf);
         if len > MAX_PAYLOAD {
-            return Err(FrameError::TooLarge { len, max: MAX_PAYLOAD });
+            return Err(FrameError::TooLarge {
+                len,
+                max: MAX_PAYLOAD,
+            });
         }
         let total = HEADER_LEN + len as usize;
         if self.buf.len() < total {
@@ -195,7 +210,10 @@ mod tests {
     fn roundtrips_requests() {
         for m in [
             HostMessage::Request(Request::Ping),
-            HostMessage::Request(Request::Hello { protocol: 1, client: "test".into() }),
+            HostMessage::Request(Request::Hello {
+                protocol: 1,
+                client: "test".into(),
+            }),
             HostMessage::Cancel,
         ] {
             assert_eq!(roundtrip(&m), m);
@@ -234,7 +252,13 @@ mod tests {
         h.extend(u32::MAX.to_le_bytes());
         let mut d = FrameDecoder::default();
         d.extend(&h);
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge { len: u32::MAX, max: MAX_PAYLOAD }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::TooLarge {
+                len: u32::MAX,
+                max: MAX_PAYLOAD
+            })
+        );
         assert_eq!(d.buffered(), 0);
     }
 
@@ -244,7 +268,13 @@ mod tests {
         f[2] = 9;
         let mut d = FrameDecoder::default();
         d.extend(&f);
-        assert_eq!(d.next_frame(), Err(FrameError::Version { got: 9, expected: PROTOCOL_VERSION }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::Version {
+                got: 9,
+                expected: PROTOCOL_VERSION
+            })
+        );
         let mut f = encode_frame(1, &HostMessage::Cancel).expect("encode");
         f[3] = 0x80;
         let mut d = FrameDecoder::default();
@@ -254,21 +284,42 @@ mod tests {
 
     #[test]
     fn truncation_is_reported_at_end_of_stream() {
-        let f = encode_frame(1, &HostMessage::Request(Request::Hello { protocol: 1, client: "x".into() }))
-            .expect("encode");
+        let f = encode_frame(
+            1,
+            &HostMessage::Request(Request::Hello {
+                protocol: 1,
+                client: "x".into(),
+            }),
+        )
+        .expect("encode");
         let mut d = FrameDecoder::default();
         d.extend(&f[..f.len() - 1]);
         assert_eq!(d.next_frame(), Ok(None));
-        assert_eq!(d.finish(), Err(FrameError::Truncated { have: f.len() - 1, need: f.len() }));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::Truncated {
+                have: f.len() - 1,
+                need: f.len()
+            })
+        );
     }
 
     #[test]
     fn malformed_bodies_and_trailing_bytes_are_errors() {
-        let bad = Frame { id: 1, payload: vec![250, 250, 250] };
-        assert!(matches!(bad.decode::<HostMessage>(), Err(FrameError::Malformed(_))));
+        let bad = Frame {
+            id: 1,
+            payload: vec![250, 250, 250],
+        };
+        assert!(matches!(
+            bad.decode::<HostMessage>(),
+            Err(FrameError::Malformed(_))
+        ));
         let mut ok = postcard::to_allocvec(&HostMessage::Cancel).expect("encode");
         ok.push(0);
         let trailing = Frame { id: 1, payload: ok };
-        assert!(matches!(trailing.decode::<HostMessage>(), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            trailing.decode::<HostMessage>(),
+            Err(FrameError::Malformed(_))
+        ));
     }
 }

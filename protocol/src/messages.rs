@@ -222,7 +222,14 @@ pub enum PixelsError {
 impl Pixels {
     /// Compresses `bgrx` (rows of `width * 4` bytes) into a rectangle.
     pub fn compress(x: u16, y: u16, width: u16, height: u16, bgrx: &[u8]) -> Self {
-        Pixels { x, y, width, height, format: PixelFormat::Bgrx8888, lz4: lz4_flex::compress_prepend_size(bgrx) }
+        Pixels {
+            x,
+            y,
+            width,
+            height,
+            format: PixelFormat::Bgrx8888,
+            lz4: lz4_flex::compress_prepend_size(bgrx),
+        }
     }
 
     /// Decompresses, checking the size against the rectangle before allocating more than it needs.
@@ -233,11 +240,22 @@ impl Pixels {
         }
         let announced = u32::from_le_bytes([self.lz4[0], self.lz4[1], self.lz4[2], self.lz4[3]]) as usize;
         if announced != want {
-            return Err(PixelsError::Size { got: announced, want, width: self.width, height: self.height });
+            return Err(PixelsError::Size {
+                got: announced,
+                want,
+                width: self.width,
+                height: self.height,
+            });
         }
-        let out = lz4_flex::decompress_size_prepended(&self.lz4).map_err(|e| PixelsError::Corrupt(e.to_string()))?;
+        let out = lz4_flex::decompress_size_prepended(&self.lz4)
+            .map_err(|e| PixelsError::Corrupt(e.to_string()))?;
         if out.len() != want {
-            return Err(PixelsError::Size { got: out.len(), want, width: self.width, height: self.height });
+            return Err(PixelsError::Size {
+                got: out.len(),
+                want,
+                width: self.width,
+                height: self.height,
+            });
         }
         Ok(out)
     }
@@ -367,14 +385,19 @@ pub fn validate_key_combo(combo: &str) -> Result<(), String> {
         return Err("the key combo is empty".into());
     }
     if combo.len() > MAX_KEY_COMBO {
-        return Err(format!("the key combo is {} bytes long, over the {MAX_KEY_COMBO}-byte limit", combo.len()));
+        return Err(format!(
+            "the key combo is {} bytes long, over the {MAX_KEY_COMBO}-byte limit",
+            combo.len()
+        ));
     }
     for part in combo.split('+') {
         if part.is_empty() {
             return Err(format!("the key combo {combo:?} has an empty key name"));
         }
         if !part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("the key name {part:?} in {combo:?} is not a key name (letters, digits, '_')"));
+            return Err(format!(
+                "the key name {part:?} in {combo:?} is not a key name (letters, digits, '_')"
+            ));
         }
     }
     Ok(())
@@ -384,7 +407,9 @@ pub fn validate_key_combo(combo: &str) -> Result<(), String> {
 pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(), String> {
     let point = |x: u16, y: u16| {
         if x >= screen_w || y >= screen_h {
-            Err(format!("the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"))
+            Err(format!(
+                "the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"
+            ))
         } else {
             Ok(())
         }
@@ -400,14 +425,20 @@ pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(),
         }
         Input::Drag { path, .. } => {
             if path.len() < 2 || path.len() > MAX_DRAG_POINTS {
-                return Err(format!("a drag path needs 2 to {MAX_DRAG_POINTS} points, not {}", path.len()));
+                return Err(format!(
+                    "a drag path needs 2 to {MAX_DRAG_POINTS} points, not {}",
+                    path.len()
+                ));
             }
             path.iter().try_for_each(|(x, y)| point(*x, *y))
         }
         Input::Key { combo } | Input::KeyState { combo, .. } => validate_key_combo(combo),
         Input::Type { text } => {
             if text.len() > MAX_TYPE_TEXT {
-                Err(format!("the text is {} bytes long, over the {MAX_TYPE_TEXT}-byte limit", text.len()))
+                Err(format!(
+                    "the text is {} bytes long, over the {MAX_TYPE_TEXT}-byte limit",
+                    text.len()
+                ))
             } else {
                 Ok(())
             }
@@ -422,16 +453,32 @@ pub fn validate_exec(req: &ExecRequest) -> Result<(), String> {
         return Err("exec needs a program name".into());
     }
     if req.argv.len() > MAX_ARGV {
-        return Err(format!("exec takes at most {MAX_ARGV} arguments, not {}", req.argv.len()));
+        return Err(format!(
+            "exec takes at most {MAX_ARGV} arguments, not {}",
+            req.argv.len()
+        ));
     }
-    if let Some(a) = req.argv.iter().find(|a| a.len() > MAX_ARG_LEN || a.contains('\0')) {
-        return Err(format!("an argument is over {MAX_ARG_LEN} bytes or holds a NUL byte ({} bytes)", a.len()));
+    if let Some(a) = req
+        .argv
+        .iter()
+        .find(|a| a.len() > MAX_ARG_LEN || a.contains('\0'))
+    {
+        return Err(format!(
+            "an argument is over {MAX_ARG_LEN} bytes or holds a NUL byte ({} bytes)",
+            a.len()
+        ));
     }
     if req.timeout_ms == 0 || req.timeout_ms > MAX_EXEC_TIMEOUT_MS {
-        return Err(format!("an exec timeout must be 1 to {MAX_EXEC_TIMEOUT_MS} ms, not {}", req.timeout_ms));
+        return Err(format!(
+            "an exec timeout must be 1 to {MAX_EXEC_TIMEOUT_MS} ms, not {}",
+            req.timeout_ms
+        ));
     }
     if req.output_cap > MAX_EXEC_OUTPUT {
-        return Err(format!("an exec output cap must be at most {MAX_EXEC_OUTPUT} bytes, not {}", req.output_cap));
+        return Err(format!(
+            "an exec output cap must be at most {MAX_EXEC_OUTPUT} bytes, not {}",
+            req.output_cap
+        ));
     }
     Ok(())
 }
@@ -455,17 +502,52 @@ mod tests {
         assert!(validate_input(&Input::MouseMove { x: 1279, y: 799 }, 1280, 800).is_ok());
         let e = validate_input(&Input::MouseMove { x: 1280, y: 10 }, 1280, 800).unwrap_err();
         assert!(e.contains("outside the 1280x800 screen"), "{e}");
-        assert!(validate_input(&Input::Drag { path: vec![(1, 1)], button: Button::Left }, 1280, 800).is_err());
-        assert!(validate_input(&Input::Click { x: 1, y: 1, button: Button::Left, count: 0 }, 1280, 800).is_err());
+        assert!(validate_input(
+            &Input::Drag {
+                path: vec![(1, 1)],
+                button: Button::Left
+            },
+            1280,
+            800
+        )
+        .is_err());
+        assert!(validate_input(
+            &Input::Click {
+                x: 1,
+                y: 1,
+                button: Button::Left,
+                count: 0
+            },
+            1280,
+            800
+        )
+        .is_err());
     }
 
     #[test]
     fn exec_limits() {
-        let ok = ExecRequest { argv: vec!["/bin/true".into()], stdin: vec![], timeout_ms: 1000, output_cap: 10 };
+        let ok = ExecRequest {
+            argv: vec!["/bin/true".into()],
+            stdin: vec![],
+            timeout_ms: 1000,
+            output_cap: 10,
+        };
         assert!(validate_exec(&ok).is_ok());
-        assert!(validate_exec(&ExecRequest { argv: vec![], ..ok.clone() }).is_err());
-        assert!(validate_exec(&ExecRequest { timeout_ms: 0, ..ok.clone() }).is_err());
-        assert!(validate_exec(&ExecRequest { output_cap: MAX_EXEC_OUTPUT + 1, ..ok }).is_err());
+        assert!(validate_exec(&ExecRequest {
+            argv: vec![],
+            ..ok.clone()
+        })
+        .is_err());
+        assert!(validate_exec(&ExecRequest {
+            timeout_ms: 0,
+            ..ok.clone()
+        })
+        .is_err());
+        assert!(validate_exec(&ExecRequest {
+            output_cap: MAX_EXEC_OUTPUT + 1,
+            ..ok
+        })
+        .is_err());
     }
 
     #[test]
@@ -473,7 +555,10 @@ mod tests {
         let data = vec![7u8; 16 * 8 * 4];
         let p = Pixels::compress(0, 0, 16, 8, &data);
         assert_eq!(p.decompress().expect("ok"), data);
-        let lie = Pixels { width: 1000, ..p.clone() };
+        let lie = Pixels {
+            width: 1000,
+            ..p.clone()
+        };
         assert!(matches!(lie.decompress(), Err(PixelsError::Size { .. })));
         assert!(p.check_bounds(16, 8).is_ok());
         assert!(Pixels { x: 1, ..p }.check_bounds(16, 8).is_err());

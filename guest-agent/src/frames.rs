@@ -1,0 +1,187 @@
+//! The damage-region frame stream: XDamage says what changed, the framebuffer file supplies pixels.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_protocol::{FrameUpdate, Pixels};
+use x11rb::connection::Connection;
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::xfixes::ConnectionExt as _;
+use x11rb::protocol::Event;
+
+use crate::fb::Framebuffer;
+
+/// Most rectangles in one update; more are merged.
+const MAX_REGIONS: usize = 8;
+
+/// An axis-aligned rectangle: x, y, width, height.
+pub type Rect = (u16, u16, u16, u16);
+
+/// Streams updates through `send` until `cancel` is set or `send` fails. The first update is the
+/// whole screen. A slow host only delays this thread; damage keeps accumulating and is merged.
+pub fn stream(
+    fbdir: &std::path::Path,
+    max_fps: u16,
+    cancel: &Arc<AtomicBool>,
+    mut send: impl FnMut(FrameUpdate) -> Result<(), String>,
+) -> Result<(), String> {
+    let (conn, screen) = x11rb::connect(None).map_err(|e| format!("cannot connect to the X server: {e}"))?;
+    let root = conn.setup().roots[screen].root;
+    conn.xfixes_query_version(5, 0)
+        .map_err(|e| e.to_string())?
+        .reply()
+        .map_err(|e| e.to_string())?;
+    conn.damage_query_version(1, 1)
+        .map_err(|e| e.to_string())?
+        .reply()
+        .map_err(|e| format!("the X server has no DAMAGE extension: {e}"))?;
+    let dmg = conn.generate_id().map_err(|e| e.to_string())?;
+    conn.damage_create(dmg, root, damage::ReportLevel::DELTA_RECTANGLES)
+        .map_err(|e| e.to_string())?;
+    conn.flush().map_err(|e| e.to_string())?;
+    let fb = Framebuffer::open(fbdir).map_err(|e| format!("cannot open the framebuffer: {e}"))?;
+    let (w, h) = (fb.width, fb.height);
+    let interval = Duration::from_micros(1_000_000 / u64::from(max_fps.clamp(1, 60)));
+    let start = Instant::now();
+    let mut seq = 0u64;
+    let mut pending: Vec<Rect> = vec![(0, 0, w, h)];
+    let mut next = Instant::now();
+    while !cancel.load(Ordering::Relaxed) {
+        while let Some(ev) = conn
+            .poll_for_event()
+            .map_err(|e| format!("X connection lost: {e}"))?
+        {
+            if let Event::DamageNotify(n) = ev {
+                let a = n.area;
+                if let Some(r) = clip((a.x, a.y, a.width, a.height), w, h) {
+                    pending.push(r);
+                }
+            }
+        }
+        let now = Instant::now();
+        if pending.is_empty() || now < next {
+            std::thread::sleep(
+                Duration::from_millis(4)
+                    .min(next.saturating_duration_since(now).max(Duration::from_millis(1))),
+            );
+            continue;
+        }
+        // Reset the server's damage before reading, so changes made while we read are reported again.
+        conn.damage_subtract(dmg, x11rb::NONE, x11rb::NONE)
+            .map_err(|e| e.to_string())?;
+        conn.flush().map_err(|e| e.to_string())?;
+        let regions = coalesce(std::mem::take(&mut pending), MAX_REGIONS)
+            .into_iter()
+            .map(|(x, y, rw, rh)| {
+                fb.read(x, y, rw, rh)
+                    .map(|px| Pixels::compress(x, y, rw, rh, &px))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
+        let captured_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        send(FrameUpdate {
+            seq,
+            screen_w: w,
+            screen_h: h,
+            captured_us,
+            regions,
+        })?;
+        seq += 1;
+        next = now + interval;
+    }
+    let _ = conn.damage_destroy(dmg);
+    Ok(())
+}
+
+fn clip(r: (i16, i16, u16, u16), w: u16, h: u16) -> Option<Rect> {
+    let x0 = i32::from(r.0).clamp(0, i32::from(w));
+    let y0 = i32::from(r.1).clamp(0, i32::from(h));
+    let x1 = (i32::from(r.0) + i32::from(r.2)).clamp(0, i32::from(w));
+    let y1 = (i32::from(r.1) + i32::from(r.3)).clamp(0, i32::from(h));
+    (x1 > x0 && y1 > y0).then(|| (x0 as u16, y0 as u16, (x1 - x0) as u16, (y1 - y0) as u16))
+}
+
+fn union(a: Rect, b: Rect) -> Rect {
+    let x0 = a.0.min(b.0);
+    let y0 = a.1.min(b.1);
+    let x1 = (u32::from(a.0) + u32::from(a.2)).max(u32::from(b.0) + u32::from(b.2));
+    let y1 = (u32::from(a.1) + u32::from(a.3)).max(u32::from(b.1) + u32::from(b.3));
+    (x0, y0, (x1 - u32::from(x0)) as u16, (y1 - u32::from(y0)) as u16)
+}
+
+fn area(r: Rect) -> u64 {
+    u64::from(r.2) * u64::from(r.3)
+}
+
+fn overlaps(a: Rect, b: Rect) -> bool {
+    u32::from(a.0) <= u32::from(b.0) + u32::from(b.2)
+        && u32::from(b.0) <= u32::from(a.0) + u32::from(a.2)
+        && u32::from(a.1) <= u32::from(b.1) + u32::from(b.3)
+        && u32::from(b.1) <= u32::from(a.1) + u32::from(a.3)
+}
+
+/// Merges touching or overlapping rectangles, then the pairs whose union wastes the least area
+/// until at most `max` remain.
+pub fn coalesce(mut rects: Vec<Rect>, max: usize) -> Vec<Rect> {
+    let mut merged = true;
+    while merged {
+        merged = false;
+        'outer: for i in 0..rects.len() {
+            for j in i + 1..rects.len() {
+                if overlaps(rects[i], rects[j]) {
+                    rects[i] = union(rects[i], rects[j]);
+                    rects.swap_remove(j);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+    }
+    while rects.len() > max.max(1) {
+        let mut best = (0, 1, u64::MAX);
+        for i in 0..rects.len() {
+            for j in i + 1..rects.len() {
+                let waste = area(union(rects[i], rects[j])).saturating_sub(area(rects[i]) + area(rects[j]));
+                if waste < best.2 {
+                    best = (i, j, waste);
+                }
+            }
+        }
+        rects[best.0] = union(rects[best.0], rects[best.1]);
+        rects.swap_remove(best.1);
+    }
+    rects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_rects_merge() {
+        let r = coalesce(vec![(0, 0, 10, 10), (5, 5, 10, 10), (100, 100, 1, 1)], 8);
+        assert_eq!(r.len(), 2);
+        assert!(r.contains(&(0, 0, 15, 15)));
+    }
+
+    #[test]
+    fn caps_the_count_and_covers_everything() {
+        let input: Vec<Rect> = (0..50).map(|i| (i * 20, i * 10, 5, 5)).collect();
+        let out = coalesce(input.clone(), 4);
+        assert_eq!(out.len(), 4);
+        for r in input {
+            assert!(
+                out.iter().any(|o| union(*o, r) == *o),
+                "{r:?} not covered by {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clipping() {
+        assert_eq!(clip((-5, -5, 10, 10), 100, 100), Some((0, 0, 5, 5)));
+        assert_eq!(clip((95, 95, 10, 10), 100, 100), Some((95, 95, 5, 5)));
+        assert_eq!(clip((200, 0, 10, 10), 100, 100), None);
+    }
+}

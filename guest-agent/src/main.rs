@@ -1,0 +1,102 @@
+//! `airlock-guest-agent`: runs inside a sandbox and serves the host over one byte stream.
+//!
+//! Requests arrive as frames of [`airlock_protocol`]; each is validated (protocol limits, screen
+//! bounds, the exec allowlist) before anything is done, then handled on its own thread so a long
+//! exec never blocks a screenshot. A framing error from the host ends the process (status 3); the
+//! image's init starts a fresh agent, which needs a fresh hello.
+//!
+//! Usage: `airlock-guest-agent --channel virtio:NAME|stdio|unix:PATH [--fbdir DIR] [--allow-exec DIR]...`
+//!        `airlock-guest-agent terminal` (starts the desktop's terminal on a pty it owns)
+
+mod channel;
+mod display;
+mod exec;
+mod fb;
+mod frames;
+mod session;
+mod terminal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where exec may find programs unless `--allow-exec` says otherwise.
+const DEFAULT_EXEC_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin"];
+
+/// Parsed command line.
+#[derive(Debug)]
+pub struct Config {
+    channel: String,
+    fbdir: PathBuf,
+    exec_dirs: Vec<PathBuf>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
+    let mut channel = None;
+    let mut fbdir = PathBuf::from("/tmp/fb");
+    let mut exec_dirs = Vec::new();
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--channel" => channel = Some(value("--channel")?),
+            "--fbdir" => fbdir = PathBuf::from(value("--fbdir")?),
+            "--allow-exec" => exec_dirs.push(PathBuf::from(value("--allow-exec")?)),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if exec_dirs.is_empty() {
+        exec_dirs = DEFAULT_EXEC_DIRS.iter().map(PathBuf::from).collect();
+    }
+    Ok(Config {
+        channel: channel.ok_or("--channel is required")?,
+        fbdir,
+        exec_dirs,
+    })
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("terminal") {
+        return match terminal::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("airlock-guest-agent terminal: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("airlock-guest-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (reader, writer) = match channel::open(&config.channel) {
+        Ok(rw) => rw,
+        Err(e) => {
+            eprintln!("airlock-guest-agent: cannot open channel {}: {e}", config.channel);
+            return ExitCode::from(2);
+        }
+    };
+    match session::serve(&config, reader, writer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("airlock-guest-agent: channel closed: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args() {
+        let c = parse_args(["--channel", "stdio"].map(String::from).into_iter()).expect("ok");
+        assert_eq!(c.channel, "stdio");
+        assert_eq!(c.exec_dirs.len(), DEFAULT_EXEC_DIRS.len());
+        assert!(parse_args(["--bogus"].map(String::from).into_iter()).is_err());
+        assert!(parse_args(std::iter::empty()).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The [`SandboxBackend`] trait and its two implementations.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock_guest_image::Image;
+
+use crate::gvisor::{oci_spec, runsc_global_args, GvisorConfig};
+use crate::procs::die_with_parent;
+use crate::qemu::{qemu_args, QemuConfig};
+use crate::{Accel, BackendKind, LaunchError};
+
+/// What a backend needs to start one sandbox.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec<'a> {
+    /// Sandbox id.
+    pub id: &'a str,
+    /// The sandbox's private directory (sockets, overlay, logs).
+    pub dir: &'a Path,
+    /// The guest image.
+    pub image: &'a Image,
+    /// vCPU limit.
+    pub vcpus: u8,
+    /// Memory limit, MiB.
+    pub memory_mib: u32,
+}
+
+/// A started sandbox: its main process and a byte stream to the guest agent.
+pub struct Launched {
+    /// QEMU, or `runsc run`.
+    pub child: Child,
+    /// Guest → host bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// Host → guest bytes.
+    pub writer: Box<dyn Write + Send>,
+    /// Where the guest's console/log output goes.
+    pub console: PathBuf,
+}
+
+/// A way to run sandboxes. Implementations must start the sandbox with nothing granted: no network,
+/// no host files but the image, resource limits applied.
+pub trait SandboxBackend {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// Starts the sandbox's processes. Called on the keeper's main thread: children may be tied
+    /// to its lifetime.
+    fn launch(&self, spec: &LaunchSpec<'_>) -> Result<Launched, LaunchError>;
+}
+
+/// The backend for a record.
+pub fn backend_for(kind: BackendKind, accel: Option<Accel>) -> Result<Box<dyn SandboxBackend>, LaunchError> {
+    match kind {
+        BackendKind::Microvm => Ok(Box::new(Microvm {
+            accel: accel.ok_or(LaunchError::NoAccel)?,
+        })),
+        BackendKind::Gvisor => Ok(Box::new(Gvisor)),
+    }
+}
+
+/// QEMU microVMs.
+pub struct Microvm {
+    /// KVM or TCG.
+    pub accel: Accel,
+}
+
+impl SandboxBackend for Microvm {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Microvm
+    }
+
+    fn launch(&self, spec: &LaunchSpec<'_>) -> Result<Launched, LaunchError> {
+        let overlay = spec.dir.join("overlay.qcow2");
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(spec.image.ext4())
+            .arg(&overlay)
+            .output()
+            .map_err(|source| LaunchError::Spawn {
+                program: "qemu-img".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(LaunchError::Tool {
+                tool: "qemu-img create".into(),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let cfg = QemuConfig {
+            accel: self.accel,
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            kernel: spec.image.kernel(),
+            initramfs: spec.image.initramfs(),
+            overlay,
+            agent_socket: spec.dir.join("agent.sock"),
+            qmp_socket: spec.dir.join("qmp.sock"),
+            console_log: spec.dir.join("console.log"),
+        };
+        let stderr = log_file(&spec.dir.join("qemu.log"))?;
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(qemu_args(&cfg))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let mut child = die_with_parent(&mut cmd)
+            .spawn()
+            .map_err(|source| LaunchError::Spawn {
+                program: "qemu-system-x86_64".into(),
+                source,
+            })?;
+        // QEMU creates the socket while it initialises (~0.1 s); connect as soon as it is there.
+        let start = Instant::now();
+        let stream = loop {
+            match UnixStream::connect(&cfg.agent_socket) {
+                Ok(s) => break s,
+                Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                    if let Some(status) = child.try_wait().ok().flatten() {
+                        let log = fs::read_to_string(spec.dir.join("qemu.log")).unwrap_or_default();
+                        return Err(LaunchError::Exited {
+                            status: status.to_string(),
+                            console: log,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    return Err(LaunchError::Timeout {
+                        what: "QEMU agent socket",
+                        after: start.elapsed(),
+                    });
+                }
+            }
+        };
+        let reader = stream.try_clone().map_err(|source| LaunchError::Io {
+            what: "clone",
+            path: cfg.agent_socket.clone(),
+            source,
+        })?;
+        Ok(Launched {
+            child,
+            reader: Box::new(reader),
+            writer: Box::new(stream),
+            console: cfg.console_log,
+        })
+    }
+}
+
+/// gVisor (runsc, ptrace platform).
+pub struct Gvisor;
+
+impl SandboxBackend for Gvisor {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gvisor
+    }
+
+    fn launch(&self, spec: &LaunchSpec<'_>) -> Result<Launched, LaunchError> {
+        let bundle = spec.dir.join("bundle");
+        let root = spec.dir.join("runsc");
+        let logs = spec.dir.join("runsc-logs");
+        for d in [&bundle, &root, &logs] {
+            fs::create_dir_all(d).map_err(|source| LaunchError::Io {
+                what: "create",
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let cfg = GvisorConfig {
+            rootfs: spec.image.rootfs(),
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+        };
+        let config = bundle.join("config.json");
+        fs::write(
+            &config,
+            serde_json::to_vec_pretty(&oci_spec(&cfg)).unwrap_or_default(),
+        )
+        .map_err(|source| LaunchError::Io {
+            what: "write",
+            path: config.clone(),
+            source,
+        })?;
+        let console = spec.dir.join("console.log");
+        let mut cmd = Command::new("runsc");
+        cmd.args(runsc_global_args(&root, &logs))
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(format!("airlock-{}", spec.id))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log_file(&console)?);
+        let mut child = die_with_parent(&mut cmd)
+            .spawn()
+            .map_err(|source| LaunchError::Spawn {
+                program: "runsc".into(),
+                source,
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(LaunchError::Tool {
+                tool: "runsc".into(),
+                detail: "no stdio pipes".into(),
+            });
+        };
+        Ok(Launched {
+            child,
+            reader: Box::new(stdout),
+            writer: Box::new(stdin),
+            console,
+        })
+    }
+}
+
+fn log_file(p: &Path) -> Result<fs::File, LaunchError> {
+    fs::File::create(p).map_err(|source| LaunchError::Io {
+        what: "create",
+        path: p.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,187 @@
+//! [`GuestClient`]: typed calls to a guest agent over any byte stream (a keeper socket in
+//! production, a fake guest in tests).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use airlock_protocol::{ExecRequest, ExecResult, Input, Reply, Request};
+
+use crate::mux::{unexpected, GuestInfo, GuestMux, ReplyStream};
+use crate::ChannelError;
+
+/// How long to wait for the reply to `req`: emulated guests are slow, typing takes time per key,
+/// and an exec may run up to its own timeout.
+pub fn reply_timeout(req: &Request) -> Duration {
+    let base = Duration::from_secs(30);
+    match req {
+        Request::Exec(e) => base + Duration::from_millis(u64::from(e.timeout_ms)),
+        Request::Input(Input::Type { text }) => {
+            base + Duration::from_millis(20 * text.chars().count() as u64)
+        }
+        Request::Input(Input::Drag { path, .. }) => base + Duration::from_millis(20 * path.len() as u64),
+        Request::Hello { .. }
+        | Request::Ping
+        | Request::Screenshot
+        | Request::Input(_)
+        | Request::StartFrames { .. } => base,
+    }
+}
+
+/// A decoded screenshot.
+#[derive(Debug, Clone)]
+pub struct Screenshot {
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// RGBA pixels, row-major.
+    pub rgba: Vec<u8>,
+}
+
+impl Screenshot {
+    /// Encodes as PNG.
+    pub fn png(&self) -> Result<Vec<u8>, image::ImageError> {
+        use image::ImageEncoder;
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Adaptive,
+        )
+        .write_image(
+            &self.rgba,
+            u32::from(self.width),
+            u32::from(self.height),
+            image::ExtendedColorType::Rgba8,
+        )?;
+        Ok(out)
+    }
+
+    /// Number of distinct colours (capped at `cap`): a blank screen has one.
+    pub fn distinct_colors(&self, cap: usize) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for px in self.rgba.chunks_exact(4) {
+            seen.insert([px[0], px[1], px[2]]);
+            if seen.len() >= cap {
+                break;
+            }
+        }
+        seen.len()
+    }
+}
+
+/// Converts BGRX rows to RGBA.
+pub fn bgrx_to_rgba(bgrx: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bgrx.len());
+    for px in bgrx.chunks_exact(4) {
+        out.extend_from_slice(&[px[2], px[1], px[0], 255]);
+    }
+    out
+}
+
+/// A connected guest.
+pub struct GuestClient {
+    mux: GuestMux,
+    /// What the guest said at hello.
+    pub info: GuestInfo,
+}
+
+impl GuestClient {
+    /// Connects to a keeper's unix socket and says hello.
+    pub fn connect(socket: &Path, id: &str) -> Result<GuestClient, ChannelError> {
+        let s = UnixStream::connect(socket).map_err(|e| ChannelError::Connect {
+            id: id.to_string(),
+            reason: format!("{}: {e}", socket.display()),
+        })?;
+        let r = s.try_clone().map_err(|e| ChannelError::Connect {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        GuestClient::over(Box::new(r), Box::new(s), id)
+    }
+
+    /// Says hello over an arbitrary stream.
+    pub fn over(
+        reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+        name: &str,
+    ) -> Result<GuestClient, ChannelError> {
+        let mux = GuestMux::start(reader, writer, name.to_string());
+        let info = mux.hello("airlock", Duration::from_secs(15))?;
+        Ok(GuestClient { mux, info })
+    }
+
+    fn call(&self, req: Request) -> Result<Reply, ChannelError> {
+        // The keeper applies the same timeout towards the guest; allow it to answer first.
+        let t = reply_timeout(&req) + Duration::from_secs(5);
+        self.mux.call(req, t)
+    }
+
+    /// Liveness check.
+    pub fn ping(&self) -> Result<(), ChannelError> {
+        match self.call(Request::Ping)? {
+            Reply::Pong => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The whole screen.
+    pub fn screenshot(&self) -> Result<Screenshot, ChannelError> {
+        match self.call(Request::Screenshot)? {
+            Reply::Screenshot(p) => {
+                let (w, h) = (self.info.screen_w, self.info.screen_h);
+                if (p.x, p.y, p.width, p.height) != (0, 0, w, h) {
+                    return Err(ChannelError::Protocol(format!(
+                        "the guest sent a {}x{} screenshot at {},{} for a {w}x{h} screen",
+                        p.width, p.height, p.x, p.y
+                    )));
+                }
+                let bgrx = p
+                    .decompress()
+                    .map_err(|e| ChannelError::Protocol(e.to_string()))?;
+                Ok(Screenshot {
+                    width: w,
+                    height: h,
+                    rgba: bgrx_to_rgba(&bgrx),
+                })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Synthetic input.
+    pub fn input(&self, input: Input) -> Result<(), ChannelError> {
+        match self.call(Request::Input(input))? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Where the pointer is.
+    pub fn pointer(&self) -> Result<(u16, u16), ChannelError> {
+        match self.call(Request::Input(Input::QueryPointer))? {
+            Reply::Pointer { x, y } => Ok((x, y)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a program.
+    pub fn exec(&self, req: ExecRequest) -> Result<ExecResult, ChannelError> {
+        match self.call(Request::Exec(req))? {
+            Reply::Exec(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts the damage-region frame stream.
+    pub fn frames(&self, max_fps: u16) -> Result<ReplyStream, ChannelError> {
+        self.mux.stream(Request::StartFrames { max_fps })
+    }
+
+    /// The underlying channel.
+    pub fn mux(&self) -> &GuestMux {
+        &self.mux
+    }
+}

@@ -1,0 +1,147 @@
+//! Typed errors, one enum per kind of operation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_protocol::ErrorKind;
+
+use crate::state::SandboxState;
+
+/// Talking to a guest (through its keeper, or directly).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChannelError {
+    /// Could not connect.
+    #[error("cannot connect to sandbox {id}: {reason}")]
+    Connect {
+        /// Sandbox.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The channel is closed (and why).
+    #[error("the guest channel is closed: {0}")]
+    Closed(String),
+    /// No reply in time.
+    #[error("the guest did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The guest agent refused or failed the request.
+    #[error("the guest agent refused the request ({kind:?}): {message}")]
+    Guest {
+        /// Category.
+        kind: ErrorKind,
+        /// The agent's explanation.
+        message: String,
+    },
+}
+
+/// Starting a sandbox's processes.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A program could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// Program.
+        program: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper tool failed.
+    #[error("{tool} failed: {detail}")]
+    Tool {
+        /// Tool.
+        tool: String,
+        /// Its stderr or status.
+        detail: String,
+    },
+    /// A file operation failed.
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        /// What.
+        what: &'static str,
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The VM exited before its channel came up.
+    #[error("the sandbox exited while starting ({status}); last console output:\n{console}")]
+    Exited {
+        /// Exit status.
+        status: String,
+        /// Console tail.
+        console: String,
+    },
+    /// The channel never came up.
+    #[error("the {what} did not come up within {after:?}")]
+    Timeout {
+        /// What.
+        what: &'static str,
+        /// Waited.
+        after: Duration,
+    },
+    /// The backend needs an accelerator decision it did not get.
+    #[error("the microvm backend needs an accelerator")]
+    NoAccel,
+}
+
+/// Managing sandboxes in the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such sandbox.
+    #[error("there is no sandbox {0} (see `airlock sandbox list`)")]
+    NotFound(String),
+    /// A file operation failed.
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        /// What.
+        what: &'static str,
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record on disk is corrupt.
+    #[error("the record of sandbox {id} is unreadable: {reason}")]
+    Corrupt {
+        /// Sandbox.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The sandbox failed to start.
+    #[error("sandbox {id} failed to start: {reason}")]
+    StartFailed {
+        /// Sandbox.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A state transition that the lifecycle does not allow.
+    #[error("sandbox state cannot go from {from:?} to {to:?}")]
+    InvalidTransition {
+        /// From.
+        from: SandboxState,
+        /// To.
+        to: SandboxState,
+    },
+    /// Bad arguments.
+    #[error("{0}")]
+    Invalid(String),
+    /// Placement failed.
+    #[error(transparent)]
+    Placement(#[from] crate::PlacementError),
+    /// Processes survived a kill.
+    #[error("processes of sandbox {id} survived SIGKILL: {pids:?}")]
+    Survivors {
+        /// Sandbox.
+        id: String,
+        /// Pids.
+        pids: Vec<u32>,
+    },
+}

@@ -1,0 +1,361 @@
+//! The keeper: one small host process per sandbox that owns its VM process and its guest channel.
+//!
+//! The CLI starts it detached (`airlock __keeper DIR`); it launches the backend with the VM tied
+//! to its own life (PR_SET_PDEATHSIG), says hello to the guest agent, then serves any number of
+//! local clients on `DIR/keeper.sock`, multiplexing their requests onto the one guest channel. If
+//! the CLI that created it goes away before the sandbox is ready, it tears everything down; if the
+//! keeper is killed, the VM dies with it; if the VM exits, the keeper records why and exits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_guest_image::Image;
+use airlock_protocol::{
+    encode_frame, ErrorKind, FrameDecoder, GuestMessage, HostMessage, Reply, Request, PROTOCOL_VERSION,
+};
+
+use crate::backend::{backend_for, LaunchSpec};
+use crate::client::reply_timeout;
+use crate::mux::{GuestInfo, GuestMux};
+use crate::state::{GuestSummary, SandboxState};
+use crate::store::{read_record, write_record};
+use crate::{ChannelError, LaunchError};
+
+/// Runs the keeper for the sandbox in `dir` until its VM exits. Errors are recorded in the record.
+pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let mut rec = read_record(dir).map_err(|e| e.to_string())?;
+    let record_lock = Arc::new(Mutex::new(()));
+    let ready = Arc::new(AtomicBool::new(false));
+    rec.keeper_pid = Some(std::process::id());
+    rec.state = rec.state.to(SandboxState::Booting).map_err(|e| e.to_string())?;
+    write_record(dir, &rec).map_err(|e| e.to_string())?;
+
+    // Watchdog: stdin is a pipe from the creating CLI. EOF before ready means it died or gave up.
+    {
+        let (dir, ready, lock) = (dir.to_path_buf(), ready.clone(), record_lock.clone());
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            if !ready.load(Ordering::SeqCst) {
+                let _g = lock.lock();
+                fail(
+                    &dir,
+                    "the command that created the sandbox went away before it was ready",
+                );
+                std::process::exit(1);
+            }
+        });
+    }
+
+    let image = load_image(&rec.image_dir)?;
+    let spec = LaunchSpec {
+        id: &rec.id,
+        dir,
+        image: &image,
+        vcpus: rec.vcpus,
+        memory_mib: rec.memory_mib,
+    };
+    let launched = backend_for(rec.backend, rec.accel).and_then(|b| b.launch(&spec));
+    let mut launched = match launched {
+        Ok(l) => l,
+        Err(e) => {
+            let _g = record_lock.lock();
+            fail(dir, &e.to_string());
+            return Err(e.to_string());
+        }
+    };
+    let vm_pid = launched.child.id();
+    let console = launched.console.clone();
+    let mux = GuestMux::start(launched.reader, launched.writer, rec.id.clone());
+    {
+        let _g = record_lock.lock();
+        rec.vm_pid = Some(vm_pid);
+        write_record(dir, &rec).map_err(|e| e.to_string())?;
+    }
+
+    // Boot: hello until the agent answers, the VM dies, or time runs out.
+    let info = loop {
+        match mux.hello("airlock-keeper", Duration::from_secs(2)) {
+            Ok(info) => break info,
+            Err(ChannelError::Timeout(_)) => {}
+            Err(e) => {
+                let _ = launched.child.kill();
+                let _g = record_lock.lock();
+                fail(dir, &format!("{e}; last console output:\n{}", tail(&console)));
+                return Err(e.to_string());
+            }
+        }
+        if let Ok(Some(status)) = launched.child.try_wait() {
+            let e = LaunchError::Exited {
+                status: status.to_string(),
+                console: tail(&console),
+            };
+            let _g = record_lock.lock();
+            fail(dir, &e.to_string());
+            return Err(e.to_string());
+        }
+        if started.elapsed() > boot_timeout {
+            let _ = launched.child.kill();
+            let e = LaunchError::Timeout {
+                what: "guest agent",
+                after: boot_timeout,
+            };
+            let _g = record_lock.lock();
+            fail(dir, &format!("{e}; last console output:\n{}", tail(&console)));
+            return Err(e.to_string());
+        }
+    };
+
+    let sock = dir.join("keeper.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener =
+        UnixListener::bind(&sock).map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+    {
+        let _g = record_lock.lock();
+        rec.state = rec.state.to(SandboxState::Running).map_err(|e| e.to_string())?;
+        rec.boot_ms = Some(started.elapsed().as_millis() as u64);
+        rec.guest = Some(GuestSummary {
+            agent_version: info.agent_version.clone(),
+            screen_w: info.screen_w,
+            screen_h: info.screen_h,
+        });
+        write_record(dir, &rec).map_err(|e| e.to_string())?;
+        ready.store(true, Ordering::SeqCst);
+    }
+    tracing::info!(id = %rec.id, boot_ms = rec.boot_ms, "sandbox running");
+
+    {
+        let (mux, info) = (mux.clone(), info.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (mux, info) = (mux.clone(), info.clone());
+                std::thread::spawn(move || serve_client(conn, mux, info));
+            }
+        });
+    }
+    // A guest that breaks the channel is treated as compromised: record why and stop its VM.
+    {
+        let (mux, dir, lock) = (mux.clone(), dir.to_path_buf(), record_lock.clone());
+        std::thread::spawn(move || loop {
+            if let Some(reason) = mux.closed() {
+                let _g = lock.lock();
+                fail(&dir, &format!("the guest channel failed: {reason}"));
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(vm_pid as i32, libc::SIGKILL);
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+    }
+
+    let status = launched.child.wait().map_err(|e| e.to_string())?;
+    let _g = record_lock.lock();
+    let _ = std::fs::remove_file(&sock);
+    if let Ok(mut r) = read_record(dir) {
+        if !r.state.is_final() {
+            if let Ok(s) = r.state.to(SandboxState::Exited) {
+                r.state = s;
+                r.reason = Some(format!(
+                    "the VM process exited ({status}); last console output:\n{}",
+                    tail(&console)
+                ));
+                let _ = write_record(dir, &r);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_image(dir: &Path) -> Result<Image, String> {
+    let text = std::fs::read_to_string(dir.join("manifest.json"))
+        .map_err(|e| format!("cannot read the image manifest in {}: {e}", dir.display()))?;
+    let manifest = serde_json::from_str(&text).map_err(|e| format!("the image manifest is invalid: {e}"))?;
+    Ok(Image {
+        dir: dir.to_path_buf(),
+        manifest,
+    })
+}
+
+/// Records a failure (if the record is not final already).
+fn fail(dir: &Path, reason: &str) {
+    tracing::error!(dir = %dir.display(), %reason, "sandbox failed");
+    if let Ok(mut r) = read_record(dir) {
+        if let Ok(s) = r.state.to(SandboxState::Failed) {
+            r.state = s;
+            r.reason = Some(reason.to_string());
+            let _ = write_record(dir, &r);
+        }
+    }
+}
+
+/// The last lines of a console log.
+pub fn tail(path: &PathBuf) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+type ClientWriter = Arc<Mutex<UnixStream>>;
+
+fn send(w: &ClientWriter, id: u32, reply: Reply) -> bool {
+    let Ok(bytes) = encode_frame(id, &GuestMessage::Reply(reply)) else {
+        return false;
+    };
+    match w.lock() {
+        Ok(mut s) => s.write_all(&bytes).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Serves one local client: the same protocol as the guest speaks, requests forwarded through the mux.
+fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
+    let Ok(mut reader) = conn.try_clone() else { return };
+    let writer: ClientWriter = Arc::new(Mutex::new(conn));
+    let streams: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>> = Arc::default();
+    let mut dec = FrameDecoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut hello = false;
+    let err = |kind, message: String| Reply::Error { kind, message };
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        dec.extend(&buf[..n]);
+        loop {
+            let frame = match dec.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    send(&writer, 0, err(ErrorKind::InvalidRequest, e.to_string()));
+                    return;
+                }
+            };
+            let msg = match frame.decode::<HostMessage>() {
+                Ok(m) => m,
+                Err(e) => {
+                    send(&writer, frame.id, err(ErrorKind::InvalidRequest, e.to_string()));
+                    return;
+                }
+            };
+            let id = frame.id;
+            match msg {
+                HostMessage::Cancel => {
+                    if let Some(f) = streams.lock().ok().and_then(|m| m.get(&id).cloned()) {
+                        f.store(true, Ordering::Relaxed);
+                    }
+                }
+                HostMessage::Request(Request::Hello { protocol, .. }) => {
+                    if protocol != PROTOCOL_VERSION {
+                        let m = format!(
+                            "the client speaks protocol {protocol}, the keeper speaks {PROTOCOL_VERSION}"
+                        );
+                        send(&writer, id, err(ErrorKind::InvalidRequest, m));
+                        return;
+                    }
+                    hello = true;
+                    send(
+                        &writer,
+                        id,
+                        Reply::Hello {
+                            protocol: PROTOCOL_VERSION,
+                            agent_version: info.agent_version.clone(),
+                            screen_w: info.screen_w,
+                            screen_h: info.screen_h,
+                        },
+                    );
+                }
+                HostMessage::Request(_) if !hello => {
+                    send(
+                        &writer,
+                        id,
+                        err(ErrorKind::OutOfOrder, "a request arrived before hello".into()),
+                    );
+                    return;
+                }
+                HostMessage::Request(req @ Request::StartFrames { .. }) => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    if let Ok(mut m) = streams.lock() {
+                        m.insert(id, cancel.clone());
+                    }
+                    let (mux, writer, streams) = (mux.clone(), writer.clone(), streams.clone());
+                    std::thread::spawn(move || {
+                        forward_stream(&mux, req, id, &writer, &cancel);
+                        if let Ok(mut m) = streams.lock() {
+                            m.remove(&id);
+                        }
+                    });
+                }
+                HostMessage::Request(req) => {
+                    let (mux, writer) = (mux.clone(), writer.clone());
+                    std::thread::spawn(move || {
+                        let t = reply_timeout(&req);
+                        let reply = mux
+                            .call(req, t)
+                            .unwrap_or_else(|e| err(ErrorKind::Unavailable, e.to_string()));
+                        send(&writer, id, reply);
+                    });
+                }
+            }
+        }
+    }
+    // The client is gone: stop its streams.
+    let flags: Vec<Arc<AtomicBool>> = streams
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    flags.iter().for_each(|f| f.store(true, Ordering::Relaxed));
+}
+
+fn forward_stream(mux: &GuestMux, req: Request, id: u32, writer: &ClientWriter, cancel: &AtomicBool) {
+    let stream = match mux.stream(req) {
+        Ok(s) => s,
+        Err(e) => {
+            send(
+                writer,
+                id,
+                Reply::Error {
+                    kind: ErrorKind::Unavailable,
+                    message: e.to_string(),
+                },
+            );
+            return;
+        }
+    };
+    while !cancel.load(Ordering::Relaxed) {
+        match stream.next(Duration::from_millis(200)) {
+            Ok(None) => {}
+            Ok(Some(item @ Reply::Frame(_))) => {
+                if !send(writer, id, item) {
+                    return;
+                }
+            }
+            Ok(Some(end)) => {
+                send(writer, id, end);
+                return;
+            }
+            Err(e) => {
+                send(
+                    writer,
+                    id,
+                    Reply::Error {
+                        kind: ErrorKind::Unavailable,
+                        message: e.to_string(),
+                    },
+                );
+                return;
+            }
+        }
+    }
+    send(writer, id, Reply::StreamEnded);
+}

@@ -1,0 +1,340 @@
+//! [`GuestMux`]: the one owner of a guest channel. Callers send typed requests; a reader thread
+//! routes each reply to its caller by request id. The guest is hostile: a frame that is malformed,
+//! oversized, or answers a request nobody made closes the channel with the reason, and every
+//! waiting caller gets that reason as an error. Stream items go through a small bounded queue: a
+//! slow consumer skips items, never grows memory.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_protocol::{
+    encode_frame, FrameDecoder, GuestMessage, HostMessage, Reply, Request, PROTOCOL_VERSION,
+};
+
+use crate::ChannelError;
+
+/// Stream items buffered per stream before newer ones are dropped.
+const STREAM_QUEUE: usize = 4;
+
+/// What the guest said in its hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestInfo {
+    /// Agent version.
+    pub agent_version: String,
+    /// Screen width.
+    pub screen_w: u16,
+    /// Screen height.
+    pub screen_h: u16,
+}
+
+struct Route {
+    tx: SyncSender<Reply>,
+    stream: bool,
+}
+
+#[derive(Default)]
+struct Routes {
+    live: HashMap<u32, Route>,
+    /// Ids whose caller gave up: a late reply to one of these is dropped, not a violation.
+    abandoned: HashSet<u32>,
+    closed: Option<String>,
+}
+
+struct Inner {
+    writer: Mutex<Box<dyn Write + Send>>,
+    routes: Mutex<Routes>,
+    next_id: AtomicU32,
+    dropped: AtomicU64,
+}
+
+/// A multiplexed guest channel. Cheap to clone.
+#[derive(Clone)]
+pub struct GuestMux {
+    inner: Arc<Inner>,
+}
+
+/// A live stream of replies (frame updates). Dropping it cancels the stream in the guest.
+pub struct ReplyStream {
+    mux: GuestMux,
+    id: u32,
+    rx: Receiver<Reply>,
+}
+
+impl GuestMux {
+    /// Takes over a guest byte stream; spawns the reader thread.
+    pub fn start(mut reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>, name: String) -> GuestMux {
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            routes: Mutex::new(Routes::default()),
+            next_id: AtomicU32::new(1),
+            dropped: AtomicU64::new(0),
+        });
+        let mux = GuestMux { inner };
+        let m = mux.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("guest-reader-{name}"))
+            .spawn(move || {
+                let reason = m.read_loop(&mut *reader);
+                tracing::warn!(guest = %name, %reason, "guest channel closed");
+                m.close(reason);
+            });
+        if let Err(e) = spawned {
+            mux.close(format!("cannot start the reader thread: {e}"));
+        }
+        mux
+    }
+
+    fn read_loop(&self, reader: &mut dyn Read) -> String {
+        let mut dec = FrameDecoder::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => {
+                    return match dec.finish() {
+                        Ok(()) => "the guest closed the channel".into(),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return format!("cannot read from the guest: {e}"),
+            };
+            dec.extend(&buf[..n]);
+            loop {
+                let frame = match dec.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return e.to_string(),
+                };
+                let GuestMessage::Reply(reply) = match frame.decode::<GuestMessage>() {
+                    Ok(m) => m,
+                    Err(e) => return e.to_string(),
+                };
+                if let Err(reason) = self.route(frame.id, reply) {
+                    return reason;
+                }
+            }
+        }
+    }
+
+    fn route(&self, id: u32, reply: Reply) -> Result<(), String> {
+        let mut routes = self
+            .inner
+            .routes
+            .lock()
+            .map_err(|_| "route table poisoned".to_string())?;
+        let Some(route) = routes.live.get(&id) else {
+            if routes.abandoned.contains(&id) {
+                if !is_stream_item(&reply) {
+                    routes.abandoned.remove(&id);
+                }
+                return Ok(());
+            }
+            if id == 0 {
+                // The agent reports a channel-level error under id 0 before it closes.
+                if let Reply::Error { message, .. } = reply {
+                    return Err(format!("the guest agent closed the channel: {message}"));
+                }
+            }
+            return Err(format!(
+                "the guest sent a reply for request {id}, which was never made (out of order)"
+            ));
+        };
+        let ends = !is_stream_item(&reply);
+        if route.stream && !ends {
+            match route.tx.try_send(reply) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    routes.live.remove(&id);
+                    routes.abandoned.insert(id);
+                }
+            }
+            return Ok(());
+        }
+        if !route.stream && !ends {
+            return Err(format!(
+                "the guest sent a stream item for request {id}, which is not a stream"
+            ));
+        }
+        let route = routes.live.remove(&id);
+        if let Some(r) = route {
+            // A stream's consumer may be full: the end must still arrive, so wait briefly.
+            let _ = r.tx.try_send(reply);
+        }
+        Ok(())
+    }
+
+    fn close(&self, reason: String) {
+        if let Ok(mut r) = self.inner.routes.lock() {
+            if r.closed.is_none() {
+                r.closed = Some(reason);
+            }
+            r.live.clear(); // dropping the senders wakes every waiting caller
+        }
+    }
+
+    /// The reason the channel closed, if it has.
+    pub fn closed(&self) -> Option<String> {
+        self.inner.routes.lock().ok().and_then(|r| r.closed.clone())
+    }
+
+    /// Stream items dropped because a consumer lagged.
+    pub fn dropped_items(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    fn register(&self, stream: bool) -> Result<(u32, Receiver<Reply>), ChannelError> {
+        let (tx, rx) = mpsc::sync_channel(if stream { STREAM_QUEUE } else { 1 });
+        let mut routes = self
+            .inner
+            .routes
+            .lock()
+            .map_err(|_| ChannelError::Closed("route table poisoned".into()))?;
+        if let Some(reason) = &routes.closed {
+            return Err(ChannelError::Closed(reason.clone()));
+        }
+        let id = loop {
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 && !routes.live.contains_key(&id) && !routes.abandoned.contains(&id) {
+                break id;
+            }
+        };
+        routes.live.insert(id, Route { tx, stream });
+        Ok((id, rx))
+    }
+
+    fn abandon(&self, id: u32) {
+        if let Ok(mut r) = self.inner.routes.lock() {
+            if r.live.remove(&id).is_some() {
+                r.abandoned.insert(id);
+            }
+        }
+    }
+
+    fn write(&self, id: u32, msg: &HostMessage) -> Result<(), ChannelError> {
+        let bytes = encode_frame(id, msg).map_err(|e| ChannelError::Protocol(e.to_string()))?;
+        let mut w = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| ChannelError::Closed("writer poisoned".into()))?;
+        w.write_all(&bytes).and_then(|()| w.flush()).map_err(|e| {
+            let reason = format!("cannot write to the guest: {e}");
+            drop(w);
+            self.close(reason.clone());
+            ChannelError::Closed(reason)
+        })
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply.
+    pub fn call(&self, req: Request, timeout: Duration) -> Result<Reply, ChannelError> {
+        let (id, rx) = self.register(false)?;
+        if let Err(e) = self.write(id, &HostMessage::Request(req)) {
+            self.abandon(id);
+            return Err(e);
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(reply) => Ok(reply),
+            Err(RecvTimeoutError::Timeout) => {
+                self.abandon(id);
+                Err(ChannelError::Timeout(timeout))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(ChannelError::Closed(
+                self.closed().unwrap_or_else(|| "the channel closed".into()),
+            )),
+        }
+    }
+
+    /// Says hello and returns what the guest reported.
+    pub fn hello(&self, client: &str, timeout: Duration) -> Result<GuestInfo, ChannelError> {
+        match self.call(
+            Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: client.into(),
+            },
+            timeout,
+        )? {
+            Reply::Hello {
+                protocol,
+                agent_version,
+                screen_w,
+                screen_h,
+            } if protocol == PROTOCOL_VERSION => Ok(GuestInfo {
+                agent_version,
+                screen_w,
+                screen_h,
+            }),
+            Reply::Hello { protocol, .. } => Err(ChannelError::Protocol(format!(
+                "the guest agent speaks protocol {protocol}, the host speaks {PROTOCOL_VERSION}"
+            ))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts a streaming request.
+    pub fn stream(&self, req: Request) -> Result<ReplyStream, ChannelError> {
+        let (id, rx) = self.register(true)?;
+        if let Err(e) = self.write(id, &HostMessage::Request(req)) {
+            self.abandon(id);
+            return Err(e);
+        }
+        Ok(ReplyStream {
+            mux: self.clone(),
+            id,
+            rx,
+        })
+    }
+}
+
+impl ReplyStream {
+    /// The next item, `Ok(None)` on timeout.
+    pub fn next(&self, timeout: Duration) -> Result<Option<Reply>, ChannelError> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => Ok(Some(r)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(ChannelError::Closed(
+                self.mux.closed().unwrap_or_else(|| "the stream ended".into()),
+            )),
+        }
+    }
+}
+
+impl Drop for ReplyStream {
+    fn drop(&mut self) {
+        self.mux.abandon(self.id);
+        let _ = self.mux.write(self.id, &HostMessage::Cancel);
+    }
+}
+
+fn is_stream_item(r: &Reply) -> bool {
+    matches!(r, Reply::Frame(_))
+}
+
+/// The error for a reply of the wrong kind.
+pub(crate) fn unexpected(r: Reply) -> ChannelError {
+    match r {
+        Reply::Error { kind, message } => ChannelError::Guest { kind, message },
+        other => ChannelError::Protocol(format!("unexpected reply {}", reply_name(&other))),
+    }
+}
+
+fn reply_name(r: &Reply) -> &'static str {
+    match r {
+        Reply::Hello { .. } => "hello",
+        Reply::Pong => "pong",
+        Reply::Done => "done",
+        Reply::Screenshot(_) => "screenshot",
+        Reply::Pointer { .. } => "pointer",
+        Reply::Exec(_) => "exec",
+        Reply::Frame(_) => "frame",
+        Reply::StreamEnded => "stream-ended",
+        Reply::Error { .. } => "error",
+    }
+}
