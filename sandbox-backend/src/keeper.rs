@@ -43,11 +43,11 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
             let mut sink = [0u8; 64];
             while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
             if !ready.load(Ordering::SeqCst) {
+                // Nobody learned this sandbox's id: remove every trace of it, then go.
                 let _g = lock.lock();
-                fail(
-                    &dir,
-                    "the command that created the sandbox went away before it was ready",
-                );
+                tracing::warn!(dir = %dir.display(), "the creating command went away before the sandbox was ready");
+                crate::procs::kill_all(&dir, Duration::from_secs(5));
+                let _ = std::fs::remove_dir_all(&dir);
                 std::process::exit(1);
             }
         });

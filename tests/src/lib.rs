@@ -1,0 +1,199 @@
+//! Test harness: real sandboxes in a private state directory per test, built from the workspace's
+//! own `airlock` and `airlock-guest-agent` binaries (`cargo build --workspace --bins` first; the
+//! README's test command does that).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use airlock_guest_image::{BuildInputs, Image, Profile};
+use airlock_protocol::ExecRequest;
+use airlock_sandbox::{BackendChoice, CreateOptions, GuestClient, SandboxRecord, Store};
+use anyhow::{bail, Context, Result};
+
+/// The directory holding the workspace's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for b in ["airlock", "airlock-guest-agent"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: run `cargo build --workspace --bins` first",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+/// The image cache shared by all tests (the user's, unless `AIRLOCK_CACHE_DIR` is set).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("AIRLOCK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/airlock")
+        })
+}
+
+/// The minimal image (built once per test process; the builder's lock serialises processes).
+pub fn minimal_image() -> Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let inputs = BuildInputs {
+                profile: Profile::Minimal,
+                cache_dir: cache_dir(),
+                agent_binary: bin_dir().join("airlock-guest-agent"),
+            };
+            airlock_guest_image::build(&inputs, &mut |_| {}).expect("build the minimal image")
+        })
+        .clone()
+}
+
+/// A private state directory (removed on drop, after destroying what is left in it).
+pub struct Env {
+    /// The state dir.
+    pub root: PathBuf,
+    /// The store on it.
+    pub store: Store,
+}
+
+impl Env {
+    /// A fresh state directory under /tmp (short paths: unix sockets live there).
+    pub fn new(name: &str) -> Env {
+        let root = PathBuf::from(format!("/tmp/airlock-t-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (store, _) = Store::open(root.clone()).expect("open store");
+        Env { root, store }
+    }
+
+    /// Creates a sandbox on `backend`.
+    pub fn create(&self, backend: BackendChoice) -> Result<Sandbox<'_>> {
+        let opts = CreateOptions {
+            backend,
+            image: minimal_image(),
+            vcpus: 1,
+            memory_mib: 1024,
+            keeper_command: vec![bin_dir().join("airlock").display().to_string(), "__keeper".into()],
+            boot_timeout: Duration::from_secs(300),
+        };
+        let (record, _) = self.store.create(&opts)?;
+        let client = self.store.connect(&record.id)?;
+        Ok(Sandbox {
+            env: self,
+            record,
+            client,
+        })
+    }
+
+    /// Runs the `airlock` CLI with this state dir.
+    pub fn airlock(&self, args: &[&str]) -> Output {
+        Command::new(bin_dir().join("airlock"))
+            .args(args)
+            .env("AIRLOCK_STATE_DIR", &self.root)
+            .env("AIRLOCK_CACHE_DIR", cache_dir())
+            .output()
+            .expect("run airlock")
+    }
+
+    /// Directory of the sandboxes.
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        self.root.join("sandboxes")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(all) = self.store.list() {
+            for s in all {
+                let _ = self.store.destroy(&s.record.id);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A running sandbox with a connected client.
+pub struct Sandbox<'a> {
+    /// Its environment.
+    pub env: &'a Env,
+    /// Its record at creation.
+    pub record: SandboxRecord,
+    /// Connected client.
+    pub client: GuestClient,
+}
+
+impl Sandbox<'_> {
+    /// Its directory.
+    pub fn dir(&self) -> PathBuf {
+        self.env.store.dir(&self.record.id).expect("dir")
+    }
+
+    /// Runs `sh -c script` in the guest; fails unless it exits 0. Returns stdout.
+    pub fn sh(&self, script: &str) -> Result<String> {
+        let r = self.client.exec(ExecRequest {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            stdin: vec![],
+            timeout_ms: 60_000,
+            output_cap: 1 << 20,
+        })?;
+        if r.exit_code != Some(0) {
+            bail!(
+                "`{script}` failed (exit {:?}, signal {:?}, timed out {}): {}{}",
+                r.exit_code,
+                r.signal,
+                r.timed_out,
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&r.stdout).into_owned())
+    }
+
+    /// Polls `f` until it returns `Some`, for up to `timeout`.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f()? {
+                return Ok(v);
+            }
+            if start.elapsed() > timeout {
+                bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Both backends this host can run, for tests that must cover each.
+pub fn backends() -> [BackendChoice; 2] {
+    [BackendChoice::Gvisor, BackendChoice::Microvm]
+}
+
+/// Pids of processes whose command line mentions `dir`.
+pub fn processes_of(dir: &Path) -> Vec<u32> {
+    airlock_sandbox::procs::pids_referencing(dir)
+}
+
+/// Reads the pointer position from inside the guest (xdotool), not from the agent's reply.
+pub fn guest_pointer(sb: &Sandbox<'_>) -> Result<(u16, u16)> {
+    let out = sb.sh("DISPLAY=:0 xdotool getmouselocation --shell")?;
+    let get = |k: &str| -> Result<u16> {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .context(format!("no {k} in {out:?}"))?
+            .trim()
+            .parse()
+            .context("not a number")
+    };
+    Ok((get("X")?, get("Y")?))
+}
