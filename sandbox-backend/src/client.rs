@@ -86,6 +86,22 @@ pub struct GuestClient {
     mux: GuestMux,
     /// What the guest said at hello.
     pub info: GuestInfo,
+    /// Shut down on drop, so the reader thread and the peer see the end of the stream.
+    socket: Option<UnixStream>,
+}
+
+impl Drop for GuestClient {
+    fn drop(&mut self) {
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl std::fmt::Debug for GuestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestClient").field("info", &self.info).finish_non_exhaustive()
+    }
 }
 
 impl GuestClient {
@@ -95,14 +111,28 @@ impl GuestClient {
             id: id.to_string(),
             reason: format!("{}: {e}", socket.display()),
         })?;
-        let r = s.try_clone().map_err(|e| ChannelError::Connect {
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        GuestClient::over(Box::new(r), Box::new(s), id)
+        GuestClient::over_unix(s, id)
     }
 
-    /// Says hello over an arbitrary stream.
+    /// Says hello over a unix stream, which is shut down when the client is dropped.
+    pub fn over_unix(s: UnixStream, name: &str) -> Result<GuestClient, ChannelError> {
+        let clone = |s: &UnixStream| {
+            s.try_clone().map_err(|e| ChannelError::Connect { id: name.to_string(), reason: e.to_string() })
+        };
+        let (reader, closer) = (clone(&s)?, clone(&s)?);
+        match GuestClient::over(Box::new(reader), Box::new(s), name) {
+            Ok(mut c) => {
+                c.socket = Some(closer);
+                Ok(c)
+            }
+            Err(e) => {
+                let _ = closer.shutdown(std::net::Shutdown::Both);
+                Err(e)
+            }
+        }
+    }
+
+    /// Says hello over an arbitrary stream; the caller closes the stream when done.
     pub fn over(
         reader: Box<dyn Read + Send>,
         writer: Box<dyn Write + Send>,
@@ -110,7 +140,7 @@ impl GuestClient {
     ) -> Result<GuestClient, ChannelError> {
         let mux = GuestMux::start(reader, writer, name.to_string());
         let info = mux.hello("airlock", Duration::from_secs(15))?;
-        Ok(GuestClient { mux, info })
+        Ok(GuestClient { mux, info, socket: None })
     }
 
     fn call(&self, req: Request) -> Result<Reply, ChannelError> {

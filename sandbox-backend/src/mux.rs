@@ -1,15 +1,16 @@
 //! [`GuestMux`]: the one owner of a guest channel. Callers send typed requests; a reader thread
 //! routes each reply to its caller by request id. The guest is hostile: a frame that is malformed,
 //! oversized, or answers a request nobody made closes the channel with the reason, and every
-//! waiting caller gets that reason as an error. Stream items go through a small bounded queue: a
-//! slow consumer skips items, never grows memory.
+//! waiting caller gets that reason as an error. Stream items go through a small bounded queue that
+//! drops its oldest item when full: a slow consumer skips to the newest items and memory stays
+//! bounded, and the reader never waits for a consumer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use airlock_protocol::{
     encode_frame, FrameDecoder, GuestMessage, HostMessage, Reply, Request, PROTOCOL_VERSION,
@@ -31,9 +32,33 @@ pub struct GuestInfo {
     pub screen_h: u16,
 }
 
-struct Route {
-    tx: SyncSender<Reply>,
-    stream: bool,
+enum Route {
+    Call(SyncSender<Reply>),
+    Stream(Arc<StreamQueue>),
+}
+
+/// A bounded queue of stream items; the oldest item goes when a new one does not fit.
+struct StreamQueue {
+    state: Mutex<(VecDeque<Reply>, bool)>,
+    ready: Condvar,
+}
+
+impl StreamQueue {
+    /// Queues an item; returns whether an older item was dropped to make room.
+    fn push(&self, r: Reply) -> bool {
+        let Ok(mut st) = self.state.lock() else { return false };
+        let dropped = st.0.len() >= STREAM_QUEUE && st.0.pop_front().is_some();
+        st.0.push_back(r);
+        self.ready.notify_one();
+        dropped
+    }
+
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.1 = true;
+        }
+        self.ready.notify_all();
+    }
 }
 
 #[derive(Default)]
@@ -61,7 +86,7 @@ pub struct GuestMux {
 pub struct ReplyStream {
     mux: GuestMux,
     id: u32,
-    rx: Receiver<Reply>,
+    queue: Arc<StreamQueue>,
 }
 
 impl GuestMux {
@@ -122,53 +147,44 @@ impl GuestMux {
     }
 
     fn route(&self, id: u32, reply: Reply) -> Result<(), String> {
-        let mut routes = self
-            .inner
-            .routes
-            .lock()
-            .map_err(|_| "route table poisoned".to_string())?;
-        let Some(route) = routes.live.get(&id) else {
-            if routes.abandoned.contains(&id) {
-                if !is_stream_item(&reply) {
-                    routes.abandoned.remove(&id);
-                }
-                return Ok(());
-            }
-            if id == 0 {
-                // The agent reports a channel-level error under id 0 before it closes.
-                if let Reply::Error { message, .. } = reply {
-                    return Err(format!("the guest agent closed the channel: {message}"));
-                }
-            }
-            return Err(format!(
-                "the guest sent a reply for request {id}, which was never made (out of order)"
-            ));
-        };
+        let mut routes = self.inner.routes.lock().map_err(|_| "route table poisoned".to_string())?;
         let ends = !is_stream_item(&reply);
-        if route.stream && !ends {
-            match route.tx.try_send(reply) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
+        match routes.live.get(&id) {
+            Some(Route::Stream(q)) => {
+                let q = q.clone();
+                if ends {
+                    routes.live.remove(&id);
+                }
+                if q.push(reply) {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(TrySendError::Disconnected(_)) => {
-                    routes.live.remove(&id);
-                    routes.abandoned.insert(id);
+                if ends {
+                    q.close();
                 }
+                Ok(())
             }
-            return Ok(());
+            Some(Route::Call(_)) if !ends => {
+                Err(format!("the guest sent a stream item for request {id}, which is not a stream"))
+            }
+            Some(Route::Call(tx)) => {
+                let _ = tx.try_send(reply); // capacity 1, one reply per call
+                routes.live.remove(&id);
+                Ok(())
+            }
+            None if routes.abandoned.contains(&id) => {
+                if ends {
+                    routes.abandoned.remove(&id);
+                }
+                Ok(())
+            }
+            None => match reply {
+                // The agent reports a channel-level error under id 0 before it closes.
+                Reply::Error { message, .. } if id == 0 => {
+                    Err(format!("the guest agent closed the channel: {message}"))
+                }
+                _ => Err(format!("the guest sent a reply for request {id}, which was never made (out of order)")),
+            },
         }
-        if !route.stream && !ends {
-            return Err(format!(
-                "the guest sent a stream item for request {id}, which is not a stream"
-            ));
-        }
-        let route = routes.live.remove(&id);
-        if let Some(r) = route {
-            // A stream's consumer may be full: the end must still arrive, so wait briefly.
-            let _ = r.tx.try_send(reply);
-        }
-        Ok(())
     }
 
     fn close(&self, reason: String) {
@@ -176,7 +192,11 @@ impl GuestMux {
             if r.closed.is_none() {
                 r.closed = Some(reason);
             }
-            r.live.clear(); // dropping the senders wakes every waiting caller
+            for (_, route) in r.live.drain() {
+                if let Route::Stream(q) = route {
+                    q.close();
+                }
+            } // dropping the call senders wakes every waiting caller
         }
     }
 
@@ -190,13 +210,8 @@ impl GuestMux {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
-    fn register(&self, stream: bool) -> Result<(u32, Receiver<Reply>), ChannelError> {
-        let (tx, rx) = mpsc::sync_channel(if stream { STREAM_QUEUE } else { 1 });
-        let mut routes = self
-            .inner
-            .routes
-            .lock()
-            .map_err(|_| ChannelError::Closed("route table poisoned".into()))?;
+    fn register(&self, route: Route) -> Result<u32, ChannelError> {
+        let mut routes = self.inner.routes.lock().map_err(|_| ChannelError::Closed("route table poisoned".into()))?;
         if let Some(reason) = &routes.closed {
             return Err(ChannelError::Closed(reason.clone()));
         }
@@ -206,8 +221,8 @@ impl GuestMux {
                 break id;
             }
         };
-        routes.live.insert(id, Route { tx, stream });
-        Ok((id, rx))
+        routes.live.insert(id, route);
+        Ok(id)
     }
 
     fn abandon(&self, id: u32) {
@@ -235,7 +250,8 @@ impl GuestMux {
 
     /// Sends a request and waits up to `timeout` for its reply.
     pub fn call(&self, req: Request, timeout: Duration) -> Result<Reply, ChannelError> {
-        let (id, rx) = self.register(false)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let id = self.register(Route::Call(tx))?;
         if let Err(e) = self.write(id, &HostMessage::Request(req)) {
             self.abandon(id);
             return Err(e);
@@ -280,28 +296,34 @@ impl GuestMux {
 
     /// Starts a streaming request.
     pub fn stream(&self, req: Request) -> Result<ReplyStream, ChannelError> {
-        let (id, rx) = self.register(true)?;
+        let queue = Arc::new(StreamQueue { state: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
+        let id = self.register(Route::Stream(queue.clone()))?;
         if let Err(e) = self.write(id, &HostMessage::Request(req)) {
             self.abandon(id);
             return Err(e);
         }
-        Ok(ReplyStream {
-            mux: self.clone(),
-            id,
-            rx,
-        })
+        Ok(ReplyStream { mux: self.clone(), id, queue })
     }
 }
 
 impl ReplyStream {
-    /// The next item, `Ok(None)` on timeout.
+    /// The next item, `Ok(None)` on timeout. After the stream's end item, an error.
     pub fn next(&self, timeout: Duration) -> Result<Option<Reply>, ChannelError> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(r) => Ok(Some(r)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(ChannelError::Closed(
-                self.mux.closed().unwrap_or_else(|| "the stream ended".into()),
-            )),
+        let deadline = Instant::now() + timeout;
+        let closed = || ChannelError::Closed(self.mux.closed().unwrap_or_else(|| "the stream ended".into()));
+        let mut st = self.queue.state.lock().map_err(|_| closed())?;
+        loop {
+            if let Some(r) = st.0.pop_front() {
+                return Ok(Some(r));
+            }
+            if st.1 {
+                return Err(closed());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            st = self.queue.ready.wait_timeout(st, left).map_err(|_| closed())?.0;
         }
     }
 }
