@@ -160,7 +160,7 @@ fn one(
             "input_to_damage_ms_max": rtts.iter().cloned().fold(0.0, f64::max),
             "channel_throughput_mb_s": (throughput * 10.0).round() / 10.0,
             "idle_rss_mib": rss / (1024 * 1024),
-            "idle_sandboxes_fit_keeping_4gib_free": if rss > 0 { headroom / rss } else { 0 },
+            "idle_sandboxes_fit_keeping_4gib_free": headroom.checked_div(rss).unwrap_or(0),
         }))
     })();
     store.destroy(&rec.id)?;

@@ -100,7 +100,9 @@ impl Drop for GuestClient {
 
 impl std::fmt::Debug for GuestClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestClient").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("GuestClient")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,7 +119,10 @@ impl GuestClient {
     /// Says hello over a unix stream, which is shut down when the client is dropped.
     pub fn over_unix(s: UnixStream, name: &str) -> Result<GuestClient, ChannelError> {
         let clone = |s: &UnixStream| {
-            s.try_clone().map_err(|e| ChannelError::Connect { id: name.to_string(), reason: e.to_string() })
+            s.try_clone().map_err(|e| ChannelError::Connect {
+                id: name.to_string(),
+                reason: e.to_string(),
+            })
         };
         let (reader, closer) = (clone(&s)?, clone(&s)?);
         match GuestClient::over(Box::new(reader), Box::new(s), name) {
@@ -140,7 +145,11 @@ impl GuestClient {
     ) -> Result<GuestClient, ChannelError> {
         let mux = GuestMux::start(reader, writer, name.to_string());
         let info = mux.hello("airlock", Duration::from_secs(15))?;
-        Ok(GuestClient { mux, info, socket: None })
+        Ok(GuestClient {
+            mux,
+            info,
+            socket: None,
+        })
     }
 
     fn call(&self, req: Request) -> Result<Reply, ChannelError> {

@@ -46,7 +46,9 @@ struct StreamQueue {
 impl StreamQueue {
     /// Queues an item; returns whether an older item was dropped to make room.
     fn push(&self, r: Reply) -> bool {
-        let Ok(mut st) = self.state.lock() else { return false };
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
         let dropped = st.0.len() >= STREAM_QUEUE && st.0.pop_front().is_some();
         st.0.push_back(r);
         self.ready.notify_one();
@@ -147,7 +149,11 @@ impl GuestMux {
     }
 
     fn route(&self, id: u32, reply: Reply) -> Result<(), String> {
-        let mut routes = self.inner.routes.lock().map_err(|_| "route table poisoned".to_string())?;
+        let mut routes = self
+            .inner
+            .routes
+            .lock()
+            .map_err(|_| "route table poisoned".to_string())?;
         let ends = !is_stream_item(&reply);
         match routes.live.get(&id) {
             Some(Route::Stream(q)) => {
@@ -163,9 +169,9 @@ impl GuestMux {
                 }
                 Ok(())
             }
-            Some(Route::Call(_)) if !ends => {
-                Err(format!("the guest sent a stream item for request {id}, which is not a stream"))
-            }
+            Some(Route::Call(_)) if !ends => Err(format!(
+                "the guest sent a stream item for request {id}, which is not a stream"
+            )),
             Some(Route::Call(tx)) => {
                 let _ = tx.try_send(reply); // capacity 1, one reply per call
                 routes.live.remove(&id);
@@ -182,7 +188,9 @@ impl GuestMux {
                 Reply::Error { message, .. } if id == 0 => {
                     Err(format!("the guest agent closed the channel: {message}"))
                 }
-                _ => Err(format!("the guest sent a reply for request {id}, which was never made (out of order)")),
+                _ => Err(format!(
+                    "the guest sent a reply for request {id}, which was never made (out of order)"
+                )),
             },
         }
     }
@@ -211,7 +219,11 @@ impl GuestMux {
     }
 
     fn register(&self, route: Route) -> Result<u32, ChannelError> {
-        let mut routes = self.inner.routes.lock().map_err(|_| ChannelError::Closed("route table poisoned".into()))?;
+        let mut routes = self
+            .inner
+            .routes
+            .lock()
+            .map_err(|_| ChannelError::Closed("route table poisoned".into()))?;
         if let Some(reason) = &routes.closed {
             return Err(ChannelError::Closed(reason.clone()));
         }
@@ -296,13 +308,20 @@ impl GuestMux {
 
     /// Starts a streaming request.
     pub fn stream(&self, req: Request) -> Result<ReplyStream, ChannelError> {
-        let queue = Arc::new(StreamQueue { state: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
+        let queue = Arc::new(StreamQueue {
+            state: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+        });
         let id = self.register(Route::Stream(queue.clone()))?;
         if let Err(e) = self.write(id, &HostMessage::Request(req)) {
             self.abandon(id);
             return Err(e);
         }
-        Ok(ReplyStream { mux: self.clone(), id, queue })
+        Ok(ReplyStream {
+            mux: self.clone(),
+            id,
+            queue,
+        })
     }
 }
 

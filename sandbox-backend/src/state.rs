@@ -111,7 +111,6 @@ pub struct SandboxRecord {
 #[cfg(test)]
 mod tests {
     use super::SandboxState::*;
-    use super::*;
 
     #[test]
     fn lifecycle() {

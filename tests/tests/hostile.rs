@@ -7,7 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use airlock_protocol::{encode_frame, FrameDecoder, GuestMessage, HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION};
+use airlock_protocol::{
+    encode_frame, FrameDecoder, GuestMessage, HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
+};
 use airlock_sandbox::{BackendChoice, ChannelError, GuestClient};
 use airlock_tests::Env;
 use anyhow::{bail, ensure, Result};
@@ -31,7 +33,12 @@ fn reply(s: &mut UnixStream, id: u32, r: Reply) -> std::io::Result<()> {
 }
 
 fn hello() -> Reply {
-    Reply::Hello { protocol: PROTOCOL_VERSION, agent_version: "fake".into(), screen_w: 1280, screen_h: 800 }
+    Reply::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_version: "fake".into(),
+        screen_w: 1280,
+        screen_h: 800,
+    }
 }
 
 /// A fake guest: answers hello properly, then runs `then`.
@@ -69,7 +76,11 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, ChannelError>, needle: &str) -> R
     match r {
         Ok(v) => bail!("expected an error mentioning {needle:?}, got {v:?}"),
         Err(e) => {
-            ensure!(e.to_string().contains(needle), "error {:?} does not mention {needle:?}", e.to_string());
+            ensure!(
+                e.to_string().contains(needle),
+                "error {:?} does not mention {needle:?}",
+                e.to_string()
+            );
             Ok(())
         }
     }
@@ -78,7 +89,11 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, ChannelError>, needle: &str) -> R
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -97,8 +112,15 @@ fn garbage_truncation_and_huge_lengths_are_clear_errors() -> Result<()> {
     let mut huge = vec![b'A', b'L', PROTOCOL_VERSION, 0, 1, 0, 0, 0];
     huge.extend(u32::MAX.to_le_bytes());
     let (s, t) = raw_guest(huge, false);
-    expect_err(client(s, "huge"), "4294967295-byte message, over the 16777216-byte limit")?;
-    ensure!(rss_kib() < before + 64 * 1024, "a 4 GiB length prefix grew memory by {} KiB", rss_kib() - before);
+    expect_err(
+        client(s, "huge"),
+        "4294967295-byte message, over the 16777216-byte limit",
+    )?;
+    ensure!(
+        rss_kib() < before + 64 * 1024,
+        "a 4 GiB length prefix grew memory by {} KiB",
+        rss_kib() - before
+    );
     t.join().ok();
 
     let mut bad_version = encode_frame(1, &GuestMessage::Reply(hello())).expect("encode");
@@ -132,7 +154,9 @@ fn unsolicited_and_wrong_replies_close_the_channel() -> Result<()> {
     let (s, t) = fake_guest(|mut g, mut dec| {
         while let Some((id, m)) = read_request(&mut g, &mut dec) {
             let r = match m {
-                HostMessage::Request(Request::Ping) => Reply::Screenshot(Pixels::compress(0, 0, 1, 1, &[0; 4])),
+                HostMessage::Request(Request::Ping) => {
+                    Reply::Screenshot(Pixels::compress(0, 0, 1, 1, &[0; 4]))
+                }
                 HostMessage::Request(Request::Screenshot) => Reply::Screenshot(Pixels {
                     width: 1280,
                     height: 800,
@@ -156,7 +180,8 @@ fn unsolicited_and_wrong_replies_close_the_channel() -> Result<()> {
 #[test]
 fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
     let (s, t) = fake_guest(|mut g, mut dec| {
-        if let Some((id, HostMessage::Request(Request::StartFrames { .. }))) = read_request(&mut g, &mut dec) {
+        if let Some((id, HostMessage::Request(Request::StartFrames { .. }))) = read_request(&mut g, &mut dec)
+        {
             let px = vec![0x55u8; 64 * 64 * 4];
             for seq in 0..20_000u64 {
                 let f = airlock_protocol::FrameUpdate {
@@ -190,9 +215,19 @@ fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
             Some(other) => bail!("unexpected {other:?}"),
         }
     }
-    ensure!(c.mux().dropped_items() > 0, "a slow consumer was not skipped ahead");
-    ensure!(received < 20_000 && last_seq > 10_000, "received {received}, last {last_seq}");
-    ensure!(rss_kib() < before + 64 * 1024, "the flood grew memory by {} KiB", rss_kib() - before);
+    ensure!(
+        c.mux().dropped_items() > 0,
+        "a slow consumer was not skipped ahead"
+    );
+    ensure!(
+        received < 20_000 && last_seq > 10_000,
+        "received {received}, last {last_seq}"
+    );
+    ensure!(
+        rss_kib() < before + 64 * 1024,
+        "the flood grew memory by {} KiB",
+        rss_kib() - before
+    );
     t.join().ok();
     Ok(())
 }

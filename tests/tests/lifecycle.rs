@@ -30,16 +30,32 @@ fn destroy_leaves_nothing(backend: BackendChoice, name: &str) -> Result<()> {
     let env = Env::new(name);
     let sb = env.create(backend)?;
     let dir = sb.dir();
-    ensure!(!processes_of(&dir).is_empty(), "no processes found for a running sandbox");
+    ensure!(
+        !processes_of(&dir).is_empty(),
+        "no processes found for a running sandbox"
+    );
     let id = sb.record.id.clone();
     drop(sb);
     let out = env.airlock(&["sandbox", "destroy", &id]);
-    ensure!(out.status.success(), "destroy failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "destroy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ensure!(!dir.exists(), "{} still exists", dir.display());
-    ensure!(processes_of(&dir).is_empty(), "processes survived destroy: {:?}", processes_of(&dir));
-    ensure!(std::fs::read_dir(env.sandboxes_dir())?.next().is_none(), "files left in the state dir");
+    ensure!(
+        processes_of(&dir).is_empty(),
+        "processes survived destroy: {:?}",
+        processes_of(&dir)
+    );
+    ensure!(
+        std::fs::read_dir(env.sandboxes_dir())?.next().is_none(),
+        "files left in the state dir"
+    );
     let again = env.airlock(&["sandbox", "destroy", &id]);
-    ensure!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("there is no sandbox"));
+    ensure!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("there is no sandbox")
+    );
     Ok(())
 }
 
@@ -58,17 +74,29 @@ fn keeper_killed(backend: BackendChoice, name: &str) -> Result<()> {
     let sb = env.create(backend)?;
     let dir = sb.dir();
     let rec = read_record(&dir)?;
-    let (keeper, vm) = (rec.keeper_pid.context("no keeper pid")?, rec.vm_pid.context("no vm pid")?);
+    let (keeper, vm) = (
+        rec.keeper_pid.context("no keeper pid")?,
+        rec.vm_pid.context("no vm pid")?,
+    );
     drop(sb);
     kill9(keeper);
     // The VM process is tied to the keeper's life.
-    wait_until("the VM process dies with its keeper", Duration::from_secs(10), || {
-        !std::path::Path::new(&format!("/proc/{vm}")).exists()
-            || std::fs::read_to_string(format!("/proc/{vm}/stat")).map(|s| s.contains(") Z")).unwrap_or(true)
-    })?;
+    wait_until(
+        "the VM process dies with its keeper",
+        Duration::from_secs(10),
+        || {
+            !std::path::Path::new(&format!("/proc/{vm}")).exists()
+                || std::fs::read_to_string(format!("/proc/{vm}/stat"))
+                    .map(|s| s.contains(") Z"))
+                    .unwrap_or(true)
+        },
+    )?;
     let list = env.airlock(&["sandbox", "list"]);
     let stderr = String::from_utf8_lossy(&list.stderr);
-    ensure!(stderr.contains(&format!("Cleaned up sandbox {}", rec.id)), "next start did not clean up: {stderr}");
+    ensure!(
+        stderr.contains(&format!("Cleaned up sandbox {}", rec.id)),
+        "next start did not clean up: {stderr}"
+    );
     ensure!(!dir.exists(), "the stale sandbox's files are still there");
     ensure!(processes_of(&dir).is_empty(), "orphans: {:?}", processes_of(&dir));
     Ok(())
@@ -99,16 +127,25 @@ fn kill_9_of_the_cli_during_create_leaves_nothing() -> Result<()> {
     let sandboxes = env.sandboxes_dir();
     let booting = || -> bool {
         std::fs::read_dir(&sandboxes)
-            .map(|rd| rd.flatten().any(|e| read_record(&e.path()).is_ok_and(|r| r.state == SandboxState::Booting && r.vm_pid.is_some())))
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    read_record(&e.path())
+                        .is_ok_and(|r| r.state == SandboxState::Booting && r.vm_pid.is_some())
+                })
+            })
             .unwrap_or(false)
     };
     wait_until("the sandbox is booting", Duration::from_secs(60), booting)?;
     kill9(cli.id());
     let _ = cli.wait();
     wait_until("the half-made sandbox is gone", Duration::from_secs(20), || {
-        std::fs::read_dir(&sandboxes).map(|mut rd| rd.next().is_none()).unwrap_or(false)
+        std::fs::read_dir(&sandboxes)
+            .map(|mut rd| rd.next().is_none())
+            .unwrap_or(false)
     })?;
-    wait_until("its processes are gone", Duration::from_secs(10), || processes_of(&env.root).is_empty())?;
+    wait_until("its processes are gone", Duration::from_secs(10), || {
+        processes_of(&env.root).is_empty()
+    })?;
     Ok(())
 }
 
@@ -124,11 +161,18 @@ fn a_sandbox_whose_qemu_died_is_reported_as_exited() -> Result<()> {
     })?;
     let out = env.airlock(&["sandbox", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(text.contains(&rec.id) && text.contains("exited"), "list does not say so:\n{text}");
+    ensure!(
+        text.contains(&rec.id) && text.contains("exited"),
+        "list does not say so:\n{text}"
+    );
     ensure!(text.contains("VM process exited"), "no reason shown:\n{text}");
     let screenshot = env.airlock(&["sandbox", "screenshot", &rec.id]);
     ensure!(!screenshot.status.success());
-    ensure!(String::from_utf8_lossy(&screenshot.stderr).contains("is exited"), "{}", String::from_utf8_lossy(&screenshot.stderr));
+    ensure!(
+        String::from_utf8_lossy(&screenshot.stderr).contains("is exited"),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
     Ok(())
 }
 
@@ -136,12 +180,29 @@ fn isolation(backend: BackendChoice, name: &str) -> Result<()> {
     let env = Env::new(name);
     let a = env.create(backend)?;
     let b = env.create(backend)?;
-    a.sh("echo secret-a > /tmp/marker; echo secret-a > /root/marker; (setsid sleep 555 > /dev/null 2>&1 &)")?;
-    let seen = b.sh("cat /tmp/marker /root/marker 2>/dev/null; ps -eo args | grep -c '^sleep 555' || true")?;
-    ensure!(!seen.contains("secret-a"), "sandbox B sees A's files: {seen}");
-    ensure!(seen.trim() == "0", "sandbox B sees A's processes: {seen}");
-    ensure!(a.sh("ps -eo args | grep -c '^sleep 555'")?.trim() == "1", "the marker process did not start in A");
-    Ok(())
+    a.sh("echo secret-a > /tmp/marker; echo secret-a > /root/marker")?;
+    let files = b.sh("cat /tmp/marker /root/marker 2>/dev/null || true")?;
+    ensure!(!files.contains("secret-a"), "sandbox B sees A's files: {files}");
+    // A marker process lives in A for the length of a concurrent exec.
+    std::thread::scope(|scope| -> Result<()> {
+        let marker = scope.spawn(|| a.sh("exec sleep 8.555"));
+        let count = |sb: &airlock_tests::Sandbox<'_>| -> Result<String> {
+            Ok(sb
+                .sh("ps -eo args | grep -c '^sleep 8.555' || true")?
+                .trim()
+                .to_string())
+        };
+        let seen_in_a = a.wait_for("the marker process in A", Duration::from_secs(30), || {
+            Ok((count(&a)? == "1").then_some(()))
+        });
+        let in_b = count(&b)?;
+        marker
+            .join()
+            .map_err(|_| anyhow::anyhow!("marker thread panicked"))??;
+        seen_in_a?;
+        ensure!(in_b == "0", "sandbox B sees A's processes ({in_b})");
+        Ok(())
+    })
 }
 
 #[test]
@@ -160,24 +221,42 @@ fn cli_create_screenshot_exec_destroy() -> Result<()> {
     let env = Env::new("cli");
     airlock_tests::minimal_image();
     let out = env.airlock(&["sandbox", "create", "--backend", "gvisor"]);
-    ensure!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout)?.trim().to_string();
-    ensure!(String::from_utf8_lossy(&out.stderr).contains("Backend: gvisor"), "the backend choice is not explained");
+    ensure!(
+        String::from_utf8_lossy(&out.stderr).contains("Backend: gvisor"),
+        "the backend choice is not explained"
+    );
     let list = env.airlock(&["sandbox", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&list.stdout)?;
     ensure!(v[0]["id"] == id.as_str() && v[0]["state"] == "running", "{v}");
-    ensure!(v[0]["rss_bytes"].as_u64().unwrap_or(0) > 10 << 20, "no memory figure: {v}");
+    ensure!(
+        v[0]["rss_bytes"].as_u64().unwrap_or(0) > 10 << 20,
+        "no memory figure: {v}"
+    );
     let png = env.root.join("shot.png");
     let out = env.airlock(&["sandbox", "screenshot", &id, "-o", png.to_str().context("path")?]);
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&png)?;
     ensure!(bytes.starts_with(b"\x89PNG"));
-    ensure!(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]) == 1280, "PNG width");
-    ensure!(u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) == 800, "PNG height");
+    ensure!(
+        u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]) == 1280,
+        "PNG width"
+    );
+    ensure!(
+        u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) == 800,
+        "PNG height"
+    );
     let out = env.airlock(&["sandbox", "exec", &id, "--", "sh", "-c", "echo hi; exit 3"]);
     ensure!(out.status.code() == Some(3) && out.stdout == b"hi\n", "{out:?}");
     let out = env.airlock(&["sandbox", "click", &id, "2000", "10"]);
-    ensure!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("outside the 1280x800 screen"));
+    ensure!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("outside the 1280x800 screen")
+    );
     let out = env.airlock(&["sandbox", "destroy", &id]);
     ensure!(out.status.success());
     Ok(())
