@@ -98,8 +98,18 @@ fn one(
     let ready = t0.elapsed();
     let result = (|| -> Result<Value> {
         let c = store.connect(&rec.id)?;
-        c.screenshot()?;
-        let first_frame = t0.elapsed();
+        // First frame = the first screenshot that shows the desktop (the terminal drawn), not a
+        // black framebuffer.
+        let first_frame = loop {
+            if c.screenshot()?.distinct_colors(8) > 1 {
+                break t0.elapsed();
+            }
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(300),
+                "the desktop never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
 
         let mut shots = Vec::new();
         for _ in 0..samples {
@@ -110,7 +120,7 @@ fn one(
 
         // Input → damage: type a character into the terminal, wait for the frame that shows it.
         let stream = c.frames(60)?;
-        while let Some(Reply::Frame(_)) = stream.next(Duration::from_millis(500))? {} // drain the full frame
+        while let Some(Reply::Frame(_)) = stream.next(Duration::from_millis(500))? {} // the full frame
         let mut rtts = Vec::new();
         for i in 0..samples {
             let combo = if i % 2 == 0 { "x" } else { "BackSpace" };

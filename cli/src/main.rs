@@ -210,6 +210,16 @@ enum SandboxCommand {
         #[arg(required = true, last = true)]
         argv: Vec<String>,
     },
+    /// Print the damage-region frame stream, one JSON line per update.
+    Frames {
+        id: String,
+        /// Stop after this many updates.
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+        /// Most updates per second.
+        #[arg(long, default_value_t = 30)]
+        max_fps: u16,
+    },
     /// Destroy sandboxes: every process and file goes.
     Destroy {
         ids: Vec<String>,
@@ -519,6 +529,27 @@ fn sandbox(cmd: SandboxCommand) -> Result<ExitCode> {
             }
             let code = r.exit_code.unwrap_or(128 + r.signal.unwrap_or(0));
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        SandboxCommand::Frames { id, count, max_fps } => {
+            let c = connect(&store, &id)?;
+            let stream = c.frames(max_fps)?;
+            let mut n = 0;
+            while n < count {
+                match stream.next(Duration::from_secs(60))? {
+                    Some(airlock_protocol::Reply::Frame(f)) => {
+                        let regions: Vec<_> =
+                            f.regions.iter().map(|r| [r.x, r.y, r.width, r.height]).collect();
+                        let bytes: usize = f.regions.iter().map(|r| r.lz4.len()).sum();
+                        println!(
+                            "{}",
+                            serde_json::json!({"seq": f.seq, "captured_us": f.captured_us, "regions": regions, "lz4_bytes": bytes})
+                        );
+                        n += 1;
+                    }
+                    Some(other) => bail!("the frame stream ended: {other:?}"),
+                    None => bail!("no update for 60 s"),
+                }
+            }
         }
         SandboxCommand::Destroy { ids, all } => {
             let ids = if all {
