@@ -91,6 +91,7 @@ impl SandboxBackend for Microvm {
         }
         let cfg = QemuConfig {
             accel: self.accel,
+            machine: crate::qemu::Machine::for_accel(self.accel),
             vcpus: spec.vcpus,
             memory_mib: spec.memory_mib,
             kernel: spec.image.kernel(),
@@ -99,6 +100,10 @@ impl SandboxBackend for Microvm {
             agent_socket: spec.dir.join("agent.sock"),
             qmp_socket: spec.dir.join("qmp.sock"),
             console_log: spec.dir.join("console.log"),
+            tcg_tb_mib: std::env::var("AIRLOCK_TCG_TB_MIB")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::qemu::DEFAULT_TCG_TB_MIB),
         };
         let stderr = log_file(&spec.dir.join("qemu.log"))?;
         let mut cmd = Command::new("qemu-system-x86_64");

@@ -7,11 +7,38 @@ use crate::Accel;
 /// Name of the virtio-serial port the guest agent listens on.
 pub const AGENT_PORT: &str = "airlock0";
 
+/// QEMU machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// `microvm`: no PCI, no legacy devices, virtio-mmio found through ACPI.
+    Microvm,
+    /// `q35` with virtio-pci.
+    Q35,
+}
+
+impl Machine {
+    /// The machine for an accelerator: `microvm` under KVM, `q35` under TCG (measured here: under
+    /// TCG `microvm,acpi=on` boots the kernel and init, but its virtio-mmio serial channel never
+    /// reached the agent within 300 s). `AIRLOCK_QEMU_MACHINE=microvm|q35` overrides it.
+    pub fn for_accel(accel: Accel) -> Machine {
+        match std::env::var("AIRLOCK_QEMU_MACHINE").as_deref() {
+            Ok("q35") => Machine::Q35,
+            Ok("microvm") => Machine::Microvm,
+            Ok(_) | Err(_) => match accel {
+                Accel::Kvm => Machine::Microvm,
+                Accel::Tcg => Machine::Q35,
+            },
+        }
+    }
+}
+
 /// Everything the command line depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuConfig {
     /// Accelerator.
     pub accel: Accel,
+    /// Machine type.
+    pub machine: Machine,
     /// vCPUs.
     pub vcpus: u8,
     /// Guest memory, MiB.
@@ -28,24 +55,31 @@ pub struct QemuConfig {
     pub qmp_socket: PathBuf,
     /// File the serial console is written to.
     pub console_log: PathBuf,
+    /// TCG translation cache, MiB (QEMU's default is 1 GiB; it is most of an idle TCG guest's RSS).
+    pub tcg_tb_mib: u32,
 }
+
+/// Default TCG translation cache size, MiB.
+pub const DEFAULT_TCG_TB_MIB: u32 = 32;
 
 /// The argument vector for `qemu-system-x86_64`.
 ///
-/// Under KVM the machine is `microvm` (no PCI, no firmware; ACPI on, because Debian's kernels do
-/// not take virtio-mmio devices from the command line). Under TCG `microvm` did not boot here, so
-/// it is `q35` with virtio-pci. Either way: no NIC, no USB, no display, no default devices, one
-/// disk, one virtio-serial port, QMP, and QEMU's seccomp sandbox.
+/// The machine comes from [`Machine::for_accel`]. Either way: no NIC, no USB, no display, no
+/// default devices, one disk, one virtio-serial port, QMP, and QEMU's seccomp sandbox.
 pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
-    let (machine, cpu, accel, bus) = match c.accel {
-        Accel::Kvm => (
-            "microvm,acpi=on,pit=off,pic=off,rtc=on",
-            "host,-arch-capabilities",
-            "kvm",
-            "device",
-        ),
-        // A 128 MiB translation cache instead of the default 1 GiB keeps an idle sandbox's RSS down.
-        Accel::Tcg => ("q35", "max", "tcg,tb-size=128", "pci"),
+    let accel = match c.accel {
+        Accel::Kvm => "kvm".to_string(),
+        Accel::Tcg => format!("tcg,tb-size={}", c.tcg_tb_mib),
+    };
+    let cpu = match c.accel {
+        // `-cpu host` aborts on some hosts ("failed to set MSR 0x10a") without this.
+        Accel::Kvm => "host,-arch-capabilities",
+        Accel::Tcg => "max",
+    };
+    let (machine, bus) = match c.machine {
+        // Debian's kernels take virtio-mmio devices from ACPI only, so ACPI stays on.
+        Machine::Microvm => ("microvm,acpi=on,pit=off,pic=off,rtc=on", "device"),
+        Machine::Q35 => ("q35", "pci"),
     };
     let s = |x: &str| x.to_string();
     let p = |x: &PathBuf| x.display().to_string();
@@ -55,7 +89,7 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
         s("-M"),
         s(machine),
         s("-accel"),
-        s(accel),
+        accel,
         s("-cpu"),
         s(cpu),
         s("-smp"),
@@ -100,9 +134,10 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn cfg(accel: Accel) -> QemuConfig {
+    fn cfg(accel: Accel, machine: Machine) -> QemuConfig {
         QemuConfig {
             accel,
+            machine,
             vcpus: 2,
             memory_mib: 768,
             kernel: "/c/vmlinuz".into(),
@@ -111,6 +146,7 @@ mod tests {
             agent_socket: "/s/agent.sock".into(),
             qmp_socket: "/s/qmp.sock".into(),
             console_log: "/s/console.log".into(),
+            tcg_tb_mib: 32,
         }
     }
 
@@ -123,9 +159,9 @@ mod tests {
 
     #[test]
     fn tcg_is_q35_with_pci() {
-        let a = qemu_args(&cfg(Accel::Tcg));
+        let a = qemu_args(&cfg(Accel::Tcg, Machine::Q35));
         assert_eq!(after(&a, "-M"), ["q35"]);
-        assert_eq!(after(&a, "-accel"), ["tcg,tb-size=128"]);
+        assert_eq!(after(&a, "-accel"), ["tcg,tb-size=32"]);
         assert!(after(&a, "-device").contains(&"virtio-blk-pci,drive=root"));
         assert_eq!(after(&a, "-smp"), ["2"]);
         assert_eq!(after(&a, "-m"), ["768"]);
@@ -133,7 +169,7 @@ mod tests {
 
     #[test]
     fn kvm_is_microvm_with_acpi_and_mmio() {
-        let a = qemu_args(&cfg(Accel::Kvm));
+        let a = qemu_args(&cfg(Accel::Kvm, Machine::Microvm));
         assert!(after(&a, "-M")[0].starts_with("microvm,acpi=on"));
         assert!(after(&a, "-device").contains(&"virtio-serial-device,max_ports=2"));
         assert_eq!(after(&a, "-cpu"), ["host,-arch-capabilities"]);
@@ -141,8 +177,12 @@ mod tests {
 
     #[test]
     fn deny_by_default() {
-        for accel in [Accel::Kvm, Accel::Tcg] {
-            let a = qemu_args(&cfg(accel));
+        for (accel, machine) in [
+            (Accel::Kvm, Machine::Microvm),
+            (Accel::Tcg, Machine::Microvm),
+            (Accel::Tcg, Machine::Q35),
+        ] {
+            let a = qemu_args(&cfg(accel, machine));
             assert_eq!(after(&a, "-nic"), ["none"]);
             assert!(a.contains(&"-nodefaults".to_string()));
             assert!(!a.iter().any(|x| x.contains("netdev")
