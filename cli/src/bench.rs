@@ -123,6 +123,7 @@ fn one(
         }
 
         // Input → damage: type a character into the terminal, wait for the frame that shows it.
+        c.wait_terminal_ready(Duration::from_secs(120))?;
         let stream = c.frames(60)?;
         while let Some(Reply::Frame(_)) = stream.next(Duration::from_millis(500))? {} // the full frame
         let mut rtts = Vec::new();

@@ -604,6 +604,7 @@ fn demo(backend: BackendArg, keep: bool) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        c.wait_terminal_ready(Duration::from_secs(120))?;
         c.input(Input::Type {
             text: "echo hello from airlock; uname -r".into(),
         })?;

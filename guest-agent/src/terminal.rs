@@ -10,6 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use airlock_protocol::TERMINAL_READY_FILE as READY_FILE;
+
 /// Opens a pty, starts xterm on it and keeps a shell running inside. Returns when xterm exits.
 pub fn run() -> Result<(), String> {
     let (master, slave, name) = openpty()?;
@@ -54,8 +56,16 @@ pub fn run() -> Result<(), String> {
             eprintln!("airlock-guest-agent terminal: cannot focus the terminal: {e}");
         }
     }
+    let mut announced = false;
     loop {
         let mut shell = shell_on(&slave)?;
+        if !announced {
+            // Focused and a shell reads the pty: keystrokes from now on reach it.
+            if let Err(e) = std::fs::write(READY_FILE, format!("{wid}\n")) {
+                eprintln!("airlock-guest-agent terminal: cannot write {READY_FILE}: {e}");
+            }
+            announced = true;
+        }
         loop {
             if let Some(status) = xterm.try_wait().map_err(|e| e.to_string())? {
                 let _ = shell.kill();

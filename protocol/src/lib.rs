@@ -25,5 +25,9 @@ mod messages;
 pub use codec::{encode_frame, Frame, FrameDecoder, FrameError, HEADER_LEN, MAGIC, MAX_PAYLOAD};
 pub use messages::*;
 
+/// File the guest's terminal writes once it has the keyboard focus and a running shell: input sent
+/// before it exists may be lost.
+pub const TERMINAL_READY_FILE: &str = "/tmp/.airlock-terminal-ready";
+
 /// The protocol version this crate speaks. A peer announcing another version is refused.
 pub const PROTOCOL_VERSION: u8 = 1;

@@ -214,6 +214,31 @@ impl GuestClient {
         }
     }
 
+    /// Waits until the desktop's terminal has the focus and a shell (see
+    /// [`airlock_protocol::TERMINAL_READY_FILE`]), so typed input is not lost.
+    pub fn wait_terminal_ready(&self, timeout: Duration) -> Result<(), ChannelError> {
+        let start = std::time::Instant::now();
+        loop {
+            let r = self.exec(ExecRequest {
+                argv: vec![
+                    "test".into(),
+                    "-e".into(),
+                    airlock_protocol::TERMINAL_READY_FILE.into(),
+                ],
+                stdin: vec![],
+                timeout_ms: 10_000,
+                output_cap: 0,
+            })?;
+            if r.exit_code == Some(0) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(ChannelError::Timeout(timeout));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts the damage-region frame stream.
     pub fn frames(&self, max_fps: u16) -> Result<ReplyStream, ChannelError> {
         self.mux.stream(Request::StartFrames { max_fps })

@@ -9,7 +9,8 @@ use airlock_tests::{guest_pointer, Env, Sandbox};
 use anyhow::{ensure, Result};
 
 fn screen_is_drawn(sb: &Sandbox<'_>) -> Result<()> {
-    // The terminal's prompt appears shortly after the agent is up.
+    // The terminal comes up after the agent; it announces when it has the focus and a shell.
+    sb.client.wait_terminal_ready(Duration::from_secs(120))?;
     let shot = sb.wait_for("a non-blank screen", Duration::from_secs(60), || {
         let s = sb.client.screenshot()?;
         Ok((s.distinct_colors(8) > 1).then_some(s))
