@@ -592,18 +592,17 @@ fn demo(backend: BackendArg, keep: bool) -> Result<ExitCode> {
     let result = (|| -> Result<PathBuf> {
         let c = connect(&store, &rec.id)?;
         let ifaces = c.exec(ExecRequest {
-            argv: vec!["ls".into(), "/sys/class/net".into()],
+            argv: vec!["cat".into(), "/proc/net/dev".into()],
             stdin: vec![],
             timeout_ms: 10_000,
-            output_cap: 4096,
+            output_cap: 65536,
         })?;
-        eprintln!(
-            "Network interfaces inside the sandbox: {}",
-            String::from_utf8_lossy(&ifaces.stdout)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let names: Vec<String> = String::from_utf8_lossy(&ifaces.stdout)
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+            .collect();
+        eprintln!("Network interfaces inside the sandbox: {}", names.join(" "));
         c.wait_terminal_ready(Duration::from_secs(120))?;
         c.input(Input::Type {
             text: "echo hello from airlock; uname -r".into(),
@@ -612,7 +611,9 @@ fn demo(backend: BackendArg, keep: bool) -> Result<ExitCode> {
             combo: "Return".into(),
         })?;
         std::thread::sleep(Duration::from_millis(500));
-        screenshot_to(&c, &rec.id, None)
+        let dir = Store::default_root().join("screenshots");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        screenshot_to(&c, &rec.id, Some(dir.join(format!("demo-{}.png", rec.id))))
     })();
     if !keep {
         store.destroy(&rec.id)?;

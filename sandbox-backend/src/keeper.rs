@@ -300,9 +300,7 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
                     let (mux, writer) = (mux.clone(), writer.clone());
                     std::thread::spawn(move || {
                         let t = reply_timeout(&req);
-                        let reply = mux
-                            .call(req, t)
-                            .unwrap_or_else(|e| err(ErrorKind::Unavailable, e.to_string()));
+                        let reply = mux.call(req, t).unwrap_or_else(|e| unavailable(&e));
                         send(&writer, id, reply);
                     });
                 }
@@ -317,18 +315,19 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
     flags.iter().for_each(|f| f.store(true, Ordering::Relaxed));
 }
 
+/// The reply a client gets when the guest channel cannot serve its request.
+fn unavailable(e: &ChannelError) -> Reply {
+    Reply::Error {
+        kind: ErrorKind::Unavailable,
+        message: e.to_string(),
+    }
+}
+
 fn forward_stream(mux: &GuestMux, req: Request, id: u32, writer: &ClientWriter, cancel: &AtomicBool) {
     let stream = match mux.stream(req) {
         Ok(s) => s,
         Err(e) => {
-            send(
-                writer,
-                id,
-                Reply::Error {
-                    kind: ErrorKind::Unavailable,
-                    message: e.to_string(),
-                },
-            );
+            send(writer, id, unavailable(&e));
             return;
         }
     };
@@ -345,14 +344,7 @@ fn forward_stream(mux: &GuestMux, req: Request, id: u32, writer: &ClientWriter, 
                 return;
             }
             Err(e) => {
-                send(
-                    writer,
-                    id,
-                    Reply::Error {
-                        kind: ErrorKind::Unavailable,
-                        message: e.to_string(),
-                    },
-                );
+                send(writer, id, unavailable(&e));
                 return;
             }
         }

@@ -105,8 +105,12 @@ impl GuestMux {
         let spawned = std::thread::Builder::new()
             .name(format!("guest-reader-{name}"))
             .spawn(move || {
-                let reason = m.read_loop(&mut *reader);
-                tracing::warn!(guest = %name, %reason, "guest channel closed");
+                let (reason, violation) = m.read_loop(&mut *reader);
+                if violation {
+                    tracing::warn!(guest = %name, %reason, "guest channel closed");
+                } else {
+                    tracing::debug!(guest = %name, %reason, "guest channel closed");
+                }
                 m.close(reason);
             });
         if let Err(e) = spawned {
@@ -115,34 +119,35 @@ impl GuestMux {
         mux
     }
 
-    fn read_loop(&self, reader: &mut dyn Read) -> String {
+    /// Reads until the channel ends; returns why, and whether the guest broke the protocol.
+    fn read_loop(&self, reader: &mut dyn Read) -> (String, bool) {
         let mut dec = FrameDecoder::default();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => {
                     return match dec.finish() {
-                        Ok(()) => "the guest closed the channel".into(),
-                        Err(e) => e.to_string(),
+                        Ok(()) => ("the guest closed the channel".into(), false),
+                        Err(e) => (e.to_string(), true),
                     }
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return format!("cannot read from the guest: {e}"),
+                Err(e) => return (format!("cannot read from the guest: {e}"), false),
             };
             dec.extend(&buf[..n]);
             loop {
                 let frame = match dec.next_frame() {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
-                    Err(e) => return e.to_string(),
+                    Err(e) => return (e.to_string(), true),
                 };
                 let GuestMessage::Reply(reply) = match frame.decode::<GuestMessage>() {
                     Ok(m) => m,
-                    Err(e) => return e.to_string(),
+                    Err(e) => return (e.to_string(), true),
                 };
                 if let Err(reason) = self.route(frame.id, reply) {
-                    return reason;
+                    return (reason, true);
                 }
             }
         }
