@@ -39,19 +39,27 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// The minimal image (built once per test process; the builder's lock serialises processes).
+/// The image of `profile` (built once per test process; the builder's lock serialises processes).
+pub fn image(profile: Profile) -> Image {
+    static IMAGES: OnceLock<std::sync::Mutex<Vec<Image>>> = OnceLock::new();
+    let cache = IMAGES.get_or_init(Default::default);
+    let mut built = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(img) = built.iter().find(|i| i.manifest.profile == profile.name()) {
+        return img.clone();
+    }
+    let inputs = BuildInputs {
+        profile,
+        cache_dir: cache_dir(),
+        agent_binary: bin_dir().join("airlock-guest-agent"),
+    };
+    let img = airlock_guest_image::build(&inputs, &mut |_| {}).expect("build the image");
+    built.push(img.clone());
+    img
+}
+
+/// The minimal image.
 pub fn minimal_image() -> Image {
-    static IMAGE: OnceLock<Image> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            let inputs = BuildInputs {
-                profile: Profile::Minimal,
-                cache_dir: cache_dir(),
-                agent_binary: bin_dir().join("airlock-guest-agent"),
-            };
-            airlock_guest_image::build(&inputs, &mut |_| {}).expect("build the minimal image")
-        })
-        .clone()
+    image(Profile::Minimal)
 }
 
 /// A private state directory (removed on drop, after destroying what is left in it).
@@ -71,11 +79,16 @@ impl Env {
         Env { root, store }
     }
 
-    /// Creates a sandbox on `backend`.
+    /// Creates a sandbox on `backend` from the minimal image.
     pub fn create(&self, backend: BackendChoice) -> Result<Sandbox<'_>> {
+        self.create_from(backend, Profile::Minimal)
+    }
+
+    /// Creates a sandbox on `backend` from `profile`'s image.
+    pub fn create_from(&self, backend: BackendChoice, profile: Profile) -> Result<Sandbox<'_>> {
         let opts = CreateOptions {
             backend,
-            image: minimal_image(),
+            image: image(profile),
             vcpus: 1,
             memory_mib: 1024,
             keeper_command: vec![bin_dir().join("airlock").display().to_string(), "__keeper".into()],

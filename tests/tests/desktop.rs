@@ -282,3 +282,20 @@ fn bad_input_is_refused_with_a_reason() -> Result<()> {
     sb.client.ping()?;
     Ok(())
 }
+
+/// The desktop profile: a browser that starts and draws, with no network behind it.
+#[test]
+fn gvisor_desktop_profile_runs_a_browser() -> Result<()> {
+    let env = Env::new("desktop-profile");
+    let sb = env.create_from(BackendChoice::Gvisor, airlock_guest_image::Profile::Desktop)?;
+    sb.sh("test -x /usr/lib/firefox-esr/firefox-esr && test -x /usr/bin/mousepad")?;
+    // exec kills what the command leaves in its process group: a GUI app is started in its own.
+    sb.sh("DISPLAY=:0 setsid -f firefox-esr --new-instance about:blank > /tmp/ff.log 2>&1; sleep 2")?;
+    sb.wait_for("the browser window", Duration::from_secs(120), || {
+        let running = sb.sh("ps -eo comm | grep -c '^firefox-esr' || true")?;
+        let shot = sb.client.screenshot()?;
+        // Browser chrome: many colours where the terminal had a handful.
+        Ok((running.trim() != "0" && shot.distinct_colors(64) >= 64).then_some(()))
+    })?;
+    Ok(())
+}
