@@ -344,6 +344,27 @@ pub(crate) fn build_image(profile: Profile) -> Result<Image> {
         t.elapsed().as_secs_f64(),
         img.dir.display()
     );
+    // Superseded layers of this profile go, except those a sandbox still runs on.
+    let mut keep = vec![img.dir.clone()];
+    if let Ok((store, _)) = Store::open(Store::default_root()) {
+        keep.extend(
+            store
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.record.image_dir),
+        );
+    }
+    match airlock_guest_image::prune(&inputs.cache_dir, profile, &keep) {
+        Ok(removed) if !removed.is_empty() => {
+            eprintln!(
+                "Removed {} superseded {profile} image layer(s) from the cache.",
+                removed.len()
+            )
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not prune old images: {e}"),
+    }
     Ok(img)
 }
 

@@ -631,3 +631,49 @@ fn remove_dir_if_exists(p: &Path) -> Result<(), BuildError> {
         }),
     }
 }
+
+/// Removes the cached images of `profile` other than those in `keep` (compared as directories),
+/// and the base layers of `profile` no kept image is built on. Returns what it removed.
+/// Directories still being built (`*.tmp*`) are left alone.
+pub fn prune(cache_dir: &Path, profile: Profile, keep: &[PathBuf]) -> Result<Vec<PathBuf>, BuildError> {
+    let prefix = format!("{profile}-");
+    let ours = |dir: &Path| -> Result<Vec<PathBuf>, BuildError> {
+        if !dir.exists() {
+            return Ok(vec![]);
+        }
+        Ok(read_dir(dir)?
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && !n.contains(".tmp"))
+            })
+            .collect())
+    };
+    let same = |a: &Path, b: &Path| fs::canonicalize(a).ok() == fs::canonicalize(b).ok();
+    let mut kept_recipes = Vec::new();
+    let mut removed = Vec::new();
+    for img in ours(&cache_dir.join("images"))? {
+        if keep.iter().any(|k| same(k, &img)) {
+            if let Some(i) = Image::load(&img) {
+                kept_recipes.push(i.manifest.recipe_hash[..16].to_string());
+            }
+            continue;
+        }
+        remove_dir_if_exists(&img)?;
+        removed.push(img);
+    }
+    for base in ours(&cache_dir.join("base"))? {
+        let name = base
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if kept_recipes.iter().any(|h| name.ends_with(h.as_str())) {
+            continue;
+        }
+        remove_dir_if_exists(&base)?;
+        removed.push(base);
+    }
+    Ok(removed)
+}

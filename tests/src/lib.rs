@@ -123,6 +123,28 @@ impl Drop for Env {
     fn drop(&mut self) {
         if let Ok(all) = self.store.list() {
             for s in all {
+                // A sandbox that died during a test: show why before its files go.
+                if s.record.state != airlock_sandbox::SandboxState::Running
+                    || s.liveness != airlock_sandbox::Liveness::Alive
+                {
+                    let dir = self.sandboxes_dir().join(&s.record.id);
+                    eprintln!(
+                        "sandbox {} is {:?} ({:?}): {}",
+                        s.record.id,
+                        s.record.state,
+                        s.liveness,
+                        s.record.reason.as_deref().unwrap_or("no reason recorded")
+                    );
+                    for log in ["keeper.log", "console.log", "qemu.log"] {
+                        if let Ok(text) = std::fs::read_to_string(dir.join(log)) {
+                            let lines: Vec<&str> = text.lines().collect();
+                            eprintln!(
+                                "--- {log} (last lines)\n{}",
+                                lines[lines.len().saturating_sub(20)..].join("\n")
+                            );
+                        }
+                    }
+                }
                 let _ = self.store.destroy(&s.record.id);
             }
         }
