@@ -334,20 +334,24 @@ impl ReplyStream {
     /// The next item, `Ok(None)` on timeout. After the stream's end item, an error.
     pub fn next(&self, timeout: Duration) -> Result<Option<Reply>, ChannelError> {
         let deadline = Instant::now() + timeout;
-        let closed = || ChannelError::Closed(self.mux.closed().unwrap_or_else(|| "the stream ended".into()));
-        let mut st = self.queue.state.lock().map_err(|_| closed())?;
+        let poisoned = || ChannelError::Closed("the stream's queue is poisoned".into());
+        let mut st = self.queue.state.lock().map_err(|_| poisoned())?;
         loop {
             if let Some(r) = st.0.pop_front() {
                 return Ok(Some(r));
             }
             if st.1 {
-                return Err(closed());
+                // Release the queue before taking the route table: `route` locks them the other way.
+                drop(st);
+                return Err(ChannelError::Closed(
+                    self.mux.closed().unwrap_or_else(|| "the stream ended".into()),
+                ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            st = self.queue.ready.wait_timeout(st, left).map_err(|_| closed())?.0;
+            st = self.queue.ready.wait_timeout(st, left).map_err(|_| poisoned())?.0;
         }
     }
 }

@@ -145,6 +145,18 @@ impl Drop for Env {
                         }
                     }
                 }
+                // Keep the logs for a post-mortem: destroy removes the sandbox directory.
+                let keep = PathBuf::from("/tmp/airlock-test-logs");
+                let _ = std::fs::create_dir_all(&keep);
+                for log in ["keeper.log", "console.log"] {
+                    let from = self.sandboxes_dir().join(&s.record.id).join(log);
+                    let name = self
+                        .root
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let _ = std::fs::copy(&from, keep.join(format!("{name}-{}-{log}", s.record.id)));
+                }
                 let _ = self.store.destroy(&s.record.id);
             }
         }
