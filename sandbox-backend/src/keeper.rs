@@ -42,9 +42,11 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         std::thread::spawn(move || {
             let mut sink = [0u8; 64];
             while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            // Decide under the record lock: the main thread publishes Running and sets `ready` while
+            // holding it, and the creator may close the pipe the moment it sees Running.
+            let _g = lock.lock();
             if !ready.load(Ordering::SeqCst) {
                 // Nobody learned this sandbox's id: remove every trace of it, then go.
-                let _g = lock.lock();
                 tracing::warn!(dir = %dir.display(), "the creating command went away before the sandbox was ready");
                 crate::procs::kill_all(&dir, Duration::from_secs(5));
                 let _ = std::fs::remove_dir_all(&dir);

@@ -261,3 +261,27 @@ fn cli_create_screenshot_exec_destroy() -> Result<()> {
     ensure!(out.status.success());
     Ok(())
 }
+
+/// Regression: the keeper's "creator went away before ready" cleanup once raced with the creator
+/// returning after seeing Running, killing a sandbox that had just been handed out. Fast gVisor
+/// boots hit that window often; every sandbox created here must stay usable.
+#[test]
+fn a_created_sandbox_is_always_usable() -> Result<()> {
+    let env = Env::new("churn");
+    for round in 0..12 {
+        let sb = env.create(BackendChoice::Gvisor)?;
+        // Give a racing cleanup time to strike before checking.
+        std::thread::sleep(Duration::from_millis(300));
+        sb.client
+            .ping()
+            .with_context(|| format!("round {round}: the new sandbox's channel"))?;
+        ensure!(
+            sb.dir().exists(),
+            "round {round}: the new sandbox's directory is gone"
+        );
+        let id = sb.record.id.clone();
+        drop(sb);
+        env.store.destroy(&id)?;
+    }
+    Ok(())
+}
