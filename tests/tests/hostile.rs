@@ -87,14 +87,7 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, ChannelError>, needle: &str) -> R
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    airlock_sandbox::procs::rss_bytes(std::process::id()).unwrap_or(0) / 1024
 }
 
 #[test]
