@@ -125,7 +125,7 @@ pub fn serve(config: &Config, mut reader: Reader, writer: Writer) -> Result<(), 
                 HostMessage::Request(req) => {
                     if !hello {
                         let m = "a request arrived before hello".to_string();
-                        shared.error(frame.id, ErrorKind::OutOfOrder, m.clone());
+                        shared.error(frame.id, ErrorKind::HelloRequired, m.clone());
                         return Err(m);
                     }
                     let flag = Arc::new(AtomicBool::new(false));

@@ -333,8 +333,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The program could not be started.
     SpawnFailed,
-    /// A request arrived out of order (before hello, duplicate id).
+    /// A request arrived out of order (duplicate id).
     OutOfOrder,
+    /// A request arrived before hello: this agent instance has not been greeted (it restarted).
+    HelloRequired,
 }
 
 /// Replies.

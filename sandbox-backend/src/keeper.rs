@@ -281,7 +281,7 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
                     send(
                         &writer,
                         id,
-                        err(ErrorKind::OutOfOrder, "a request arrived before hello".into()),
+                        err(ErrorKind::HelloRequired, "a request arrived before hello".into()),
                     );
                     return;
                 }
@@ -300,11 +300,7 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
                 }
                 HostMessage::Request(req) => {
                     let (mux, writer) = (mux.clone(), writer.clone());
-                    std::thread::spawn(move || {
-                        let t = reply_timeout(&req);
-                        let reply = mux.call(req, t).unwrap_or_else(|e| unavailable(&e));
-                        send(&writer, id, reply);
-                    });
+                    std::thread::spawn(move || send(&writer, id, forward(&mux, req)));
                 }
             }
         }
@@ -315,6 +311,26 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
         .map(|m| m.values().cloned().collect())
         .unwrap_or_default();
     flags.iter().for_each(|f| f.store(true, Ordering::Relaxed));
+}
+
+/// Forwards one request to the guest. If the guest agent restarted (its init starts a new one
+/// when it exits), the new agent has not been greeted: greet it and try once more.
+fn forward(mux: &GuestMux, req: Request) -> Reply {
+    let t = reply_timeout(&req);
+    match mux.call(req.clone(), t) {
+        Ok(Reply::Error {
+            kind: ErrorKind::HelloRequired,
+            ..
+        }) => {
+            tracing::warn!("the guest agent restarted; greeting the new one");
+            match mux.hello("airlock-keeper", Duration::from_secs(15)) {
+                Ok(_) => mux.call(req, t).unwrap_or_else(|e| unavailable(&e)),
+                Err(e) => unavailable(&e),
+            }
+        }
+        Ok(reply) => reply,
+        Err(e) => unavailable(&e),
+    }
 }
 
 /// The reply a client gets when the guest channel cannot serve its request.

@@ -285,3 +285,25 @@ fn a_created_sandbox_is_always_usable() -> Result<()> {
     }
     Ok(())
 }
+
+/// The guest agent is killed inside the sandbox; init starts a new one, and the keeper greets it
+/// on the next request, so the sandbox stays usable.
+#[test]
+fn the_sandbox_recovers_when_its_guest_agent_restarts() -> Result<()> {
+    let env = Env::new("agent-restart");
+    let sb = env.create(BackendChoice::Gvisor)?;
+    let before = sb.sh("pgrep -f '^airlock-guest-agent --channel'")?;
+    // The killer detaches into its own session first (exec kills what stays in its group).
+    sb.sh(
+        "setsid -f sh -c \"sleep 1; pkill -f '^airlock-guest-agent --channel'\" > /dev/null 2>&1; sleep 0.5",
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    sb.client.ping().context("the first request after the restart")?;
+    let after = sb.sh("pgrep -f '^airlock-guest-agent --channel'")?;
+    ensure!(
+        before.trim() != after.trim(),
+        "the agent was not restarted ({before:?} -> {after:?})"
+    );
+    ensure!(sb.client.screenshot()?.width == 1280);
+    Ok(())
+}
