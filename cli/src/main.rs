@@ -281,20 +281,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `~/.cache/airlock` unless `AIRLOCK_CACHE_DIR` or `XDG_CACHE_HOME` say otherwise.
-fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("AIRLOCK_CACHE_DIR") {
-        return d.into();
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("airlock");
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/tmp".into())
-        .join(".cache/airlock")
-}
-
 /// The guest agent binary: `$AIRLOCK_GUEST_AGENT`, else next to this executable.
 fn agent_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("AIRLOCK_GUEST_AGENT") {
@@ -314,7 +300,7 @@ fn agent_binary() -> Result<PathBuf> {
 pub(crate) fn build_image(profile: Profile) -> Result<Image> {
     let inputs = BuildInputs {
         profile,
-        cache_dir: cache_dir(),
+        cache_dir: airlock_guest_image::default_cache_dir(),
         agent_binary: agent_binary()?,
     };
     if let Some(img) = airlock_guest_image::cached_image(&inputs)? {

@@ -14,6 +14,20 @@ use crate::modules::module_load_order;
 use crate::recipe::{hex, BUILDER_FORMAT};
 use crate::{Profile, Recipe, RecipeError, Screen, INIT_SCRIPT};
 
+/// `$AIRLOCK_CACHE_DIR`, else `$XDG_CACHE_HOME/airlock`, else `~/.cache/airlock`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("AIRLOCK_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("airlock");
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join(".cache/airlock")
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildInputs {
@@ -134,13 +148,17 @@ impl Image {
         self.dir.join("initramfs.cpio")
     }
 
-    fn load(dir: &Path) -> Option<Image> {
-        let text = fs::read_to_string(dir.join("manifest.json")).ok()?;
-        let manifest = serde_json::from_str(&text).ok()?;
-        Some(Image {
+    /// Opens a finished image directory (one whose manifest was written).
+    pub fn open(dir: &Path) -> Result<Image, BuildError> {
+        let manifest = read_json(&dir.join("manifest.json"))?;
+        Ok(Image {
             dir: dir.to_path_buf(),
             manifest,
         })
+    }
+
+    fn load(dir: &Path) -> Option<Image> {
+        Image::open(dir).ok()
     }
 }
 

@@ -18,7 +18,9 @@ mod cpio;
 mod modules;
 mod recipe;
 
-pub use build::{build, cached_image, prune, BuildError, BuildInputs, Image, ImageManifest, Progress};
+pub use build::{
+    build, cached_image, default_cache_dir, prune, BuildError, BuildInputs, Image, ImageManifest, Progress,
+};
 pub use cpio::CpioArchive;
 pub use modules::{module_load_order, ModulesError};
 pub use recipe::{Profile, Recipe, RecipeError, Screen};

@@ -55,7 +55,7 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         });
     }
 
-    let image = load_image(&rec.image_dir)?;
+    let image = Image::open(&rec.image_dir).map_err(|e| e.to_string())?;
     let spec = LaunchSpec {
         id: &rec.id,
         dir,
@@ -174,16 +174,6 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn load_image(dir: &Path) -> Result<Image, String> {
-    let text = std::fs::read_to_string(dir.join("manifest.json"))
-        .map_err(|e| format!("cannot read the image manifest in {}: {e}", dir.display()))?;
-    let manifest = serde_json::from_str(&text).map_err(|e| format!("the image manifest is invalid: {e}"))?;
-    Ok(Image {
-        dir: dir.to_path_buf(),
-        manifest,
-    })
 }
 
 /// Records a failure (if the record is not final already).

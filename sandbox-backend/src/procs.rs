@@ -17,24 +17,20 @@ pub fn pids_referencing(dir: &Path) -> Vec<u32> {
     rd.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| *pid != me)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
-                .unwrap_or(false)
-        })
+        .filter(|pid| mentions(*pid, &needle))
         .collect()
+}
+
+/// Does `pid`'s command line contain `needle`?
+fn mentions(pid: u32, needle: &str) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+        .unwrap_or(false)
 }
 
 /// Is `pid` alive and still one of this sandbox's processes (not a reused pid)?
 pub fn alive_for(pid: u32, dir: &Path) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .contains(&dir.display().to_string())
-        })
-        .unwrap_or(false)
-        && !is_zombie(pid)
+    mentions(pid, &dir.display().to_string()) && !is_zombie(pid)
 }
 
 fn is_zombie(pid: u32) -> bool {

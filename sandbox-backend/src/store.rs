@@ -356,13 +356,16 @@ impl Store {
 
     /// Connects to a running sandbox's guest agent.
     pub fn connect(&self, id: &str) -> Result<GuestClient, StoreError> {
-        let st = self.status(id)?;
-        match (st.record.state, st.liveness) {
-            (SandboxState::Running, Liveness::Alive) => {}
+        // Only liveness matters here: no need for `status`, which also sums RSS over /proc.
+        let dir = self.dir(id)?;
+        let record = read_record(&dir)?;
+        let alive = keeper_alive(&record, &dir);
+        match (record.state, alive) {
+            (SandboxState::Running, true) => {}
             (state, _) => {
                 return Err(StoreError::Invalid(format!(
                     "sandbox {id} is {}{}",
-                    if st.liveness == Liveness::Gone && !state.is_final() {
+                    if !alive && !state.is_final() {
                         "dead (its keeper is gone), was "
                     } else {
                         ""
@@ -371,7 +374,7 @@ impl Store {
                 )))
             }
         }
-        GuestClient::connect(&self.dir(id)?.join("keeper.sock"), id).map_err(|e: ChannelError| {
+        GuestClient::connect(&dir.join("keeper.sock"), id).map_err(|e: ChannelError| {
             StoreError::StartFailed {
                 id: id.to_string(),
                 reason: e.to_string(),

@@ -32,11 +32,7 @@ pub fn bin_dir() -> PathBuf {
 
 /// The image cache shared by all tests (the user's, unless `AIRLOCK_CACHE_DIR` is set).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("AIRLOCK_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/airlock")
-        })
+    airlock_guest_image::default_cache_dir()
 }
 
 /// The image of `profile` (built once per test process; the builder's lock serialises processes).
