@@ -1,0 +1,422 @@
+//! Approvals: an "ask" decision waits for an operator, bound to the frame they were shown.
+//!
+//! `pending → approved | edited | denied | expired`; expiry counts as deny. Time-boxed grants
+//! ("allow this kind for this session for N minutes") let later asks of the same kind through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionKind};
+
+/// Longest a grant may last.
+pub const MAX_GRANT_MINUTES: u32 = 24 * 60;
+
+/// Where an approval stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for an operator.
+    Pending,
+    /// Approved as asked.
+    Approved {
+        /// The operator.
+        by: String,
+    },
+    /// Approved with changed coordinates or text.
+    Edited {
+        /// The operator.
+        by: String,
+        /// What will run instead.
+        action: Action,
+    },
+    /// Refused by an operator.
+    Denied {
+        /// The operator.
+        by: String,
+        /// Their reason, if they gave one.
+        reason: Option<String>,
+    },
+    /// Nobody decided in time: counts as deny.
+    Expired,
+}
+
+impl ApprovalState {
+    /// The state's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved { .. } => "approved",
+            ApprovalState::Edited { .. } => "edited",
+            ApprovalState::Denied { .. } => "denied",
+            ApprovalState::Expired => "expired",
+        }
+    }
+}
+
+/// An operator's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Resolution {
+    /// Run it as asked.
+    Approve {
+        /// Also allow this kind of action in this sandbox for this many minutes.
+        #[serde(default)]
+        grant_minutes: Option<u32>,
+    },
+    /// Run this instead (same kind, changed coordinates or text).
+    Edit {
+        /// The replacement.
+        action: Action,
+    },
+    /// Refuse it.
+    Deny {
+        /// Why.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// Why a resolution was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    /// It was already decided.
+    #[error("approval {id} is already {state}")]
+    AlreadyResolved {
+        /// The approval.
+        id: u64,
+        /// Its state.
+        state: &'static str,
+    },
+    /// Its deadline passed.
+    #[error("approval {id} expired before the decision arrived")]
+    Expired {
+        /// The approval.
+        id: u64,
+    },
+    /// The edit changed the kind of action.
+    #[error("an edit must keep the action's kind: {asked} cannot become {edited}")]
+    EditChangesKind {
+        /// Kind asked.
+        asked: ActionKind,
+        /// Kind of the edit.
+        edited: ActionKind,
+    },
+    /// A grant's length is out of range.
+    #[error("a grant lasts 1 to {MAX_GRANT_MINUTES} minutes, not {0}")]
+    GrantLength(u32),
+}
+
+/// Why an approved action may not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the screen changed after the operator approved (approved frame {approved}, current frame {current}); the approval is void and the action must be asked again")]
+pub struct FrameChanged {
+    /// Hash of the frame the operator saw.
+    pub approved: String,
+    /// Hash of the frame now.
+    pub current: String,
+}
+
+/// One ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Unique within the supervisor.
+    pub id: u64,
+    /// The sandbox.
+    pub sandbox: String,
+    /// What the agent asked to do.
+    pub action: Action,
+    /// Hash of the frame shown to the operator.
+    pub frame: String,
+    /// The policy's reasons for asking.
+    pub reasons: Vec<String>,
+    /// When it was asked.
+    pub requested_ms: u64,
+    /// When it expires.
+    pub deadline_ms: u64,
+    /// Where it stands.
+    pub state: ApprovalState,
+}
+
+/// What a resolution leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Run this action (the original or the edit).
+    Run(Action),
+    /// Do not run it.
+    Refuse,
+}
+
+impl Approval {
+    /// A new pending approval.
+    pub fn new(
+        id: u64,
+        sandbox: String,
+        action: Action,
+        frame: String,
+        reasons: Vec<String>,
+        now_ms: u64,
+        timeout_ms: u64,
+    ) -> Approval {
+        Approval {
+            id,
+            sandbox,
+            action,
+            frame,
+            reasons,
+            requested_ms: now_ms,
+            deadline_ms: now_ms.saturating_add(timeout_ms),
+            state: ApprovalState::Pending,
+        }
+    }
+
+    /// Applies an operator's decision.
+    pub fn resolve(
+        &mut self,
+        operator: &str,
+        resolution: Resolution,
+        now_ms: u64,
+    ) -> Result<Outcome, ApprovalError> {
+        match self.state {
+            ApprovalState::Pending => {}
+            ApprovalState::Approved { .. }
+            | ApprovalState::Edited { .. }
+            | ApprovalState::Denied { .. }
+            | ApprovalState::Expired => {
+                return Err(ApprovalError::AlreadyResolved {
+                    id: self.id,
+                    state: self.state.name(),
+                })
+            }
+        }
+        if now_ms >= self.deadline_ms {
+            self.state = ApprovalState::Expired;
+            return Err(ApprovalError::Expired { id: self.id });
+        }
+        let by = operator.to_string();
+        let (state, outcome) = match resolution {
+            Resolution::Approve { grant_minutes } => {
+                if let Some(m) = grant_minutes {
+                    if m == 0 || m > MAX_GRANT_MINUTES {
+                        return Err(ApprovalError::GrantLength(m));
+                    }
+                }
+                (ApprovalState::Approved { by }, Outcome::Run(self.action.clone()))
+            }
+            Resolution::Edit { action } => {
+                if !self.action.same_kind(&action) {
+                    return Err(ApprovalError::EditChangesKind {
+                        asked: self.action.kind(),
+                        edited: action.kind(),
+                    });
+                }
+                (
+                    ApprovalState::Edited {
+                        by,
+                        action: action.clone(),
+                    },
+                    Outcome::Run(action),
+                )
+            }
+            Resolution::Deny { reason } => (ApprovalState::Denied { by, reason }, Outcome::Refuse),
+        };
+        self.state = state;
+        Ok(outcome)
+    }
+
+    /// Expires a pending approval whose deadline has passed; returns whether it just expired.
+    pub fn expire(&mut self, now_ms: u64) -> bool {
+        match self.state {
+            ApprovalState::Pending if now_ms >= self.deadline_ms => {
+                self.state = ApprovalState::Expired;
+                true
+            }
+            ApprovalState::Pending
+            | ApprovalState::Approved { .. }
+            | ApprovalState::Edited { .. }
+            | ApprovalState::Denied { .. }
+            | ApprovalState::Expired => false,
+        }
+    }
+
+    /// Checks, just before running, that the screen is still the one the operator approved.
+    pub fn check_frame(&self, current: &str) -> Result<(), FrameChanged> {
+        if self.frame == current {
+            Ok(())
+        } else {
+            Err(FrameChanged {
+                approved: self.frame.clone(),
+                current: current.to_string(),
+            })
+        }
+    }
+}
+
+/// A time-boxed permission for one kind of action in one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The sandbox.
+    pub sandbox: String,
+    /// The kind it covers.
+    pub kind: ActionKind,
+    /// Who granted it.
+    pub by: String,
+    /// When it was granted.
+    pub from_ms: u64,
+    /// When it lapses.
+    pub until_ms: u64,
+}
+
+/// The grants of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    grants: Vec<Grant>,
+}
+
+impl Grants {
+    /// Records a grant of `minutes`.
+    pub fn issue(&mut self, sandbox: &str, kind: ActionKind, by: &str, minutes: u32, now_ms: u64) -> Grant {
+        let g = Grant {
+            sandbox: sandbox.to_string(),
+            kind,
+            by: by.to_string(),
+            from_ms: now_ms,
+            until_ms: now_ms.saturating_add(u64::from(minutes) * 60_000),
+        };
+        self.grants.push(g.clone());
+        g
+    }
+
+    /// The grant covering `kind` in `sandbox` at `now`, if any (lapsed grants are dropped).
+    pub fn covering(&mut self, sandbox: &str, kind: ActionKind, now_ms: u64) -> Option<&Grant> {
+        self.grants.retain(|g| now_ms < g.until_ms);
+        self.grants
+            .iter()
+            .find(|g| g.sandbox == sandbox && g.kind == kind)
+    }
+
+    /// The grants still in force.
+    pub fn active(&self, now_ms: u64) -> Vec<Grant> {
+        self.grants
+            .iter()
+            .filter(|g| now_ms < g.until_ms)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{MouseButton, Point};
+
+    fn click(x: u16) -> Action {
+        Action::Click {
+            at: Some(Point { x, y: 10 }),
+            button: MouseButton::Left,
+            count: 1,
+            hold: None,
+        }
+    }
+
+    fn pending(now: u64) -> Approval {
+        Approval::new(
+            7,
+            "sb".into(),
+            click(5),
+            "f1".into(),
+            vec!["rule".into()],
+            now,
+            30_000,
+        )
+    }
+
+    #[test]
+    fn approve_edit_deny() {
+        let mut a = pending(0);
+        assert_eq!(
+            a.resolve("alice", Resolution::Approve { grant_minutes: None }, 1),
+            Ok(Outcome::Run(click(5)))
+        );
+        assert_eq!(a.state, ApprovalState::Approved { by: "alice".into() });
+        let e = a
+            .resolve("bob", Resolution::Deny { reason: None }, 2)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "approval 7 is already approved");
+
+        let mut a = pending(0);
+        assert_eq!(
+            a.resolve("alice", Resolution::Edit { action: click(9) }, 1),
+            Ok(Outcome::Run(click(9)))
+        );
+        let mut a = pending(0);
+        let e = a
+            .resolve(
+                "alice",
+                Resolution::Edit {
+                    action: Action::Screenshot,
+                },
+                1,
+            )
+            .unwrap_err();
+        assert!(matches!(e, ApprovalError::EditChangesKind { .. }));
+        assert_eq!(a.state, ApprovalState::Pending);
+        assert_eq!(
+            a.resolve(
+                "alice",
+                Resolution::Deny {
+                    reason: Some("no".into())
+                },
+                1
+            ),
+            Ok(Outcome::Refuse)
+        );
+        let mut a = pending(0);
+        assert!(matches!(
+            a.resolve(
+                "alice",
+                Resolution::Approve {
+                    grant_minutes: Some(0)
+                },
+                1
+            ),
+            Err(ApprovalError::GrantLength(0))
+        ));
+    }
+
+    #[test]
+    fn expiry_counts_as_deny() {
+        let mut a = pending(1_000);
+        assert!(!a.expire(30_999));
+        assert!(a.expire(31_000));
+        assert!(!a.expire(31_001), "expires once");
+        assert_eq!(a.state, ApprovalState::Expired);
+        let mut a = pending(1_000);
+        let e = a
+            .resolve("alice", Resolution::Approve { grant_minutes: None }, 31_000)
+            .unwrap_err();
+        assert_eq!(e, ApprovalError::Expired { id: 7 });
+        assert_eq!(a.state, ApprovalState::Expired);
+    }
+
+    #[test]
+    fn approval_is_void_when_the_screen_changed() {
+        let a = pending(0);
+        assert!(a.check_frame("f1").is_ok());
+        let e = a.check_frame("f2").unwrap_err();
+        assert!(e.to_string().contains("void"), "{e}");
+    }
+
+    #[test]
+    fn grants_are_time_boxed_and_scoped() {
+        let mut g = Grants::default();
+        g.issue("sb", ActionKind::Exec, "alice", 5, 1_000);
+        assert!(g.covering("sb", ActionKind::Exec, 1_000).is_some());
+        assert!(g.covering("sb", ActionKind::Exec, 300_999).is_some());
+        assert!(g.covering("other", ActionKind::Exec, 2_000).is_none());
+        assert!(g.covering("sb", ActionKind::Type, 2_000).is_none());
+        assert!(
+            g.covering("sb", ActionKind::Exec, 301_000).is_none(),
+            "lapsed after 5 minutes"
+        );
+        assert!(g.active(301_000).is_empty());
+    }
+}

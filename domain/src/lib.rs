@@ -1,0 +1,24 @@
+//! Pure supervision core: the action model, the control lease, approvals and grants.
+//!
+//! Nothing here does I/O or reads a clock: every function that depends on time takes `now_ms`
+//! (milliseconds since the Unix epoch), so tests run faster than real time and never flake.
+//!
+//! ```
+//! use airlock_domain::{Action, Lease, LeaseCommand, Screen};
+//! let screen = Screen { width: 1280, height: 800 };
+//! let click = Action::from_anthropic(&serde_json::json!({"action": "left_click", "coordinate": [10, 20]}), screen)?;
+//! let mut lease = Lease::new(0);
+//! lease.apply(&LeaseCommand::Take { operator: "alice".into() }, 1_000)?;
+//! assert!(lease.admit_agent(None).is_err(), "a human holds control: {click:?} is refused");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod action;
+pub mod approval;
+pub mod lease;
+
+pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
+pub use approval::{
+    Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Resolution,
+};
+pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};
