@@ -1,6 +1,7 @@
 //! `airlock`: build guest images, create and drive sandboxes, benchmark them.
 
 mod bench;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,6 +45,16 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Run the supervisor: MCP server for agents, operator API, policy gate, audit ledger, and a
+    /// sandbox to supervise (an embedded SQLite ledger in the state directory).
+    Serve(serve::ServeArgs),
+    /// The audit ledger: verify the hash chain and blobs, export JSON Lines.
+    Ledger {
+        #[command(subcommand)]
+        command: serve::LedgerCommand,
+    },
+    /// Drive a sandbox through Airlock's MCP API: a scripted plan, or an Anthropic/OpenAI loop.
+    Agent(airlock_agents::AgentCommand),
     /// Benchmarks; each prints one JSON object of named figures.
     Bench {
         #[command(subcommand)]
@@ -74,10 +85,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         samples: usize,
     },
+    /// Ledger appends/s (batched, durable), single-append latency, verify time.
+    Ledger {
+        /// Entries in the database that is verified.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
+    /// Gateway overhead per allowed action (guest excluded) and proposed → approval event latency.
+    Gateway {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ProfileArg {
+pub(crate) enum ProfileArg {
     Minimal,
     Desktop,
 }
@@ -92,7 +114,7 @@ impl From<ProfileArg> for Profile {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendArg {
+pub(crate) enum BackendArg {
     Auto,
     Microvm,
     Gvisor,
@@ -263,6 +285,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox { command } => sandbox(command),
+        Command::Serve(a) => serve::serve(a),
+        Command::Ledger { command } => serve::ledger(command),
+        Command::Agent(a) => serve::agent(a),
+        Command::Bench {
+            command: BenchCommand::Ledger { entries },
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serve::bench_ledger(entries)?)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Gateway { samples },
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serve::bench_gateway(samples)?)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { backend, keep } => demo(backend, keep),
         Command::Bench {
             command: BenchCommand::Boot { backend, samples },

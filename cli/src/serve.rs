@@ -1,0 +1,272 @@
+//! `airlock serve` and `airlock ledger …`.
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_guest_image::{Image, Profile};
+use airlock_ledger::{Actor, Ledger, VerifyReport};
+use airlock_policy::{Decision, Policy};
+use airlock_sandbox::{BackendChoice, Store};
+use airlock_supervisor::tokens::Tokens;
+use airlock_supervisor::{Config, ImageSource, Supervisor};
+use anyhow::{bail, Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::{build_image, keeper_command, open_store, BackendArg, ProfileArg};
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Loopback address for the MCP server (/mcp) and the operator API (/api).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// A Cedar policy file (default: the shipped policy; see `airlock policy show`).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The decision when no rule matches.
+    #[arg(long, default_value = "ask")]
+    default_decision: String,
+    /// Seconds an ask waits for an operator before it counts as deny (and pauses the agent).
+    #[arg(long, default_value_t = 120)]
+    approval_timeout: u64,
+    /// Start one sandbox with this backend unless one is already running.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Image profile for that sandbox.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Desktop)]
+    profile: ProfileArg,
+    /// Do not start a sandbox (agents or operators create them).
+    #[arg(long)]
+    no_sandbox: bool,
+    /// Milliseconds to let the screen settle after an input before the after-frame is taken.
+    #[arg(long, default_value_t = 50)]
+    settle_ms: u64,
+}
+
+#[derive(clap::Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Walk the chain and the blobs; report the first broken entry (exit 1 if any).
+    Verify {
+        /// Verify an exported JSON Lines file instead of the database.
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+        /// With --jsonl: also check the blobs in this directory.
+        #[arg(long)]
+        blobs: Option<PathBuf>,
+    },
+    /// Write every entry as JSON Lines (verifiable offline with `verify --jsonl`).
+    Export {
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The ledger directory: `$AIRLOCK_STATE_DIR/ledger` (or the default state dir).
+pub(crate) fn ledger_dir() -> PathBuf {
+    Store::default_root().join("ledger")
+}
+
+struct CliImages;
+
+impl ImageSource for CliImages {
+    fn image(&self, profile: &str) -> Result<Image, String> {
+        let p = match profile {
+            "minimal" => Profile::Minimal,
+            "desktop" => Profile::Desktop,
+            other => return Err(format!("no image profile {other:?}")),
+        };
+        build_image(p).map_err(|e| format!("{e:#}"))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let default: Decision = a.default_decision.parse()?;
+    let policy = match &a.policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the policy {}", p.display()))?;
+            Policy::new(&text, default).with_context(|| format!("the policy {} was refused", p.display()))?
+        }
+        None => Policy::new(airlock_policy::DEFAULT_POLICY, default)?,
+    };
+    let store = open_store()?;
+    let state = Store::default_root();
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    let token_path = state.join("tokens.json");
+    let (tokens, created) = Tokens::load_or_create(&token_path, &user)?;
+    let mut config = Config::new(keeper_command()?);
+    config.approval_timeout = Duration::from_secs(a.approval_timeout.max(1));
+    config.settle = Duration::from_millis(a.settle_ms);
+    runtime()?.block_on(async move {
+        let ledger = Ledger::open(&ledger_dir())
+            .await
+            .context("cannot open the audit ledger")?;
+        let sup = Supervisor::new(ledger.clone(), policy, store, Arc::new(CliImages), config);
+        let adopted = sup.start().await?;
+        let listener = airlock_supervisor::serve::bind(a.listen).await?;
+        let addr = listener.addr;
+        if !a.no_sandbox && adopted.is_empty() {
+            eprintln!(
+                "Starting a {} sandbox…",
+                match a.profile {
+                    ProfileArg::Minimal => "minimal",
+                    ProfileArg::Desktop => "desktop",
+                }
+            );
+            let backend: BackendChoice = a.backend.into();
+            let profile = match a.profile {
+                ProfileArg::Minimal => "minimal",
+                ProfileArg::Desktop => "desktop",
+            };
+            let info = sup
+                .create_sandbox(
+                    backend,
+                    profile,
+                    &Actor {
+                        operator: Some(tokens.operator.clone()),
+                        ..Actor::default()
+                    },
+                )
+                .await?;
+            eprintln!("Sandbox {} is running ({}).", info.id, info.backend);
+        }
+        for id in &adopted {
+            eprintln!("Supervising running sandbox {id}.");
+        }
+        if created {
+            eprintln!(
+                "Generated API tokens (kept in {}, mode 0600):",
+                token_path.display()
+            );
+            eprintln!("  agent token:    {}", tokens.agent_token);
+            eprintln!("  operator token: {}", tokens.operator_token);
+        }
+        eprintln!("MCP server:   http://{addr}/mcp   (Authorization: Bearer <agent token>)");
+        eprintln!("Operator API: http://{addr}/api   (Authorization: Bearer <operator token>)");
+        eprintln!("Tokens:       {}", token_path.display());
+        println!(
+            "{}",
+            serde_json::json!({"listen": addr.to_string(), "mcp": format!("http://{addr}/mcp"),
+                               "api": format!("http://{addr}/api"), "tokens": token_path,
+                               "ledger": ledger.dir(), "policy_version": sup.policy().version()})
+        );
+        let _ = std::io::stdout().flush();
+        let stop = CancellationToken::new();
+        let app = airlock_supervisor::serve::app(sup.clone(), tokens, stop.clone());
+        let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("Stopping (sandboxes keep running; `airlock serve` adopts them next time).");
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        sup.shutdown().await;
+        ledger.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_report(r: &VerifyReport) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(r)?);
+    match &r.first_broken {
+        None => {
+            eprintln!(
+                "The ledger verifies: {} entries, {} blobs checked.",
+                r.entries, r.blobs_checked
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(b) => {
+            eprintln!("The ledger is broken at entry {}: {}", b.seq, b.reason);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(crate) fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
+    match cmd {
+        LedgerCommand::Verify {
+            jsonl: Some(file),
+            blobs,
+        } => {
+            let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let r = airlock_ledger::verify_jsonl(BufReader::new(f), blobs.as_deref())?;
+            print_report(&r)
+        }
+        LedgerCommand::Verify {
+            jsonl: None,
+            blobs: Some(_),
+        } => bail!("--blobs goes with --jsonl"),
+        LedgerCommand::Verify {
+            jsonl: None,
+            blobs: None,
+        } => runtime()?.block_on(async {
+            let ledger = open_existing(&ledger_dir()).await?;
+            let r = ledger.verify().await?;
+            ledger.close().await;
+            print_report(&r)
+        }),
+        LedgerCommand::Export { output } => runtime()?.block_on(async {
+            let ledger = open_existing(&ledger_dir()).await?;
+            let n = match &output {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                    );
+                    let n = ledger.export(&mut f).await?;
+                    f.flush()?;
+                    n
+                }
+                None => {
+                    let mut out = std::io::stdout();
+                    ledger.export(&mut out).await?
+                }
+            };
+            ledger.close().await;
+            eprintln!("Exported {n} entries.");
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+async fn open_existing(dir: &Path) -> Result<Ledger> {
+    if !dir.join(airlock_ledger::DB_FILE).exists() {
+        bail!(
+            "there is no ledger at {} (run `airlock serve` first, or set AIRLOCK_STATE_DIR)",
+            dir.display()
+        );
+    }
+    Ledger::open_readonly(dir)
+        .await
+        .with_context(|| format!("cannot open the ledger at {}", dir.display()))
+}
+
+pub(crate) fn bench_ledger(entries: u64) -> Result<serde_json::Value> {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).context("cannot create a scratch directory")?;
+    Ok(runtime()?.block_on(airlock_ledger::bench::run(dir.path(), entries))?)
+}
+
+pub(crate) fn bench_gateway(samples: usize) -> Result<serde_json::Value> {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).context("cannot create a scratch directory")?;
+    runtime()?
+        .block_on(airlock_supervisor::bench::gateway(dir.path(), samples))
+        .map_err(anyhow::Error::msg)
+}
+
+pub(crate) fn agent(cmd: airlock_agents::AgentCommand) -> Result<ExitCode> {
+    runtime()?.block_on(airlock_agents::run_command(cmd))?;
+    Ok(ExitCode::SUCCESS)
+}

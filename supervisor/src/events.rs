@@ -1,0 +1,155 @@
+//! Events published for operator clients (the console, the web UI, tests).
+//!
+//! Each event has a namespaced topic (`sandbox://{id}/action`, `sandbox://{id}/approval`, …) and a
+//! typed payload. Events are small: frames are referenced by hash, never embedded.
+
+use airlock_domain::{Action, Approval, Grant, Holder};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may fall behind before it misses some.
+pub const EVENT_BACKLOG: usize = 1024;
+
+/// Something that happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An agent proposed an action and the policy decided.
+    ActionDecided {
+        /// The sandbox.
+        sandbox: String,
+        /// The agent.
+        agent: String,
+        /// What it asked.
+        action: Action,
+        /// allow / ask / deny (after shadow mode).
+        decision: String,
+        /// Why.
+        reason: String,
+        /// Whether shadow mode let a denial through.
+        shadow_denied: bool,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// An action was carried out (or failed in the guest).
+    ActionExecuted {
+        /// The sandbox.
+        sandbox: String,
+        /// `agent` or `operator:<id>`.
+        by: String,
+        /// What ran.
+        action: Action,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Error message when it failed.
+        error: Option<String>,
+        /// The screen afterwards (blob hash).
+        frame_after: Option<String>,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// An agent action was refused (lease, policy, approval).
+    ActionRefused {
+        /// The sandbox.
+        sandbox: String,
+        /// The agent.
+        agent: String,
+        /// Why.
+        reason: String,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// An approval waits for an operator.
+    ApprovalRequested {
+        /// The approval (includes the frame hash shown).
+        approval: Approval,
+    },
+    /// An approval was decided or expired.
+    ApprovalResolved {
+        /// The approval in its final state.
+        approval: Approval,
+    },
+    /// A time-boxed grant was issued.
+    GrantIssued {
+        /// The grant.
+        grant: Grant,
+    },
+    /// Control changed hands.
+    LeaseChanged {
+        /// The sandbox.
+        sandbox: String,
+        /// Previous holder.
+        from: Holder,
+        /// New holder.
+        to: Holder,
+        /// New epoch.
+        epoch: u64,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// A sandbox appeared, went away or changed state.
+    SandboxState {
+        /// The sandbox.
+        sandbox: String,
+        /// `running`, `destroyed`, `lost`.
+        state: String,
+        /// Details.
+        detail: Option<String>,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// Shadow mode was switched.
+    PolicyMode {
+        /// `enforce` or `shadow`.
+        mode: String,
+        /// By whom.
+        by: String,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+}
+
+impl Event {
+    /// The namespaced topic.
+    pub fn topic(&self) -> String {
+        match self {
+            Event::ActionDecided { sandbox, .. }
+            | Event::ActionExecuted { sandbox, .. }
+            | Event::ActionRefused { sandbox, .. } => format!("sandbox://{sandbox}/action"),
+            Event::ApprovalRequested { approval } | Event::ApprovalResolved { approval } => {
+                format!("sandbox://{}/approval", approval.sandbox)
+            }
+            Event::GrantIssued { grant } => format!("sandbox://{}/grant", grant.sandbox),
+            Event::LeaseChanged { sandbox, .. } => format!("sandbox://{sandbox}/lease"),
+            Event::SandboxState { sandbox, .. } => format!("sandbox://{sandbox}/state"),
+            Event::PolicyMode { .. } => "policy://mode".to_string(),
+        }
+    }
+}
+
+/// The fan-out of events to subscribers.
+#[derive(Debug, Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events {
+            tx: broadcast::channel(EVENT_BACKLOG).0,
+        }
+    }
+}
+
+impl Events {
+    /// Publishes; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!(topic = %event.topic(), "event");
+        let _ = self.tx.send(event);
+    }
+
+    /// A new subscription (sees events from now on).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,737 @@
+//! The gateway: every agent action passes through [`Supervisor::act`], one function to read top
+//! to bottom — trace → parse → lease check → policy → (ask → wait) → ledger append → execute on
+//! the guest → ledger append of the result with the after-frame hash → reply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_domain::{Action, ActionError, Approval, HandbackSummary, Outcome, Point, Refusal, Screen};
+use airlock_ledger::{Actor, Digest, Draft, EntryKind};
+use airlock_policy::{enforce, Decision, Evaluation, Subject};
+use airlock_protocol::{ExecResult, Input};
+use airlock_sandbox::GuestClient;
+use serde::Serialize;
+use serde_json::json;
+use tracing::{info, Instrument};
+
+use crate::events::Event;
+use crate::session::{AskEnd, Session, SessionGone};
+use crate::{now_ms, Supervisor};
+
+/// How many times an approved action is asked again because the screen changed meanwhile.
+pub const MAX_REASKS: u32 = 3;
+
+/// Who is acting.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentId {
+    /// The agent's identity (MCP client name, plan name, adapter).
+    pub agent: String,
+    /// The principal it acts for (from its token).
+    pub principal: String,
+}
+
+/// An action as an agent sent it, not yet parsed.
+#[derive(Debug, Clone)]
+pub enum ActionRequest {
+    /// Anthropic's `computer` tool input.
+    Anthropic(serde_json::Value),
+    /// An OpenAI computer-use `action` object.
+    OpenAi(serde_json::Value),
+    /// Run a program.
+    Exec {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Stdin text.
+        stdin: String,
+        /// Timeout.
+        timeout_ms: Option<u32>,
+    },
+}
+
+/// One agent call.
+#[derive(Debug, Clone)]
+pub struct AgentCall {
+    /// The sandbox; `None` means "the only one".
+    pub sandbox: Option<String>,
+    /// Who.
+    pub agent: AgentId,
+    /// The lease epoch the agent planned under, if it says.
+    pub epoch: Option<u64>,
+    /// What.
+    pub request: ActionRequest,
+}
+
+/// A screenshot as returned to agents and operators.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// PNG bytes.
+    pub png: Vec<u8>,
+    /// Content hash (the ledger blob).
+    pub hash: Digest,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+}
+
+/// What an action produced.
+#[derive(Debug, Clone)]
+pub enum ActionResult {
+    /// An input action was carried out.
+    Done,
+    /// The screen (screenshot, wait) or part of it (zoom).
+    Image(Frame),
+    /// Where the pointer is.
+    Cursor(Point),
+    /// A program ran.
+    Exec(ExecResult),
+    /// Control came back from a human: the action was **not** performed; here is the screen now.
+    Handback {
+        /// What the human did.
+        summary: HandbackSummary,
+        /// The screen now.
+        frame: Frame,
+    },
+}
+
+/// The answer to an agent.
+#[derive(Debug, Clone)]
+pub struct ActionReply {
+    /// The sandbox.
+    pub sandbox: String,
+    /// The lease epoch to stamp the next action with.
+    pub epoch: u64,
+    /// What ran (the operator may have edited it).
+    pub action: Action,
+    /// The enforced decision and its reason.
+    pub decision: Decision,
+    /// Why.
+    pub reason: String,
+    /// The result.
+    pub result: ActionResult,
+}
+
+/// Why an agent action did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request names no sandbox and there is not exactly one.
+    #[error("{0}")]
+    WhichSandbox(String),
+    /// No such sandbox.
+    #[error("no sandbox {0} is supervised here")]
+    UnknownSandbox(String),
+    /// The action does not parse.
+    #[error("{0}")]
+    Invalid(#[from] ActionError),
+    /// The lease refused it.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    /// The policy denied it.
+    #[error("denied by policy: {reason}")]
+    Denied {
+        /// Why.
+        reason: String,
+    },
+    /// An operator denied it.
+    #[error("denied by operator {by}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    OperatorDenied {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Nobody decided in time.
+    #[error("denied: the approval expired after {timeout_s} s without an operator's decision; the agent is paused until an operator resumes it")]
+    Expired {
+        /// The timeout.
+        timeout_s: u64,
+    },
+    /// The screen kept changing between approval and execution.
+    #[error("refused: the screen changed after each of {0} approvals, so none could be used")]
+    ScreenKeptChanging(u32),
+    /// The guest failed.
+    #[error("the sandbox failed to carry out the action: {0}")]
+    Guest(String),
+    /// The ledger could not record the step; nothing was executed.
+    #[error("the audit ledger could not record the action, so it was not executed: {0}")]
+    Ledger(String),
+    /// The sandbox's session ended.
+    #[error(transparent)]
+    Gone(#[from] SessionGone),
+}
+
+impl Supervisor {
+    /// Carries out one agent action, or says why not.
+    pub async fn act(&self, call: AgentCall) -> Result<ActionReply, GatewayError> {
+        let span = tracing::info_span!("act", sandbox = ?call.sandbox, agent = %call.agent.agent, epoch = ?call.epoch);
+        async move {
+            // Parse.
+            let session = self.session_for(call.sandbox.as_deref()).await?;
+            let action = parse(&call.request, session.screen)?;
+            let kind = action.kind();
+            tracing::debug!(%kind, "parsed");
+
+            // Lease check: refused, never queued.
+            let admission = match session.admit(call.epoch).await? {
+                Ok(a) => a,
+                Err(refusal) => {
+                    self.refused(&session, &call.agent, &action, &refusal.to_string(), None)
+                        .await?;
+                    return Err(refusal.into());
+                }
+            };
+            if let Some(summary) = admission.handback {
+                return self
+                    .handback_observation(&session, &call.agent, action, admission.epoch, summary)
+                    .await;
+            }
+
+            // Policy.
+            let policy = self.policy();
+            let title = if matches!(
+                kind,
+                airlock_domain::ActionKind::Type | airlock_domain::ActionKind::Key
+            ) {
+                window_title(&session.guest).await
+            } else {
+                String::new()
+            };
+            let subject = Subject {
+                agent: &call.agent.agent,
+                principal: &call.agent.principal,
+                sandbox: &session.id,
+            };
+            let evaluation = policy.evaluate(&subject, &action, &title);
+            let verdict = enforce(&evaluation, self.mode());
+            self.decided(
+                &session,
+                &call.agent,
+                &action,
+                &evaluation,
+                &verdict,
+                admission.epoch,
+                policy.version(),
+            )
+            .await?;
+
+            // Ask → wait.
+            let (action, approved_frame) = match verdict.decision {
+                Decision::Deny => {
+                    self.refused(
+                        &session,
+                        &call.agent,
+                        &action,
+                        &evaluation.reason,
+                        Some(admission.epoch),
+                    )
+                    .await?;
+                    return Err(GatewayError::Denied {
+                        reason: evaluation.reason,
+                    });
+                }
+                Decision::Allow => (action, None),
+                Decision::Ask => match session.grant_for(kind).await? {
+                    Some(grant) => {
+                        info!(until_ms = grant.until_ms, by = %grant.by, "covered by a grant");
+                        (action, None)
+                    }
+                    None => {
+                        let (a, frame) = self
+                            .ask_operator(&session, &call.agent, action, &evaluation)
+                            .await?;
+                        (a, Some(frame))
+                    }
+                },
+            };
+
+            // Execute under the same epoch, on the screen the operator approved.
+            if let Err(refusal) = session.begin_execute(admission.epoch).await? {
+                self.refused(
+                    &session,
+                    &call.agent,
+                    &action,
+                    &refusal.to_string(),
+                    Some(admission.epoch),
+                )
+                .await?;
+                return Err(refusal.into());
+            }
+            if let Some(frame) = approved_frame {
+                tracing::debug!(%frame, "approved on this frame");
+            }
+            let outcome = execute(&session, &action, self.settle()).await;
+            let frame_after = match (&outcome, action.is_observation()) {
+                (Ok(ActionResult::Image(f)), _) => Some(self.store_frame(f).await?),
+                (_, false) => match capture(&session.guest).await {
+                    Ok(f) => Some(self.store_frame(&f).await?),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no after-frame");
+                        None
+                    }
+                },
+                (_, true) => None,
+            };
+
+            // Record the result, then reply.
+            self.executed(
+                &session,
+                &call.agent,
+                &action,
+                &outcome,
+                frame_after,
+                admission.epoch,
+                policy.version(),
+            )
+            .await?;
+            let result = outcome.map_err(GatewayError::Guest)?;
+            Ok(ActionReply {
+                sandbox: session.id.clone(),
+                epoch: admission.epoch,
+                action,
+                decision: verdict.decision,
+                reason: evaluation.reason,
+                result,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Asks an operator, re-asking when the screen changed after the approval.
+    async fn ask_operator(
+        &self,
+        session: &Session,
+        agent: &AgentId,
+        action: Action,
+        evaluation: &Evaluation,
+    ) -> Result<(Action, Digest), GatewayError> {
+        let mut to_ask = action;
+        for _ in 0..MAX_REASKS {
+            let shown = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+            let shown_hash = self.store_frame(&shown).await?;
+            let approval = Approval::new(
+                self.next_approval_id(),
+                session.id.clone(),
+                to_ask.clone(),
+                shown_hash.to_string(),
+                evaluation.rules.clone(),
+                now_ms(),
+                self.approval_timeout().as_millis() as u64,
+            );
+            let run = match session.ask(approval).await? {
+                AskEnd::Decided {
+                    outcome: Outcome::Run(a),
+                    ..
+                } => a,
+                AskEnd::Decided {
+                    outcome: Outcome::Refuse,
+                    approval,
+                } => {
+                    let (by, reason) = match approval.state {
+                        airlock_domain::ApprovalState::Denied { by, reason } => (by, reason),
+                        other => (
+                            String::from("?"),
+                            Some(format!("approval ended {}", other.name())),
+                        ),
+                    };
+                    let err = GatewayError::OperatorDenied { by, reason };
+                    self.refused(session, agent, &to_ask, &err.to_string(), None)
+                        .await?;
+                    return Err(err);
+                }
+                AskEnd::Expired { .. } => {
+                    let err = GatewayError::Expired {
+                        timeout_s: self.approval_timeout().as_secs(),
+                    };
+                    self.refused(session, agent, &to_ask, &err.to_string(), None)
+                        .await?;
+                    return Err(err);
+                }
+                AskEnd::Closed => return Err(SessionGone(session.id.clone()).into()),
+            };
+            // An edit goes back through the policy: an operator can narrow an action, but a
+            // denial still wins.
+            if run != to_ask {
+                let subject = Subject {
+                    agent: &agent.agent,
+                    principal: &agent.principal,
+                    sandbox: &session.id,
+                };
+                let e = self.policy().evaluate(&subject, &run, "");
+                if enforce(&e, self.mode()).decision == Decision::Deny {
+                    self.refused(session, agent, &run, &e.reason, None).await?;
+                    return Err(GatewayError::Denied { reason: e.reason });
+                }
+            }
+            let now = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+            let now_hash = self.store_frame(&now).await?;
+            if now_hash == shown_hash {
+                return Ok((run, shown_hash));
+            }
+            let void = format!(
+                "approval void: the screen changed after the operator approved (shown {shown_hash}, now {now_hash}); asking again"
+            );
+            info!("{void}");
+            self.append(Draft {
+                ts_ms: now_ms(),
+                sandbox: Some(session.id.clone()),
+                kind: EntryKind::ActionRefused,
+                actor: actor(agent),
+                epoch: None,
+                policy_hash: None,
+                frame_before: Some(shown_hash),
+                frame_after: Some(now_hash),
+                what: json!({"action": run, "reason": void, "void": true}),
+            })
+            .await?;
+            to_ask = run;
+        }
+        Err(GatewayError::ScreenKeptChanging(MAX_REASKS))
+    }
+
+    async fn handback_observation(
+        &self,
+        session: &Session,
+        agent: &AgentId,
+        action: Action,
+        epoch: u64,
+        summary: HandbackSummary,
+    ) -> Result<ActionReply, GatewayError> {
+        let frame = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+        let hash = self.store_frame(&frame).await?;
+        let reason = format!(
+            "control came back to the agent: {summary}. {} Here is the screen now (epoch {epoch}).",
+            if action == Action::Screenshot {
+                ""
+            } else {
+                "Your action was not performed because the screen may have changed."
+            }
+        );
+        self.append(Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(session.id.clone()),
+            kind: EntryKind::ActionRefused,
+            actor: actor(agent),
+            epoch: Some(epoch),
+            policy_hash: None,
+            frame_before: None,
+            frame_after: Some(hash),
+            what: json!({"action": action, "reason": reason, "handback": summary}),
+        })
+        .await?;
+        Ok(ActionReply {
+            sandbox: session.id.clone(),
+            epoch,
+            action,
+            decision: Decision::Allow,
+            reason,
+            result: ActionResult::Handback { summary, frame },
+        })
+    }
+
+    async fn decided(
+        &self,
+        session: &Session,
+        agent: &AgentId,
+        action: &Action,
+        evaluation: &Evaluation,
+        verdict: &airlock_policy::Verdict,
+        epoch: u64,
+        policy_version: &str,
+    ) -> Result<(), GatewayError> {
+        self.append(Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(session.id.clone()),
+            kind: EntryKind::ActionDecided,
+            actor: actor(agent),
+            epoch: Some(epoch),
+            policy_hash: Some(policy_version.to_string()),
+            frame_before: None,
+            frame_after: None,
+            what: json!({"action": action, "evaluation": evaluation, "decision": verdict.decision,
+                         "shadow_denied": verdict.shadow_denied}),
+        })
+        .await?;
+        self.events().publish(Event::ActionDecided {
+            sandbox: session.id.clone(),
+            agent: agent.agent.clone(),
+            action: action.clone(),
+            decision: verdict.decision.to_string(),
+            reason: evaluation.reason.clone(),
+            shadow_denied: verdict.shadow_denied,
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    async fn refused(
+        &self,
+        session: &Session,
+        agent: &AgentId,
+        action: &Action,
+        reason: &str,
+        epoch: Option<u64>,
+    ) -> Result<(), GatewayError> {
+        info!(reason, "refused");
+        self.append(Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(session.id.clone()),
+            kind: EntryKind::ActionRefused,
+            actor: actor(agent),
+            epoch,
+            policy_hash: None,
+            frame_before: None,
+            frame_after: None,
+            what: json!({"action": action, "reason": reason}),
+        })
+        .await?;
+        self.events().publish(Event::ActionRefused {
+            sandbox: session.id.clone(),
+            agent: agent.agent.clone(),
+            reason: reason.to_string(),
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn executed(
+        &self,
+        session: &Session,
+        agent: &AgentId,
+        action: &Action,
+        outcome: &Result<ActionResult, String>,
+        frame_after: Option<Digest>,
+        epoch: u64,
+        policy_version: &str,
+    ) -> Result<(), GatewayError> {
+        let result = match outcome {
+            Ok(r) => result_json(r),
+            Err(e) => json!({"error": e}),
+        };
+        self.append(Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(session.id.clone()),
+            kind: EntryKind::ActionExecuted,
+            actor: actor(agent),
+            epoch: Some(epoch),
+            policy_hash: Some(policy_version.to_string()),
+            frame_before: None,
+            frame_after,
+            what: json!({"action": action, "result": result}),
+        })
+        .await?;
+        self.events().publish(Event::ActionExecuted {
+            sandbox: session.id.clone(),
+            by: "agent".into(),
+            action: action.clone(),
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().cloned(),
+            frame_after: frame_after.map(|d| d.to_string()),
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    /// Appends to the ledger; a failure stops the action before (or reports it after) execution.
+    pub(crate) async fn append(&self, draft: Draft) -> Result<(), GatewayError> {
+        self.ledger()
+            .append(draft)
+            .await
+            .map(|_| ())
+            .map_err(|e| GatewayError::Ledger(e.to_string()))
+    }
+
+    /// Stores a frame as a content-addressed blob.
+    pub(crate) async fn store_frame(&self, frame: &Frame) -> Result<Digest, GatewayError> {
+        self.ledger()
+            .put_blob(&frame.png)
+            .await
+            .map_err(|e| GatewayError::Ledger(e.to_string()))
+    }
+}
+
+fn actor(agent: &AgentId) -> Actor {
+    Actor {
+        agent: Some(agent.agent.clone()),
+        principal: Some(agent.principal.clone()),
+        operator: None,
+    }
+}
+
+/// Parses a request against the screen.
+pub fn parse(request: &ActionRequest, screen: Screen) -> Result<Action, ActionError> {
+    match request {
+        ActionRequest::Anthropic(v) => Action::from_anthropic(v, screen),
+        ActionRequest::OpenAi(v) => Action::from_openai(v, screen),
+        ActionRequest::Exec {
+            argv,
+            stdin,
+            timeout_ms,
+        } => Action::exec(argv.clone(), stdin.clone(), *timeout_ms),
+    }
+}
+
+/// The result as recorded in the ledger (images by hash only; exec output as text).
+pub(crate) fn result_json(r: &ActionResult) -> serde_json::Value {
+    match r {
+        ActionResult::Done => json!({"done": true}),
+        ActionResult::Image(f) => json!({"frame": f.hash.to_string(), "width": f.width, "height": f.height}),
+        ActionResult::Cursor(p) => json!({"x": p.x, "y": p.y}),
+        ActionResult::Exec(e) => json!({
+            "exit_code": e.exit_code, "signal": e.signal, "timed_out": e.timed_out,
+            "stdout": String::from_utf8_lossy(&e.stdout), "stderr": String::from_utf8_lossy(&e.stderr),
+            "stdout_truncated": e.stdout_truncated, "stderr_truncated": e.stderr_truncated,
+            "duration_ms": e.duration_ms,
+        }),
+        ActionResult::Handback { summary, frame } => {
+            json!({"handback": summary, "frame": frame.hash.to_string()})
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    guest: &Arc<GuestClient>,
+    f: impl FnOnce(&GuestClient) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let guest = guest.clone();
+    tokio::task::spawn_blocking(move || f(&guest))
+        .await
+        .map_err(|e| format!("the guest call panicked or was cancelled: {e}"))?
+}
+
+/// Takes a screenshot and encodes it.
+pub(crate) async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
+    blocking(guest, |g| {
+        let shot = g.screenshot().map_err(|e| e.to_string())?;
+        let png = shot
+            .png()
+            .map_err(|e| format!("cannot encode the screenshot: {e}"))?;
+        let hash = Digest::of(&png);
+        Ok(Frame {
+            png,
+            hash,
+            width: shot.width,
+            height: shot.height,
+        })
+    })
+    .await
+}
+
+/// The title of the focused window, or "" when there is none or it cannot be read.
+async fn window_title(guest: &Arc<GuestClient>) -> String {
+    let r = blocking(guest, |g| {
+        g.exec(airlock_protocol::ExecRequest {
+            argv: vec!["xdotool".into(), "getactivewindow".into(), "getwindowname".into()],
+            stdin: Vec::new(),
+            timeout_ms: 2_000,
+            output_cap: 4096,
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(e) if e.exit_code == Some(0) => String::from_utf8_lossy(&e.stdout).trim().to_string(),
+        Ok(_) | Err(_) => String::new(),
+    }
+}
+
+/// Carries out an action on the guest.
+pub(crate) async fn execute(
+    session: &Session,
+    action: &Action,
+    settle: Duration,
+) -> Result<ActionResult, String> {
+    let guest = &session.guest;
+    match action {
+        Action::Screenshot => capture(guest).await.map(ActionResult::Image),
+        Action::Wait { duration_ms } => {
+            tokio::time::sleep(Duration::from_millis(u64::from(*duration_ms))).await;
+            capture(guest).await.map(ActionResult::Image)
+        }
+        Action::Zoom { region } => {
+            let region = *region;
+            blocking(guest, move |g| {
+                let shot = g.screenshot().map_err(|e| e.to_string())?;
+                let (x0, y0) = (u32::from(region.from.x), u32::from(region.from.y));
+                let (w, h) = (u32::from(region.to.x) - x0 + 1, u32::from(region.to.y) - y0 + 1);
+                let img =
+                    image::RgbaImage::from_raw(u32::from(shot.width), u32::from(shot.height), shot.rgba)
+                        .ok_or("the screenshot has the wrong size")?;
+                let crop = image::imageops::crop_imm(
+                    &img,
+                    x0,
+                    y0,
+                    w.min(img.width() - x0),
+                    h.min(img.height() - y0),
+                )
+                .to_image();
+                let mut png = Vec::new();
+                crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                    .map_err(|e| format!("cannot encode the zoomed region: {e}"))?;
+                Ok(ActionResult::Image(Frame {
+                    hash: Digest::of(&png),
+                    png,
+                    width: crop.width() as u16,
+                    height: crop.height() as u16,
+                }))
+            })
+            .await
+        }
+        Action::CursorPosition => {
+            blocking(guest, |g| {
+                let (x, y) = g.pointer().map_err(|e| e.to_string())?;
+                Ok(ActionResult::Cursor(Point { x, y }))
+            })
+            .await
+        }
+        Action::Exec { .. } => {
+            let req = action.guest_exec()?;
+            blocking(guest, move |g| {
+                g.exec(req).map(ActionResult::Exec).map_err(|e| e.to_string())
+            })
+            .await
+        }
+        Action::HoldKey { combo, duration_ms } => {
+            let down = Input::KeyState {
+                combo: combo.clone(),
+                down: true,
+            };
+            blocking(guest, move |g| g.input(down).map_err(|e| e.to_string())).await?;
+            tokio::time::sleep(Duration::from_millis(u64::from(*duration_ms))).await;
+            let up = Input::KeyState {
+                combo: combo.clone(),
+                down: false,
+            };
+            blocking(guest, move |g| g.input(up).map_err(|e| e.to_string())).await?;
+            Ok(ActionResult::Done)
+        }
+        Action::Key { .. }
+        | Action::Type { .. }
+        | Action::MouseMove { .. }
+        | Action::Click { .. }
+        | Action::MouseDown { .. }
+        | Action::MouseUp { .. }
+        | Action::Drag { .. }
+        | Action::Scroll { .. } => {
+            let action = action.clone();
+            blocking(guest, move |g| {
+                let pointer = if action.needs_pointer() {
+                    let (x, y) = g.pointer().map_err(|e| e.to_string())?;
+                    Some(Point { x, y })
+                } else {
+                    None
+                };
+                for input in action.guest_inputs(pointer) {
+                    g.input(input).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+            .await?;
+            if !settle.is_zero() {
+                tokio::time::sleep(settle).await;
+            }
+            Ok(ActionResult::Done)
+        }
+    }
+}

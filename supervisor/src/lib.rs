@@ -1,0 +1,598 @@
+//! The supervisor: sandboxes under supervision, each with one session task that owns its control
+//! lease, pending approvals and grants; the gateway every agent action passes
+//! ([`Supervisor::act`]); operator commands; the MCP server and the operator API ([`serve`]).
+//!
+//! Transports (MCP, HTTP, WebSocket) only parse requests into typed calls on [`Supervisor`]; the
+//! session tasks mutate state; the pure rules live in `airlock-domain` and `airlock-policy`; every
+//! step is appended to the `airlock-ledger`.
+
+pub mod bench;
+pub mod events;
+pub mod gateway;
+pub mod mcp;
+pub mod operator;
+pub mod serve;
+pub mod session;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use airlock_domain::{Action, Approval, LeaseChange, LeaseCommand, LeaseError, Resolution, Screen};
+use airlock_guest_image::Image;
+use airlock_ledger::{Actor, Draft, EntryKind, Ledger};
+use airlock_policy::{Mode, Policy};
+use airlock_sandbox::{BackendChoice, CreateOptions, Liveness, Store};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::RwLock as AsyncRwLock;
+use tracing::{info, warn, Instrument};
+
+pub use crate::events::{Event, Events};
+pub use crate::gateway::{ActionReply, ActionRequest, ActionResult, AgentCall, AgentId, Frame, GatewayError};
+pub use crate::session::{ResolveError, Session, SessionGone, SessionView};
+
+/// Milliseconds since the Unix epoch: the only clock the supervisor reads (drivers pass it to
+/// the pure core).
+pub fn now_ms() -> u64 {
+    airlock_sandbox::now_ms()
+}
+
+/// Where guest images come from (the CLI builds or reuses cached ones).
+pub trait ImageSource: Send + Sync {
+    /// The image for a profile (`minimal`, `desktop`).
+    fn image(&self, profile: &str) -> Result<Image, String>;
+}
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long an ask waits for an operator before it counts as deny.
+    pub approval_timeout: Duration,
+    /// Pause after an input action before the after-frame is taken.
+    pub settle: Duration,
+    /// Command that runs a sandbox keeper (`airlock __keeper`).
+    pub keeper_command: Vec<String>,
+    /// vCPUs per sandbox.
+    pub vcpus: u8,
+    /// Memory per sandbox, MiB.
+    pub memory_mib: u32,
+    /// How long a sandbox may take to boot.
+    pub boot_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults, with the keeper command given.
+    pub fn new(keeper_command: Vec<String>) -> Config {
+        Config {
+            approval_timeout: Duration::from_secs(120),
+            settle: Duration::from_millis(50),
+            keeper_command,
+            vcpus: 1,
+            memory_mib: 1024,
+            boot_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Why an operator or lifecycle command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// No such sandbox.
+    #[error("no sandbox {0} is supervised here")]
+    UnknownSandbox(String),
+    /// A bad argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// The lease refused.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The approval refused.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// Sandbox lifecycle failed.
+    #[error("{0}")]
+    Sandbox(String),
+    /// The guest failed.
+    #[error("the sandbox failed to carry out the input: {0}")]
+    Guest(String),
+    /// The ledger failed.
+    #[error("the audit ledger failed: {0}")]
+    Ledger(String),
+    /// The session ended.
+    #[error(transparent)]
+    Gone(#[from] SessionGone),
+}
+
+/// A sandbox as listed to agents and operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxInfo {
+    /// Id.
+    pub id: String,
+    /// Backend (`microvm`, `gvisor`).
+    pub backend: String,
+    /// Image profile.
+    pub profile: String,
+    /// Screen.
+    pub screen: Screen,
+    /// Lease and approvals.
+    pub session: SessionView,
+}
+
+struct Inner {
+    ledger: Ledger,
+    events: Events,
+    policy: RwLock<Arc<Policy>>,
+    mode: RwLock<Mode>,
+    sessions: AsyncRwLock<HashMap<String, Session>>,
+    store: Store,
+    images: Arc<dyn ImageSource>,
+    config: Config,
+    next_approval: AtomicU64,
+}
+
+/// The supervisor. Cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor over `store`'s sandboxes, recording to `ledger`.
+    pub fn new(
+        ledger: Ledger,
+        policy: Policy,
+        store: Store,
+        images: Arc<dyn ImageSource>,
+        config: Config,
+    ) -> Supervisor {
+        Supervisor {
+            inner: Arc::new(Inner {
+                ledger,
+                events: Events::default(),
+                policy: RwLock::new(Arc::new(policy)),
+                mode: RwLock::new(Mode::Enforce),
+                sessions: AsyncRwLock::new(HashMap::new()),
+                store,
+                images,
+                config,
+                next_approval: AtomicU64::new(now_ms()),
+            }),
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The event fan-out.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner
+            .policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Enforce or shadow.
+    pub fn mode(&self) -> Mode {
+        self.inner
+            .mode
+            .read()
+            .map(|m| *m)
+            .unwrap_or_else(|e| *e.into_inner())
+    }
+
+    pub(crate) fn approval_timeout(&self) -> Duration {
+        self.inner.config.approval_timeout
+    }
+
+    pub(crate) fn settle(&self) -> Duration {
+        self.inner.config.settle
+    }
+
+    pub(crate) fn next_approval_id(&self) -> u64 {
+        self.inner.next_approval.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records the supervisor's start and adopts the store's running sandboxes.
+    pub async fn start(&self) -> Result<Vec<String>, CommandError> {
+        let policy = self.policy();
+        self.record(
+            None,
+            EntryKind::Lifecycle,
+            Actor::default(),
+            json!({"event": "supervisor_started", "policy_version": policy.version(), "mode": self.mode()}),
+        )
+        .await?;
+        let store = self.inner.store.clone();
+        let statuses = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        let mut adopted = Vec::new();
+        for s in statuses {
+            if s.liveness != Liveness::Alive {
+                continue;
+            }
+            match self.attach(&s.record.id).await {
+                Ok(()) => adopted.push(s.record.id.clone()),
+                Err(e) => warn!(sandbox = %s.record.id, error = %e, "could not adopt a running sandbox"),
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Connects to a running sandbox and starts its session.
+    async fn attach(&self, id: &str) -> Result<(), CommandError> {
+        let store = self.inner.store.clone();
+        let sid = id.to_string();
+        let (guest, rec) = tokio::task::spawn_blocking(move || {
+            let guest = store.connect(&sid)?;
+            let rec = store.status(&sid)?.record;
+            Ok::<_, airlock_sandbox::StoreError>((guest, rec))
+        })
+        .await
+        .map_err(|e| CommandError::Sandbox(e.to_string()))?
+        .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        let screen = rec
+            .guest
+            .as_ref()
+            .map(|g| Screen {
+                width: g.screen_w,
+                height: g.screen_h,
+            })
+            .ok_or_else(|| CommandError::Sandbox(format!("sandbox {id} has not reported its screen")))?;
+        let session = Session::start(
+            id.to_string(),
+            screen,
+            guest,
+            self.ledger().clone(),
+            self.events().clone(),
+        );
+        self.inner.sessions.write().await.insert(id.to_string(), session);
+        self.events().publish(Event::SandboxState {
+            sandbox: id.to_string(),
+            state: "running".into(),
+            detail: Some(format!("{} {}", rec.backend, rec.profile)),
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    /// Supervises a guest reached some other way (benchmarks and tests use in-process guests).
+    pub async fn attach_guest(&self, id: &str, screen: Screen, guest: airlock_sandbox::GuestClient) {
+        let session = Session::start(
+            id.to_string(),
+            screen,
+            guest,
+            self.ledger().clone(),
+            self.events().clone(),
+        );
+        self.inner.sessions.write().await.insert(id.to_string(), session);
+    }
+
+    /// Creates a sandbox and puts it under supervision.
+    pub async fn create_sandbox(
+        &self,
+        backend: BackendChoice,
+        profile: &str,
+        by: &Actor,
+    ) -> Result<SandboxInfo, CommandError> {
+        let span = tracing::info_span!("create_sandbox", ?backend, profile);
+        async move {
+            let images = self.inner.images.clone();
+            let store = self.inner.store.clone();
+            let cfg = self.inner.config.clone();
+            let profile_s = profile.to_string();
+            let rec = tokio::task::spawn_blocking(move || {
+                let image = images.image(&profile_s)?;
+                let opts = CreateOptions {
+                    backend,
+                    image,
+                    vcpus: cfg.vcpus,
+                    memory_mib: cfg.memory_mib,
+                    keeper_command: cfg.keeper_command.clone(),
+                    boot_timeout: cfg.boot_timeout,
+                };
+                store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?
+            .map_err(CommandError::Sandbox)?;
+            self.record(
+                Some(&rec.id),
+                EntryKind::Lifecycle,
+                by.clone(),
+                json!({"event": "sandbox_created", "backend": rec.backend, "profile": rec.profile,
+                       "placement": rec.placement, "boot_ms": rec.boot_ms}),
+            )
+            .await?;
+            self.attach(&rec.id).await?;
+            info!(sandbox = %rec.id, "sandbox created");
+            self.info(&rec.id).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Destroys a sandbox.
+    pub async fn destroy_sandbox(&self, id: &str, by: &Actor) -> Result<(), CommandError> {
+        let removed = self.inner.sessions.write().await.remove(id);
+        if removed.is_none() {
+            return Err(CommandError::UnknownSandbox(id.to_string()));
+        }
+        drop(removed);
+        let store = self.inner.store.clone();
+        let sid = id.to_string();
+        tokio::task::spawn_blocking(move || store.destroy(&sid))
+            .await
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        self.record(
+            Some(id),
+            EntryKind::Lifecycle,
+            by.clone(),
+            json!({"event": "sandbox_destroyed"}),
+        )
+        .await?;
+        self.events().publish(Event::SandboxState {
+            sandbox: id.to_string(),
+            state: "destroyed".into(),
+            detail: None,
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    /// The sandboxes under supervision.
+    pub async fn list(&self) -> Vec<SandboxInfo> {
+        let ids: Vec<String> = self.inner.sessions.read().await.keys().cloned().collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Ok(i) = self.info(&id).await {
+                out.push(i);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// One sandbox.
+    pub async fn info(&self, id: &str) -> Result<SandboxInfo, CommandError> {
+        let session = self.session(id).await?;
+        let view = session.view().await?;
+        let store = self.inner.store.clone();
+        let sid = id.to_string();
+        let rec = tokio::task::spawn_blocking(move || store.status(&sid).map(|s| s.record))
+            .await
+            .map_err(|e| CommandError::Sandbox(e.to_string()))?
+            .ok();
+        Ok(SandboxInfo {
+            id: id.to_string(),
+            backend: rec
+                .as_ref()
+                .map_or_else(|| "external".to_string(), |r| r.backend.to_string()),
+            profile: rec.map_or_else(|| "external".to_string(), |r| r.profile),
+            screen: session.screen,
+            session: view,
+        })
+    }
+
+    /// The session of a sandbox.
+    pub async fn session(&self, id: &str) -> Result<Session, CommandError> {
+        self.inner
+            .sessions
+            .read()
+            .await
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))
+    }
+
+    /// The session an agent call is for.
+    pub(crate) async fn session_for(&self, id: Option<&str>) -> Result<Session, GatewayError> {
+        let sessions = self.inner.sessions.read().await;
+        match id {
+            Some(id) => sessions
+                .get(id)
+                .cloned()
+                .ok_or_else(|| GatewayError::UnknownSandbox(id.to_string())),
+            None if sessions.len() == 1 => Ok(sessions.values().next().cloned().ok_or_else(|| {
+                GatewayError::WhichSandbox("no sandbox is running; create one first".into())
+            })?),
+            None if sessions.is_empty() => Err(GatewayError::WhichSandbox(
+                "no sandbox is running; create one first".into(),
+            )),
+            None => {
+                let mut ids: Vec<&String> = sessions.keys().collect();
+                ids.sort();
+                Err(GatewayError::WhichSandbox(format!(
+                    "several sandboxes are running; name one with `sandbox`: {}",
+                    ids.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        }
+    }
+
+    /// An operator changes who holds control.
+    pub async fn lease(&self, id: &str, cmd: LeaseCommand) -> Result<LeaseChange, CommandError> {
+        let session = self.session(id).await?;
+        Ok(session.lease(cmd).await??)
+    }
+
+    /// An operator decides an approval.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        approval: u64,
+        operator: &str,
+        resolution: Resolution,
+    ) -> Result<Approval, CommandError> {
+        let span = tracing::info_span!("resolve", sandbox = id, approval, operator);
+        async move {
+            let session = self.session(id).await?;
+            Ok(session.resolve(approval, operator, resolution).await??)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Every pending approval, across sandboxes.
+    pub async fn pending(&self) -> Vec<Approval> {
+        let mut out = Vec::new();
+        for s in self.list().await {
+            out.extend(s.session.pending);
+        }
+        out
+    }
+
+    /// An operator drives the sandbox (they must hold control). Typed text is recorded only as a
+    /// hash and a length.
+    pub async fn human_input(&self, id: &str, operator: &str, action: Action) -> Result<(), CommandError> {
+        let span = tracing::info_span!("human_input", sandbox = id, operator, kind = %action.kind());
+        async move {
+            let session = self.session(id).await?;
+            let epoch = session.admit_human(operator).await??;
+            let outcome = gateway::execute(&session, &action, Duration::ZERO).await;
+            self.record(
+                Some(id),
+                EntryKind::HumanInput,
+                Actor {
+                    operator: Some(operator.to_string()),
+                    ..Actor::default()
+                },
+                json!({"action": redact(&action), "epoch": epoch, "ok": outcome.is_ok(),
+                       "error": outcome.as_ref().err()}),
+            )
+            .await?;
+            self.events().publish(Event::ActionExecuted {
+                sandbox: id.to_string(),
+                by: format!("operator:{operator}"),
+                action: redact_action(&action),
+                ok: outcome.is_ok(),
+                error: outcome.as_ref().err().cloned(),
+                frame_after: None,
+                at_ms: now_ms(),
+            });
+            outcome.map(|_| ()).map_err(CommandError::Guest)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The current screen of a sandbox (for operators), stored as a blob.
+    pub async fn screenshot(&self, id: &str) -> Result<Frame, CommandError> {
+        let session = self.session(id).await?;
+        let frame = gateway::capture(&session.guest)
+            .await
+            .map_err(CommandError::Guest)?;
+        self.ledger()
+            .put_blob(&frame.png)
+            .await
+            .map_err(|e| CommandError::Ledger(e.to_string()))?;
+        Ok(frame)
+    }
+
+    /// Switches shadow mode (operators only) and records it.
+    pub async fn set_mode(&self, mode: Mode, operator: &str) -> Result<(), CommandError> {
+        if let Ok(mut m) = self.inner.mode.write() {
+            *m = mode;
+        }
+        self.record(
+            None,
+            EntryKind::PolicyChanged,
+            Actor {
+                operator: Some(operator.to_string()),
+                ..Actor::default()
+            },
+            json!({"mode": mode, "policy_version": self.policy().version()}),
+        )
+        .await?;
+        let name = match mode {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        };
+        self.events().publish(Event::PolicyMode {
+            mode: name.into(),
+            by: operator.to_string(),
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        sandbox: Option<&str>,
+        kind: EntryKind,
+        actor: Actor,
+        what: serde_json::Value,
+    ) -> Result<(), CommandError> {
+        self.ledger()
+            .append(Draft {
+                ts_ms: now_ms(),
+                sandbox: sandbox.map(str::to_string),
+                kind,
+                actor,
+                epoch: None,
+                policy_hash: None,
+                frame_before: None,
+                frame_after: None,
+                what,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| CommandError::Ledger(e.to_string()))
+    }
+
+    /// Stops all sessions (sandboxes keep running under their keepers).
+    pub async fn shutdown(&self) {
+        self.inner.sessions.write().await.clear();
+        let _ = self
+            .record(
+                None,
+                EntryKind::Lifecycle,
+                Actor::default(),
+                json!({"event": "supervisor_stopped"}),
+            )
+            .await;
+    }
+}
+
+/// The ledger form of a human's action: typed text becomes a hash and a length.
+fn redact(action: &Action) -> serde_json::Value {
+    match action {
+        Action::Type { text } => json!({
+            "kind": "type",
+            "text_sha256": airlock_ledger::Digest::of(text.as_bytes()).to_string(),
+            "text_len": text.len(),
+        }),
+        other => json!(other),
+    }
+}
+
+/// The event form of a human's action: typed text is not published.
+fn redact_action(action: &Action) -> Action {
+    match action {
+        Action::Type { text } => Action::Type {
+            text: format!("<{} bytes typed by the operator>", text.len()),
+        },
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,143 @@
+//! `airlock serve`: the MCP server (`/mcp`, agent token) and the operator API (`/api`, operator
+//! token) on one loopback listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::{AgentPrincipal, AirlockMcp};
+use crate::operator::OperatorId;
+use crate::tokens::{token_eq, Tokens};
+use crate::Supervisor;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Binding the address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Refusing to listen beyond loopback.
+    #[error("{0} is not a loopback address; Airlock's APIs listen on loopback only")]
+    NotLoopback(SocketAddr),
+    /// The server failed.
+    #[error("the server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// A bound listener, ready to serve.
+pub struct Listener {
+    listener: tokio::net::TcpListener,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Binds `addr` (loopback only).
+pub async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
+    if !addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(Listener { listener, addr })
+}
+
+#[derive(Clone)]
+struct Auth {
+    tokens: Arc<Tokens>,
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    if let Some(h) = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    // Browsers cannot set headers on a WebSocket: the event stream also takes `?token=`.
+    req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token=").map(str::to_string))
+    })
+}
+
+fn unauthorized(what: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({"code": "unauthorized", "message": format!("a valid {what} bearer token is required")})),
+    )
+        .into_response()
+}
+
+async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    match bearer(&req) {
+        Some(t) if token_eq(&t, &auth.tokens.agent_token) => {
+            req.extensions_mut()
+                .insert(AgentPrincipal(auth.tokens.principal.clone()));
+            next.run(req).await
+        }
+        _ => unauthorized("agent"),
+    }
+}
+
+async fn operator_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    match bearer(&req) {
+        Some(t) if token_eq(&t, &auth.tokens.operator_token) => {
+            req.extensions_mut()
+                .insert(OperatorId(auth.tokens.operator.clone()));
+            next.run(req).await
+        }
+        _ => unauthorized("operator"),
+    }
+}
+
+/// The whole HTTP surface.
+pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Router {
+    let auth = Auth {
+        tokens: Arc::new(tokens),
+    };
+    let mcp_sup = sup.clone();
+    let mcp: StreamableHttpService<AirlockMcp, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(AirlockMcp::new(mcp_sup.clone())),
+        Default::default(),
+        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token()),
+    );
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(middleware::from_fn_with_state(auth.clone(), agent_auth));
+    let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .nest("/api", api)
+        .nest_service("/mcp", mcp)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn run(listener: Listener, app: Router, shutdown: CancellationToken) -> Result<(), ServeError> {
+    axum::serve(listener.listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+        .await
+        .map_err(ServeError::Server)
+}

@@ -1,0 +1,139 @@
+//! Bearer tokens for the agent API and the operator API, generated on first run and kept in the
+//! state directory (mode 0600).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The tokens file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    /// Agents present this to the MCP server.
+    pub agent_token: String,
+    /// The principal agents with this token act for.
+    pub principal: String,
+    /// Operators present this to the operator API.
+    pub operator_token: String,
+    /// The operator this token identifies.
+    pub operator: String,
+}
+
+/// Why the tokens could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// File I/O failed.
+    #[error("cannot {action} the token file {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("the token file {path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// 32 random bytes as hex, from the kernel's generator.
+pub fn random_token() -> Result<String, std::io::Error> {
+    let mut buf = [0u8; 32];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
+/// Compares in time independent of where the strings differ.
+pub fn token_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Tokens {
+    /// Loads `path`, or creates it with fresh tokens; returns whether it was created.
+    pub fn load_or_create(path: &Path, operator: &str) -> Result<(Tokens, bool), TokenError> {
+        let io = |action, source| TokenError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        match fs::read(path) {
+            Ok(bytes) => {
+                let t: Tokens = serde_json::from_slice(&bytes).map_err(|e| TokenError::Invalid {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                if t.agent_token.len() < 32 || t.operator_token.len() < 32 {
+                    return Err(TokenError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: "tokens must be at least 32 characters".into(),
+                    });
+                }
+                let mode = fs::metadata(path)
+                    .map_err(|e| io("inspect", e))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                        .map_err(|e| io("restrict", e))?;
+                }
+                Ok((t, false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+                }
+                let t = Tokens {
+                    agent_token: random_token().map_err(|e| io("generate", e))?,
+                    principal: "local".into(),
+                    operator_token: random_token().map_err(|e| io("generate", e))?,
+                    operator: operator.to_string(),
+                };
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| io("create", e))?;
+                f.write_all(&serde_json::to_vec_pretty(&t).unwrap_or_default())
+                    .map_err(|e| io("write", e))?;
+                f.sync_all().map_err(|e| io("sync", e))?;
+                Ok((t, true))
+            }
+            Err(e) => Err(io("read", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_private_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/tokens.json");
+        let (a, created) = Tokens::load_or_create(&p, "alice").unwrap();
+        assert!(created);
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let (b, created) = Tokens::load_or_create(&p, "bob").unwrap();
+        assert!(!created);
+        assert_eq!(a, b);
+        assert_ne!(a.agent_token, a.operator_token);
+        assert!(token_eq(&a.agent_token, &b.agent_token));
+        assert!(!token_eq(&a.agent_token, &a.operator_token));
+        fs::write(&p, "{\"agent_token\": 1}").unwrap();
+        let e = Tokens::load_or_create(&p, "x").unwrap_err();
+        assert!(e.to_string().contains("not valid"), "{e}");
+    }
+}
