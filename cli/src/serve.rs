@@ -267,6 +267,15 @@ pub(crate) fn bench_gateway(samples: usize) -> Result<serde_json::Value> {
 }
 
 pub(crate) fn agent(cmd: airlock_agents::AgentCommand) -> Result<ExitCode> {
+    // Without a token given, use the agent token `airlock serve` generated in the state dir.
+    if cmd.token.is_none() && cmd.token_file.is_none() && std::env::var_os(airlock_agents::TOKEN_ENV).is_none() {
+        let path = Store::default_root().join("tokens.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let tokens: Tokens = serde_json::from_slice(&bytes)
+                .with_context(|| format!("the token file {} is not valid", path.display()))?;
+            std::env::set_var(airlock_agents::TOKEN_ENV, tokens.agent_token);
+        }
+    }
     runtime()?.block_on(airlock_agents::run_command(cmd))?;
     Ok(ExitCode::SUCCESS)
 }

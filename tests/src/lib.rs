@@ -2,6 +2,8 @@
 //! own `airlock` and `airlock-guest-agent` binaries (`cargo build --workspace --bins` first; the
 //! README's test command does that).
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

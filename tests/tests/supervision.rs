@@ -1,0 +1,170 @@
+//! The supervision core against real parts: `airlock serve` with real sandboxes, a real SQLite
+//! ledger, the official MCP Python SDK and Airlock's own MCP client, and the operator API.
+
+use std::process::Command;
+use std::time::Duration;
+
+use airlock_tests::serve::Serve;
+use airlock_tests::{bin_dir, cache_dir, Env};
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+
+fn kinds(entries: &[Value]) -> Vec<String> {
+    entries.iter().map(|e| e["body"]["kind"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+fn airlock(env: &Env, args: &[&str]) -> std::process::Output {
+    env.airlock(args)
+}
+
+fn python() -> String {
+    std::env::var("AIRLOCK_PYENV").unwrap_or_else(|_| "/opt/airlock/pyenv".into()) + "/bin/python"
+}
+
+fn python_sdk_drives(backend: &str) -> Result<()> {
+    let env = Env::new(&format!("py-{backend}"));
+    let serve = Serve::start(&env, &["--backend", backend, "--profile", "desktop"])?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/mcp_client.py");
+    let out = Command::new(python())
+        .args([script, &serve.mcp_url(), &serve.agent_token])
+        .output()
+        .context("run the MCP Python SDK client (scripts/setup installs it)")?;
+    ensure!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(r["server"], "airlock");
+    assert_eq!(
+        r["tools"],
+        json!(["computer", "computer_openai", "exec", "sandbox_create", "sandbox_destroy", "sandbox_list"])
+    );
+    let shot = &r["screenshot"];
+    assert_eq!(shot["is_error"], false, "{shot}");
+    assert_eq!(shot["images"][0]["mime"], "image/png");
+    assert_eq!((shot["images"][0]["width"].as_u64(), shot["images"][0]["height"].as_u64()), (Some(1280), Some(800)));
+    for step in ["click", "type", "enter", "wait", "openai_move", "cursor"] {
+        assert_eq!(r[step]["is_error"], false, "{step}: {}", r[step]);
+    }
+    let exec: Value = serde_json::from_str(r["exec"]["texts"][0].as_str().unwrap_or("null"))?;
+    assert_eq!(exec["result"]["stdout"], "mcp-sdk\n", "typed command ran in the terminal: {exec}");
+    let cursor: Value = serde_json::from_str(r["cursor"]["texts"][0].as_str().unwrap_or("null"))?;
+    assert_eq!(cursor["result"], json!({"x": 10, "y": 10}), "the OpenAI-style move landed");
+    for (step, needle) in [
+        ("unknown_action", "unknown action \"teleport\""),
+        ("off_screen", "outside the 1280x800 screen"),
+        ("huge_text", "over the 65536-byte limit"),
+        ("bad_field", "unknown field `colour`"),
+        ("unknown_tool", "no tool \"teleport\""),
+    ] {
+        assert_eq!(r[step]["is_error"], true, "{step}: {}", r[step]);
+        let text = r[step]["texts"][0].as_str().unwrap_or_default();
+        assert!(text.contains(needle), "{step}: {text}");
+    }
+    // Nothing malformed reached the ledger as executed: exactly the good calls did.
+    let rt = tokio::runtime::Runtime::new()?;
+    let entries = rt.block_on(serve.ledger(None))?;
+    let executed: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["body"]["kind"] == "action_executed")
+        .map(|e| e["body"]["what"]["action"]["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        executed,
+        ["screenshot", "click", "type", "key", "wait", "exec", "mouse_move", "cursor_position"],
+        "executed entries"
+    );
+    assert!(entries.iter().all(|e| !e.to_string().contains("teleport")), "bad calls are not logged as steps");
+    let verify = airlock(&env, &["ledger", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    Ok(())
+}
+
+/// The official MCP Python SDK, unmodified, lists tools, takes a screenshot, clicks, types and
+/// execs; malformed calls get tool errors with reasons and are not logged as executed.
+#[test]
+fn the_python_mcp_sdk_drives_a_gvisor_sandbox() -> Result<()> {
+    python_sdk_drives("gvisor")
+}
+
+/// The same through a QEMU microVM (TCG here).
+#[test]
+fn the_python_mcp_sdk_drives_a_microvm() -> Result<()> {
+    python_sdk_drives("microvm")
+}
+
+/// The shipped demo plan, run by `airlock agent run`: allowed steps run, the ask blocks until the
+/// operator approves over the operator API, the deny is refused, and the ledger has every step in
+/// order and verifies (live and exported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
+    let env = Env::new("demo-plan");
+    let serve = Serve::start(&env, &["--backend", "gvisor", "--no-sandbox"])?;
+    let mut events = serve.events().await?;
+    let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/../agents/plans/demo.yaml");
+    let agent = tokio::process::Command::new(bin_dir().join("airlock"))
+        .args(["agent", "--url", &serve.mcp_url(), "run", "--plan", plan])
+        .env("AIRLOCK_AGENT_TOKEN", &serve.agent_token)
+        .env("AIRLOCK_STATE_DIR", &env.root)
+        .env("AIRLOCK_CACHE_DIR", cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // The ask: the operator sees the frame it is bound to, then approves.
+    let asked = events.next_of("approval_requested", Duration::from_secs(300)).await?;
+    let approval = &asked["approval"];
+    assert_eq!(approval["action"]["argv"], json!(["touch", "/tmp/approved"]), "{asked}");
+    assert_eq!(approval["state"]["state"], "pending");
+    let sandbox = approval["sandbox"].as_str().context("sandbox")?.to_string();
+    let frame = approval["frame"].as_str().context("frame")?;
+    let blob = reqwest::Client::new()
+        .get(format!("{}/api/blobs/{frame}", serve.base))
+        .bearer_auth(&serve.operator_token)
+        .send()
+        .await?;
+    assert_eq!(blob.status(), 200);
+    assert!(blob.bytes().await?.starts_with(b"\x89PNG"), "the frame shown is a PNG");
+    let decided = serve.decide(&sandbox, approval["id"].as_u64().context("id")?, json!({"decision": "approve"})).await?;
+    assert_eq!(decided["state"]["state"], "approved");
+    assert_eq!(decided["state"]["by"], serve.operator.as_str());
+
+    let out = tokio::time::timeout(Duration::from_secs(300), agent.wait_with_output()).await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "plan failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let entries = serve.ledger(Some(&sandbox)).await?;
+    let k = kinds(&entries);
+    let pos = |kind: &str, from: usize| k.iter().skip(from).position(|x| x == kind).map(|p| p + from);
+    let asked_at = pos("approval_requested", 0).context("approval requested")?;
+    let resolved_at = pos("approval_resolved", asked_at).context("approval resolved")?;
+    let ran_at = pos("action_executed", resolved_at).context("approved action executed")?;
+    assert_eq!(entries[ran_at]["body"]["what"]["action"]["argv"], json!(["touch", "/tmp/approved"]));
+    assert_eq!(entries[resolved_at]["body"]["actor"]["operator"], serve.operator.as_str());
+    let denied = entries
+        .iter()
+        .find(|e| e["body"]["kind"] == "action_refused" && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"]))
+        .context("the rm -rf / refusal is recorded")?;
+    assert!(denied["body"]["what"]["reason"].as_str().unwrap_or_default().contains("wipe-the-system"));
+    assert!(
+        !entries.iter().any(|e| e["body"]["kind"] == "action_executed"
+            && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"])),
+        "the denied command never ran"
+    );
+    // Sequence numbers are in order, each executed input action has an after-frame.
+    let seqs: Vec<u64> = entries.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    for e in entries.iter().filter(|e| e["body"]["kind"] == "action_executed") {
+        if e["body"]["what"]["action"]["kind"] == "click" {
+            assert!(e["body"]["frame_after"].is_string(), "{e}");
+        }
+    }
+    let verify = airlock(&env, &["ledger", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let export = env.root.join("export.jsonl");
+    let out = airlock(&env, &["ledger", "export", "-o", export.to_str().context("path")?]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let blobs = env.root.join("ledger/blobs");
+    let out = airlock(
+        &env,
+        &["ledger", "verify", "--jsonl", export.to_str().context("path")?, "--blobs", blobs.to_str().context("path")?],
+    );
+    assert!(out.status.success(), "offline verify: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
