@@ -38,6 +38,13 @@ async def main(url, token):
                 report["server"] = init.server_info.name
                 tools = await session.list_tools()
                 report["tools"] = sorted(t.name for t in tools.tools)
+                # The desktop's terminal takes a while under emulation: wait until it has the focus
+                # and a shell (the guest writes this file then; cat is allowlisted).
+                for _ in range(240):
+                    r = await session.call_tool("exec", {"argv": ["cat", "/tmp/.airlock-terminal-ready"]})
+                    if not r.is_error and '"exit_code":0' in r.content[0].text:
+                        break
+                    await asyncio.sleep(0.5)
                 calls = [
                     ("screenshot", "computer", {"action": "screenshot"}),
                     ("click", "computer", {"action": "left_click", "coordinate": [640, 400]}),

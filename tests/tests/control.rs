@@ -87,13 +87,17 @@ async fn an_unanswered_approval_expires_as_deny_and_pauses_the_agent() -> Result
     assert_eq!(resolved["approval"]["state"]["state"], "expired");
     let paused = agent.call("computer", computer(&sb, json!({"action": "screenshot"}))).await?;
     assert!(paused.is_error && text(&paused).contains("paused by approval-expiry"), "{}", text(&paused));
-    let probe = agent.call("exec", exec_args(&sb, &["stat", "/tmp/never"])).await?;
+    let probe = agent.call("exec", exec_args(&sb, &["find", "/tmp/never"])).await?;
     assert!(probe.is_error, "still paused");
     let (status, _) = serve.post(&format!("/sandboxes/{sb}/lease"), json!({"command": "resume"})).await?;
     assert_eq!(status, 200);
-    let probe = agent.call("exec", exec_args(&sb, &["stat", "/tmp/never"])).await?;
+    let probe = agent.call("exec", exec_args(&sb, &["find", "/tmp/never"])).await?;
     ensure!(!probe.is_error, "{}", text(&probe));
-    assert!(text(&probe).contains("\"exit_code\":1"), "the expired action never ran: {}", text(&probe));
+    assert!(
+        text(&probe).contains("\"exit_code\":1") && text(&probe).contains("No such file"),
+        "the expired action never ran: {}",
+        text(&probe)
+    );
     Ok(())
 }
 
