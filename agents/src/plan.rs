@@ -598,15 +598,13 @@ impl Step {
             }
         }
         if let Some(wanted) = self.expect_exit_code {
-            let got = outcome
-                .json()
-                .and_then(|json| {
-                    // Airlock nests the exec result under `result`; accept a flat one too.
-                    json.get("result")
-                        .and_then(|r| r.get("exit_code"))
-                        .or_else(|| json.get("exit_code"))
-                        .and_then(Value::as_i64)
-                });
+            let got = outcome.json().and_then(|json| {
+                // Airlock nests the exec result under `result`; accept a flat one too.
+                json.get("result")
+                    .and_then(|r| r.get("exit_code"))
+                    .or_else(|| json.get("exit_code"))
+                    .and_then(Value::as_i64)
+            });
             if got != Some(wanted) {
                 return Err(format!("expected exit code {wanted}, got: {}", excerpt(&text)));
             }

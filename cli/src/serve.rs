@@ -268,7 +268,10 @@ pub(crate) fn bench_gateway(samples: usize) -> Result<serde_json::Value> {
 
 pub(crate) fn agent(cmd: airlock_agents::AgentCommand) -> Result<ExitCode> {
     // Without a token given, use the agent token `airlock serve` generated in the state dir.
-    if cmd.token.is_none() && cmd.token_file.is_none() && std::env::var_os(airlock_agents::TOKEN_ENV).is_none() {
+    if cmd.token.is_none()
+        && cmd.token_file.is_none()
+        && std::env::var_os(airlock_agents::TOKEN_ENV).is_none()
+    {
         let path = Store::default_root().join("tokens.json");
         if let Ok(bytes) = std::fs::read(&path) {
             let tokens: Tokens = serde_json::from_slice(&bytes)

@@ -186,6 +186,20 @@ pub async fn gateway(dir: &Path, samples: usize) -> Result<Value, String> {
         append_us.push(micros(t.elapsed()));
     }
 
+    let frame = crate::gateway::capture(&session.guest).await?;
+    let mut blob_us = Vec::new();
+    for _ in 0..samples {
+        let t = Instant::now();
+        ledger.put_blob(&frame.png).await.map_err(|e| e.to_string())?;
+        blob_us.push(micros(t.elapsed()));
+    }
+    let mut session_us = Vec::new();
+    for _ in 0..samples {
+        let t = Instant::now();
+        let _ = session.admit(None).await.map_err(|e| e.to_string())?;
+        session_us.push(micros(t.elapsed()));
+    }
+
     // Proposed → approval event at an operator's WebSocket.
     let approval_ms = approval_latency(&sup, dir, samples.min(30)).await?;
 
@@ -200,6 +214,8 @@ pub async fn gateway(dir: &Path, samples: usize) -> Result<Value, String> {
         "policy_evaluate_us_p50": percentile(policy_us, 0.5),
         "ledger_durable_append_us_p50": percentile(append_us, 0.5),
         "ledger_appends_per_allowed_action": 2,
+        "blob_put_existing_us_p50": percentile(blob_us, 0.5),
+        "session_round_trip_us_p50": percentile(session_us, 0.5),
         "approval_event_to_operator_ms_p50": percentile(approval_ms.clone(), 0.5),
         "approval_event_to_operator_ms_p95": percentile(approval_ms, 0.95),
     });

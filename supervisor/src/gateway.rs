@@ -160,6 +160,14 @@ pub enum GatewayError {
     Gone(#[from] SessionGone),
 }
 
+/// Where an action stands in the ledger: its sandbox, agent, lease epoch and policy version.
+struct Step<'a> {
+    session: &'a Session,
+    agent: &'a AgentId,
+    epoch: u64,
+    policy_version: &'a str,
+}
+
 impl Supervisor {
     /// Carries out one agent action, or says why not.
     pub async fn act(&self, call: AgentCall) -> Result<ActionReply, GatewayError> {
@@ -203,16 +211,13 @@ impl Supervisor {
             };
             let evaluation = policy.evaluate(&subject, &action, &title);
             let verdict = enforce(&evaluation, self.mode());
-            self.decided(
-                &session,
-                &call.agent,
-                &action,
-                &evaluation,
-                &verdict,
-                admission.epoch,
-                policy.version(),
-            )
-            .await?;
+            let step = Step {
+                session: &session,
+                agent: &call.agent,
+                epoch: admission.epoch,
+                policy_version: policy.version(),
+            };
+            self.decided(&step, &action, &evaluation, &verdict).await?;
 
             // Ask → wait.
             let (action, approved_frame) = match verdict.decision {
@@ -273,16 +278,7 @@ impl Supervisor {
             };
 
             // Record the result, then reply.
-            self.executed(
-                &session,
-                &call.agent,
-                &action,
-                &outcome,
-                frame_after,
-                admission.epoch,
-                policy.version(),
-            )
-            .await?;
+            self.executed(&step, &action, &outcome, frame_after).await?;
             let result = outcome.map_err(GatewayError::Guest)?;
             Ok(ActionReply {
                 sandbox: session.id.clone(),
@@ -431,14 +427,17 @@ impl Supervisor {
 
     async fn decided(
         &self,
-        session: &Session,
-        agent: &AgentId,
+        step: &Step<'_>,
         action: &Action,
         evaluation: &Evaluation,
         verdict: &airlock_policy::Verdict,
-        epoch: u64,
-        policy_version: &str,
     ) -> Result<(), GatewayError> {
+        let Step {
+            session,
+            agent,
+            epoch,
+            policy_version,
+        } = *step;
         self.append(Draft {
             ts_ms: now_ms(),
             sandbox: Some(session.id.clone()),
@@ -494,17 +493,19 @@ impl Supervisor {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn executed(
         &self,
-        session: &Session,
-        agent: &AgentId,
+        step: &Step<'_>,
         action: &Action,
         outcome: &Result<ActionResult, String>,
         frame_after: Option<Digest>,
-        epoch: u64,
-        policy_version: &str,
     ) -> Result<(), GatewayError> {
+        let Step {
+            session,
+            agent,
+            epoch,
+            policy_version,
+        } = *step;
         let result = match outcome {
             Ok(r) => result_json(r),
             Err(e) => json!({"error": e}),

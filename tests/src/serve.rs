@@ -35,7 +35,10 @@ impl Serve {
             .args(args)
             .env("AIRLOCK_STATE_DIR", &env.root)
             .env("AIRLOCK_CACHE_DIR", cache_dir())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(env.root.join("serve.log")).context("create serve.log")?,
@@ -133,7 +136,11 @@ impl Serve {
 
     /// Subscribes to the operator event stream (the first message, a snapshot, is consumed).
     pub async fn events(&self) -> Result<Events> {
-        let url = format!("{}/api/events?token={}", self.base.replace("http://", "ws://"), self.operator_token);
+        let url = format!(
+            "{}/api/events?token={}",
+            self.base.replace("http://", "ws://"),
+            self.operator_token
+        );
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         let first = ws.next().await.context("no snapshot")??;
         let v: Value = serde_json::from_str(first.to_text()?)?;
@@ -145,7 +152,9 @@ impl Serve {
 
     /// Approves/denies/edits approval `id` of `sandbox`.
     pub async fn decide(&self, sandbox: &str, id: u64, body: Value) -> Result<Value> {
-        let (status, v) = self.post(&format!("/sandboxes/{sandbox}/approvals/{id}"), body).await?;
+        let (status, v) = self
+            .post(&format!("/sandboxes/{sandbox}/approvals/{id}"), body)
+            .await?;
         if status != 200 {
             bail!("decision refused: {status} {v}");
         }

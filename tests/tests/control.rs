@@ -29,42 +29,76 @@ async fn takeover_refuses_the_agent_and_handback_shows_a_fresh_screen() -> Resul
     let first = agent.call("computer", click.clone()).await?;
     ensure!(!first.is_error, "{}", text(&first));
 
-    let (status, change) = serve.post(&format!("/sandboxes/{sb}/lease"), json!({"command": "take"})).await?;
+    let (status, change) = serve
+        .post(&format!("/sandboxes/{sb}/lease"), json!({"command": "take"}))
+        .await?;
     assert_eq!(status, 200, "{change}");
     let refused = agent.call("computer", click.clone()).await?;
     assert!(refused.is_error);
-    assert!(text(&refused).contains(&format!("operator {} has taken control", serve.operator)), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!("operator {} has taken control", serve.operator)),
+        "{}",
+        text(&refused)
+    );
     let refused_exec = agent.call("exec", exec_args(&sb, &["true"])).await?;
     assert!(refused_exec.is_error && text(&refused_exec).contains("taken control"));
 
     // The human drives: two inputs, one of them typing a secret.
-    for action in [json!({"action": "mouse_move", "coordinate": [300, 200]}), json!({"action": "type", "text": "hunter2-secret"})] {
-        let (status, v) = serve.post(&format!("/sandboxes/{sb}/input"), json!({"action": action})).await?;
+    for action in [
+        json!({"action": "mouse_move", "coordinate": [300, 200]}),
+        json!({"action": "type", "text": "hunter2-secret"}),
+    ] {
+        let (status, v) = serve
+            .post(&format!("/sandboxes/{sb}/input"), json!({"action": action}))
+            .await?;
         assert_eq!(status, 204, "{v}");
     }
-    let (status, _) = serve.post(&format!("/sandboxes/{sb}/lease"), json!({"command": "hand_back"})).await?;
+    let (status, _) = serve
+        .post(&format!("/sandboxes/{sb}/lease"), json!({"command": "hand_back"}))
+        .await?;
     assert_eq!(status, 200);
 
     // The first agent action after handback is not performed: it gets the screen and a summary.
     let after = agent.call("computer", click.clone()).await?;
     assert!(after.is_error, "the stale action is not performed");
     let t = text(&after);
-    assert!(t.contains("performed 2 actions") && t.contains("not performed"), "{t}");
+    assert!(
+        t.contains("performed 2 actions") && t.contains("not performed"),
+        "{t}"
+    );
     assert_eq!(after.images.len(), 1, "a fresh screenshot comes with it");
     let again = agent.call("computer", click.clone()).await?;
     ensure!(!again.is_error, "after handback actions work: {}", text(&again));
     // An action stamped with the pre-takeover epoch is stale.
-    let stale = agent.call("computer", json!({"sandbox": sb, "action": "screenshot", "epoch": 1})).await?;
-    assert!(stale.is_error && text(&stale).contains("epoch 1"), "{}", text(&stale));
+    let stale = agent
+        .call(
+            "computer",
+            json!({"sandbox": sb, "action": "screenshot", "epoch": 1}),
+        )
+        .await?;
+    assert!(
+        stale.is_error && text(&stale).contains("epoch 1"),
+        "{}",
+        text(&stale)
+    );
 
     let entries = serve.ledger(Some(&sb)).await?;
-    let human: Vec<&Value> = entries.iter().filter(|e| e["body"]["kind"] == "human_input").collect();
+    let human: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["body"]["kind"] == "human_input")
+        .collect();
     assert_eq!(human.len(), 2);
     assert_eq!(human[1]["body"]["what"]["action"]["text_len"], 14);
     assert!(human[1]["body"]["what"]["action"]["text_sha256"].is_string());
     let all = serde_json::to_string(&entries)?;
-    assert!(!all.contains("hunter2"), "the operator's typed text is not in the ledger");
-    let leases: Vec<&Value> = entries.iter().filter(|e| e["body"]["kind"] == "lease_changed").collect();
+    assert!(
+        !all.contains("hunter2"),
+        "the operator's typed text is not in the ledger"
+    );
+    let leases: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["body"]["kind"] == "lease_changed")
+        .collect();
     assert_eq!(leases.len(), 2);
     Ok(())
 }
@@ -74,24 +108,54 @@ async fn takeover_refuses_the_agent_and_handback_shows_a_fresh_screen() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_approval_expires_as_deny_and_pauses_the_agent() -> Result<()> {
     let env = Env::new("expiry");
-    let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal", "--approval-timeout", "2"])?;
+    let serve = Serve::start(
+        &env,
+        &[
+            "--backend",
+            "gvisor",
+            "--profile",
+            "minimal",
+            "--approval-timeout",
+            "2",
+        ],
+    )?;
     let sb = serve.only_sandbox().await?;
     let agent = serve.agent().await?;
     let mut events = serve.events().await?;
     let t = std::time::Instant::now();
-    let r = agent.call("exec", exec_args(&sb, &["touch", "/tmp/never"])).await?;
+    let r = agent
+        .call("exec", exec_args(&sb, &["touch", "/tmp/never"]))
+        .await?;
     assert!(r.is_error);
-    assert!(text(&r).contains("expired") && text(&r).contains("paused"), "{}", text(&r));
+    assert!(
+        text(&r).contains("expired") && text(&r).contains("paused"),
+        "{}",
+        text(&r)
+    );
     assert!(t.elapsed() >= Duration::from_secs(2));
-    let resolved = events.next_of("approval_resolved", Duration::from_secs(10)).await?;
+    let resolved = events
+        .next_of("approval_resolved", Duration::from_secs(10))
+        .await?;
     assert_eq!(resolved["approval"]["state"]["state"], "expired");
-    let paused = agent.call("computer", computer(&sb, json!({"action": "screenshot"}))).await?;
-    assert!(paused.is_error && text(&paused).contains("paused by approval-expiry"), "{}", text(&paused));
-    let probe = agent.call("exec", exec_args(&sb, &["find", "/tmp/never"])).await?;
+    let paused = agent
+        .call("computer", computer(&sb, json!({"action": "screenshot"})))
+        .await?;
+    assert!(
+        paused.is_error && text(&paused).contains("paused by approval-expiry"),
+        "{}",
+        text(&paused)
+    );
+    let probe = agent
+        .call("exec", exec_args(&sb, &["find", "/tmp/never"]))
+        .await?;
     assert!(probe.is_error, "still paused");
-    let (status, _) = serve.post(&format!("/sandboxes/{sb}/lease"), json!({"command": "resume"})).await?;
+    let (status, _) = serve
+        .post(&format!("/sandboxes/{sb}/lease"), json!({"command": "resume"}))
+        .await?;
     assert_eq!(status, 200);
-    let probe = agent.call("exec", exec_args(&sb, &["find", "/tmp/never"])).await?;
+    let probe = agent
+        .call("exec", exec_args(&sb, &["find", "/tmp/never"]))
+        .await?;
     ensure!(!probe.is_error, "{}", text(&probe));
     assert!(
         text(&probe).contains("\"exit_code\":1") && text(&probe).contains("No such file"),
@@ -115,30 +179,54 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         let a = serve.agent().await?;
         tokio::spawn(async move { a.call("exec", args).await })
     };
-    let first = events.next_of("approval_requested", Duration::from_secs(60)).await?;
+    let first = events
+        .next_of("approval_requested", Duration::from_secs(60))
+        .await?;
     // The screen changes after the operator looked (something else moves the pointer and types).
     let out = env.airlock(&["sandbox", "type", &sb, "screen-changed"]);
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    serve.decide(&sb, first["approval"]["id"].as_u64().context("id")?, json!({"decision": "approve"})).await?;
-    let second = events.next_of("approval_requested", Duration::from_secs(60)).await?;
-    assert_ne!(second["approval"]["frame"], first["approval"]["frame"], "asked again on the new screen");
     serve
-        .decide(&sb, second["approval"]["id"].as_u64().context("id")?, json!({"decision": "approve", "grant_minutes": 5}))
+        .decide(
+            &sb,
+            first["approval"]["id"].as_u64().context("id")?,
+            json!({"decision": "approve"}),
+        )
+        .await?;
+    let second = events
+        .next_of("approval_requested", Duration::from_secs(60))
+        .await?;
+    assert_ne!(
+        second["approval"]["frame"], first["approval"]["frame"],
+        "asked again on the new screen"
+    );
+    serve
+        .decide(
+            &sb,
+            second["approval"]["id"].as_u64().context("id")?,
+            json!({"decision": "approve", "grant_minutes": 5}),
+        )
         .await?;
     let r = call.await??;
     ensure!(!r.is_error, "{}", text(&r));
     let entries = serve.ledger(Some(&sb)).await?;
-    assert!(entries.iter().any(|e| e["body"]["what"]["void"] == true), "the void approval is recorded");
+    assert!(
+        entries.iter().any(|e| e["body"]["what"]["void"] == true),
+        "the void approval is recorded"
+    );
     let executed: Vec<&Value> = entries
         .iter()
-        .filter(|e| e["body"]["kind"] == "action_executed" && e["body"]["what"]["action"]["argv"][0] == "touch")
+        .filter(|e| {
+            e["body"]["kind"] == "action_executed" && e["body"]["what"]["action"]["argv"][0] == "touch"
+        })
         .collect();
     assert_eq!(executed.len(), 1, "it ran once");
     assert!(entries.iter().any(|e| e["body"]["kind"] == "grant_issued"));
 
     // The grant covers the next exec outside the allowlist: no approval is asked.
-    let r = agent.call("exec", exec_args(&sb, &["touch", "/tmp/granted"])).await?;
+    let r = agent
+        .call("exec", exec_args(&sb, &["touch", "/tmp/granted"]))
+        .await?;
     ensure!(!r.is_error, "{}", text(&r));
     let (_, pending) = serve.get("/approvals").await?;
     assert_eq!(pending, json!([]));
@@ -151,9 +239,15 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         let args = json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"});
         tokio::spawn(async move { a.call("computer", args).await })
     };
-    let ask = events.next_of("approval_requested", Duration::from_secs(60)).await?;
+    let ask = events
+        .next_of("approval_requested", Duration::from_secs(60))
+        .await?;
     serve
-        .decide(&sb, ask["approval"]["id"].as_u64().context("id")?, json!({"decision": "deny", "reason": "not now"}))
+        .decide(
+            &sb,
+            ask["approval"]["id"].as_u64().context("id")?,
+            json!({"decision": "deny", "reason": "not now"}),
+        )
         .await?;
     let r = call.await??;
     assert!(r.is_error && text(&r).contains("not now"), "{}", text(&r));
@@ -171,10 +265,22 @@ async fn shadow_mode_is_switched_by_operators_and_logs_would_be_denials() -> Res
         r#"@id("all") permit(principal, action, resource);
            @id("no-touch") forbid(principal, action == Action::"exec", resource) when { context.program == "touch" };"#,
     )?;
-    let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal", "--policy", policy.to_str().context("path")?])?;
+    let serve = Serve::start(
+        &env,
+        &[
+            "--backend",
+            "gvisor",
+            "--profile",
+            "minimal",
+            "--policy",
+            policy.to_str().context("path")?,
+        ],
+    )?;
     let sb = serve.only_sandbox().await?;
     let agent = serve.agent().await?;
-    let r = agent.call("exec", exec_args(&sb, &["touch", "/tmp/shadow"])).await?;
+    let r = agent
+        .call("exec", exec_args(&sb, &["touch", "/tmp/shadow"]))
+        .await?;
     assert!(r.is_error && text(&r).contains("no-touch"), "{}", text(&r));
     // Agents cannot reach the operator API.
     let r2 = reqwest::Client::new()
@@ -186,12 +292,17 @@ async fn shadow_mode_is_switched_by_operators_and_logs_would_be_denials() -> Res
     assert_eq!(r2.status(), 401);
     let (status, _) = serve.post("/policy/mode", json!({"mode": "shadow"})).await?;
     assert_eq!(status, 200);
-    let r = agent.call("exec", exec_args(&sb, &["touch", "/tmp/shadow"])).await?;
+    let r = agent
+        .call("exec", exec_args(&sb, &["touch", "/tmp/shadow"]))
+        .await?;
     ensure!(!r.is_error, "{}", text(&r));
     let entries = serve.ledger(Some(&sb)).await?;
-    assert!(entries.iter().any(|e| e["body"]["kind"] == "action_decided" && e["body"]["what"]["shadow_denied"] == true));
+    assert!(entries
+        .iter()
+        .any(|e| e["body"]["kind"] == "action_decided" && e["body"]["what"]["shadow_denied"] == true));
     let all = serve.ledger(None).await?;
-    assert!(all.iter().any(|e| e["body"]["kind"] == "policy_changed" && e["body"]["actor"]["operator"] == serve.operator.as_str()));
+    assert!(all.iter().any(|e| e["body"]["kind"] == "policy_changed"
+        && e["body"]["actor"]["operator"] == serve.operator.as_str()));
     Ok(())
 }
 
@@ -204,7 +315,12 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
     let sb = serve.only_sandbox().await?;
     let agent = serve.agent().await?;
     for x in [10, 20, 30] {
-        let r = agent.call("computer", computer(&sb, json!({"action": "left_click", "coordinate": [x, x]}))).await?;
+        let r = agent
+            .call(
+                "computer",
+                computer(&sb, json!({"action": "left_click", "coordinate": [x, x]})),
+            )
+            .await?;
         ensure!(!r.is_error, "{}", text(&r));
     }
     let entries = serve.ledger(Some(&sb)).await?;
@@ -247,7 +363,9 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
          c.execute('UPDATE entries SET body = ? WHERE seq = {seq}', (b,)); c.commit()",
         db.display()
     );
-    let py = std::process::Command::new("python3").args(["-c", &script]).output()?;
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()?;
     ensure!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
     let out = env.airlock(&["ledger", "verify"]);
     assert!(!out.status.success());
@@ -272,7 +390,10 @@ async fn kill_9_during_appends_loses_no_acknowledged_entry() -> Result<()> {
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let n = w * 1_000_000 + i;
-                match agent.call("exec", exec_args(&sb, &["echo", &format!("ack-{n}")])).await {
+                match agent
+                    .call("exec", exec_args(&sb, &["echo", &format!("ack-{n}")]))
+                    .await
+                {
                     Ok(r) if !r.is_error => {
                         let _ = tx.send(n);
                     }
@@ -293,19 +414,34 @@ async fn kill_9_during_appends_loses_no_acknowledged_entry() -> Result<()> {
     while let Some(n) = rx.recv().await {
         acked.push(n);
     }
-    ensure!(acked.len() >= 10, "only {} actions were acknowledged before the kill", acked.len());
+    ensure!(
+        acked.len() >= 10,
+        "only {} actions were acknowledged before the kill",
+        acked.len()
+    );
     let out = env.airlock(&["ledger", "verify"]);
-    assert!(out.status.success(), "after kill -9: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "after kill -9: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Restart: the ledger opens, adopts the sandbox, and holds every acknowledged step.
     let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal"])?;
     let entries = serve.ledger(Some(&sb)).await?;
     let recorded: std::collections::HashSet<String> = entries
         .iter()
         .filter(|e| e["body"]["kind"] == "action_executed")
-        .filter_map(|e| e["body"]["what"]["result"]["stdout"].as_str().map(|s| s.trim().to_string()))
+        .filter_map(|e| {
+            e["body"]["what"]["result"]["stdout"]
+                .as_str()
+                .map(|s| s.trim().to_string())
+        })
         .collect();
     for n in &acked {
-        assert!(recorded.contains(&format!("ack-{n}")), "acknowledged action ack-{n} is missing");
+        assert!(
+            recorded.contains(&format!("ack-{n}")),
+            "acknowledged action ack-{n} is missing"
+        );
     }
     eprintln!("{} acknowledged actions, all present after kill -9", acked.len());
     Ok(())

@@ -10,7 +10,10 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
 fn kinds(entries: &[Value]) -> Vec<String> {
-    entries.iter().map(|e| e["body"]["kind"].as_str().unwrap_or_default().to_string()).collect()
+    entries
+        .iter()
+        .map(|e| e["body"]["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 fn airlock(env: &Env, args: &[&str]) -> std::process::Output {
@@ -29,24 +32,48 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
         .args([script, &serve.mcp_url(), &serve.agent_token])
         .output()
         .context("run the MCP Python SDK client (scripts/setup installs it)")?;
-    ensure!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(r["server"], "airlock");
     assert_eq!(
         r["tools"],
-        json!(["computer", "computer_openai", "exec", "sandbox_create", "sandbox_destroy", "sandbox_list"])
+        json!([
+            "computer",
+            "computer_openai",
+            "exec",
+            "sandbox_create",
+            "sandbox_destroy",
+            "sandbox_list"
+        ])
     );
     let shot = &r["screenshot"];
     assert_eq!(shot["is_error"], false, "{shot}");
     assert_eq!(shot["images"][0]["mime"], "image/png");
-    assert_eq!((shot["images"][0]["width"].as_u64(), shot["images"][0]["height"].as_u64()), (Some(1280), Some(800)));
+    assert_eq!(
+        (
+            shot["images"][0]["width"].as_u64(),
+            shot["images"][0]["height"].as_u64()
+        ),
+        (Some(1280), Some(800))
+    );
     for step in ["click", "type", "enter", "wait", "openai_move", "cursor"] {
         assert_eq!(r[step]["is_error"], false, "{step}: {}", r[step]);
     }
     let exec: Value = serde_json::from_str(r["exec"]["texts"][0].as_str().unwrap_or("null"))?;
-    assert_eq!(exec["result"]["stdout"], "mcp-sdk\n", "typed command ran in the terminal: {exec}");
+    assert_eq!(
+        exec["result"]["stdout"], "mcp-sdk\n",
+        "typed command ran in the terminal: {exec}"
+    );
     let cursor: Value = serde_json::from_str(r["cursor"]["texts"][0].as_str().unwrap_or("null"))?;
-    assert_eq!(cursor["result"], json!({"x": 10, "y": 10}), "the OpenAI-style move landed");
+    assert_eq!(
+        cursor["result"],
+        json!({"x": 10, "y": 10}),
+        "the OpenAI-style move landed"
+    );
     for (step, needle) in [
         ("unknown_action", "unknown action \"teleport\""),
         ("off_screen", "outside the 1280x800 screen"),
@@ -69,12 +96,28 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
         .collect();
     assert_eq!(
         executed,
-        ["screenshot", "click", "type", "key", "wait", "exec", "mouse_move", "cursor_position"],
+        [
+            "screenshot",
+            "click",
+            "type",
+            "key",
+            "wait",
+            "exec",
+            "mouse_move",
+            "cursor_position"
+        ],
         "executed entries"
     );
-    assert!(entries.iter().all(|e| !e.to_string().contains("teleport")), "bad calls are not logged as steps");
+    assert!(
+        entries.iter().all(|e| !e.to_string().contains("teleport")),
+        "bad calls are not logged as steps"
+    );
     let verify = airlock(&env, &["ledger", "verify"]);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     Ok(())
 }
 
@@ -109,9 +152,15 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     // The ask: the operator sees the frame it is bound to, then approves.
-    let asked = events.next_of("approval_requested", Duration::from_secs(300)).await?;
+    let asked = events
+        .next_of("approval_requested", Duration::from_secs(300))
+        .await?;
     let approval = &asked["approval"];
-    assert_eq!(approval["action"]["argv"], json!(["touch", "/tmp/approved"]), "{asked}");
+    assert_eq!(
+        approval["action"]["argv"],
+        json!(["touch", "/tmp/approved"]),
+        "{asked}"
+    );
     assert_eq!(approval["state"]["state"], "pending");
     let sandbox = approval["sandbox"].as_str().context("sandbox")?.to_string();
     let frame = approval["frame"].as_str().context("frame")?;
@@ -121,14 +170,27 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
         .send()
         .await?;
     assert_eq!(blob.status(), 200);
-    assert!(blob.bytes().await?.starts_with(b"\x89PNG"), "the frame shown is a PNG");
-    let decided = serve.decide(&sandbox, approval["id"].as_u64().context("id")?, json!({"decision": "approve"})).await?;
+    assert!(
+        blob.bytes().await?.starts_with(b"\x89PNG"),
+        "the frame shown is a PNG"
+    );
+    let decided = serve
+        .decide(
+            &sandbox,
+            approval["id"].as_u64().context("id")?,
+            json!({"decision": "approve"}),
+        )
+        .await?;
     assert_eq!(decided["state"]["state"], "approved");
     assert_eq!(decided["state"]["by"], serve.operator.as_str());
 
     let out = tokio::time::timeout(Duration::from_secs(300), agent.wait_with_output()).await??;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success(), "plan failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "plan failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let entries = serve.ledger(Some(&sandbox)).await?;
     let k = kinds(&entries);
@@ -136,13 +198,25 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
     let asked_at = pos("approval_requested", 0).context("approval requested")?;
     let resolved_at = pos("approval_resolved", asked_at).context("approval resolved")?;
     let ran_at = pos("action_executed", resolved_at).context("approved action executed")?;
-    assert_eq!(entries[ran_at]["body"]["what"]["action"]["argv"], json!(["touch", "/tmp/approved"]));
-    assert_eq!(entries[resolved_at]["body"]["actor"]["operator"], serve.operator.as_str());
+    assert_eq!(
+        entries[ran_at]["body"]["what"]["action"]["argv"],
+        json!(["touch", "/tmp/approved"])
+    );
+    assert_eq!(
+        entries[resolved_at]["body"]["actor"]["operator"],
+        serve.operator.as_str()
+    );
     let denied = entries
         .iter()
-        .find(|e| e["body"]["kind"] == "action_refused" && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"]))
+        .find(|e| {
+            e["body"]["kind"] == "action_refused"
+                && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"])
+        })
         .context("the rm -rf / refusal is recorded")?;
-    assert!(denied["body"]["what"]["reason"].as_str().unwrap_or_default().contains("wipe-the-system"));
+    assert!(denied["body"]["what"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("wipe-the-system"));
     assert!(
         !entries.iter().any(|e| e["body"]["kind"] == "action_executed"
             && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"])),
@@ -157,15 +231,33 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
         }
     }
     let verify = airlock(&env, &["ledger", "verify"]);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let export = env.root.join("export.jsonl");
-    let out = airlock(&env, &["ledger", "export", "-o", export.to_str().context("path")?]);
+    let out = airlock(
+        &env,
+        &["ledger", "export", "-o", export.to_str().context("path")?],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let blobs = env.root.join("ledger/blobs");
     let out = airlock(
         &env,
-        &["ledger", "verify", "--jsonl", export.to_str().context("path")?, "--blobs", blobs.to_str().context("path")?],
+        &[
+            "ledger",
+            "verify",
+            "--jsonl",
+            export.to_str().context("path")?,
+            "--blobs",
+            blobs.to_str().context("path")?,
+        ],
     );
-    assert!(out.status.success(), "offline verify: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "offline verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
