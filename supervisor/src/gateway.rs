@@ -369,15 +369,14 @@ impl Supervisor {
             );
             info!("{void}");
             self.append(Draft {
-                ts_ms: now_ms(),
-                sandbox: Some(session.id.clone()),
-                kind: EntryKind::ActionRefused,
-                actor: actor(agent),
-                epoch: None,
-                policy_hash: None,
                 frame_before: Some(shown_hash),
                 frame_after: Some(now_hash),
-                what: json!({"action": run, "reason": void, "void": true}),
+                ..draft(
+                    session,
+                    agent,
+                    EntryKind::ActionRefused,
+                    json!({"action": run, "reason": void, "void": true}),
+                )
             })
             .await?;
             to_ask = run;
@@ -403,16 +402,11 @@ impl Supervisor {
                 "Your action was not performed because the screen may have changed."
             }
         );
+        let what = json!({"action": action, "reason": reason, "handback": summary});
         self.append(Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(session.id.clone()),
-            kind: EntryKind::ActionRefused,
-            actor: actor(agent),
             epoch: Some(epoch),
-            policy_hash: None,
-            frame_before: None,
             frame_after: Some(hash),
-            what: json!({"action": action, "reason": reason, "handback": summary}),
+            ..draft(session, agent, EntryKind::ActionRefused, what)
         })
         .await?;
         Ok(ActionReply {
@@ -438,17 +432,12 @@ impl Supervisor {
             epoch,
             policy_version,
         } = *step;
+        let what = json!({"action": action, "evaluation": evaluation, "decision": verdict.decision,
+                          "shadow_denied": verdict.shadow_denied});
         self.append(Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(session.id.clone()),
-            kind: EntryKind::ActionDecided,
-            actor: actor(agent),
             epoch: Some(epoch),
             policy_hash: Some(policy_version.to_string()),
-            frame_before: None,
-            frame_after: None,
-            what: json!({"action": action, "evaluation": evaluation, "decision": verdict.decision,
-                         "shadow_denied": verdict.shadow_denied}),
+            ..draft(session, agent, EntryKind::ActionDecided, what)
         })
         .await?;
         self.events().publish(Event::ActionDecided {
@@ -473,15 +462,13 @@ impl Supervisor {
     ) -> Result<(), GatewayError> {
         info!(reason, "refused");
         self.append(Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(session.id.clone()),
-            kind: EntryKind::ActionRefused,
-            actor: actor(agent),
             epoch,
-            policy_hash: None,
-            frame_before: None,
-            frame_after: None,
-            what: json!({"action": action, "reason": reason}),
+            ..draft(
+                session,
+                agent,
+                EntryKind::ActionRefused,
+                json!({"action": action, "reason": reason}),
+            )
         })
         .await?;
         self.events().publish(Event::ActionRefused {
@@ -511,15 +498,15 @@ impl Supervisor {
             Err(e) => json!({"error": e}),
         };
         self.append(Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(session.id.clone()),
-            kind: EntryKind::ActionExecuted,
-            actor: actor(agent),
             epoch: Some(epoch),
             policy_hash: Some(policy_version.to_string()),
-            frame_before: None,
             frame_after,
-            what: json!({"action": action, "result": result}),
+            ..draft(
+                session,
+                agent,
+                EntryKind::ActionExecuted,
+                json!({"action": action, "result": result}),
+            )
         })
         .await?;
         self.events().publish(Event::ActionExecuted {
@@ -557,6 +544,22 @@ fn actor(agent: &AgentId) -> Actor {
         agent: Some(agent.agent.clone()),
         principal: Some(agent.principal.clone()),
         operator: None,
+    }
+}
+
+/// A ledger entry about `agent`'s action in `session`, stamped now; callers add epoch, policy and
+/// frames where they have them.
+fn draft(session: &Session, agent: &AgentId, kind: EntryKind, what: serde_json::Value) -> Draft {
+    Draft {
+        ts_ms: now_ms(),
+        sandbox: Some(session.id.clone()),
+        kind,
+        actor: actor(agent),
+        epoch: None,
+        policy_hash: None,
+        frame_before: None,
+        frame_after: None,
+        what,
     }
 }
 

@@ -259,14 +259,7 @@ impl Supervisor {
                 height: g.screen_h,
             })
             .ok_or_else(|| CommandError::Sandbox(format!("sandbox {id} has not reported its screen")))?;
-        let session = Session::start(
-            id.to_string(),
-            screen,
-            guest,
-            self.ledger().clone(),
-            self.events().clone(),
-        );
-        self.inner.sessions.write().await.insert(id.to_string(), session);
+        self.attach_guest(id, screen, guest).await;
         self.events().publish(Event::SandboxState {
             sandbox: id.to_string(),
             state: "running".into(),

@@ -74,7 +74,10 @@ fn bearer(req: &Request) -> Option<String> {
     {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
-    // Browsers cannot set headers on a WebSocket: the event stream also takes `?token=`.
+    // Browsers cannot set headers on a WebSocket: the event stream (only) also takes `?token=`.
+    if !req.uri().path().ends_with("/events") {
+        return None;
+    }
     req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("token=").map(str::to_string))

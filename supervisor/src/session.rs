@@ -9,7 +9,7 @@ use airlock_domain::{
     ActionKind, Approval, ApprovalError, ApprovalState, Grant, Grants, HandbackSummary, Holder, Lease,
     LeaseChange, LeaseCommand, LeaseError, Outcome, Refusal, Resolution, Screen,
 };
-use airlock_ledger::{Actor, Draft, EntryKind, Ledger};
+use airlock_ledger::{Actor, Digest, Draft, EntryKind, Ledger};
 use airlock_sandbox::GuestClient;
 use serde::Serialize;
 use serde_json::json;
@@ -275,18 +275,13 @@ impl Owner {
                 let _ = reply.send(self.grants.covering(&self.id, kind, now).cloned());
             }
             Msg::Ask { approval, reply } => {
-                self.append(Draft {
-                    ts_ms: now,
-                    sandbox: Some(self.id.clone()),
-                    kind: EntryKind::ApprovalRequested,
-                    actor: Actor::default(),
-                    epoch: Some(self.lease.epoch()),
-                    policy_hash: None,
-                    frame_before: approval.frame.parse().ok(),
-                    frame_after: None,
-                    what: json!({"approval": approval.id, "action": approval.action, "reasons": approval.reasons,
+                self.append(self.draft(
+                    EntryKind::ApprovalRequested,
+                    Actor::default(),
+                    approval.frame.parse().ok(),
+                    json!({"approval": approval.id, "action": approval.action, "reasons": approval.reasons,
                                  "deadline_ms": approval.deadline_ms}),
-                })
+                ))
                 .await;
                 self.events.publish(Event::ApprovalRequested {
                     approval: approval.clone(),
@@ -351,39 +346,29 @@ impl Owner {
             }
         };
         let approval = p.approval.clone();
-        self.append(Draft {
-            ts_ms: now,
-            sandbox: Some(self.id.clone()),
-            kind: EntryKind::ApprovalResolved,
-            actor: Actor {
+        self.append(self.draft(
+            EntryKind::ApprovalResolved,
+            Actor {
                 operator: Some(operator.to_string()),
                 ..Actor::default()
             },
-            epoch: Some(self.lease.epoch()),
-            policy_hash: None,
-            frame_before: approval.frame.parse().ok(),
-            frame_after: None,
-            what: json!({"approval": id, "state": approval.state}),
-        })
+            approval.frame.parse().ok(),
+            json!({"approval": id, "state": approval.state}),
+        ))
         .await;
         if let Some(minutes) = grant_minutes {
             let grant = self
                 .grants
                 .issue(&self.id, approval.action.kind(), operator, minutes, now);
-            self.append(Draft {
-                ts_ms: now,
-                sandbox: Some(self.id.clone()),
-                kind: EntryKind::GrantIssued,
-                actor: Actor {
+            self.append(self.draft(
+                EntryKind::GrantIssued,
+                Actor {
                     operator: Some(operator.to_string()),
                     ..Actor::default()
                 },
-                epoch: Some(self.lease.epoch()),
-                policy_hash: None,
-                frame_before: None,
-                frame_after: None,
-                what: json!({"grant": grant, "minutes": minutes, "approval": id}),
-            })
+                None,
+                json!({"grant": grant, "minutes": minutes, "approval": id}),
+            ))
             .await;
             self.events.publish(Event::GrantIssued { grant });
         }
@@ -419,17 +404,12 @@ impl Owner {
     async fn finish_expired(&mut self, p: PendingAsk, now: u64) {
         debug_assert_eq!(p.approval.state, ApprovalState::Expired);
         warn!(approval = p.approval.id, "approval expired: denied, agent paused");
-        self.append(Draft {
-            ts_ms: now,
-            sandbox: Some(self.id.clone()),
-            kind: EntryKind::ApprovalResolved,
-            actor: Actor::default(),
-            epoch: Some(self.lease.epoch()),
-            policy_hash: None,
-            frame_before: p.approval.frame.parse().ok(),
-            frame_after: None,
-            what: json!({"approval": p.approval.id, "state": p.approval.state, "counts_as": "deny"}),
-        })
+        self.append(self.draft(
+            EntryKind::ApprovalResolved,
+            Actor::default(),
+            p.approval.frame.parse().ok(),
+            json!({"approval": p.approval.id, "state": p.approval.state, "counts_as": "deny"}),
+        ))
         .await;
         self.events.publish(Event::ApprovalResolved {
             approval: p.approval.clone(),
@@ -457,20 +437,15 @@ impl Owner {
             LeaseCommand::Pause { by } | LeaseCommand::Resume { by } => by.clone(),
         };
         info!(from = %change.from, to = %change.to, epoch = change.epoch, "lease changed");
-        self.append(Draft {
-            ts_ms: now,
-            sandbox: Some(self.id.clone()),
-            kind: EntryKind::LeaseChanged,
-            actor: Actor {
+        self.append(self.draft(
+            EntryKind::LeaseChanged,
+            Actor {
                 operator: Some(operator),
                 ..Actor::default()
             },
-            epoch: Some(change.epoch),
-            policy_hash: None,
-            frame_before: None,
-            frame_after: None,
-            what: json!({"command": cmd, "from": change.from, "to": change.to}),
-        })
+            None,
+            json!({"command": cmd, "from": change.from, "to": change.to}),
+        ))
         .await;
         self.events.publish(Event::LeaseChanged {
             sandbox: self.id.clone(),
@@ -480,6 +455,27 @@ impl Owner {
             at_ms: now,
         });
         Ok(change)
+    }
+
+    /// An entry about this session, stamped now with the current lease epoch.
+    fn draft(
+        &self,
+        kind: EntryKind,
+        actor: Actor,
+        frame_before: Option<Digest>,
+        what: serde_json::Value,
+    ) -> Draft {
+        Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(self.id.clone()),
+            kind,
+            actor,
+            epoch: Some(self.lease.epoch()),
+            policy_hash: None,
+            frame_before,
+            frame_after: None,
+            what,
+        }
     }
 
     async fn append(&self, draft: Draft) {
