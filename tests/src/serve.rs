@@ -121,6 +121,44 @@ impl Serve {
         }
     }
 
+    /// The hash of the sandbox's current screen (the screenshot's ETag).
+    pub async fn frame_hash(&self, sandbox: &str) -> Result<String> {
+        let r = self
+            .http
+            .get(format!("{}/api/sandboxes/{sandbox}/screenshot", self.base))
+            .bearer_auth(&self.operator_token)
+            .send()
+            .await?;
+        let etag = r
+            .headers()
+            .get("etag")
+            .context("no ETag on the screenshot")?
+            .to_str()?;
+        Ok(etag.trim_matches('"').to_string())
+    }
+
+    /// Waits until the sandbox's terminal has the focus and a shell (the guest writes a file then).
+    pub async fn wait_terminal(&self, env: &Env, sandbox: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = env.airlock(&[
+                "sandbox",
+                "exec",
+                sandbox,
+                "--",
+                "cat",
+                airlock_protocol::TERMINAL_READY_FILE,
+            ]);
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the terminal of {sandbox} was not ready within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Every ledger entry (optionally of one sandbox), in order.
     pub async fn ledger(&self, sandbox: Option<&str>) -> Result<Vec<Value>> {
         let path = match sandbox {

@@ -172,6 +172,7 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     let env = Env::new("void");
     let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal"])?;
     let sb = serve.only_sandbox().await?;
+    serve.wait_terminal(&env, &sb).await?;
     let agent = serve.agent().await?;
     let mut events = serve.events().await?;
     let call = {
@@ -185,7 +186,15 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     // The screen changes after the operator looked (something else moves the pointer and types).
     let out = env.airlock(&["sandbox", "type", &sb, "screen-changed"]);
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = first["approval"]["frame"].as_str().context("frame")?.to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while serve.frame_hash(&sb).await? == shown {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the typing never showed on the screen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     serve
         .decide(
             &sb,
@@ -251,6 +260,56 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         .await?;
     let r = call.await??;
     assert!(r.is_error && text(&r).contains("not now"), "{}", text(&r));
+    // An operator's edit runs instead of what was asked, and is recorded as edited.
+    let call = {
+        let a = serve.agent().await?;
+        let args = json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"});
+        tokio::spawn(async move { a.call("computer", args).await })
+    };
+    let ask = events
+        .next_of("approval_requested", Duration::from_secs(60))
+        .await?;
+    let edited = serve
+        .decide(
+            &sb,
+            ask["approval"]["id"].as_u64().context("id")?,
+            json!({"decision": "edit", "computer": {"action": "key", "text": "ctrl+alt+BackSpace"}}),
+        )
+        .await?;
+    assert_eq!(edited["state"]["state"], "edited");
+    let r = call.await??;
+    ensure!(!r.is_error, "{}", text(&r));
+    assert!(
+        text(&r).contains("ctrl+alt+BackSpace"),
+        "the edited action ran: {}",
+        text(&r)
+    );
+    // An edit into a kind other than the one asked is refused.
+    let call = {
+        let a = serve.agent().await?;
+        let args = json!({"sandbox": sb, "action": "key", "text": "super+r"});
+        tokio::spawn(async move { a.call("computer", args).await })
+    };
+    let ask = events
+        .next_of("approval_requested", Duration::from_secs(60))
+        .await?;
+    let id = ask["approval"]["id"].as_u64().context("id")?;
+    let (status, v) = serve
+        .post(
+            &format!("/sandboxes/{sb}/approvals/{id}"),
+            json!({"decision": "edit", "computer": {"action": "type", "text": "hello"}}),
+        )
+        .await?;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must keep the action's kind"),
+        "{v}"
+    );
+    serve.decide(&sb, id, json!({"decision": "deny"})).await?;
+    assert!(call.await??.is_error);
     Ok(())
 }
 
