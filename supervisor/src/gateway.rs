@@ -662,6 +662,13 @@ pub(crate) async fn execute(
                 let img =
                     image::RgbaImage::from_raw(u32::from(shot.width), u32::from(shot.height), shot.rgba)
                         .ok_or("the screenshot has the wrong size")?;
+                if x0 >= img.width() || y0 >= img.height() {
+                    return Err(format!(
+                        "the zoom region starts at ({x0}, {y0}), outside the {}x{} screenshot the guest returned",
+                        img.width(),
+                        img.height()
+                    ));
+                }
                 let crop = image::imageops::crop_imm(
                     &img,
                     x0,

@@ -54,6 +54,7 @@ async def main(url, token):
                     ("exec", "exec", {"argv": ["cat", "/tmp/from-python.txt"]}),
                     ("openai_move", "computer_openai", {"action": {"type": "move", "x": 10, "y": 10}}),
                     ("cursor", "computer", {"action": "cursor_position"}),
+                    ("zoom", "computer", {"action": "zoom", "region": [0, 0, 639, 399]}),
                     ("unknown_action", "computer", {"action": "teleport"}),
                     ("off_screen", "computer", {"action": "left_click", "coordinate": [5000, 10]}),
                     ("huge_text", "computer", {"action": "type", "text": "x" * 200000}),

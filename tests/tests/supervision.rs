@@ -60,7 +60,14 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
         ),
         (Some(1280), Some(800))
     );
-    for step in ["click", "type", "enter", "wait", "openai_move", "cursor"] {
+    let zoom = &r["zoom"]["images"][0];
+    assert_eq!(
+        (zoom["width"].as_u64(), zoom["height"].as_u64()),
+        (Some(640), Some(400)),
+        "{}",
+        r["zoom"]
+    );
+    for step in ["click", "type", "enter", "wait", "openai_move", "cursor", "zoom"] {
         assert_eq!(r[step]["is_error"], false, "{step}: {}", r[step]);
     }
     let exec: Value = serde_json::from_str(r["exec"]["texts"][0].as_str().unwrap_or("null"))?;
@@ -104,7 +111,8 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
             "wait",
             "exec",
             "mouse_move",
-            "cursor_position"
+            "cursor_position",
+            "zoom"
         ],
         "executed entries"
     );
