@@ -74,11 +74,7 @@ struct CliImages;
 
 impl ImageSource for CliImages {
     fn image(&self, profile: &str) -> Result<Image, String> {
-        let p = match profile {
-            "minimal" => Profile::Minimal,
-            "desktop" => Profile::Desktop,
-            other => return Err(format!("no image profile {other:?}")),
-        };
+        let p: Profile = profile.parse().map_err(|e| format!("{e}"))?;
         build_image(p).map_err(|e| format!("{e:#}"))
     }
 }
@@ -117,18 +113,9 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
         let listener = airlock_supervisor::serve::bind(a.listen).await?;
         let addr = listener.addr;
         if !a.no_sandbox && adopted.is_empty() {
-            eprintln!(
-                "Starting a {} sandbox…",
-                match a.profile {
-                    ProfileArg::Minimal => "minimal",
-                    ProfileArg::Desktop => "desktop",
-                }
-            );
+            let profile = Profile::from(a.profile).name();
+            eprintln!("Starting a {profile} sandbox…");
             let backend: BackendChoice = a.backend.into();
-            let profile = match a.profile {
-                ProfileArg::Minimal => "minimal",
-                ProfileArg::Desktop => "desktop",
-            };
             let info = sup
                 .create_sandbox(
                     backend,

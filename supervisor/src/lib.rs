@@ -46,6 +46,34 @@ pub trait ImageSource: Send + Sync {
     fn image(&self, profile: &str) -> Result<Image, String>;
 }
 
+/// Reads a sandbox request's backend and profile names (defaults: `auto`, `desktop`), as the MCP
+/// server and the operator API receive them.
+pub fn sandbox_kind(
+    backend: Option<&str>,
+    profile: Option<&str>,
+) -> Result<(BackendChoice, &'static str), CommandError> {
+    let backend = match backend.unwrap_or("auto") {
+        "auto" => BackendChoice::Auto,
+        "microvm" => BackendChoice::Microvm,
+        "gvisor" => BackendChoice::Gvisor,
+        other => {
+            return Err(CommandError::Invalid(format!(
+                "backend must be auto, microvm or gvisor, not {other:?}"
+            )))
+        }
+    };
+    let profile = match profile.unwrap_or("desktop") {
+        "minimal" => "minimal",
+        "desktop" => "desktop",
+        other => {
+            return Err(CommandError::Invalid(format!(
+                "profile must be minimal or desktop, not {other:?}"
+            )))
+        }
+    };
+    Ok((backend, profile))
+}
+
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -449,10 +477,15 @@ impl Supervisor {
 
     /// Every pending approval, across sandboxes.
     pub async fn pending(&self) -> Vec<Approval> {
+        // Only the session tasks know approvals: no need to read each sandbox's record.
+        let sessions: Vec<Session> = self.inner.sessions.read().await.values().cloned().collect();
         let mut out = Vec::new();
-        for s in self.list().await {
-            out.extend(s.session.pending);
+        for s in sessions {
+            if let Ok(view) = s.view().await {
+                out.extend(view.pending);
+            }
         }
+        out.sort_by_key(|a| a.id);
         out
     }
 

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use airlock_ledger::Actor;
-use airlock_sandbox::BackendChoice;
 use base64::Engine;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject,
@@ -229,16 +228,11 @@ impl AirlockMcp {
             }
             "sandbox_create" => {
                 only(&args, &["backend", "profile"], name)?;
-                let backend = match args.get("backend").and_then(Value::as_str).unwrap_or("auto") {
-                    "auto" => BackendChoice::Auto,
-                    "microvm" => BackendChoice::Microvm,
-                    "gvisor" => BackendChoice::Gvisor,
-                    other => return Err(format!("backend must be auto, microvm or gvisor, not {other:?}")),
-                };
-                let profile = args.get("profile").and_then(Value::as_str).unwrap_or("desktop");
-                if !["minimal", "desktop"].contains(&profile) {
-                    return Err(format!("profile must be minimal or desktop, not {profile:?}"));
-                }
+                let (backend, profile) = crate::sandbox_kind(
+                    args.get("backend").and_then(Value::as_str),
+                    args.get("profile").and_then(Value::as_str),
+                )
+                .map_err(|e| e.to_string())?;
                 let info = self.sup.create_sandbox(backend, profile, &actor).await.map_err(|e| e.to_string())?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(info).to_string())]).into())
             }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use airlock_domain::{LeaseCommand, Resolution};
 use airlock_ledger::{Actor, Digest, EntryKind, Query};
 use airlock_policy::Mode;
-use airlock_sandbox::BackendChoice;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{header, StatusCode};
@@ -116,29 +115,14 @@ async fn create_sandbox(
     Extension(op): Extension<OperatorId>,
     Json(body): Json<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let backend = match body.backend.as_deref().unwrap_or("auto") {
-        "auto" => BackendChoice::Auto,
-        "microvm" => BackendChoice::Microvm,
-        "gvisor" => BackendChoice::Gvisor,
-        other => {
-            return Err(ApiError::bad(format!(
-                "backend must be auto, microvm or gvisor, not {other:?}"
-            )))
-        }
-    };
-    let profile = body.profile.unwrap_or_else(|| "desktop".into());
-    if !["minimal", "desktop"].contains(&profile.as_str()) {
-        return Err(ApiError::bad(format!(
-            "profile must be minimal or desktop, not {profile:?}"
-        )));
-    }
+    let (backend, profile) = crate::sandbox_kind(body.backend.as_deref(), body.profile.as_deref())?;
     let by = Actor {
         operator: Some(op.0),
         ..Actor::default()
     };
     Ok((
         StatusCode::CREATED,
-        Json(sup.create_sandbox(backend, &profile, &by).await?),
+        Json(sup.create_sandbox(backend, profile, &by).await?),
     ))
 }
 
