@@ -204,18 +204,23 @@ impl Sandbox<'_> {
         &self,
         what: &str,
         timeout: Duration,
-        mut f: impl FnMut() -> Result<Option<T>>,
+        f: impl FnMut() -> Result<Option<T>>,
     ) -> Result<T> {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f()? {
-                return Ok(v);
-            }
-            if start.elapsed() > timeout {
-                bail!("timed out after {timeout:?} waiting for {what}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        poll(what, timeout, f)
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, for up to `timeout` (blocking).
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
         }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -137,9 +137,10 @@ impl Serve {
         Ok(etag.trim_matches('"').to_string())
     }
 
-    /// Waits until the sandbox's terminal has the focus and a shell (the guest writes a file then).
-    pub async fn wait_terminal(&self, env: &Env, sandbox: &str) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
+    /// Waits up to `timeout` until the sandbox's terminal has the focus and a shell (the guest
+    /// writes a file then).
+    pub async fn wait_terminal(&self, env: &Env, sandbox: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
             let out = env.airlock(&[
                 "sandbox",
@@ -153,7 +154,10 @@ impl Serve {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the terminal of {sandbox} was not ready within 120 s");
+                bail!(
+                    "the terminal of {sandbox} was not ready within {timeout:?}; last error: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock_tests::serve::Serve;
 use airlock_tests::{bin_dir, cache_dir, Env};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -155,34 +155,9 @@ fn sandbox_exec(env: &Env, id: &str, argv: &[&str]) -> Output {
     env.airlock(&args)
 }
 
-/// Polls `f` every 200 ms until it gives `Some`, for up to `timeout`; blocking, off the async workers.
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    tokio::task::block_in_place(|| {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f()? {
-                return Ok(v);
-            }
-            if start.elapsed() > timeout {
-                bail!("timed out after {timeout:?} waiting for {what}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    })
-}
-
-/// Waits until the desktop's terminal has the focus and a shell, so typed input is not lost.
-fn wait_terminal_ready(env: &Env, id: &str) -> Result<()> {
-    let mut last = String::new();
-    poll("the sandbox's terminal", TERMINAL_TIMEOUT, || {
-        let out = sandbox_exec(env, id, &["cat", "/tmp/.airlock-terminal-ready"]);
-        if out.status.success() {
-            return Ok(Some(()));
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        Ok(None)
-    })
-    .with_context(|| format!("the terminal never announced itself; last error: {last}"))
+/// [`airlock_tests::poll`], off the async workers.
+fn poll<T>(what: &str, timeout: Duration, f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    tokio::task::block_in_place(|| airlock_tests::poll(what, timeout, f))
 }
 
 /// Waits until `path` in the sandbox holds `want` (trimmed).
@@ -335,7 +310,7 @@ fn one_agent(entries: &[&Value]) -> Result<String> {
 async fn serve_with_ready_sandbox(env: &Env) -> Result<(Serve, String)> {
     let serve = Serve::start(env, &["--backend", "gvisor", "--profile", "minimal"])?;
     let sandbox = serve.only_sandbox().await?;
-    wait_terminal_ready(env, &sandbox)?;
+    serve.wait_terminal(env, &sandbox, TERMINAL_TIMEOUT).await?;
     Ok((serve, sandbox))
 }
 

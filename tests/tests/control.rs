@@ -172,7 +172,7 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     let env = Env::new("void");
     let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal"])?;
     let sb = serve.only_sandbox().await?;
-    serve.wait_terminal(&env, &sb).await?;
+    serve.wait_terminal(&env, &sb, Duration::from_secs(120)).await?;
     let agent = serve.agent().await?;
     let mut events = serve.events().await?;
     let call = {
