@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
-use crate::computer_use::{http_client, lookup_var, post_json, ActionReport, Display, LoopReport};
+use crate::computer_use::{http_client, post_json, provider_env, ActionReport, Display, LoopReport};
 use crate::error::{AgentError, Provider};
 use crate::gateway::{with_sandbox, Gateway, ToolOutcome};
 use crate::observer::Observer;
@@ -90,16 +90,13 @@ impl AnthropicConfig {
 
     /// Like [`AnthropicConfig::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AgentError> {
-        let api_key = lookup_var(&lookup, "ANTHROPIC_API_KEY").ok_or(AgentError::MissingEnv {
-            name: "ANTHROPIC_API_KEY",
-        })?;
+        let (api_key, base_url, model) = provider_env(
+            &lookup,
+            ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"],
+        )?;
         let mut config = Self::new(api_key);
-        if let Some(base_url) = lookup_var(&lookup, "ANTHROPIC_BASE_URL") {
-            config.base_url = base_url;
-        }
-        if let Some(model) = lookup_var(&lookup, "ANTHROPIC_MODEL") {
-            config.model = model;
-        }
+        config.base_url = base_url.unwrap_or(config.base_url);
+        config.model = model.unwrap_or(config.model);
         Ok(config)
     }
 

@@ -148,6 +148,16 @@ fn api_error(provider: Provider, status: u16, body: Option<&Value>, raw: &[u8]) 
     }
 }
 
+/// A provider's settings from an environment-like lookup: `[KEY, BASE_URL, MODEL]` names; the
+/// key is required, the others optional.
+pub(crate) fn provider_env(
+    lookup: &impl Fn(&str) -> Option<String>,
+    [key, base_url, model]: [&'static str; 3],
+) -> Result<(String, Option<String>, Option<String>), AgentError> {
+    let api_key = lookup_var(lookup, key).ok_or(AgentError::MissingEnv { name: key })?;
+    Ok((api_key, lookup_var(lookup, base_url), lookup_var(lookup, model)))
+}
+
 /// Reads an environment-like lookup, treating empty values as absent.
 pub(crate) fn lookup_var(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     lookup(name).filter(|value| !value.trim().is_empty())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
-use crate::computer_use::{http_client, lookup_var, post_json, ActionReport, Display, LoopReport};
+use crate::computer_use::{http_client, post_json, provider_env, ActionReport, Display, LoopReport};
 use crate::error::{AgentError, Provider};
 use crate::gateway::{with_sandbox, Gateway, ToolImage};
 use crate::observer::Observer;
@@ -84,16 +84,11 @@ impl OpenAiConfig {
 
     /// Like [`OpenAiConfig::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AgentError> {
-        let api_key = lookup_var(&lookup, "OPENAI_API_KEY").ok_or(AgentError::MissingEnv {
-            name: "OPENAI_API_KEY",
-        })?;
+        let (api_key, base_url, model) =
+            provider_env(&lookup, ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"])?;
         let mut config = Self::new(api_key);
-        if let Some(base_url) = lookup_var(&lookup, "OPENAI_BASE_URL") {
-            config.base_url = base_url;
-        }
-        if let Some(model) = lookup_var(&lookup, "OPENAI_MODEL") {
-            config.model = model;
-        }
+        config.base_url = base_url.unwrap_or(config.base_url);
+        config.model = model.unwrap_or(config.model);
         Ok(config)
     }
 

@@ -502,6 +502,13 @@ async fn run_steps(
             tool: tool.clone(),
             reason,
         };
+        let call_error = |source: AgentError| AgentError::StepCall {
+            plan: plan.name.clone(),
+            index,
+            note: step.note.clone(),
+            tool: tool.clone(),
+            source: Box::new(source),
+        };
         let started = Instant::now();
         let deadline = step.retry_for.map(|wait| started + wait);
         let mut attempts = 0u32;
@@ -510,13 +517,7 @@ async fn run_steps(
             let outcome = run_step(gateway, step, sandbox)
                 .instrument(span.clone())
                 .await
-                .map_err(|source| AgentError::StepCall {
-                    plan: plan.name.clone(),
-                    index,
-                    note: step.note.clone(),
-                    tool: tool.clone(),
-                    source: Box::new(source),
-                })?;
+                .map_err(call_error)?;
             let verdict = step.check(&outcome);
             match (&verdict, deadline) {
                 (Err(reason), Some(deadline)) if Instant::now() + RETRY_INTERVAL < deadline => {
@@ -528,15 +529,7 @@ async fn run_steps(
         };
         let elapsed_ms = millis(started.elapsed());
         span.record("ok", verdict.is_ok());
-        let image_bytes = outcome
-            .image_bytes(&tool)
-            .map_err(|source| AgentError::StepCall {
-                plan: plan.name.clone(),
-                index,
-                note: step.note.clone(),
-                tool: tool.clone(),
-                source: Box::new(source),
-            })?;
+        let image_bytes = outcome.image_bytes(&tool).map_err(call_error)?;
         let report = StepReport {
             index,
             note: step.note.clone(),
