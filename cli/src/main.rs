@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: serve::LedgerCommand,
     },
+    /// Operators: `airlock operator add NAME` prints a new operator's token.
+    Operator {
+        #[command(subcommand)]
+        command: serve::OperatorCommand,
+    },
     /// Drive a sandbox through Airlock's MCP API: a scripted plan, or an Anthropic/OpenAI loop.
     Agent(airlock_agents::AgentCommand),
     /// Benchmarks; each prints one JSON object of named figures.
@@ -288,6 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve::serve(a),
         Command::Ledger { command } => serve::ledger(command),
         Command::Agent(a) => serve::agent(a),
+        Command::Operator { command } => serve::operator(command),
         Command::Bench {
             command: BenchCommand::Ledger { entries },
         } => {

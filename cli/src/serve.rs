@@ -44,6 +44,35 @@ pub(crate) struct ServeArgs {
     /// Milliseconds to let the screen settle after an input before the after-frame is taken.
     #[arg(long, default_value_t = 50)]
     settle_ms: u64,
+    /// Local address WebRTC viewers' media flows on (UDP; port 0 = any). Loopback by default, like
+    /// the API: a remote operator needs an address their browser can reach.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    rtc_udp: SocketAddr,
+}
+
+#[derive(clap::Subcommand)]
+pub(crate) enum OperatorCommand {
+    /// Add an operator (or give an existing one a new token) and print their token.
+    Add {
+        /// The name the ledger records for their decisions and takeovers.
+        name: String,
+    },
+}
+
+/// `airlock operator …`.
+pub(crate) fn operator(cmd: OperatorCommand) -> Result<ExitCode> {
+    match cmd {
+        OperatorCommand::Add { name } => {
+            let path = Store::default_root().join("tokens.json");
+            let token = Tokens::add_operator(&path, &name)?;
+            println!("{}", serde_json::json!({"operator": name, "token": token}));
+            eprintln!(
+                "Operator {name} can sign in with that token (kept in {}).",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -104,6 +133,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
     let mut config = Config::new(keeper_command()?);
     config.approval_timeout = Duration::from_secs(a.approval_timeout.max(1));
     config.settle = Duration::from_millis(a.settle_ms);
+    config.rtc_udp = a.rtc_udp;
     runtime()?.block_on(async move {
         let ledger = Ledger::open(&ledger_dir())
             .await
@@ -141,6 +171,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
         }
         eprintln!("MCP server:   http://{addr}/mcp   (Authorization: Bearer <agent token>)");
         eprintln!("Operator API: http://{addr}/api   (Authorization: Bearer <operator token>)");
+        eprintln!("Viewer:       http://{addr}/viewer?sandbox=<id>#token=<operator token>");
         eprintln!("Tokens:       {}", token_path.display());
         println!(
             "{}",

@@ -282,6 +282,23 @@ impl Lease {
     }
 
     /// Admits an operator's input: only the operator holding control may drive.
+    /// Checks that `operator` holds control without counting an action (pointer motion, key
+    /// releases: the parts of an input stream that are not actions of their own).
+    pub fn check_human(&self, operator: &str) -> Result<(), LeaseError> {
+        match &self.holder {
+            Holder::Human { operator: holder } if holder == operator && self.stint.is_some() => Ok(()),
+            Holder::Human { operator: holder } => Err(LeaseError::NotHolder {
+                holder: holder.clone(),
+                requester: operator.to_string(),
+            }),
+            Holder::Agent | Holder::Paused { .. } => Err(LeaseError::InvalidTransition {
+                command: "send operator input",
+                holder: self.holder.clone(),
+            }),
+        }
+    }
+
+    /// Admits one operator action (they must hold control) and counts it for the handback summary.
     pub fn admit_human(&mut self, operator: &str) -> Result<(), LeaseError> {
         match (&self.holder, self.stint.as_mut()) {
             (Holder::Human { operator: holder }, Some(stint)) if holder == operator => {

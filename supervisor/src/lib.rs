@@ -13,7 +13,9 @@ pub mod mcp;
 pub mod operator;
 pub mod serve;
 pub mod session;
+pub mod stream;
 pub mod tokens;
+pub mod viewer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +91,8 @@ pub struct Config {
     pub memory_mib: u32,
     /// How long a sandbox may take to boot.
     pub boot_timeout: Duration,
+    /// Where WebRTC peers bind their UDP sockets (port 0: any free port).
+    pub rtc_udp: std::net::SocketAddr,
 }
 
 impl Config {
@@ -101,6 +105,7 @@ impl Config {
             vcpus: 1,
             memory_mib: 1024,
             boot_timeout: Duration::from_secs(180),
+            rtc_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -155,6 +160,7 @@ struct Inner {
     policy: RwLock<Arc<Policy>>,
     mode: RwLock<Mode>,
     sessions: AsyncRwLock<HashMap<String, Session>>,
+    streams: std::sync::Mutex<HashMap<String, Arc<stream::SandboxStream>>>,
     store: Store,
     images: Arc<dyn ImageSource>,
     config: Config,
@@ -191,6 +197,7 @@ impl Supervisor {
                 policy: RwLock::new(Arc::new(policy)),
                 mode: RwLock::new(Mode::Enforce),
                 sessions: AsyncRwLock::new(HashMap::new()),
+                streams: std::sync::Mutex::new(HashMap::new()),
                 store,
                 images,
                 config,
@@ -356,6 +363,9 @@ impl Supervisor {
     /// Destroys a sandbox.
     pub async fn destroy_sandbox(&self, id: &str, by: &Actor) -> Result<(), CommandError> {
         let removed = self.inner.sessions.write().await.remove(id);
+        if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
+            s.stop();
+        }
         if removed.is_none() {
             return Err(CommandError::UnknownSandbox(id.to_string()));
         }
@@ -425,6 +435,38 @@ impl Supervisor {
             .get(id)
             .cloned()
             .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))
+    }
+
+    /// The stream of a sandbox (mirror, encoders, command view), started on first use.
+    pub async fn stream(&self, id: &str) -> Result<Arc<stream::SandboxStream>, CommandError> {
+        let session = self.session(id).await?;
+        let mut streams = self
+            .inner
+            .streams
+            .lock()
+            .map_err(|_| CommandError::Sandbox("the stream table is poisoned".into()))?;
+        if let Some(s) = streams.get(id) {
+            if !s.hub.is_stopped() {
+                return Ok(s.clone());
+            }
+        }
+        let s = stream::SandboxStream::start(
+            self,
+            id,
+            session.guest.clone(),
+            (session.screen.width, session.screen.height),
+        );
+        streams.insert(id.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Viewer socket settings.
+    pub fn viewer_config(&self) -> viewer::ViewerConfig {
+        viewer::ViewerConfig {
+            rtc: airlock_streaming::rtc::RtcConfig {
+                udp_addr: self.inner.config.rtc_udp,
+            },
+        }
     }
 
     /// The session an agent call is for.

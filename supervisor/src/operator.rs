@@ -94,7 +94,22 @@ pub fn router(sup: Supervisor) -> Router {
         .route("/policy", get(policy))
         .route("/policy/mode", post(set_mode))
         .route("/events", get(events))
+        .route("/sandboxes/{id}/view", get(view))
         .with_state(sup)
+}
+
+async fn view(
+    State(sup): State<Supervisor>,
+    Extension(op): Extension<OperatorId>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    // Refuse unknown sandboxes before the upgrade, with a status the client can read.
+    sup.session(&id).await?;
+    let config = sup.viewer_config();
+    Ok(ws
+        .max_message_size(256 * 1024)
+        .on_upgrade(move |socket| crate::viewer::serve(sup, op.0, id, socket, config)))
 }
 
 async fn list_sandboxes(State(sup): State<Supervisor>) -> impl IntoResponse {

@@ -74,8 +74,10 @@ fn bearer(req: &Request) -> Option<String> {
     {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
-    // Browsers cannot set headers on a WebSocket: the event stream (only) also takes `?token=`.
-    if !req.uri().path().ends_with("/events") {
+    // Browsers cannot set headers on a WebSocket: the event stream and the viewer socket (only)
+    // also take `?token=`.
+    let path = req.uri().path();
+    if !(path.ends_with("/events") || path.ends_with("/view")) {
         return None;
     }
     req.uri().query().and_then(|q| {
@@ -106,13 +108,31 @@ async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> R
 
 async fn operator_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     match bearer(&req) {
-        Some(t) if token_eq(&t, &auth.tokens.operator_token) => {
-            req.extensions_mut()
-                .insert(OperatorId(auth.tokens.operator.clone()));
-            next.run(req).await
-        }
-        _ => unauthorized("operator"),
+        Some(t) => match auth.tokens.operator_for(&t) {
+            Some(name) => {
+                req.extensions_mut().insert(OperatorId(name.to_string()));
+                next.run(req).await
+            }
+            None => unauthorized("operator"),
+        },
+        None => unauthorized("operator"),
     }
+}
+
+/// The stand-alone viewer page (no secrets in it: the operator token comes in the URL fragment).
+const VIEWER_HTML: &str = include_str!("../web/viewer.html");
+const VIEWER_JS: &str = include_str!("../web/viewer.js");
+const VIEWER_CSS: &str = include_str!("../web/viewer.css");
+
+async fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The whole HTTP surface.
@@ -132,6 +152,18 @@ pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Rout
     let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .route(
+            "/viewer",
+            get(|| static_file("text/html; charset=utf-8", VIEWER_HTML)),
+        )
+        .route(
+            "/viewer/viewer.js",
+            get(|| static_file("text/javascript; charset=utf-8", VIEWER_JS)),
+        )
+        .route(
+            "/viewer/viewer.css",
+            get(|| static_file("text/css; charset=utf-8", VIEWER_CSS)),
+        )
         .nest("/api", api)
         .nest_service("/mcp", mcp)
         .layer(tower_http::trace::TraceLayer::new_for_http())

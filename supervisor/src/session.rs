@@ -97,6 +97,7 @@ enum Msg {
     },
     HumanAdmit {
         operator: String,
+        count: bool,
         reply: oneshot::Sender<Result<u64, LeaseError>>,
     },
     View {
@@ -209,7 +210,24 @@ impl Session {
     /// Admits an operator's input (they must hold control); returns the epoch.
     pub async fn admit_human(&self, operator: &str) -> Result<Result<u64, LeaseError>, SessionGone> {
         let operator = operator.to_string();
-        self.call(|reply| Msg::HumanAdmit { operator, reply }).await
+        self.call(|reply| Msg::HumanAdmit {
+            operator,
+            count: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Checks that an operator holds control, without counting an action (pointer motion, key
+    /// and button releases); returns the epoch.
+    pub async fn check_human(&self, operator: &str) -> Result<Result<u64, LeaseError>, SessionGone> {
+        let operator = operator.to_string();
+        self.call(|reply| Msg::HumanAdmit {
+            operator,
+            count: false,
+            reply,
+        })
+        .await
     }
 
     /// The session's state.
@@ -301,8 +319,17 @@ impl Owner {
                 let r = self.change_lease(&cmd, now).await;
                 let _ = reply.send(r);
             }
-            Msg::HumanAdmit { operator, reply } => {
-                let r = self.lease.admit_human(&operator).map(|()| self.lease.epoch());
+            Msg::HumanAdmit {
+                operator,
+                count,
+                reply,
+            } => {
+                let r = if count {
+                    self.lease.admit_human(&operator)
+                } else {
+                    self.lease.check_human(&operator)
+                }
+                .map(|()| self.lease.epoch());
                 let _ = reply.send(r);
             }
             Msg::View { reply } => {

@@ -20,6 +20,19 @@ pub struct Tokens {
     pub operator_token: String,
     /// The operator this token identifies.
     pub operator: String,
+    /// Further operators, each with a name of their own (`airlock operator add NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<OperatorToken>,
+}
+
+/// A named operator's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorToken {
+    /// The operator's name, recorded in the ledger for their decisions and takeovers.
+    pub name: String,
+    /// Their bearer token.
+    pub token: String,
 }
 
 /// Why the tokens could not be read or written.
@@ -98,6 +111,7 @@ impl Tokens {
                     principal: "local".into(),
                     operator_token: random_token().map_err(|e| io("generate", e))?,
                     operator: operator.to_string(),
+                    operators: Vec::new(),
                 };
                 let mut f = fs::OpenOptions::new()
                     .write(true)
@@ -112,6 +126,71 @@ impl Tokens {
             }
             Err(e) => Err(io("read", e)),
         }
+    }
+}
+
+impl Tokens {
+    /// The operator a bearer token belongs to, compared in constant time per token.
+    pub fn operator_for(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        if token_eq(token, &self.operator_token) {
+            found = Some(self.operator.as_str());
+        }
+        for o in &self.operators {
+            if token_eq(token, &o.token) && found.is_none() {
+                found = Some(o.name.as_str());
+            }
+        }
+        found
+    }
+
+    /// Adds an operator (or gives an existing one a new token) in the token file; returns the
+    /// token. Names are 1 to 64 letters, digits, `-`, `_` or `.`.
+    pub fn add_operator(path: &Path, name: &str) -> Result<String, TokenError> {
+        let invalid = |reason: String| TokenError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(format!(
+                "an operator name is 1 to 64 letters, digits, '-', '_' or '.', not {name:?}"
+            )));
+        }
+        let io = |action, source| TokenError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        let (mut t, _) = Tokens::load_or_create(path, name)?;
+        let token = random_token().map_err(|e| io("generate", e))?;
+        if t.operator == name {
+            t.operator_token = token.clone();
+        } else if let Some(o) = t.operators.iter_mut().find(|o| o.name == name) {
+            o.token = token.clone();
+        } else {
+            t.operators.push(OperatorToken {
+                name: name.to_string(),
+                token: token.clone(),
+            });
+        }
+        let tmp = path.with_extension("json.tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io("create", e))?;
+        f.write_all(&serde_json::to_vec_pretty(&t).unwrap_or_default())
+            .map_err(|e| io("write", e))?;
+        f.sync_all().map_err(|e| io("sync", e))?;
+        fs::rename(&tmp, path).map_err(|e| io("replace", e))?;
+        Ok(token)
     }
 }
 

@@ -1,0 +1,384 @@
+//! Per-sandbox streams: the guest's frame stream feeding a [`Hub`], and the command view (the
+//! sandbox's steps as a log with pictures) built from the supervisor's events.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_domain::ApprovalState;
+use airlock_protocol::Reply;
+use airlock_sandbox::{GuestClient, ReplyStream};
+use airlock_streaming::hub::{damage_bounds, FrameSource, Hub, HubConfig};
+use airlock_streaming::still::StillFormat;
+use airlock_streaming::wire::{self, ServerMessage, StillHeader, StillPurpose};
+use airlock_streaming::Rect;
+use serde_json::json;
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use crate::{Event, Supervisor};
+
+/// Steps kept for viewers that join late.
+const RECENT_STEPS: usize = 50;
+/// Largest step still.
+const STEP_STILL_MAX: (u16, u16) = (480, 300);
+/// Context kept around a small change in a step still.
+const STEP_STILL_MARGIN: u16 = 24;
+
+/// The guest's damage-region stream as a hub source.
+pub struct GuestSource {
+    guest: Arc<GuestClient>,
+    stream: Option<ReplyStream>,
+    max_fps: u16,
+}
+
+impl GuestSource {
+    /// A source over a guest connection.
+    pub fn new(guest: Arc<GuestClient>, max_fps: u16) -> GuestSource {
+        GuestSource {
+            guest,
+            stream: None,
+            max_fps,
+        }
+    }
+}
+
+impl FrameSource for GuestSource {
+    fn start(&mut self) -> Result<(), String> {
+        // Dropping the old stream cancels it in the guest.
+        self.stream = None;
+        self.stream = Some(self.guest.frames(self.max_fps).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn next(&mut self, timeout: Duration) -> Result<Option<airlock_protocol::FrameUpdate>, String> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Err("the frame stream is not started".into());
+        };
+        match stream.next(timeout) {
+            Ok(Some(Reply::Frame(u))) => Ok(Some(u)),
+            Ok(Some(Reply::Error { kind, message })) => {
+                Err(format!("the guest stopped the stream ({kind:?}): {message}"))
+            }
+            Ok(Some(Reply::StreamEnded)) => Err("the guest ended the frame stream".into()),
+            Ok(Some(other)) => Err(format!("the guest sent {other:?} on the frame stream")),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// One command-view step as sent to viewers: the JSON message and, when there is one, its still.
+#[derive(Debug)]
+pub struct StepOut {
+    /// Step number within this stream.
+    pub seq: u64,
+    /// The `step` text message.
+    pub text: String,
+    /// The binary still message.
+    pub still: Option<Vec<u8>>,
+}
+
+/// A sandbox's stream: the hub and the command view.
+pub struct SandboxStream {
+    /// The hub (mirror, encoders, thumbnails).
+    pub hub: Hub,
+    steps: broadcast::Sender<Arc<StepOut>>,
+    recent: Mutex<VecDeque<Arc<StepOut>>>,
+}
+
+impl SandboxStream {
+    /// Starts streaming a sandbox.
+    pub(crate) fn start(
+        sup: &Supervisor,
+        id: &str,
+        guest: Arc<GuestClient>,
+        screen: (u16, u16),
+    ) -> Arc<SandboxStream> {
+        let hub = Hub::start(
+            screen.0,
+            screen.1,
+            Box::new(GuestSource::new(guest, 30)),
+            HubConfig::default(),
+            id,
+        );
+        let stream = Arc::new(SandboxStream {
+            hub,
+            steps: broadcast::channel(64).0,
+            recent: Mutex::new(VecDeque::new()),
+        });
+        let span = tracing::info_span!("command_view", sandbox = id);
+        tokio::spawn(command_view(sup.clone(), id.to_string(), Arc::downgrade(&stream)).instrument(span));
+        stream
+    }
+
+    /// New steps from now on.
+    pub fn subscribe_steps(&self) -> broadcast::Receiver<Arc<StepOut>> {
+        self.steps.subscribe()
+    }
+
+    /// The most recent steps, oldest first.
+    pub fn recent_steps(&self) -> Vec<Arc<StepOut>> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn push(&self, step: StepOut) {
+        let step = Arc::new(step);
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= RECENT_STEPS {
+                r.pop_front();
+            }
+            r.push_back(step.clone());
+        }
+        let _ = self.steps.send(step);
+    }
+
+    /// Stops the hub.
+    pub fn stop(&self) {
+        self.hub.stop();
+    }
+}
+
+impl Drop for SandboxStream {
+    fn drop(&mut self) {
+        self.hub.stop();
+    }
+}
+
+fn short(v: &serde_json::Value, max: usize) -> String {
+    let s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() <= max {
+        s
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn describe(action: &airlock_domain::Action) -> String {
+    let v = serde_json::to_value(action).unwrap_or_default();
+    let kind = action.kind().to_string();
+    let args = match &v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| k.as_str() != "action" && k.as_str() != "kind")
+            .map(|(k, v)| format!("{k}={}", short(v, 60)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => short(other, 80),
+    };
+    if args.is_empty() {
+        kind
+    } else {
+        format!("{kind} {args}")
+    }
+}
+
+/// Turns an event about this sandbox into a step (kind, title, actor, decision, detail, wants a still).
+fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
+    let (at_ms, kind, title, actor, decision, detail, still) = match ev {
+        Event::ActionDecided {
+            sandbox,
+            agent,
+            action,
+            decision,
+            reason,
+            shadow_denied,
+            at_ms,
+        } if sandbox == id => (
+            *at_ms,
+            "decision",
+            describe(action),
+            Some(agent.clone()),
+            Some(if *shadow_denied {
+                "shadow_denied".to_string()
+            } else {
+                decision.clone()
+            }),
+            Some(reason.clone()),
+            false,
+        ),
+        Event::ActionExecuted {
+            sandbox,
+            by,
+            action,
+            ok,
+            error,
+            at_ms,
+            ..
+        } if sandbox == id => (
+            *at_ms,
+            "executed",
+            describe(action),
+            Some(by.clone()),
+            Some(if *ok { "done" } else { "failed" }.to_string()),
+            error.clone(),
+            !action.is_observation(),
+        ),
+        Event::ActionRefused {
+            sandbox,
+            agent,
+            reason,
+            at_ms,
+        } if sandbox == id => (
+            *at_ms,
+            "refused",
+            "action refused".to_string(),
+            Some(agent.clone()),
+            Some("refused".to_string()),
+            Some(reason.clone()),
+            false,
+        ),
+        Event::ApprovalRequested { approval } if approval.sandbox == id => (
+            approval.requested_ms,
+            "approval",
+            format!("waiting for an operator: {}", describe(&approval.action)),
+            None,
+            Some("ask".to_string()),
+            Some(approval.reasons.join("; ")),
+            false,
+        ),
+        Event::ApprovalResolved { approval } if approval.sandbox == id => {
+            let (by, detail) = match &approval.state {
+                ApprovalState::Pending | ApprovalState::Expired => (None, None),
+                ApprovalState::Approved { by } => (Some(by.clone()), None),
+                ApprovalState::Edited { by, action } => (
+                    Some(by.clone()),
+                    Some(format!("ran instead: {}", describe(action))),
+                ),
+                ApprovalState::Denied { by, reason } => (Some(by.clone()), reason.clone()),
+            };
+            (
+                crate::now_ms(),
+                "approval_resolved",
+                format!("{}: {}", approval.state.name(), describe(&approval.action)),
+                by,
+                Some(approval.state.name().to_string()),
+                detail,
+                false,
+            )
+        }
+        Event::GrantIssued { grant } if grant.sandbox == id => (
+            crate::now_ms(),
+            "grant",
+            format!("{} allowed until {}", grant.kind, grant.until_ms),
+            Some(grant.by.clone()),
+            None,
+            None,
+            false,
+        ),
+        Event::LeaseChanged {
+            sandbox,
+            from,
+            to,
+            epoch,
+            at_ms,
+        } if sandbox == id => (
+            *at_ms,
+            "control",
+            format!("control: {from} → {to}"),
+            None,
+            None,
+            Some(format!("epoch {epoch}")),
+            false,
+        ),
+        Event::SandboxState {
+            sandbox,
+            state,
+            detail,
+            at_ms,
+        } if sandbox == id => (
+            *at_ms,
+            "lifecycle",
+            format!("sandbox {state}"),
+            None,
+            None,
+            detail.clone(),
+            false,
+        ),
+        _ => return None,
+    };
+    Some((
+        json!({"at_ms": at_ms, "kind": kind, "title": title, "actor": actor, "decision": decision,
+               "detail": detail}),
+        still,
+    ))
+}
+
+async fn command_view(sup: Supervisor, id: String, stream: std::sync::Weak<SandboxStream>) {
+    let mut events = sup.events().subscribe();
+    let mut seq = 0u64;
+    let mut still_from = match stream.upgrade() {
+        Some(s) => s.hub.frame(),
+        None => return,
+    };
+    loop {
+        let ev = match events.recv().await {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "the command view missed events");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let Some(stream) = stream.upgrade() else { break };
+        if stream.hub.is_stopped() {
+            break;
+        }
+        let Some((mut step, wants_still)) = step_of(&ev, &id) else {
+            continue;
+        };
+        seq += 1;
+        step["seq"] = json!(seq);
+        let mut still = None;
+        if wants_still {
+            let hub = &stream.hub;
+            let (w, h) = hub.size();
+            let damage = hub.damage_since(still_from);
+            let frame_now = hub.frame();
+            if let Some(bounds) = damage_bounds(&damage, w, h) {
+                let rect = airlock_streaming::still::expand(bounds, STEP_STILL_MARGIN, w, h);
+                match hub.region_still(rect, STEP_STILL_MAX, StillFormat::Webp).await {
+                    Ok((image, shown, frame)) => {
+                        step["still"] =
+                            json!({"x": shown.x, "y": shown.y, "w": shown.width, "h": shown.height});
+                        still = Some(wire::encode_still(
+                            &StillHeader {
+                                purpose: StillPurpose::StepStill,
+                                format: StillFormat::Webp,
+                                step: seq,
+                                frame,
+                                rect: shown,
+                                screen_w: w,
+                                screen_h: h,
+                            },
+                            &image,
+                        ));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot make a step still"),
+                }
+            }
+            still_from = frame_now;
+        }
+        let text = match serde_json::to_string(&ServerMessage::Step { step }) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a step");
+                continue;
+            }
+        };
+        stream.push(StepOut { seq, text, still });
+    }
+}
+
+/// The screen rectangle of a full frame.
+pub fn full(w: u16, h: u16) -> Rect {
+    Rect::screen(w, h)
+}
