@@ -44,7 +44,7 @@
 //! | ceiling | no measurement yet | Medium for a watcher, High for the controlling viewer |
 //! | ceiling | the cap falls below it | falls to the cap at once (and starts the cooldown below) |
 //! | ceiling | loss burst: smoothed loss ≥ [`LOSS_BURST`] | one level below the current level, not below Video Low; at most once per [`STEP_DOWN_COOLDOWN_MS`] |
-//! | ceiling | lagging client: backlog > [`MAX_BACKLOG_FRAMES`] + frames normally in flight (fps × baseline RTT), or backlog bytes > max([`MAX_BACKLOG_BYTES`], 1 s of the current bitrate), or smoothed RTT > max(3 × baseline, baseline + [`RTT_MARGIN_MS`]) | one level below the current level, not below Stills; at most once per [`STEP_DOWN_COOLDOWN_MS`] |
+//! | ceiling | lagging client: backlog > [`MAX_BACKLOG_FRAMES`] + frames normally in flight (fps × baseline RTT), or backlog bytes > max([`MAX_BACKLOG_BYTES`], 1 s of the current bitrate), or smoothed RTT > max(3 × baseline, baseline + [`RTT_MARGIN_MS`]) | one level below the current level, not below Video Low (a slow client gets fewer frames, not stills: only measured bandwidth or loss leave video); at most once per [`STEP_DOWN_COOLDOWN_MS`] |
 //! | ceiling | the driver dropped frames ([`Controller::on_backlog_drop`]) | as a lagging client |
 //! | ceiling | the cap has been above it, with no bad sample (loss > [`LOSS_GOOD`], lag) and no fall, for [`RECOVERY_HOLD_MS`] | one level up; the next level needs another hold |
 //!
@@ -480,7 +480,7 @@ impl Controller {
         let loss = Timed::fresh(self.loss, now).unwrap_or(0.0);
         let lossy = sample.loss.is_some() && loss >= LOSS_BURST;
         if lagging {
-            self.step_down(before, Level::Stills, "lagging client", now);
+            self.step_down(before, Level::Video(Tier::Low), "lagging client", now);
         } else if lossy {
             self.step_down(before, Level::Video(Tier::Low), "loss burst", now);
         } else if loss > LOSS_GOOD {
@@ -511,7 +511,7 @@ impl Controller {
         self.refresh(now_ms);
         self.drop_pending = true;
         let before = self.level(now_ms).0;
-        self.step_down(before, Level::Stills, "lagging client", now_ms);
+        self.step_down(before, Level::Video(Tier::Low), "lagging client", now_ms);
     }
 
     /// What to send from `now_ms` on.
@@ -1184,12 +1184,8 @@ mod tests {
             .collect();
         assert_eq!(
             steps,
-            [
-                (500, "Video/Medium".into()),
-                (1_500, "Video/Low".into()),
-                (2_500, "Stills".into())
-            ],
-            "one step per cooldown, to Stills at most"
+            [(500, "Video/Medium".into()), (1_500, "Video/Low".into()),],
+            "one step per cooldown, to Video/Low at most"
         );
 
         // The driver drops to the newest frame: a keyframe (full still) next, and no climbing meanwhile.

@@ -149,8 +149,8 @@ pub enum WireError {
         /// The limit.
         max: usize,
     },
-    /// A hello lists no codec, or too many.
-    #[error("a hello must list 1 to {max} codecs, not {count}")]
+    /// A hello lists no codec for a video transport, or too many.
+    #[error("a hello must list 1 to {max} codecs (none only with transport \"none\"), not {count}")]
     CodecCount {
         /// Codecs listed.
         count: usize,
@@ -743,8 +743,12 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, WireError> {
     }
     let msg: ClientMessage = serde_json::from_str(text).map_err(WireError::Json)?;
     match &msg {
-        ClientMessage::Hello { codecs, .. } => {
-            if codecs.is_empty() || codecs.len() > MAX_HELLO_CODECS {
+        ClientMessage::Hello {
+            codecs, transport, ..
+        } => {
+            // A viewer without video (transport `none`) decodes no codec.
+            let min = usize::from(*transport != TransportKind::None);
+            if codecs.len() < min || codecs.len() > MAX_HELLO_CODECS {
                 return Err(WireError::CodecCount {
                     count: codecs.len(),
                     max: MAX_HELLO_CODECS,
@@ -1391,6 +1395,8 @@ mod tests {
             bad(r#"{"type":"hello","transport":"webrtc","codecs":[],"focused":true}"#),
             WireError::CodecCount { count: 0, .. }
         ));
+        // Without video, no codec is needed.
+        assert!(parse_client(r#"{"type":"hello","transport":"none","codecs":[],"focused":false}"#).is_ok());
         assert!(matches!(
             bad(
                 r#"{"type":"hello","transport":"webrtc","codecs":["vp8","vp8","vp8","vp8","h264"],"focused":true}"#

@@ -63,7 +63,49 @@ pub async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
 
 #[derive(Clone)]
 struct Auth {
-    tokens: Arc<Tokens>,
+    tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
+    /// When the token file was last read (it is re-read only when it changed).
+    read_at: Arc<std::sync::Mutex<Option<std::time::SystemTime>>>,
+}
+
+impl Auth {
+    fn current(&self) -> Arc<Tokens> {
+        self.tokens
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The operator behind a token; an unknown token re-reads the token file once, so operators
+    /// added with `airlock operator add` can sign in without a restart.
+    fn operator_for(&self, token: &str) -> Option<String> {
+        let tokens = self.current();
+        if let Some(name) = tokens.operator_for(token) {
+            return Some(name.to_string());
+        }
+        let path = tokens.source.as_ref()?;
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        {
+            let mut read_at = self.read_at.lock().ok()?;
+            if *read_at == Some(modified) {
+                return None;
+            }
+            *read_at = Some(modified);
+        }
+        let bytes = std::fs::read(path).ok()?;
+        let mut fresh: Tokens = serde_json::from_slice(&bytes).ok()?;
+        // The agent token and the main operator stay as started; only added operators change.
+        fresh.agent_token = tokens.agent_token.clone();
+        fresh.principal = tokens.principal.clone();
+        fresh.operator_token = tokens.operator_token.clone();
+        fresh.operator = tokens.operator.clone();
+        fresh.source = tokens.source.clone();
+        let name = fresh.operator_for(token).map(str::to_string);
+        if let Ok(mut t) = self.tokens.write() {
+            *t = Arc::new(fresh);
+        }
+        name
+    }
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -97,9 +139,9 @@ fn unauthorized(what: &str) -> Response {
 
 async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     match bearer(&req) {
-        Some(t) if token_eq(&t, &auth.tokens.agent_token) => {
+        Some(t) if token_eq(&t, &auth.current().agent_token) => {
             req.extensions_mut()
-                .insert(AgentPrincipal(auth.tokens.principal.clone()));
+                .insert(AgentPrincipal(auth.current().principal.clone()));
             next.run(req).await
         }
         _ => unauthorized("agent"),
@@ -108,9 +150,9 @@ async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> R
 
 async fn operator_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     match bearer(&req) {
-        Some(t) => match auth.tokens.operator_for(&t) {
+        Some(t) => match auth.operator_for(&t) {
             Some(name) => {
-                req.extensions_mut().insert(OperatorId(name.to_string()));
+                req.extensions_mut().insert(OperatorId(name));
                 next.run(req).await
             }
             None => unauthorized("operator"),
@@ -138,7 +180,8 @@ async fn static_file(content_type: &'static str, body: &'static str) -> Response
 /// The whole HTTP surface.
 pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Router {
     let auth = Auth {
-        tokens: Arc::new(tokens),
+        tokens: Arc::new(std::sync::RwLock::new(Arc::new(tokens))),
+        read_at: Arc::new(std::sync::Mutex::new(None)),
     };
     let mcp_sup = sup.clone();
     let mcp: StreamableHttpService<AirlockMcp, LocalSessionManager> = StreamableHttpService::new(

@@ -23,6 +23,9 @@ pub struct Tokens {
     /// Further operators, each with a name of their own (`airlock operator add NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operators: Vec<OperatorToken>,
+    /// The file these were read from (operators added later are picked up from it).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// A named operator's token.
@@ -100,7 +103,13 @@ impl Tokens {
                     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
                         .map_err(|e| io("restrict", e))?;
                 }
-                Ok((t, false))
+                Ok((
+                    Tokens {
+                        source: Some(path.to_path_buf()),
+                        ..t
+                    },
+                    false,
+                ))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent() {
@@ -112,6 +121,7 @@ impl Tokens {
                     operator_token: random_token().map_err(|e| io("generate", e))?,
                     operator: operator.to_string(),
                     operators: Vec::new(),
+                    source: Some(path.to_path_buf()),
                 };
                 let mut f = fs::OpenOptions::new()
                     .write(true)

@@ -263,6 +263,7 @@ struct ViewerTask {
     feed: Option<VideoFeed>,
     rtc: Option<RtcPeer>,
     rtc_connected: bool,
+    remb_bps: Option<u64>,
     acks: AckEstimator,
     inflight: VecDeque<u64>,
     need_key: bool,
@@ -380,6 +381,7 @@ async fn run(
         feed: None,
         rtc: None,
         rtc_connected: false,
+        remb_bps: None,
         acks: AckEstimator::new(),
         inflight: VecDeque::new(),
         need_key: false,
@@ -648,14 +650,15 @@ impl ViewerTask {
             ClientMessage::Stats {
                 rtt_ms,
                 loss,
-                bandwidth_kbps,
+                bandwidth_kbps: _,
                 frames_decoded: _,
             } => {
                 self.controller.on_network(NetSample {
                     at_ms: now,
                     rtt_ms,
                     loss,
-                    bandwidth_bps: bandwidth_kbps.map(|k| (k * 1000.0) as u64),
+                    // The browser's receive-side figure is app-limited (see `Remb` above).
+                    bandwidth_bps: None,
                     ..NetSample::default()
                 });
             }
@@ -725,11 +728,13 @@ impl ViewerTask {
                 loss: Some(loss),
                 ..NetSample::default()
             }),
-            RtcEvent::Remb(bps) => self.controller.on_network(NetSample {
-                at_ms: now,
-                bandwidth_bps: Some(bps),
-                ..NetSample::default()
-            }),
+            RtcEvent::Remb(bps) => {
+                // Chromium's receive-side estimate stays near its start value on a stream that only
+                // sends changes (it held a controlling viewer in stills on loopback), so it is only
+                // recorded; loss and round-trip time drive adaptation on this path.
+                self.remb_bps = Some(bps);
+                tracing::trace!(bps, "REMB");
+            }
             RtcEvent::InputOpen => {}
             RtcEvent::Input(bytes) => self.on_input(&bytes).await,
             RtcEvent::BadInput(reason) => {
@@ -814,7 +819,11 @@ impl ViewerTask {
                     "the viewer's feed lagged; resynchronising on a keyframe"
                 );
                 self.need_key = true;
-                self.controller.on_backlog_drop(now);
+                // This task fell behind the encoder: the network says nothing about that, so only
+                // the acknowledged socket path counts it as a lagging client.
+                if self.transport == TransportKind::WebCodecs {
+                    self.controller.on_backlog_drop(now);
+                }
                 if let Some(f) = &self.feed {
                     f.request_keyframe();
                 }

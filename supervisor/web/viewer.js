@@ -1033,16 +1033,15 @@ function main() {
     const { inb, pair } = findInbound(st);
     const msg = { type: 'stats' };
     if (pair && typeof pair.currentRoundTripTime === 'number') msg.rtt_ms = Math.round(pair.currentRoundTripTime * 10000) / 10;
+    // Only a real estimate: the received byte rate of a stream that sends only changes says
+    // nothing about the link.
+    if (pair && typeof pair.availableIncomingBitrate === 'number') msg.bandwidth_kbps = Math.round(pair.availableIncomingBitrate / 1000);
     if (inb) {
       const cur = { t: inb.timestamp, lost: inb.packetsLost ?? null, recv: inb.packetsReceived ?? null, bytes: inb.bytesReceived ?? null };
       if (prevStats) {
         if (cur.lost !== null && cur.recv !== null && prevStats.lost !== null && prevStats.recv !== null) {
           const dl = Math.max(0, cur.lost - prevStats.lost), dr = Math.max(0, cur.recv - prevStats.recv);
           if (dl + dr > 0) msg.loss = Math.round((dl / (dl + dr)) * 10000) / 10000;
-        }
-        const dt = cur.t - prevStats.t;
-        if (cur.bytes !== null && prevStats.bytes !== null && dt > 0) {
-          msg.bandwidth_kbps = Math.round(((cur.bytes - prevStats.bytes) * 8) / dt);
         }
       }
       prevStats = cur;

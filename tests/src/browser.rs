@@ -122,7 +122,16 @@ impl Browser {
                 return Ok(v);
             }
             if Instant::now() > deadline {
-                bail!("`{expr}` stayed falsy for {timeout:?} in page {page}");
+                let state = self
+                    .eval(
+                        page,
+                        "typeof airlockViewer === 'undefined' ? null : JSON.stringify({state: airlockViewer.state, \
+                         mode: airlockViewer.mode, lease: airlockViewer.lease, stills: airlockViewer.stills, \
+                         messages: airlockViewer.messages, errors: airlockViewer.errors, \
+                         clientErrors: airlockViewer.clientErrors, frames: airlockViewer.framesDecoded})",
+                    )
+                    .unwrap_or(Value::Null);
+                bail!("`{expr}` stayed falsy for {timeout:?} in page {page}; viewer state: {state}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
