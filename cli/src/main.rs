@@ -1,6 +1,7 @@
 //! `airlock`: build guest images, create and drive sandboxes, benchmark them.
 
 mod bench;
+mod bench_stream;
 mod serve;
 
 use std::io::Write;
@@ -99,6 +100,14 @@ enum BenchCommand {
     /// Gateway overhead per allowed action (guest excluded) and proposed → approval event latency.
     Gateway {
         #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// Streaming: operator input → pixels in Chromium (WebRTC), takeover latency, idle command-view
+    /// bandwidth, typing/scrolling video bitrate, serve CPU (gVisor desktop sandbox; needs
+    /// scripts/setup for Chromium and playwright-core).
+    Stream {
+        /// Key presses timed (each typed and erased: two samples).
+        #[arg(long, default_value_t = 20)]
         samples: usize,
     },
 }
@@ -309,6 +318,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serve::bench_gateway(samples)?)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Stream { samples },
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&bench_stream::run(samples)?)?
             );
             Ok(ExitCode::SUCCESS)
         }

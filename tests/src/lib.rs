@@ -2,7 +2,6 @@
 //! own `airlock` and `airlock-guest-agent` binaries (`cargo build --workspace --bins` first; the
 //! README's test command does that).
 
-pub mod browser;
 pub mod serve;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use airlock_tests::browser::Browser;
+use airlock_browser::Browser;
 use airlock_tests::serve::{computer, Serve};
 use airlock_tests::Env;
 use anyhow::{bail, Context, Result};

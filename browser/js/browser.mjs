@@ -1,4 +1,4 @@
-// A remote control for headless Chromium, used by the Rust integration tests (tests/src/browser.rs).
+// A remote control for headless Chromium, used by the Rust crate airlock-browser (tests, benchmarks).
 // It reads one JSON request per line on stdin and answers one JSON line on stdout:
 //   {"id":1,"op":"open","page":"a","url":"http://..."}       -> {"id":1,"ok":true}
 //   {"id":2,"op":"eval","page":"a","expr":"1+1"}              -> {"id":2,"ok":true,"value":2}

@@ -1,5 +1,6 @@
-//! Headless Chromium (Debian's, driven by playwright-core through `tests/web/browser.mjs`) as a
-//! remote-controlled viewer for end-to-end tests.
+//! Headless Chromium (Debian's, driven by playwright-core through `js/browser.mjs`) as a
+//! remote-controlled browser for end-to-end tests and benchmarks: named pages, JavaScript evaluated
+//! in them, screenshots.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,9 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-/// The directory with `browser.mjs` and its `node_modules` (installed by `scripts/setup`).
+/// The directory with `browser.mjs` and its `node_modules` (installed by `scripts/setup`);
+/// `AIRLOCK_BROWSER_JS` overrides it.
 pub fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+    std::env::var_os("AIRLOCK_BROWSER_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("js"))
 }
 
 /// A running Chromium with named pages.
@@ -39,7 +43,7 @@ impl Browser {
                 std::fs::File::create(log).context("create the browser log")?,
             ))
             .spawn()
-            .context("start node tests/web/browser.mjs")?;
+            .context("start node browser/js/browser.mjs")?;
         let stdin = child.stdin.take().context("browser stdin")?;
         let stdout = child.stdout.take().context("browser stdout")?;
         let (tx, lines) = std::sync::mpsc::channel();
