@@ -324,10 +324,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Stream { samples },
         } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&bench_stream::run(samples)?)?
-            );
+            println!("{}", serde_json::to_string_pretty(&bench_stream::run(samples)?)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { backend, keep } => demo(backend, keep),

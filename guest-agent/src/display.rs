@@ -1,4 +1,6 @@
-//! The X display: pointer input through XTest, keyboard through xdotool (also XTest), pointer queries.
+//! The X display: pointer input through XTest; single keys pressed or released through XTest
+//! directly (the operator's live keyboard: no process per key); combos and text through xdotool
+//! (also XTest, with its keymap handling); pointer queries.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -6,7 +8,8 @@ use std::sync::Mutex;
 use airlock_protocol::Input;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    ConnectionExt as _, Window, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
+    ConnectionExt as _, Keycode, Keysym, Window, BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT,
+    KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
 };
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
@@ -94,9 +97,10 @@ impl Display {
                 wheel(c, *dx, 6, 7)
             }),
             Input::Key { combo } => xdotool(&["key", "--", combo]),
-            Input::KeyState { combo, down } => {
-                xdotool(&[if *down { "keydown" } else { "keyup" }, "--", combo])
-            }
+            Input::KeyState { combo, down } => match self.keycode_of(combo)? {
+                Some(code) => self.key(code, *down),
+                None => xdotool(&[if *down { "keydown" } else { "keyup" }, "--", combo]),
+            },
             Input::Type { text } => {
                 if text.is_empty() {
                     Ok(InputOutcome::Done)
@@ -117,6 +121,38 @@ impl Display {
                 ))
             }
         }
+    }
+
+    /// The keycode that types a single keysym named as a letter, a digit or `0x…` hex, when the
+    /// current keymap has one (in its unshifted or shifted column); `None` sends the key through
+    /// xdotool, which remaps a spare keycode for keysyms the keymap lacks.
+    fn keycode_of(&self, name: &str) -> Result<Option<Keycode>, String> {
+        let Some(sym) = parse_keysym(name) else {
+            return Ok(None);
+        };
+        let conn = self.conn.lock().map_err(|_| "display lock poisoned")?;
+        let setup = conn.setup();
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(|e| e.to_string())?
+            .reply()
+            .map_err(|e| e.to_string())?;
+        let per = usize::from(map.keysyms_per_keycode).max(1);
+        Ok(map
+            .keysyms
+            .chunks(per)
+            .position(|syms| syms.iter().take(2).any(|s| *s == sym))
+            .map(|i| min + i as u8))
+    }
+
+    fn key(&self, code: Keycode, down: bool) -> Result<InputOutcome, String> {
+        let conn = self.conn.lock().map_err(|_| "display lock poisoned")?;
+        let t = if down { KEY_PRESS_EVENT } else { KEY_RELEASE_EVENT };
+        conn.xtest_fake_input(t, code, 0, self.root, 0, 0, 0)
+            .map_err(|e| e.to_string())?;
+        sync(&conn)?;
+        Ok(InputOutcome::Done)
     }
 
     fn pointer(
@@ -156,6 +192,18 @@ fn sync(c: &RustConnection) -> Result<(), String> {
     Ok(())
 }
 
+/// A keysym named as one ASCII letter or digit, or as `0x…` hex.
+fn parse_keysym(name: &str) -> Option<Keysym> {
+    if let Some(hex) = name.strip_prefix("0x") {
+        return Keysym::from_str_radix(hex, 16).ok().filter(|k| *k != 0);
+    }
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphanumeric() => Some(c as Keysym),
+        _ => None,
+    }
+}
+
 fn xdotool(args: &[&str]) -> Result<InputOutcome, String> {
     let out = Command::new("xdotool")
         .args(args)
@@ -169,5 +217,21 @@ fn xdotool(args: &[&str]) -> Result<InputOutcome, String> {
             args[0],
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod keysym_tests {
+    use super::parse_keysym;
+
+    #[test]
+    fn keysym_names() {
+        assert_eq!(parse_keysym("a"), Some(0x61));
+        assert_eq!(parse_keysym("Z"), Some(0x5a));
+        assert_eq!(parse_keysym("0xff0d"), Some(0xff0d));
+        assert_eq!(parse_keysym("0x0"), None);
+        assert_eq!(parse_keysym("Return"), None);
+        assert_eq!(parse_keysym("ctrl+s"), None);
+        assert_eq!(parse_keysym("0xzz"), None);
     }
 }
