@@ -92,14 +92,23 @@ async fn ws_viewer(url: &str, hello: Value, run_for: Duration) -> Result<(u64, u
 
 const PAGE_HELPERS: &str = r#"
 window.benchGrab = (x, y, w, h) => {
-  const v = document.querySelector('video');
+  // What the page shows: the WebRTC <video>, or the canvas WebCodecs frames are drawn on.
+  const src = airlockViewer.transport === 'webrtc' ? document.getElementById('video') : document.getElementById('canvas');
   const c = window.__benchCanvas || (window.__benchCanvas = new OffscreenCanvas(1280, 800));
   const ctx = c.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(v, 0, 0, 1280, 800);
+  ctx.drawImage(src, 0, 0, 1280, 800);
   return ctx.getImageData(x, y, w, h).data;
 };
 window.benchDiff = (a, b) => { let d = 0; for (let i = 0; i < a.length; i += 4) d += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]); return d; };
-window.benchNextFrame = () => new Promise((r) => document.querySelector('video').requestVideoFrameCallback((now) => r(now)));
+// Resolves with the time the next picture was shown: rVFC for video; for the canvas, the first
+// animation frame after the decoder drew a new frame.
+window.benchNextFrame = () => {
+  if (airlockViewer.transport === 'webrtc') {
+    return new Promise((r) => document.getElementById('video').requestVideoFrameCallback((now) => r(now)));
+  }
+  const n0 = airlockViewer.framesDecoded;
+  return new Promise((r) => { const tick = (now) => airlockViewer.framesDecoded > n0 ? r(now) : requestAnimationFrame(tick); requestAnimationFrame(tick); });
+};
 window.benchWaitChange = async (rect, base, timeout) => {
   const t0 = performance.now();
   while (performance.now() - t0 < timeout) {
@@ -285,6 +294,20 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
+    // The same on the WebSocket + WebCodecs path (the Tauri webview's), from a second page of the
+    // same operator.
+    b.open(
+        "w",
+        &format!("{base}/viewer?sandbox={sb}&transport=webcodecs&focus=1#token={token}"),
+    )?;
+    b.wait("w", "airlockViewer.framesDecoded > 0", Duration::from_secs(60))?;
+    b.eval("w", PAGE_HELPERS)?;
+    let wc_lat = b.eval("w", &format!("benchInputLatency({rect}, {samples})"))?;
+    let mut wc_lat: Vec<f64> = wc_lat
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    b.close("w")?;
     // Takeover: hand back, then take over again and time it.
     b.eval("v", "airlockViewer.handback('')")?;
     b.wait(
@@ -361,6 +384,8 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         "screen": "1280x800",
         "input_to_pixels_ms": {"samples": n, "p50": pct(&mut lat, 0.5), "p95": pct(&mut lat, 0.95),
                                 "goal_p95": 50, "path": "key over the WebRTC data channel -> guest -> damage -> H.264 -> Chromium rVFC + pixel probe"},
+        "input_to_pixels_webcodecs_ms": {"samples": wc_lat.len(), "p50": pct(&mut wc_lat, 0.5), "p95": pct(&mut wc_lat, 0.95),
+                                          "path": "key over the viewer WebSocket -> guest -> damage -> H.264 -> WebCodecs VideoDecoder -> canvas, next animation frame"},
         "takeover_ms": {"granted_p50": pct(&mut granted, 0.5), "granted_max": pct(&mut granted, 1.0),
                         "first_input_shown_p50": pct(&mut first_shown, 0.5), "goal_first_input_applied": 150},
         "idle_command_view_kbps": (idle_kbps * 100.0).round() / 100.0,

@@ -753,6 +753,10 @@ impl ViewerTask {
             }
         };
         let now = crate::now_ms();
+        if input == OperatorInput::ReleaseAll && !self.controlling {
+            // Clients send it when they lose focus or control: nothing of theirs is held.
+            return;
+        }
         // Presses are actions (counted for the handback summary); motion and releases are not.
         let is_action = matches!(
             input,
