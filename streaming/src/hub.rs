@@ -666,3 +666,146 @@ pub fn damage_bounds(d: &Damage, width: u16, height: u16) -> Option<Rect> {
         Damage::Rects(rs) => rs.iter().copied().reduce(Rect::union),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use airlock_protocol::Pixels;
+
+    use super::*;
+
+    /// A scripted guest: updates come from a channel; `start` counts restarts and begins a new
+    /// stream (the next update sent must be a full frame with seq 0).
+    struct FakeSource {
+        rx: mpsc::Receiver<FrameUpdate>,
+        starts: Arc<AtomicU64>,
+    }
+
+    impl FrameSource for FakeSource {
+        fn start(&mut self) -> Result<(), String> {
+            self.starts.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn next(&mut self, timeout: Duration) -> Result<Option<FrameUpdate>, String> {
+            match self.rx.recv_timeout(timeout) {
+                Ok(u) => Ok(Some(u)),
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err("the fake guest went away".into()),
+            }
+        }
+    }
+
+    const W: u16 = 320;
+    const H: u16 = 200;
+
+    fn full(seq: u64, shade: u8) -> FrameUpdate {
+        let px = vec![shade; W as usize * H as usize * 4];
+        FrameUpdate {
+            seq,
+            screen_w: W,
+            screen_h: H,
+            captured_us: seq * 1000,
+            regions: vec![Pixels::compress(0, 0, W, H, &px)],
+        }
+    }
+
+    fn patch(seq: u64, x: u16, shade: u8) -> FrameUpdate {
+        let px = vec![shade; 16 * 16 * 4];
+        FrameUpdate {
+            seq,
+            screen_w: W,
+            screen_h: H,
+            captured_us: seq * 1000,
+            regions: vec![Pixels::compress(x, 10, 16, 16, &px)],
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mirror_encoders_and_thumbnails_follow_the_guest() {
+        let (tx, rx) = mpsc::channel();
+        let starts = Arc::new(AtomicU64::new(0));
+        let hub = Hub::start(
+            W,
+            H,
+            Box::new(FakeSource {
+                rx,
+                starts: starts.clone(),
+            }),
+            HubConfig {
+                max_fps: 30,
+                thumbnail_size: (80, 50),
+                thumbnail_every: Duration::from_millis(50),
+            },
+            "test",
+        );
+        tx.send(full(0, 40)).unwrap();
+        until("the first frame", || hub.frame() == 1).await;
+
+        // A subscriber's first unit is a keyframe of the current frame.
+        let quality = Quality {
+            fps: 30,
+            bitrate_bps: 500_000,
+        };
+        let mut feed = hub.subscribe(Codec::H264, quality).unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first.keyframe);
+        assert_eq!((first.width, first.height, first.frame), (W, H, 1));
+        // A second subscriber at the same quality shares the encoder.
+        let _second = hub.subscribe(Codec::H264, quality).unwrap();
+        assert_eq!(hub.encoder_count(), 1);
+
+        // A change is encoded as a delta of the new frame.
+        tx.send(patch(1, 100, 250)).unwrap();
+        let unit = loop {
+            let u = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if u.frame == 2 {
+                break u;
+            }
+        };
+        assert_eq!(unit.codec, Codec::H264);
+        assert!(hub.damage_since(1) != Damage::None);
+
+        // A gap in sequence numbers is never applied: the stream restarts and needs a full frame.
+        let restarts = hub.restarts();
+        tx.send(patch(5, 0, 200)).unwrap();
+        until("the restart", || hub.restarts() > restarts).await;
+        assert_eq!(hub.frame(), 2, "the gapped update was not applied");
+        tx.send(patch(0, 0, 200)).unwrap(); // not a full frame: refused again
+        tx.send(full(0, 90)).unwrap();
+        until("the full frame after the restart", || hub.frame() == 3).await;
+        assert!(starts.load(Ordering::SeqCst) >= 2);
+
+        // Thumbnails follow the screen.
+        let thumbs = hub.thumbnails();
+        until("a thumbnail of the new frame", || {
+            thumbs.borrow().as_ref().is_some_and(|t| t.frame == 3)
+        })
+        .await;
+
+        // The hash is the mirror's content hash.
+        let (frame, hash) = hub.frame_hash();
+        assert_eq!(frame, 3);
+        let copy = hub.copy_frame();
+        assert_eq!(hash, crate::mirror::frame_hash_bgrx(W, H, &copy.bgrx));
+        hub.stop();
+        assert!(hub.subscribe(Codec::H264, quality).is_err());
+    }
+}

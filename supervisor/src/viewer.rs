@@ -229,9 +229,15 @@ impl Held {
 
 fn button_of(b: u8) -> Option<airlock_protocol::Button> {
     use airlock_protocol::Button;
-    [Button::Left, Button::Middle, Button::Right]
-        .into_iter()
-        .find(|x| *x as u8 == b)
+    [
+        Button::Left,
+        Button::Middle,
+        Button::Right,
+        Button::Back,
+        Button::Forward,
+    ]
+    .into_iter()
+    .find(|x| *x as u8 == b)
 }
 
 /// Where a viewer's video goes.
@@ -1156,5 +1162,99 @@ impl Supervisor {
             what,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_protocol::Button;
+
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_and_hashes_but_never_holds_keys() {
+        let mut s = InputSummary::default();
+        assert!(s.is_empty());
+        for (i, input) in [
+            OperatorInput::Move { x: 1, y: 2 },
+            OperatorInput::Button {
+                button: Button::Left,
+                down: true,
+                x: 1,
+                y: 2,
+            },
+            OperatorInput::Button {
+                button: Button::Left,
+                down: false,
+                x: 1,
+                y: 2,
+            },
+            OperatorInput::Key {
+                down: true,
+                keysym: 0x70,
+            },
+            OperatorInput::Key {
+                down: false,
+                keysym: 0x70,
+            },
+            OperatorInput::Wheel {
+                dx: 0,
+                dy: 1,
+                x: 1,
+                y: 2,
+            },
+        ]
+        .iter()
+        .enumerate()
+        {
+            s.note(input, 1000 + i as u64 * 10);
+        }
+        let v = s.take();
+        assert_eq!(v["pointer_moves"], 1);
+        assert_eq!(v["button_presses"], 1);
+        assert_eq!(v["key_presses"], 1);
+        assert_eq!(v["wheel_events"], 1);
+        assert_eq!(v["duration_ms"], 50);
+        assert_eq!(v["keys_sha256"].as_str().map(str::len), Some(64));
+        assert!(!v.to_string().contains("112"), "no keysym in clear: {v}");
+        assert!(s.is_empty(), "take resets");
+    }
+
+    #[test]
+    fn held_keys_and_buttons_are_released_once() {
+        let mut h = Held::default();
+        h.track(&OperatorInput::Key {
+            down: true,
+            keysym: 0xffe1,
+        });
+        h.track(&OperatorInput::Key {
+            down: true,
+            keysym: 0x61,
+        });
+        h.track(&OperatorInput::Key {
+            down: false,
+            keysym: 0x61,
+        });
+        h.track(&OperatorInput::Button {
+            button: Button::Right,
+            down: true,
+            x: 0,
+            y: 0,
+        });
+        let released = h.release();
+        assert_eq!(
+            released,
+            vec![
+                Input::KeyState {
+                    combo: "0xffe1".into(),
+                    down: false
+                },
+                Input::Button {
+                    button: Button::Right,
+                    down: false
+                },
+            ]
+        );
+        assert!(h.release().is_empty());
     }
 }
