@@ -90,6 +90,27 @@ async fn ws_viewer(url: &str, hello: Value, run_for: Duration) -> Result<(u64, u
     Ok((bytes, video_bytes, frames))
 }
 
+/// Runs `activity` in the viewer page while a focused WebSocket viewer counts video for `window`:
+/// (video bytes, frames, serve CPU % of one core).
+async fn video_window(
+    b: &mut Browser,
+    ws_url: &str,
+    pid: u32,
+    window: Duration,
+    activity: &str,
+) -> Result<(u64, u64, f64)> {
+    let hello = json!({"type": "hello", "transport": "webcodecs", "codecs": ["h264"], "focused": true});
+    let cpu0 = cpu_seconds(pid)?;
+    let counter = tokio::spawn({
+        let url = ws_url.to_string();
+        async move { ws_viewer(&url, hello, window).await }
+    });
+    b.eval("v", activity)?;
+    let (_, bytes, frames) = counter.await??;
+    let cpu = (cpu_seconds(pid)? - cpu0) / window.as_secs_f64() * 100.0;
+    Ok((bytes, frames, cpu))
+}
+
 const PAGE_HELPERS: &str = r#"
 window.benchGrab = (x, y, w, h) => {
   // What the page shows: the WebRTC <video>, or the canvas WebCodecs frames are drawn on.
@@ -368,39 +389,23 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         Duration::from_secs(10),
     )?;
 
-    // Typing: about 8 keys a second for 10 s; a focused WebSocket viewer counts the video bytes.
-    let hello_video = json!({"type": "hello", "transport": "webcodecs", "codecs": ["h264"], "focused": true});
+    // Typing (about 8 keys a second) and scrolling (the terminal prints as fast as it can): a
+    // focused WebSocket viewer counts the video bytes for 10 s of each.
     let window = Duration::from_secs(10);
-    let cpu0 = cpu_seconds(pid)?;
-    let counter = tokio::spawn({
-        let url = ws_url.clone();
-        let hello = hello_video.clone();
-        async move { ws_viewer(&url, hello, window).await }
-    });
-    b.eval(
-        "v",
-        "(async () => { for (let i = 0; i < 78; i++) { airlockViewer.typeText('abcdefghij'[i % 10]); await new Promise(r => setTimeout(r, 125)); } return true; })()",
-    )?;
-    let (_, typing_bytes, typing_frames) = counter.await??;
-    let typing_cpu = (cpu_seconds(pid)? - cpu0) / window.as_secs_f64() * 100.0;
+    let typing =
+        "(async () => { for (let i = 0; i < 78; i++) { airlockViewer.typeText('abcdefghij'[i % 10]); \
+                  await new Promise(r => setTimeout(r, 125)); } return true; })()";
+    let (typing_bytes, typing_frames, typing_cpu) =
+        video_window(&mut b, &ws_url, pid, window, typing).await?;
     // Ctrl+U clears the typed line.
     b.eval(
         "v",
         "airlockViewer.sendKey(0xffe3, true); benchKey(0x75); airlockViewer.sendKey(0xffe3, false); true",
     )?;
-
-    // Scrolling: the terminal prints lines as fast as it can for 12 s.
-    let cpu0 = cpu_seconds(pid)?;
-    let counter = tokio::spawn({
-        let url = ws_url.clone();
-        async move { ws_viewer(&url, hello_video, window).await }
-    });
-    b.eval(
-        "v",
-        "airlockViewer.typeText('timeout 12 yes the quick brown fox jumps over the lazy dog 0123456789\\n')",
-    )?;
-    let (_, scroll_bytes, scroll_frames) = counter.await??;
-    let scroll_cpu = (cpu_seconds(pid)? - cpu0) / window.as_secs_f64() * 100.0;
+    let scrolling =
+        "airlockViewer.typeText('timeout 12 yes the quick brown fox jumps over the lazy dog 0123456789\\n')";
+    let (scroll_bytes, scroll_frames, scroll_cpu) =
+        video_window(&mut b, &ws_url, pid, window, scrolling).await?;
     let stats = b.eval("v", "airlockViewer.rtcStats()")?;
     b.eval("v", "airlockViewer.handback('')")?;
 

@@ -234,9 +234,16 @@ pub fn processes_of(dir: &Path) -> Vec<u32> {
     airlock_sandbox::procs::pids_referencing(dir)
 }
 
+/// The guest shell command that prints the pointer position (xdotool's `--shell` format).
+pub const POINTER_SCRIPT: &str = "DISPLAY=:0 xdotool getmouselocation --shell";
+
 /// Reads the pointer position from inside the guest (xdotool), not from the agent's reply.
 pub fn guest_pointer(sb: &Sandbox<'_>) -> Result<(u16, u16)> {
-    let out = sb.sh("DISPLAY=:0 xdotool getmouselocation --shell")?;
+    parse_pointer(&sb.sh(POINTER_SCRIPT)?)
+}
+
+/// The X and Y of `xdotool getmouselocation --shell` output.
+pub fn parse_pointer(out: &str) -> Result<(u16, u16)> {
     let get = |k: &str| -> Result<u16> {
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("{k}=")))

@@ -22,16 +22,7 @@ fn guest_sh(env: &Env, sb: &str, script: &str) -> Result<String> {
 }
 
 fn guest_pointer(env: &Env, sb: &str) -> Result<(u16, u16)> {
-    let out = guest_sh(env, sb, "DISPLAY=:0 xdotool getmouselocation --shell")?;
-    let get = |k: &str| -> Result<u16> {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .context(format!("no {k} in {out:?}"))?
-            .trim()
-            .parse()
-            .context("not a number")
-    };
-    Ok((get("X")?, get("Y")?))
+    airlock_tests::parse_pointer(&guest_sh(env, sb, airlock_tests::POINTER_SCRIPT)?)
 }
 
 fn guest_file(env: &Env, sb: &str, path: &str) -> Option<String> {
@@ -70,6 +61,34 @@ fn wait_brighter(b: &mut Browser, page: &str, than: f64, timeout: Duration) -> R
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The agent types a row of `#` at the prompt; every page must show the first lines brighten.
+async fn agent_types_and_pages_show_it(
+    agent: &airlock_agents::Gateway,
+    sb: &str,
+    b: &mut Browser,
+    pages: &[&str],
+    timeout: Duration,
+) -> Result<()> {
+    let mut before = Vec::new();
+    for page in pages {
+        before.push(brightness(b, page)?);
+    }
+    agent
+        .call(
+            "computer",
+            computer(
+                sb,
+                json!({"action": "type", "text": "##########################################"}),
+            ),
+        )
+        .await?;
+    for (page, before) in pages.iter().zip(before) {
+        let after = wait_brighter(b, page, before, timeout)?;
+        eprintln!("page {page}: brightness {before:.1} -> {after:.1}");
+    }
+    Ok(())
 }
 
 fn poll_guest<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
@@ -132,21 +151,8 @@ async fn browsers_watch_over_webrtc_and_webcodecs_and_the_operator_drives() -> R
     )?;
 
     // A change made in the guest (the agent types) appears in both browsers.
-    let before_rtc = brightness(&mut b, "rtc")?;
-    let before_wc = brightness(&mut b, "wc")?;
     let agent = serve.agent().await?;
-    agent
-        .call(
-            "computer",
-            computer(
-                &sb,
-                json!({"action": "type", "text": "##########################################"}),
-            ),
-        )
-        .await?;
-    let after_rtc = wait_brighter(&mut b, "rtc", before_rtc, Duration::from_secs(20))?;
-    let after_wc = wait_brighter(&mut b, "wc", before_wc, Duration::from_secs(20))?;
-    eprintln!("brightness rtc {before_rtc:.1} -> {after_rtc:.1}, webcodecs {before_wc:.1} -> {after_wc:.1}");
+    agent_types_and_pages_show_it(&agent, &sb, &mut b, &["rtc", "wc"], Duration::from_secs(20)).await?;
     // The command view got the agent's step with its still.
     let step = b.wait(
         "grid",
@@ -348,17 +354,7 @@ async fn a_microvm_screen_streams_to_a_webcodecs_viewer() -> Result<()> {
         "airlockViewer.framesDecoded > 0 && airlockViewer.frameWidth === 1280 && airlockViewer.frameHeight === 800",
         Duration::from_secs(120),
     )?;
-    let before = brightness(&mut b, "wc")?;
     let agent = serve.agent().await?;
-    agent
-        .call(
-            "computer",
-            computer(
-                &sb,
-                json!({"action": "type", "text": "##########################################"}),
-            ),
-        )
-        .await?;
-    wait_brighter(&mut b, "wc", before, Duration::from_secs(60))?;
+    agent_types_and_pages_show_it(&agent, &sb, &mut b, &["wc"], Duration::from_secs(60)).await?;
     Ok(())
 }
