@@ -90,6 +90,39 @@ async fn ws_viewer(url: &str, hello: Value, run_for: Duration) -> Result<(u64, u
     Ok((bytes, video_bytes, frames))
 }
 
+/// Takes control (`true`) or hands it back from a page, and waits until the page is told.
+fn set_control(b: &mut Browser, page: &str, take: bool) -> Result<()> {
+    let (call, until) = if take {
+        (
+            "airlockViewer.takeover()",
+            "airlockViewer.lease && airlockViewer.lease.you_control",
+        )
+    } else {
+        (
+            "airlockViewer.handback('')",
+            "airlockViewer.lease && !airlockViewer.lease.you_control",
+        )
+    };
+    b.eval(page, call)?;
+    b.wait(page, until, Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// `n` timed takeovers from `page` (which holds control on entry and does not on return):
+/// (ms until control was granted, ms until the first key's pixels were shown).
+async fn takeovers(b: &mut Browser, page: &str, rect: &Value, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    set_control(b, page, false)?;
+    let (mut granted, mut shown) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = b.eval(page, &format!("benchTakeover({rect})"))?;
+        granted.extend(t["granted"].as_f64());
+        shown.extend(t["first_input_shown"].as_f64());
+        set_control(b, page, false)?;
+    }
+    Ok((granted, shown))
+}
+
 /// Runs `activity` in the viewer page while a focused WebSocket viewer counts video for `window`:
 /// (video bytes, frames, serve CPU % of one core).
 async fn video_window(
@@ -300,12 +333,7 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
     )?;
     b.eval("v", PAGE_HELPERS)?;
     // Calibrate while the operator holds control (the key must land).
-    b.eval("v", "airlockViewer.takeover()")?;
-    b.wait(
-        "v",
-        "airlockViewer.lease && airlockViewer.lease.you_control",
-        Duration::from_secs(10),
-    )?;
+    set_control(&mut b, "v", true)?;
     let rect = b.eval("v", "benchCalibrate()")?;
     if rect.is_null() {
         bail!("typing a key never changed the picture in Chromium");
@@ -328,66 +356,11 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    // Takeover → control granted → the first key's pixels on this page (WebCodecs).
-    b.eval("w", "airlockViewer.handback('')")?;
-    b.wait(
-        "w",
-        "airlockViewer.lease && !airlockViewer.lease.you_control",
-        Duration::from_secs(10),
-    )?;
-    let mut wc_granted = Vec::new();
-    let mut wc_first_shown = Vec::new();
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let t = b.eval("w", &format!("benchTakeover({rect})"))?;
-        wc_granted.extend(t["granted"].as_f64());
-        wc_first_shown.extend(t["first_input_shown"].as_f64());
-        b.eval("w", "airlockViewer.handback('')")?;
-        b.wait(
-            "w",
-            "airlockViewer.lease && !airlockViewer.lease.you_control",
-            Duration::from_secs(10),
-        )?;
-    }
+    // Takeover → control granted → the first key's pixels on the page, on both paths.
+    let (mut wc_granted, mut wc_first_shown) = takeovers(&mut b, "w", &rect, 5).await?;
     b.close("w")?;
-    b.eval("v", "airlockViewer.takeover()")?;
-    b.wait(
-        "v",
-        "airlockViewer.lease && airlockViewer.lease.you_control",
-        Duration::from_secs(10),
-    )?;
-    // Takeover: hand back, then take over again and time it.
-    b.eval("v", "airlockViewer.handback('')")?;
-    b.wait(
-        "v",
-        "airlockViewer.lease && !airlockViewer.lease.you_control",
-        Duration::from_secs(10),
-    )?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut granted = Vec::new();
-    let mut first_shown = Vec::new();
-    for _ in 0..5 {
-        let t = b.eval("v", &format!("benchTakeover({rect})"))?;
-        if let Some(g) = t["granted"].as_f64() {
-            granted.push(g);
-        }
-        if let Some(f) = t["first_input_shown"].as_f64() {
-            first_shown.push(f);
-        }
-        b.eval("v", "airlockViewer.handback('')")?;
-        b.wait(
-            "v",
-            "airlockViewer.lease && !airlockViewer.lease.you_control",
-            Duration::from_secs(10),
-        )?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    b.eval("v", "airlockViewer.takeover()")?;
-    b.wait(
-        "v",
-        "airlockViewer.lease && airlockViewer.lease.you_control",
-        Duration::from_secs(10),
-    )?;
+    let (mut granted, mut first_shown) = takeovers(&mut b, "v", &rect, 5).await?;
+    set_control(&mut b, "v", true)?;
 
     // Typing (about 8 keys a second) and scrolling (the terminal prints as fast as it can): a
     // focused WebSocket viewer counts the video bytes for 10 s of each.
