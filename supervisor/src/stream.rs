@@ -11,7 +11,6 @@ use airlock_sandbox::{GuestClient, ReplyStream};
 use airlock_streaming::hub::{damage_bounds, FrameSource, Hub, HubConfig};
 use airlock_streaming::still::StillFormat;
 use airlock_streaming::wire::{self, ServerMessage, StillHeader, StillPurpose};
-use airlock_streaming::Rect;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tracing::Instrument;
@@ -376,9 +375,4 @@ async fn command_view(sup: Supervisor, id: String, stream: std::sync::Weak<Sandb
         };
         stream.push(StepOut { seq, text, still });
     }
-}
-
-/// The screen rectangle of a full frame.
-pub fn full(w: u16, h: u16) -> Rect {
-    Rect::screen(w, h)
 }

@@ -44,6 +44,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CLIENT_MESSAGE: usize = 128 * 1024;
 /// WebCodecs frames in flight (sent, not acknowledged) before the viewer counts as lagging.
 const MAX_INFLIGHT: usize = 4;
+/// A WebCodecs frame unacknowledged this long counts as dropped by the client.
+const INFLIGHT_EXPIRY: Duration = Duration::from_secs(1);
 /// How often the controller is consulted without an event.
 const TICK: Duration = Duration::from_millis(250);
 /// Stills-mode refresh interval.
@@ -269,9 +271,10 @@ struct ViewerTask {
     feed: Option<VideoFeed>,
     rtc: Option<RtcPeer>,
     rtc_connected: bool,
-    remb_bps: Option<u64>,
     acks: AckEstimator,
-    inflight: VecDeque<u64>,
+    /// WebCodecs frames sent and not acknowledged, with when they were sent.
+    inflight: VecDeque<(u64, Instant)>,
+    last_key_request: Option<Instant>,
     need_key: bool,
     last_still_frame: u64,
     last_thumb_frame: u64,
@@ -302,23 +305,13 @@ async fn run(
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(writer_task(sink, rx));
     let out = Writer { tx };
-    let prepared = async {
-        let session = sup.session(&id).await?;
-        let stream = sup.stream(&id).await?;
-        Ok::<_, CommandError>((session, stream))
-    }
-    .await;
-    let (session, stream) = match prepared {
-        Ok(v) => v,
+    let session = match sup.session(&id).await {
+        Ok(s) => s,
         Err(e) => {
-            out.error("unknown_sandbox", e.to_string()).await;
-            out.send_raw(Out::Close(e.to_string())).await;
-            drop(out);
-            let _ = writer.await;
+            refuse(out, writer, "unknown_sandbox", e.to_string()).await;
             return Err(e);
         }
     };
-    // The hello.
     let hello = tokio::time::timeout(HELLO_TIMEOUT, next_client(&mut incoming)).await;
     let (transport, codecs, focused) = match hello {
         Ok(Some(Ok(Incoming::Text(ClientMessage::Hello {
@@ -327,28 +320,36 @@ async fn run(
             focused,
         })))) => (transport, codecs, focused),
         Ok(Some(Ok(_))) => {
-            let msg = "the first message must be a hello";
-            out.error("bad_message", msg).await;
-            out.send_raw(Out::Close(msg.into())).await;
-            drop(out);
-            let _ = writer.await;
+            refuse(
+                out,
+                writer,
+                "bad_message",
+                "the first message must be a hello".into(),
+            )
+            .await;
             return Ok(());
         }
         Ok(Some(Err(e))) => {
-            out.error("bad_message", e.clone()).await;
-            out.send_raw(Out::Close(e)).await;
-            drop(out);
-            let _ = writer.await;
+            refuse(out, writer, "bad_message", e).await;
             return Ok(());
         }
         Ok(None) => return Ok(()),
         Err(_) => {
-            let msg = format!("no hello within {HELLO_TIMEOUT:?}");
-            out.error("timeout", msg.clone()).await;
-            out.send_raw(Out::Close(msg)).await;
-            drop(out);
-            let _ = writer.await;
+            refuse(
+                out,
+                writer,
+                "timeout",
+                format!("no hello within {HELLO_TIMEOUT:?}"),
+            )
+            .await;
             return Ok(());
+        }
+    };
+    let stream = match sup.stream(&id).await {
+        Ok(s) => s,
+        Err(e) => {
+            refuse(out, writer, "unknown_sandbox", e.to_string()).await;
+            return Err(e);
         }
     };
     let (w, h) = stream.hub.size();
@@ -356,7 +357,6 @@ async fn run(
     let (human_holds, controlling) = lease_state(&view.holder, &operator);
     let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
     tokio::spawn(input_worker(session.clone(), input_rx));
-    let now = crate::now_ms();
     let t0 = Instant::now();
     let controller = Controller::new(
         Viewer {
@@ -387,9 +387,9 @@ async fn run(
         feed: None,
         rtc: None,
         rtc_connected: false,
-        remb_bps: None,
         acks: AckEstimator::new(),
         inflight: VecDeque::new(),
+        last_key_request: None,
         need_key: false,
         last_still_frame: 0,
         last_thumb_frame: 0,
@@ -400,7 +400,6 @@ async fn run(
         last_refusal_notice: None,
         t0,
     };
-    let _ = now;
     task.out
         .send(&ServerMessage::Welcome {
             viewer,
@@ -419,6 +418,14 @@ async fn run(
     drop(task);
     let _ = writer.await;
     result
+}
+
+/// Tells the client why, closes the socket and waits for the writer to finish.
+async fn refuse(out: Writer, writer: tokio::task::JoinHandle<()>, code: &str, message: String) {
+    out.error(code, message.clone()).await;
+    out.send_raw(Out::Close(message)).await;
+    drop(out);
+    let _ = writer.await;
 }
 
 fn lease_state(holder: &Holder, operator: &str) -> (bool, bool) {
@@ -585,6 +592,8 @@ impl ViewerTask {
                     }
                     self.controller.on_content(self.stream.hub.change_rate(), self.now());
                     self.decide().await;
+                    self.prune_inflight();
+                    self.resync_if_room();
                     if self.summary_at.elapsed() >= SUMMARY_EVERY {
                         self.flush_summary(None).await;
                     }
@@ -607,21 +616,22 @@ impl ViewerTask {
                 self.decide().await;
             }
             ClientMessage::Ack { frame } => {
-                if let Some(pos) = self.inflight.iter().position(|f| *f == frame) {
-                    self.inflight.drain(..=pos);
+                // Acknowledgements are cumulative: a frame the client dropped is never acked.
+                while self.inflight.front().is_some_and(|(f, _)| *f <= frame) {
+                    self.inflight.pop_front();
                 }
                 self.acks.on_ack(frame, now);
                 let sample = self.acks.sample(now);
                 self.controller.on_network(sample);
-                if self.need_key && self.inflight.is_empty() {
-                    if let Some(f) = &self.feed {
-                        f.request_keyframe();
-                    }
-                }
+                self.resync_if_room();
             }
             ClientMessage::Keyframe => {
+                // The client discarded what it had (decoder error or its own backlog).
+                self.inflight.clear();
+                self.need_key = true;
                 self.controller.on_keyframe_request(now);
                 self.decide().await;
+                self.resync_if_room();
             }
             ClientMessage::Offer { sdp } => self.on_offer(&sdp).await,
             ClientMessage::Takeover => {
@@ -738,7 +748,6 @@ impl ViewerTask {
                 // Chromium's receive-side estimate stays near its start value on a stream that only
                 // sends changes (it held a controlling viewer in stills on loopback), so it is only
                 // recorded; loss and round-trip time drive adaptation on this path.
-                self.remb_bps = Some(bps);
                 tracing::trace!(bps, "REMB");
             }
             RtcEvent::InputOpen => {}
@@ -860,6 +869,7 @@ impl ViewerTask {
                 self.need_key = false;
             }
             VideoOut::Socket => {
+                self.prune_inflight();
                 if self.inflight.len() >= MAX_INFLIGHT {
                     // The client lags: drop to the newest frame (which needs a keyframe).
                     self.need_key = true;
@@ -879,7 +889,7 @@ impl ViewerTask {
                 );
                 let len = msg.len();
                 if self.out.offer(msg) {
-                    self.inflight.push_back(unit.frame);
+                    self.inflight.push_back((unit.frame, Instant::now()));
                     self.acks.on_send(unit.frame, len as u64, now);
                     self.need_key = false;
                 } else {
@@ -887,6 +897,35 @@ impl ViewerTask {
                     self.controller.on_backlog_drop(now);
                 }
             }
+        }
+    }
+
+    /// Forgets frames unacknowledged for [`INFLIGHT_EXPIRY`]: the client dropped them.
+    fn prune_inflight(&mut self) {
+        while self
+            .inflight
+            .front()
+            .is_some_and(|(_, t)| t.elapsed() > INFLIGHT_EXPIRY)
+        {
+            self.inflight.pop_front();
+        }
+    }
+
+    /// After frames were skipped, asks the feed for a keyframe once the client has room for it
+    /// (at most every 250 ms).
+    fn resync_if_room(&mut self) {
+        if !self.need_key || self.inflight.len() >= MAX_INFLIGHT {
+            return;
+        }
+        if self
+            .last_key_request
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
+            return;
+        }
+        if let Some(f) = &self.feed {
+            f.request_keyframe();
+            self.last_key_request = Some(Instant::now());
         }
     }
 
