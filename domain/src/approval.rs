@@ -115,6 +115,15 @@ pub struct FrameChanged {
     pub current: String,
 }
 
+/// The frame an operator is shown with an ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// Content hash of its pixels (what the approval is bound to).
+    pub frame: String,
+    /// The ledger blob holding it as PNG.
+    pub png: String,
+}
+
 /// One ask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
@@ -124,8 +133,11 @@ pub struct Approval {
     pub sandbox: String,
     /// What the agent asked to do.
     pub action: Action,
-    /// Hash of the frame shown to the operator.
+    /// Content hash of the frame shown to the operator — the hash the approval is bound to (SHA-256
+    /// over the RGBA pixels, the same hash the streaming mirror gives its frames).
     pub frame: String,
+    /// The ledger blob holding that frame as PNG (what an operator's console displays).
+    pub frame_png: String,
     /// The policy's reasons for asking.
     pub reasons: Vec<String>,
     /// When it was asked.
@@ -151,7 +163,7 @@ impl Approval {
         id: u64,
         sandbox: String,
         action: Action,
-        frame: String,
+        shown: Shown,
         reasons: Vec<String>,
         now_ms: u64,
         timeout_ms: u64,
@@ -160,7 +172,8 @@ impl Approval {
             id,
             sandbox,
             action,
-            frame,
+            frame: shown.frame,
+            frame_png: shown.png,
             reasons,
             requested_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
@@ -322,7 +335,10 @@ mod tests {
             7,
             "sb".into(),
             click(5),
-            "f1".into(),
+            Shown {
+                frame: "f1".into(),
+                png: "png1".into(),
+            },
             vec!["rule".into()],
             now,
             30_000,

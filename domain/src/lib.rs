@@ -19,6 +19,6 @@ pub mod lease;
 
 pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
 pub use approval::{
-    Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Resolution,
+    Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Resolution, Shown,
 };
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};

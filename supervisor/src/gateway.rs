@@ -66,8 +66,11 @@ pub struct AgentCall {
 pub struct Frame {
     /// PNG bytes.
     pub png: Vec<u8>,
-    /// Content hash (the ledger blob).
+    /// Hash of the PNG (the ledger blob).
     pub hash: Digest,
+    /// Content hash of the pixels (hex SHA-256 over RGBA; the streaming mirror's frame hash):
+    /// what approvals are bound to.
+    pub pixels: String,
     /// Width.
     pub width: u16,
     /// Height.
@@ -309,7 +312,10 @@ impl Supervisor {
                 self.next_approval_id(),
                 session.id.clone(),
                 to_ask.clone(),
-                shown_hash.to_string(),
+                airlock_domain::Shown {
+                    frame: shown.pixels.clone(),
+                    png: shown_hash.to_string(),
+                },
                 evaluation.rules.clone(),
                 now_ms(),
                 self.approval_timeout().as_millis() as u64,
@@ -361,7 +367,7 @@ impl Supervisor {
             }
             let now = capture(&session.guest).await.map_err(GatewayError::Guest)?;
             let now_hash = self.store_frame(&now).await?;
-            if now_hash == shown_hash {
+            if now.pixels == shown.pixels {
                 return Ok((run, shown_hash));
             }
             let void = format!(
@@ -612,9 +618,15 @@ pub(crate) async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
             .png()
             .map_err(|e| format!("cannot encode the screenshot: {e}"))?;
         let hash = Digest::of(&png);
+        let pixels = hex::encode(airlock_streaming::mirror::frame_hash_rgba(
+            shot.width,
+            shot.height,
+            &shot.rgba,
+        ));
         Ok(Frame {
             png,
             hash,
+            pixels,
             width: shot.width,
             height: shot.height,
         })
@@ -682,6 +694,11 @@ pub(crate) async fn execute(
                     .map_err(|e| format!("cannot encode the zoomed region: {e}"))?;
                 Ok(ActionResult::Image(Frame {
                     hash: Digest::of(&png),
+                    pixels: hex::encode(airlock_streaming::mirror::frame_hash_rgba(
+                        crop.width() as u16,
+                        crop.height() as u16,
+                        crop.as_raw(),
+                    )),
                     png,
                     width: crop.width() as u16,
                     height: crop.height() as u16,

@@ -296,9 +296,9 @@ impl Owner {
                 self.append(self.draft(
                     EntryKind::ApprovalRequested,
                     Actor::default(),
-                    approval.frame.parse().ok(),
+                    approval.frame_png.parse().ok(),
                     json!({"approval": approval.id, "action": approval.action, "reasons": approval.reasons,
-                                 "deadline_ms": approval.deadline_ms}),
+                                 "deadline_ms": approval.deadline_ms, "bound_to_frame": approval.frame}),
                 ))
                 .await;
                 self.events.publish(Event::ApprovalRequested {
@@ -379,7 +379,7 @@ impl Owner {
                 operator: Some(operator.to_string()),
                 ..Actor::default()
             },
-            approval.frame.parse().ok(),
+            approval.frame_png.parse().ok(),
             json!({"approval": id, "state": approval.state}),
         ))
         .await;
@@ -434,7 +434,7 @@ impl Owner {
         self.append(self.draft(
             EntryKind::ApprovalResolved,
             Actor::default(),
-            p.approval.frame.parse().ok(),
+            p.approval.frame_png.parse().ok(),
             json!({"approval": p.approval.id, "state": p.approval.state, "counts_as": "deny"}),
         ))
         .await;

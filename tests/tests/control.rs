@@ -186,7 +186,10 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     // The screen changes after the operator looked (something else moves the pointer and types).
     let out = env.airlock(&["sandbox", "type", &sb, "screen-changed"]);
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let shown = first["approval"]["frame"].as_str().context("frame")?.to_string();
+    let shown = first["approval"]["frame_png"]
+        .as_str()
+        .context("frame_png")?
+        .to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while serve.frame_hash(&sb).await? == shown {
         ensure!(

@@ -171,7 +171,10 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
     );
     assert_eq!(approval["state"]["state"], "pending");
     let sandbox = approval["sandbox"].as_str().context("sandbox")?.to_string();
-    let frame = approval["frame"].as_str().context("frame")?;
+    // Bound to the pixels' hash; shown from the PNG blob.
+    assert_eq!(approval["frame"].as_str().map(str::len), Some(64), "{approval}");
+    let frame = approval["frame_png"].as_str().context("frame_png")?;
+    assert_ne!(approval["frame"].as_str(), Some(frame));
     let blob = reqwest::Client::new()
         .get(format!("{}/api/blobs/{frame}", serve.base))
         .bearer_auth(&serve.operator_token)
