@@ -147,7 +147,7 @@ async fn video_window(
 const PAGE_HELPERS: &str = r#"
 window.benchGrab = (x, y, w, h) => {
   // What the page shows: the WebRTC <video>, or the canvas WebCodecs frames are drawn on.
-  const src = airlockViewer.transport === 'webrtc' ? document.getElementById('video') : document.getElementById('canvas');
+  const src = airlockViewer.displayed === 'video' ? document.getElementById('video') : document.getElementById('canvas');
   const c = window.__benchCanvas || (window.__benchCanvas = new OffscreenCanvas(1280, 800));
   const ctx = c.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(src, 0, 0, 1280, 800);
@@ -157,7 +157,7 @@ window.benchDiff = (a, b) => { let d = 0; for (let i = 0; i < a.length; i += 4) 
 // Resolves with the time the next picture was shown: rVFC for video; for the canvas, the first
 // animation frame after the decoder drew a new frame.
 window.benchNextFrame = () => {
-  if (airlockViewer.transport === 'webrtc') {
+  if (airlockViewer.displayed === 'video') {
     return new Promise((r) => document.getElementById('video').requestVideoFrameCallback((now) => r(now)));
   }
   const n0 = airlockViewer.framesDecoded;
@@ -324,7 +324,9 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
     let mut b = Browser::launch(&log)?;
     b.open(
         "v",
-        &format!("{base}/viewer?sandbox={sb}&transport=webrtc&focus=1#token={token}"),
+        // WebRTC only: a controlling WebRTC viewer would otherwise get its video on the socket
+        // (the lower-latency path here), which the WebCodecs page measures below.
+        &format!("{base}/viewer?sandbox={sb}&transport=webrtc&socketvideo=0&focus=1#token={token}"),
     )?;
     b.wait(
         "v",

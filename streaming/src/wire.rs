@@ -690,6 +690,10 @@ pub enum ClientMessage {
         codecs: Vec<Codec>,
         /// Whether its window has the focus.
         focused: bool,
+        /// A WebRTC viewer that can also decode video sent on this socket (WebCodecs): the server
+        /// may move its video here while it controls the sandbox on a short, clean network.
+        #[serde(default)]
+        socket_video: bool,
     },
     /// The viewer gained or lost the focus.
     Focus {
@@ -1279,16 +1283,27 @@ mod tests {
             ClientMessage::Hello {
                 transport: TransportKind::WebCodecs,
                 codecs: vec![Codec::Vp8, Codec::H264],
-                focused: true
+                focused: true,
+                socket_video: false
             }
         );
+        assert!(matches!(
+            parse_client(
+                r#"{"type":"hello","transport":"webrtc","codecs":["h264"],"focused":true,"socket_video":true}"#
+            ),
+            Ok(ClientMessage::Hello {
+                socket_video: true,
+                ..
+            })
+        ));
         assert_eq!(
             parse_client(r#"{"type":"hello","transport":"none","codecs":["vp8"],"focused":false}"#)
                 .expect("none"),
             ClientMessage::Hello {
                 transport: TransportKind::None,
                 codecs: vec![Codec::Vp8],
-                focused: false
+                focused: false,
+                socket_video: false
             }
         );
         assert_eq!(

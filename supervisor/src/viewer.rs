@@ -264,6 +264,7 @@ struct ViewerTask {
     transport: TransportKind,
     codecs: Vec<Codec>,
     focused: bool,
+    socket_video: bool,
     controlling: bool,
     human_holds: bool,
     controller: Controller,
@@ -313,12 +314,13 @@ async fn run(
         }
     };
     let hello = tokio::time::timeout(HELLO_TIMEOUT, next_client(&mut incoming)).await;
-    let (transport, codecs, focused) = match hello {
+    let (transport, codecs, focused, socket_video) = match hello {
         Ok(Some(Ok(Incoming::Text(ClientMessage::Hello {
             transport,
             codecs,
             focused,
-        })))) => (transport, codecs, focused),
+            socket_video,
+        })))) => (transport, codecs, focused, socket_video),
         Ok(Some(Ok(_))) => {
             refuse(
                 out,
@@ -365,6 +367,7 @@ async fn run(
             focused,
             controlling,
             human_in_control: human_holds,
+            socket_video,
         },
         0,
     );
@@ -380,6 +383,7 @@ async fn run(
         transport,
         codecs,
         focused,
+        socket_video,
         controlling,
         human_holds,
         controller,
@@ -930,11 +934,17 @@ impl ViewerTask {
     }
 
     fn video_out(&self) -> VideoOut {
-        match (self.transport, self.rtc.is_some() && self.rtc_connected) {
-            (TransportKind::WebRtc, true) => VideoOut::Rtc,
-            (TransportKind::WebRtc, false) => VideoOut::None,
-            (TransportKind::WebCodecs, _) => VideoOut::Socket,
-            (TransportKind::None, _) => VideoOut::None,
+        let via_socket = self.decision.as_ref().is_some_and(|d| d.via_socket);
+        match (
+            self.transport,
+            via_socket,
+            self.rtc.is_some() && self.rtc_connected,
+        ) {
+            (TransportKind::WebRtc, true, _) => VideoOut::Socket,
+            (TransportKind::WebRtc, false, true) => VideoOut::Rtc,
+            (TransportKind::WebRtc, false, false) => VideoOut::None,
+            (TransportKind::WebCodecs, _, _) => VideoOut::Socket,
+            (TransportKind::None, _, _) => VideoOut::None,
         }
     }
 
@@ -1002,6 +1012,7 @@ impl ViewerTask {
                 focused: self.focused,
                 controlling: self.controlling,
                 human_in_control: self.human_holds,
+                socket_video: self.socket_video,
             },
             now,
         );
@@ -1067,6 +1078,14 @@ impl ViewerTask {
                 bitrate_kbps: d.bitrate_bps / 1000,
                 reason: d.reason.to_string(),
             };
+            if self.decision.as_ref().map(|p| p.via_socket) != Some(d.via_socket) {
+                // A new path starts from a keyframe (the decision asked the feed for one).
+                self.need_key = true;
+                self.inflight.clear();
+                if let Some(f) = &self.feed {
+                    f.request_keyframe();
+                }
+            }
             self.decision = Some(d);
             self.out.send(&mode).await;
             if entering_pictures {

@@ -328,7 +328,8 @@ function main() {
       if (g !== gen) return;
       V.connects++;
       setState('open');
-      sendJSON({ type: 'hello', transport, codecs: V.codecs, focused });
+      // A WebRTC viewer that also has WebCodecs may get its video on this socket while in control.
+      sendJSON({ type: 'hello', transport, codecs: V.codecs, focused, socket_video: transport === 'webrtc' && hasWC && query.get('socketvideo') !== '0' });
     };
     sock.onmessage = (ev) => {
       if (g !== gen) return;
