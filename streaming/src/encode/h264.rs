@@ -447,22 +447,7 @@ mod tests {
 
     #[test]
     fn wrong_sizes_are_errors() {
-        let mut encoder = H264Encoder::new(&config()).unwrap();
-        let err = encoder.encode(&[0; 100], false).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "H.264 encoder: got 100 bytes, a 1280x800 BGRX frame needs 4096000"
-        );
-        for (width, height) in [(1281, 800), (1280, 799), (0, 800)] {
-            let err = H264Encoder::new(&EncoderConfig {
-                width,
-                height,
-                ..config()
-            })
-            .err()
-            .unwrap();
-            assert!(matches!(err, EncodeError::Dimensions { .. }), "{err}");
-        }
+        crate::encode::testing::check_size_errors("H.264", &config(), H264Encoder::new);
         assert!(matches!(
             H264Encoder::new(&EncoderConfig { fps: 0, ..config() }),
             Err(EncodeError::Init { .. })

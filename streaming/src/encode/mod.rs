@@ -254,6 +254,32 @@ pub(crate) mod testing {
         }
     }
 
+    /// The checks every encoder shares: a wrong buffer size is an error naming both sizes, and odd
+    /// or zero dimensions are refused at creation. Returns the encoder made from `config`.
+    pub fn check_size_errors<E: super::VideoEncoder>(
+        name: &str,
+        config: &super::EncoderConfig,
+        new: impl Fn(&super::EncoderConfig) -> Result<E, super::EncodeError>,
+    ) -> E {
+        let mut encoder = new(config).expect("encoder");
+        let err = encoder.encode(&[0; 100], false).expect_err("a 100-byte frame");
+        assert_eq!(
+            err.to_string(),
+            format!("{name} encoder: got 100 bytes, a 1280x800 BGRX frame needs 4096000")
+        );
+        for (width, height) in [(1281, 800), (1280, 799), (0, 800)] {
+            let err = new(&super::EncoderConfig {
+                width,
+                height,
+                ..config.clone()
+            })
+            .err()
+            .expect("refused");
+            assert!(matches!(err, super::EncodeError::Dimensions { .. }), "{err}");
+        }
+        encoder
+    }
+
     /// Types one more "character" into the terminal (a small 7x10 block) at position `n`.
     pub fn type_char(frame: &mut [u8], n: usize) {
         fill(frame, 72 + (n % 100) * 9, 736, 7, 10, [0, 0, 0]);

@@ -509,22 +509,7 @@ mod tests {
 
     #[test]
     fn wrong_sizes_are_errors() {
-        let mut encoder = Vp8Encoder::new(&config()).unwrap();
-        let err = encoder.encode(&[0; 100], false).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "VP8 encoder: got 100 bytes, a 1280x800 BGRX frame needs 4096000"
-        );
-        for (width, height) in [(1281, 800), (1280, 799), (0, 800)] {
-            let err = Vp8Encoder::new(&EncoderConfig {
-                width,
-                height,
-                ..config()
-            })
-            .err()
-            .unwrap();
-            assert!(matches!(err, EncodeError::Dimensions { .. }), "{err}");
-        }
+        let mut encoder = crate::encode::testing::check_size_errors("VP8", &config(), Vp8Encoder::new);
         // Beyond VP8's 14-bit size field: libvpx refuses it at init.
         let err = Vp8Encoder::new(&EncoderConfig {
             width: 20_000,
