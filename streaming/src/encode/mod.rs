@@ -271,7 +271,7 @@ pub(crate) mod testing {
             let err = new(&super::EncoderConfig {
                 width,
                 height,
-                ..config.clone()
+                ..*config
             })
             .err()
             .expect("refused");
