@@ -49,6 +49,8 @@ pub enum LeaseCommand {
     HandBack {
         /// The operator.
         operator: String,
+        /// A note for the agent, shown with its next observation.
+        note: Option<String>,
     },
     /// Stop everyone (an operator, or the gateway after an approval expired).
     Pause {
@@ -71,7 +73,13 @@ pub struct HandbackSummary {
     pub actions: u32,
     /// How long they held control.
     pub duration_ms: u64,
+    /// The operator's note to the agent, if they left one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// Longest handback note kept (characters).
+pub const MAX_HANDBACK_NOTE: usize = 1000;
 
 impl fmt::Display for HandbackSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,7 +90,11 @@ impl fmt::Display for HandbackSummary {
             self.duration_ms as f64 / 1000.0,
             self.actions,
             if self.actions == 1 { "" } else { "s" }
-        )
+        )?;
+        match &self.note {
+            Some(note) => write!(f, "; their note: {note}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -212,7 +224,7 @@ impl Lease {
                     requester: operator.clone(),
                 })
             }
-            (Holder::Human { operator: holder }, LeaseCommand::HandBack { operator }) => {
+            (Holder::Human { operator: holder }, LeaseCommand::HandBack { operator, .. }) => {
                 if holder != operator {
                     return Err(LeaseError::NotHolder {
                         holder: holder.clone(),
@@ -236,10 +248,19 @@ impl Lease {
         // A human stint ends whenever the holder stops being that human; its summary waits for
         // the agent's next observation (a later stint's summary replaces an unread one).
         if let Some(stint) = self.stint.take() {
+            let note = match cmd {
+                LeaseCommand::HandBack { note, .. } => note
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.chars().take(MAX_HANDBACK_NOTE).collect()),
+                LeaseCommand::Take { .. } | LeaseCommand::Pause { .. } | LeaseCommand::Resume { .. } => None,
+            };
             self.handback = Some(HandbackSummary {
                 operator: stint.operator,
                 actions: stint.actions,
                 duration_ms: now_ms.saturating_sub(stint.since_ms),
+                note,
             });
         }
         if let Holder::Human { operator } = &next {
@@ -336,7 +357,10 @@ mod tests {
     }
 
     fn back(op: &str) -> LeaseCommand {
-        LeaseCommand::HandBack { operator: op.into() }
+        LeaseCommand::HandBack {
+            operator: op.into(),
+            note: None,
+        }
     }
 
     #[test]
@@ -379,7 +403,8 @@ mod tests {
             HandbackSummary {
                 operator: "alice".into(),
                 actions: 2,
-                duration_ms: 12_500
+                duration_ms: 12_500,
+                note: None,
             }
         );
         assert_eq!(
@@ -449,5 +474,35 @@ mod tests {
         l.apply(&LeaseCommand::Resume { by: "alice".into() }, 20).unwrap();
         assert_eq!(l.admit_agent(Some(3)), Ok(()));
         assert!(!l.has_handback());
+    }
+
+    #[test]
+    fn a_handback_note_reaches_the_summary_trimmed_and_bounded() {
+        let mut lease = Lease::new(0);
+        lease.apply(&take("alice"), 1_000).unwrap();
+        let back = |note: &str| LeaseCommand::HandBack {
+            operator: "alice".into(),
+            note: Some(note.into()),
+        };
+        lease.apply(&back("  the form is half filled  "), 2_000).unwrap();
+        let s = lease.take_handback().expect("summary");
+        assert_eq!(s.note.as_deref(), Some("the form is half filled"));
+        assert!(
+            s.to_string().ends_with("; their note: the form is half filled"),
+            "{s}"
+        );
+        lease.apply(&take("alice"), 3_000).unwrap();
+        lease.apply(&back("   "), 4_000).unwrap();
+        assert_eq!(lease.take_handback().expect("summary").note, None);
+        lease.apply(&take("alice"), 5_000).unwrap();
+        lease.apply(&back(&"x".repeat(5000)), 6_000).unwrap();
+        assert_eq!(
+            lease
+                .take_handback()
+                .expect("summary")
+                .note
+                .map(|n| n.chars().count()),
+            Some(MAX_HANDBACK_NOTE)
+        );
     }
 }

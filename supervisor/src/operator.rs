@@ -176,6 +176,9 @@ async fn screenshot(State(sup): State<Supervisor>, Path(id): Path<String>) -> Ap
 #[serde(deny_unknown_fields)]
 struct LeaseBody {
     command: String,
+    /// With `hand_back`: a note for the agent.
+    #[serde(default)]
+    note: Option<String>,
 }
 
 async fn lease(
@@ -187,7 +190,10 @@ async fn lease(
     let who = op.0;
     let cmd = match body.command.as_str() {
         "take" => LeaseCommand::Take { operator: who },
-        "hand_back" => LeaseCommand::HandBack { operator: who },
+        "hand_back" => LeaseCommand::HandBack {
+            operator: who,
+            note: body.note,
+        },
         "pause" => LeaseCommand::Pause { by: who },
         "resume" => LeaseCommand::Resume { by: who },
         other => {

@@ -460,7 +460,7 @@ impl Owner {
     async fn change_lease(&mut self, cmd: &LeaseCommand, now: u64) -> Result<LeaseChange, LeaseError> {
         let change = self.lease.apply(cmd, now)?;
         let operator = match cmd {
-            LeaseCommand::Take { operator } | LeaseCommand::HandBack { operator } => operator.clone(),
+            LeaseCommand::Take { operator } | LeaseCommand::HandBack { operator, .. } => operator.clone(),
             LeaseCommand::Pause { by } | LeaseCommand::Resume { by } => by.clone(),
         };
         info!(from = %change.from, to = %change.to, epoch = change.epoch, "lease changed");

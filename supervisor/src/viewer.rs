@@ -653,13 +653,14 @@ impl ViewerTask {
                 }
             }
             ClientMessage::Handback { note } => {
-                self.flush_summary(note).await;
+                self.flush_summary(note.clone()).await;
                 let r = self
                     .sup
                     .lease(
                         &self.id,
                         LeaseCommand::HandBack {
                             operator: self.operator.clone(),
+                            note,
                         },
                     )
                     .await;

@@ -54,7 +54,10 @@ async fn takeover_refuses_the_agent_and_handback_shows_a_fresh_screen() -> Resul
         assert_eq!(status, 204, "{v}");
     }
     let (status, _) = serve
-        .post(&format!("/sandboxes/{sb}/lease"), json!({"command": "hand_back"}))
+        .post(
+            &format!("/sandboxes/{sb}/lease"),
+            json!({"command": "hand_back", "note": "I closed the dialog for you"}),
+        )
         .await?;
     assert_eq!(status, 200);
 
@@ -63,7 +66,9 @@ async fn takeover_refuses_the_agent_and_handback_shows_a_fresh_screen() -> Resul
     assert!(after.is_error, "the stale action is not performed");
     let t = text(&after);
     assert!(
-        t.contains("performed 2 actions") && t.contains("not performed"),
+        t.contains("performed 2 actions")
+            && t.contains("their note: I closed the dialog for you")
+            && t.contains("not performed"),
         "{t}"
     );
     assert_eq!(after.images.len(), 1, "a fresh screenshot comes with it");

@@ -297,12 +297,16 @@ async fn browsers_watch_over_webrtc_and_webcodecs_and_the_operator_drives() -> R
         .eval("rtc", "airlockViewer.rtcStats().then(s => s.framesDecoded)")?
         .as_u64()
         .unwrap_or(0);
-    agent
+    // The agent's next action is not performed: it gets a fresh screen and the summary, with the
+    // operator's note.
+    let first = agent
         .call(
             "computer",
             computer(&sb, json!({"action": "key", "text": "ctrl+l"})),
         )
         .await?;
+    let said: String = first.texts.join(" ");
+    assert!(said.contains("their note: done typing"), "{said}");
     b.wait(
         "rtc",
         &format!(
