@@ -42,6 +42,9 @@ pub fn now_ms() -> u64 {
     airlock_sandbox::now_ms()
 }
 
+/// How long a sandbox's stream runs with no viewer before it stops.
+pub const STREAM_IDLE: Duration = Duration::from_secs(30);
+
 /// Where guest images come from (the CLI builds or reuses cached ones).
 pub trait ImageSource: Send + Sync {
     /// The image for a profile (`minimal`, `desktop`).
@@ -457,7 +460,41 @@ impl Supervisor {
             (session.screen.width, session.screen.height),
         );
         streams.insert(id.to_string(), s.clone());
+        tokio::spawn(
+            self.clone()
+                .retire_when_unwatched(id.to_string(), Arc::downgrade(&s)),
+        );
         Ok(s)
+    }
+
+    /// Stops a sandbox's stream (mirror, encoders, command view) once no viewer has used it for
+    /// [`STREAM_IDLE`]; the next viewer starts a fresh one.
+    async fn retire_when_unwatched(self, id: String, stream: std::sync::Weak<stream::SandboxStream>) {
+        let mut unwatched_since: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let Some(s) = stream.upgrade() else { return };
+            if s.hub.is_stopped() {
+                return;
+            }
+            // The table's reference and this one: nobody else.
+            if Arc::strong_count(&s) > 2 {
+                unwatched_since = None;
+                continue;
+            }
+            let since = *unwatched_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < STREAM_IDLE {
+                continue;
+            }
+            if let Ok(mut streams) = self.inner.streams.lock() {
+                if streams.get(&id).is_some_and(|t| Arc::ptr_eq(t, &s)) && Arc::strong_count(&s) == 2 {
+                    streams.remove(&id);
+                    s.stop();
+                    tracing::debug!(sandbox = %id, "stream stopped: nobody watches");
+                    return;
+                }
+            }
+        }
     }
 
     /// Viewer socket settings.
