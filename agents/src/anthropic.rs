@@ -144,15 +144,7 @@ pub async fn run_anthropic_observed(
         ];
         let tools = cfg.tools();
         let mut messages = vec![json!({ "role": "user", "content": task })];
-        let mut report = LoopReport {
-            provider: "anthropic".into(),
-            model: cfg.model.clone(),
-            turns: 0,
-            actions: Vec::new(),
-            assistant_texts: Vec::new(),
-            stop_reason: None,
-            elapsed_ms: 0,
-        };
+        let mut report = LoopReport::new(PROVIDER, &cfg.model);
         for turn in 1..=cfg.max_steps {
             let mut body = json!({
                 "model": cfg.model,
@@ -170,7 +162,7 @@ pub async fn run_anthropic_observed(
             let content = response
                 .get("content")
                 .and_then(Value::as_array)
-                .ok_or_else(|| bad_response("no `content` array"))?
+                .ok_or_else(|| PROVIDER.bad_response("no `content` array"))?
                 .clone();
             let stop_reason = response
                 .get("stop_reason")
@@ -193,9 +185,9 @@ pub async fn run_anthropic_observed(
                 return Ok(report);
             }
             if tool_uses.is_empty() {
-                return Err(bad_response(
-                    "`stop_reason` is `tool_use` but there is no `tool_use` block",
-                ));
+                return Err(
+                    PROVIDER.bad_response("`stop_reason` is `tool_use` but there is no `tool_use` block")
+                );
             }
             let mut results = Vec::with_capacity(tool_uses.len());
             for block in tool_uses {
@@ -226,7 +218,7 @@ async fn run_tool_use(
     let id = block
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad_response("a `tool_use` block has no `id`"))?
+        .ok_or_else(|| PROVIDER.bad_response("a `tool_use` block has no `id`"))?
         .to_owned();
     let name = block.get("name").and_then(Value::as_str).unwrap_or_default();
     let input = block.get("input").cloned().unwrap_or(Value::Null);
@@ -287,13 +279,6 @@ pub fn tool_result(tool_use_id: &str, outcome: &ToolOutcome) -> Value {
         block["is_error"] = Value::Bool(true);
     }
     block
-}
-
-fn bad_response(reason: &str) -> AgentError {
-    AgentError::ApiResponse {
-        provider: PROVIDER,
-        reason: reason.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,21 @@ pub struct LoopReport {
     pub elapsed_ms: u64,
 }
 
+impl LoopReport {
+    /// An empty report of a loop starting with `model` at `provider`.
+    pub(crate) fn new(provider: Provider, model: &str) -> LoopReport {
+        LoopReport {
+            provider: provider.id().into(),
+            model: model.to_string(),
+            turns: 0,
+            actions: Vec::new(),
+            assistant_texts: Vec::new(),
+            stop_reason: None,
+            elapsed_ms: 0,
+        }
+    }
+}
+
 /// Builds the HTTP client for a model API.
 pub(crate) fn http_client(
     provider: Provider,
@@ -108,10 +123,7 @@ pub(crate) async fn post_json(
     if !status.is_success() {
         return Err(api_error(provider, status.as_u16(), parsed.ok().as_ref(), &bytes));
     }
-    let value = parsed.map_err(|e| AgentError::ApiResponse {
-        provider,
-        reason: format!("not JSON: {e}"),
-    })?;
+    let value = parsed.map_err(|e| provider.bad_response(format!("not JSON: {e}")))?;
     // Both APIs describe errors as {"error": {"type", "message"}}; Anthropic also tags the body
     // {"type": "error"}. Either can, rarely, arrive with a 2xx status.
     if value.get("type").and_then(Value::as_str) == Some("error") {

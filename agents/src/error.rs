@@ -12,6 +12,24 @@ pub enum Provider {
     OpenAi,
 }
 
+impl Provider {
+    /// The lowercase name reports use: `anthropic`, `openai`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+        }
+    }
+
+    /// A 2xx answer whose body is not of the documented shape.
+    pub(crate) fn bad_response(self, reason: impl Into<String>) -> AgentError {
+        AgentError::ApiResponse {
+            provider: self,
+            reason: reason.into(),
+        }
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -133,15 +133,7 @@ pub async fn run_openai_observed(
             "input": [{ "role": "user", "content": task }],
             "truncation": "auto",
         });
-        let mut report = LoopReport {
-            provider: "openai".into(),
-            model: cfg.model.clone(),
-            turns: 0,
-            actions: Vec::new(),
-            assistant_texts: Vec::new(),
-            stop_reason: None,
-            elapsed_ms: 0,
-        };
+        let mut report = LoopReport::new(PROVIDER, &cfg.model);
         for turn in 1..=cfg.max_steps {
             let response = post_json(&client, PROVIDER, &url, &headers, &body)
                 .instrument(tracing::info_span!("openai_request", turn))
@@ -154,12 +146,12 @@ pub async fn run_openai_observed(
             let id = response
                 .get("id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| bad_response("no response `id`"))?
+                .ok_or_else(|| PROVIDER.bad_response("no response `id`"))?
                 .to_owned();
             let output = response
                 .get("output")
                 .and_then(Value::as_array)
-                .ok_or_else(|| bad_response("no `output` array"))?;
+                .ok_or_else(|| PROVIDER.bad_response("no `output` array"))?;
             tracing::info!(turn, response_id = %id, status = ?status, items = output.len(), "model answered");
             report
                 .assistant_texts
@@ -208,12 +200,12 @@ async fn run_computer_call(
     let call_id = call
         .get("call_id")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad_response("a `computer_call` has no `call_id`"))?
+        .ok_or_else(|| PROVIDER.bad_response("a `computer_call` has no `call_id`"))?
         .to_owned();
     let action = call
         .get("action")
         .filter(|a| a.is_object())
-        .ok_or_else(|| bad_response("a `computer_call` has no `action` object"))?
+        .ok_or_else(|| PROVIDER.bad_response("a `computer_call` has no `action` object"))?
         .clone();
     let checks: Vec<Value> = call
         .get("pending_safety_checks")
@@ -342,13 +334,6 @@ fn failed_response(response: &Value) -> AgentError {
         status: 200,
         kind: field("code").unwrap_or_else(|| "failed".into()),
         message: field("message").unwrap_or_else(|| "the response failed".into()),
-    }
-}
-
-fn bad_response(reason: &str) -> AgentError {
-    AgentError::ApiResponse {
-        provider: PROVIDER,
-        reason: reason.to_owned(),
     }
 }
 
