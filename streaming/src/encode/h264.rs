@@ -272,7 +272,7 @@ mod tests {
     use openh264::formats::YUVSource;
 
     use super::*;
-    use crate::encode::testing::{desktop, draw_terminal, fill, type_char, H, W};
+    use crate::encode::testing::{assert_close, block_rgb, desktop, draw_terminal, fill, type_char, H, W};
 
     fn config() -> EncoderConfig {
         EncoderConfig {
@@ -299,30 +299,9 @@ mod tests {
         types
     }
 
-    /// The average RGB of a block of the decoded picture (BT.601 limited range back to RGB).
+    /// The average RGB of a block of the decoded picture.
     fn decoded_rgb(yuv: &impl YUVSource, x: usize, y: usize, size: usize) -> [f64; 3] {
-        let (sy, su, sv) = yuv.strides();
-        let mut sum = [0.0; 3];
-        for row in y..y + size {
-            for col in x..x + size {
-                let l = 1.164 * (f64::from(yuv.y()[row * sy + col]) - 16.0);
-                let u = f64::from(yuv.u()[row / 2 * su + col / 2]) - 128.0;
-                let v = f64::from(yuv.v()[row / 2 * sv + col / 2]) - 128.0;
-                sum[0] += l + 1.596 * v;
-                sum[1] += l - 0.392 * u - 0.813 * v;
-                sum[2] += l + 2.017 * u;
-            }
-        }
-        sum.map(|s| s / (size * size) as f64)
-    }
-
-    fn assert_close(got: [f64; 3], rgb: [f64; 3], what: &str) {
-        for c in 0..3 {
-            assert!(
-                (got[c] - rgb[c]).abs() < 12.0,
-                "{what}: decoded {got:?}, expected RGB {rgb:?}"
-            );
-        }
+        block_rgb((yuv.y(), yuv.u(), yuv.v()), yuv.strides(), x, y, size)
     }
 
     #[test]

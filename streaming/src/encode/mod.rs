@@ -254,6 +254,40 @@ pub(crate) mod testing {
         }
     }
 
+    /// The average RGB of a `size`x`size` block at (`x`, `y`) of a decoded I420 picture (BT.601
+    /// limited range back to RGB); `strides` are the Y, U and V row strides.
+    pub fn block_rgb(
+        planes: (&[u8], &[u8], &[u8]),
+        strides: (usize, usize, usize),
+        x: usize,
+        y: usize,
+        size: usize,
+    ) -> [f64; 3] {
+        let ((py, pu, pv), (sy, su, sv)) = (planes, strides);
+        let mut sum = [0.0; 3];
+        for row in y..y + size {
+            for col in x..x + size {
+                let l = 1.164 * (f64::from(py[row * sy + col]) - 16.0);
+                let u = f64::from(pu[row / 2 * su + col / 2]) - 128.0;
+                let v = f64::from(pv[row / 2 * sv + col / 2]) - 128.0;
+                sum[0] += l + 1.596 * v;
+                sum[1] += l - 0.392 * u - 0.813 * v;
+                sum[2] += l + 2.017 * u;
+            }
+        }
+        sum.map(|s| s / (size * size) as f64)
+    }
+
+    /// Asserts each channel is within 12 of the expected RGB.
+    pub fn assert_close(got: [f64; 3], rgb: [f64; 3], what: &str) {
+        for c in 0..3 {
+            assert!(
+                (got[c] - rgb[c]).abs() < 12.0,
+                "{what}: decoded {got:?}, expected RGB {rgb:?}"
+            );
+        }
+    }
+
     /// The checks every encoder shares: a wrong buffer size is an error naming both sizes, and odd
     /// or zero dimensions are refused at creation. Returns the encoder made from `config`.
     pub fn check_size_errors<E: super::VideoEncoder>(

@@ -304,7 +304,7 @@ fn error_text(ctx: &mut vpx_codec_ctx_t, status: vpx_codec_err_t) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::testing::{desktop, fill, type_char, H, W};
+    use crate::encode::testing::{assert_close, block_rgb, desktop, fill, type_char, H, W};
 
     fn config() -> EncoderConfig {
         EncoderConfig {
@@ -398,29 +398,16 @@ mod tests {
     }
 
     impl Picture {
-        /// Average RGB of a block (BT.601 limited range back to RGB).
+        /// Average RGB of a block.
         fn rgb(&self, x: usize, y: usize, size: usize) -> [f64; 3] {
-            let mut sum = [0.0; 3];
-            for row in y..y + size {
-                for col in x..x + size {
-                    let l = 1.164 * (f64::from(self.y[row * self.width + col]) - 16.0);
-                    let c = row / 2 * (self.width / 2) + col / 2;
-                    let (u, v) = (f64::from(self.u[c]) - 128.0, f64::from(self.v[c]) - 128.0);
-                    sum[0] += l + 1.596 * v;
-                    sum[1] += l - 0.392 * u - 0.813 * v;
-                    sum[2] += l + 2.017 * u;
-                }
-            }
-            sum.map(|s| s / (size * size) as f64)
-        }
-    }
-
-    fn assert_close(got: [f64; 3], rgb: [f64; 3], what: &str) {
-        for c in 0..3 {
-            assert!(
-                (got[c] - rgb[c]).abs() < 12.0,
-                "{what}: decoded {got:?}, expected RGB {rgb:?}"
-            );
+            let chroma = self.width / 2;
+            block_rgb(
+                (&self.y, &self.u, &self.v),
+                (self.width, chroma, chroma),
+                x,
+                y,
+                size,
+            )
         }
     }
 
