@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use airlock_ledger::{Digest, Draft, Ledger, Query};
-use common::{draft, fresh};
+use airlock_ledger::{Digest, Draft, Ledger};
+use common::{all_entries, draft, fresh};
 use tokio::task::JoinSet;
 
 const CHILD_ENV: &str = "AIRLOCK_LEDGER_CRASH_CHILD";
@@ -47,20 +47,7 @@ async fn concurrent_appends_are_contiguous_and_verify() {
 
     // Each task's appends landed in its own order, each ack names the entry it appended.
     let mut last_per_task = HashMap::new();
-    let mut entries = Vec::new();
-    let mut after = None;
-    loop {
-        let page = ledger
-            .query(&Query {
-                after_seq: after,
-                ..Query::default()
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.seq);
-        entries.extend(page);
-    }
+    let entries = all_entries(&ledger).await;
     assert_eq!(entries.len(), 6400);
     for ((appended, t, i), entry) in acked.iter().zip(&entries) {
         assert_eq!(appended.hash, entry.hash);
@@ -196,20 +183,11 @@ async fn acknowledged_entries_survive_kill_9() {
             "round {round}: head {} < acknowledged {max_acked}",
             head.seq
         );
-        let mut stored = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = ledger
-                .query(&Query {
-                    after_seq: after,
-                    ..Query::default()
-                })
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.seq);
-            stored.extend(page.into_iter().map(|e| (e.seq, e.hash)));
-        }
+        let stored: HashMap<_, _> = all_entries(&ledger)
+            .await
+            .into_iter()
+            .map(|e| (e.seq, e.hash))
+            .collect();
         for (seq, hash) in &all_acks {
             assert_eq!(
                 stored.get(seq),

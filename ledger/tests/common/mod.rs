@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use airlock_ledger::{Actor, Digest, Draft, EntryKind, Ledger, DB_FILE};
+use airlock_ledger::{Actor, Digest, Draft, Entry, EntryKind, Ledger, Query, DB_FILE};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tempfile::TempDir;
@@ -27,6 +27,25 @@ pub fn draft(i: u64) -> Draft {
         frame_after: None,
         what: serde_json::json!({"action": {"type": "type_text", "text": format!("hello {i}")}, "n": i}),
     }
+}
+
+/// Every entry, in order, read page by page through [`Ledger::query`].
+pub async fn all_entries(ledger: &Ledger) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ledger
+            .query(&Query {
+                after_seq: after,
+                ..Query::default()
+            })
+            .await
+            .expect("query a page");
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        entries.extend(page);
+    }
+    entries
 }
 
 /// A new ledger in a new temporary directory.
