@@ -409,14 +409,11 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
     let mid = bad.len() / 2;
     bad[mid] ^= 0x01;
     std::fs::write(&blob, &bad)?;
-    let out = env.airlock(&["ledger", "verify"]);
-    assert!(!out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout)?;
     let first_ref = entries
         .iter()
         .find(|e| e["body"]["frame_after"] == hash || e["body"]["frame_before"] == hash)
         .and_then(|e| e["seq"].as_u64());
-    assert_eq!(report["first_broken"]["seq"].as_u64(), first_ref, "{report}");
+    verify_breaks_at(&env, first_ref)?;
     std::fs::write(&blob, &original)?;
 
     // One byte of one row, straight in the SQLite file (bypassing any guard).
@@ -434,12 +431,19 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
         .args(["-c", &script])
         .output()?;
     ensure!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let stderr = verify_breaks_at(&env, Some(seq))?;
+    assert!(stderr.contains(&format!("broken at entry {seq}")));
+    Ok(())
+}
+
+/// Runs `airlock ledger verify`, which must fail naming `seq` as the first broken entry; returns
+/// what it printed on stderr.
+fn verify_breaks_at(env: &Env, seq: Option<u64>) -> Result<String> {
     let out = env.airlock(&["ledger", "verify"]);
     assert!(!out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(report["first_broken"]["seq"].as_u64(), Some(seq), "{report}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("broken at entry {seq}")));
-    Ok(())
+    assert_eq!(report["first_broken"]["seq"].as_u64(), seq, "{report}");
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// kill -9 of `airlock serve` during a stream of appends: every acknowledged action is in the
