@@ -147,14 +147,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
             eprintln!("Starting a {profile} sandbox…");
             let backend: BackendChoice = a.backend.into();
             let info = sup
-                .create_sandbox(
-                    backend,
-                    profile,
-                    &Actor {
-                        operator: Some(tokens.operator.clone()),
-                        ..Actor::default()
-                    },
-                )
+                .create_sandbox(backend, profile, &Actor::operator(tokens.operator.clone()))
                 .await?;
             eprintln!("Sandbox {} is running ({}).", info.id, info.backend);
         }

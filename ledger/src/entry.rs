@@ -110,6 +110,16 @@ pub struct Actor {
     pub operator: Option<String>,
 }
 
+impl Actor {
+    /// A human operator.
+    pub fn operator(name: impl Into<String>) -> Actor {
+        Actor {
+            operator: Some(name.into()),
+            ..Actor::default()
+        }
+    }
+}
+
 /// What a caller appends. The ledger adds `seq`, `prev` and `hash`.
 ///
 /// Every field is part of the hashed body; `None` is encoded as `null`.

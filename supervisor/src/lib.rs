@@ -579,10 +579,7 @@ impl Supervisor {
             self.record(
                 Some(id),
                 EntryKind::HumanInput,
-                Actor {
-                    operator: Some(operator.to_string()),
-                    ..Actor::default()
-                },
+                Actor::operator(operator),
                 json!({"action": redact(&action), "epoch": epoch, "ok": outcome.is_ok(),
                        "error": outcome.as_ref().err()}),
             )
@@ -623,10 +620,7 @@ impl Supervisor {
         self.record(
             None,
             EntryKind::PolicyChanged,
-            Actor {
-                operator: Some(operator.to_string()),
-                ..Actor::default()
-            },
+            Actor::operator(operator),
             json!({"mode": mode, "policy_version": self.policy().version()}),
         )
         .await?;

@@ -131,10 +131,7 @@ async fn create_sandbox(
     Json(body): Json<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
     let (backend, profile) = crate::sandbox_kind(body.backend.as_deref(), body.profile.as_deref())?;
-    let by = Actor {
-        operator: Some(op.0),
-        ..Actor::default()
-    };
+    let by = Actor::operator(op.0);
     Ok((
         StatusCode::CREATED,
         Json(sup.create_sandbox(backend, profile, &by).await?),
@@ -150,14 +147,7 @@ async fn destroy_sandbox(
     Extension(op): Extension<OperatorId>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    sup.destroy_sandbox(
-        &id,
-        &Actor {
-            operator: Some(op.0),
-            ..Actor::default()
-        },
-    )
-    .await?;
+    sup.destroy_sandbox(&id, &Actor::operator(op.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -375,10 +375,7 @@ impl Owner {
         let approval = p.approval.clone();
         self.append(self.draft(
             EntryKind::ApprovalResolved,
-            Actor {
-                operator: Some(operator.to_string()),
-                ..Actor::default()
-            },
+            Actor::operator(operator),
             approval.frame_png.parse().ok(),
             json!({"approval": id, "state": approval.state}),
         ))
@@ -389,10 +386,7 @@ impl Owner {
                 .issue(&self.id, approval.action.kind(), operator, minutes, now);
             self.append(self.draft(
                 EntryKind::GrantIssued,
-                Actor {
-                    operator: Some(operator.to_string()),
-                    ..Actor::default()
-                },
+                Actor::operator(operator),
                 None,
                 json!({"grant": grant, "minutes": minutes, "approval": id}),
             ))
@@ -466,10 +460,7 @@ impl Owner {
         info!(from = %change.from, to = %change.to, epoch = change.epoch, "lease changed");
         self.append(self.draft(
             EntryKind::LeaseChanged,
-            Actor {
-                operator: Some(operator),
-                ..Actor::default()
-            },
+            Actor::operator(operator),
             None,
             json!({"command": cmd, "from": change.from, "to": change.to}),
         ))

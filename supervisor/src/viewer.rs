@@ -1211,16 +1211,8 @@ impl Supervisor {
         operator: &str,
         what: serde_json::Value,
     ) -> Result<(), CommandError> {
-        self.record(
-            Some(id),
-            EntryKind::HumanInput,
-            Actor {
-                operator: Some(operator.to_string()),
-                ..Actor::default()
-            },
-            what,
-        )
-        .await
+        self.record(Some(id), EntryKind::HumanInput, Actor::operator(operator), what)
+            .await
     }
 }
 
