@@ -272,7 +272,9 @@ mod tests {
     use openh264::formats::YUVSource;
 
     use super::*;
-    use crate::encode::testing::{assert_close, block_rgb, desktop, draw_terminal, fill, type_char, H, W};
+    use crate::encode::testing::{
+        assert_close, block_rgb, desktop, draw_terminal, reconfigure_then_change, type_char, H, W,
+    };
 
     fn config() -> EncoderConfig {
         EncoderConfig {
@@ -380,15 +382,7 @@ mod tests {
         );
 
         // Mid-stream rate changes, up and down, then a big change decodes fine.
-        encoder.reconfigure(300_000, 5).unwrap();
-        encoder.reconfigure(4_000_000, 60).unwrap();
-        encoder.reconfigure(500_000, 10).unwrap();
-        fill(&mut frame, 700, 100, 400, 200, [0, 200, 255]);
-        let after = encoder
-            .encode(&frame, false)
-            .unwrap()
-            .expect("frame after reconfigure");
-        assert!(!after.keyframe);
+        let after = reconfigure_then_change(&mut encoder, &mut frame);
         let picture = decoder.decode(&after.data).unwrap().expect("decoded frame");
         assert_close(
             decoded_rgb(&picture, 800, 150, 32),

@@ -288,6 +288,24 @@ pub(crate) mod testing {
         }
     }
 
+    /// Changes the rate mid-stream (down, up, down), then draws an orange box at (700, 100) and
+    /// encodes it: the result must be a delta frame, which the caller decodes.
+    pub fn reconfigure_then_change(
+        encoder: &mut dyn super::VideoEncoder,
+        frame: &mut [u8],
+    ) -> super::EncodedFrame {
+        encoder.reconfigure(300_000, 5).expect("reconfigure down");
+        encoder.reconfigure(4_000_000, 60).expect("reconfigure up");
+        encoder.reconfigure(500_000, 10).expect("reconfigure down again");
+        fill(frame, 700, 100, 400, 200, [0, 200, 255]);
+        let after = encoder
+            .encode(frame, false)
+            .expect("encode")
+            .expect("frame after reconfigure");
+        assert!(!after.keyframe);
+        after
+    }
+
     /// The checks every encoder shares: a wrong buffer size is an error naming both sizes, and odd
     /// or zero dimensions are refused at creation. Returns the encoder made from `config`.
     pub fn check_size_errors<E: super::VideoEncoder>(

@@ -304,7 +304,9 @@ fn error_text(ctx: &mut vpx_codec_ctx_t, status: vpx_codec_err_t) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::testing::{assert_close, block_rgb, desktop, fill, type_char, H, W};
+    use crate::encode::testing::{
+        assert_close, block_rgb, desktop, reconfigure_then_change, type_char, H, W,
+    };
 
     fn config() -> EncoderConfig {
         EncoderConfig {
@@ -462,15 +464,7 @@ mod tests {
         );
         decoder.decode(&idle.data);
 
-        encoder.reconfigure(300_000, 5).unwrap();
-        encoder.reconfigure(4_000_000, 60).unwrap();
-        encoder.reconfigure(500_000, 10).unwrap();
-        fill(&mut frame, 700, 100, 400, 200, [0, 200, 255]);
-        let after = encoder
-            .encode(&frame, false)
-            .unwrap()
-            .expect("frame after reconfigure");
-        assert!(!after.keyframe);
+        let after = reconfigure_then_change(&mut encoder, &mut frame);
         let picture = decoder.decode(&after.data);
         assert_close(picture.rgb(800, 150, 32), [255.0, 200.0, 0.0], "new orange box");
     }
