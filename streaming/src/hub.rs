@@ -51,8 +51,6 @@ pub struct Quality {
 /// Hub settings.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// The guest stream's frame-rate cap.
-    pub max_fps: u16,
     /// Thumbnail bounding box.
     pub thumbnail_size: (u16, u16),
     /// How often a changed screen gets a new thumbnail.
@@ -62,7 +60,6 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> HubConfig {
         HubConfig {
-            max_fps: 30,
             thumbnail_size: (320, 200),
             thumbnail_every: Duration::from_secs(2),
         }
@@ -224,7 +221,7 @@ impl Hub {
         let span = tracing::info_span!("mirror", sandbox = name);
         let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
             let _g = span.enter();
-            h.mirror_loop(source, config.max_fps);
+            h.mirror_loop(source);
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the mirror thread");
@@ -381,8 +378,7 @@ impl Hub {
         self.inner.encoders.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    fn mirror_loop(&self, mut source: Box<dyn FrameSource>, max_fps: u16) {
-        let _ = max_fps;
+    fn mirror_loop(&self, mut source: Box<dyn FrameSource>) {
         let mut backoff = Duration::from_millis(50);
         let mut last_change: Option<Instant> = None;
         'outer: while !self.is_stopped() {
@@ -744,7 +740,6 @@ mod tests {
                 starts: starts.clone(),
             }),
             HubConfig {
-                max_fps: 30,
                 thumbnail_size: (80, 50),
                 thumbnail_every: Duration::from_millis(50),
             },

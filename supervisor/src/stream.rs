@@ -17,6 +17,8 @@ use tracing::Instrument;
 
 use crate::{Event, Supervisor};
 
+/// The guest's damage stream is capped at the highest video tier's frame rate.
+const GUEST_MAX_FPS: u16 = 30;
 /// Steps kept for viewers that join late.
 const RECENT_STEPS: usize = 50;
 /// Largest step still.
@@ -97,7 +99,7 @@ impl SandboxStream {
         let hub = Hub::start(
             screen.0,
             screen.1,
-            Box::new(GuestSource::new(guest, 30)),
+            Box::new(GuestSource::new(guest, GUEST_MAX_FPS)),
             HubConfig::default(),
             id,
         );
