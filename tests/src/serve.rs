@@ -203,6 +203,22 @@ impl Serve {
         Ok(v)
     }
 
+    /// Starts an agent call the policy will ask about (from a client of its own) and waits for
+    /// its approval event; returns the pending call and the event.
+    pub async fn ask(
+        &self,
+        events: &mut Events,
+        tool: &'static str,
+        args: Value,
+    ) -> Result<(Pending, Value)> {
+        let agent = self.agent().await?;
+        let call = tokio::spawn(async move { agent.call(tool, args).await });
+        let ask = events
+            .next_of("approval_requested", Duration::from_secs(60))
+            .await?;
+        Ok((call, ask))
+    }
+
     /// Kills the server with SIGKILL (no chance to clean up).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -234,6 +250,9 @@ impl Drop for Serve {
         self.stop();
     }
 }
+
+/// An agent call in flight.
+pub type Pending = tokio::task::JoinHandle<Result<airlock_agents::ToolOutcome, airlock_agents::AgentError>>;
 
 /// The operator event stream.
 pub struct Events {

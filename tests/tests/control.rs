@@ -180,13 +180,12 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     serve.wait_terminal(&env, &sb, Duration::from_secs(120)).await?;
     let agent = serve.agent().await?;
     let mut events = serve.events().await?;
-    let call = {
-        let args = exec_args(&sb, &["touch", "/tmp/approved-twice"]);
-        let a = serve.agent().await?;
-        tokio::spawn(async move { a.call("exec", args).await })
-    };
-    let first = events
-        .next_of("approval_requested", Duration::from_secs(60))
+    let (call, first) = serve
+        .ask(
+            &mut events,
+            "exec",
+            exec_args(&sb, &["touch", "/tmp/approved-twice"]),
+        )
         .await?;
     // The screen changes after the operator looked (something else moves the pointer and types).
     let out = env.airlock(&["sandbox", "type", &sb, "screen-changed"]);
@@ -251,13 +250,12 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     let r = agent.call("exec", exec_args(&sb, &["rm", "-rf", "/"])).await?;
     assert!(r.is_error && text(&r).contains("denied"));
     // An operator denial reaches the agent with the operator's reason.
-    let call = {
-        let a = serve.agent().await?;
-        let args = json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"});
-        tokio::spawn(async move { a.call("computer", args).await })
-    };
-    let ask = events
-        .next_of("approval_requested", Duration::from_secs(60))
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"}),
+        )
         .await?;
     serve
         .decide(
@@ -269,13 +267,12 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
     let r = call.await??;
     assert!(r.is_error && text(&r).contains("not now"), "{}", text(&r));
     // An operator's edit runs instead of what was asked, and is recorded as edited.
-    let call = {
-        let a = serve.agent().await?;
-        let args = json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"});
-        tokio::spawn(async move { a.call("computer", args).await })
-    };
-    let ask = events
-        .next_of("approval_requested", Duration::from_secs(60))
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            json!({"sandbox": sb, "action": "key", "text": "ctrl+alt+Delete"}),
+        )
         .await?;
     let edited = serve
         .decide(
@@ -293,13 +290,12 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         text(&r)
     );
     // An edit into a kind other than the one asked is refused.
-    let call = {
-        let a = serve.agent().await?;
-        let args = json!({"sandbox": sb, "action": "key", "text": "super+r"});
-        tokio::spawn(async move { a.call("computer", args).await })
-    };
-    let ask = events
-        .next_of("approval_requested", Duration::from_secs(60))
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            json!({"sandbox": sb, "action": "key", "text": "super+r"}),
+        )
         .await?;
     let id = ask["approval"]["id"].as_u64().context("id")?;
     let (status, v) = serve
