@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use airlock_guest_image::{BuildInputs, Image, Profile, Progress};
+use airlock_guest_image::{Image, Profile};
+use airlock_host::BuildEvent;
 use airlock_protocol::{Button, ExecRequest, Input};
 use airlock_sandbox::{BackendChoice, CreateOptions, GuestClient, Liveness, SandboxRecord, Store};
 use anyhow::{bail, Context, Result};
@@ -67,7 +68,7 @@ enum Command {
         command: BenchCommand,
     },
     /// Internal: the per-sandbox keeper process.
-    #[command(name = "__keeper", hide = true)]
+    #[command(name = airlock_host::KEEPER_ARG, hide = true)]
     Keeper { dir: PathBuf, boot_timeout_s: u64 },
 }
 
@@ -132,6 +133,17 @@ pub(crate) enum BackendArg {
     Auto,
     Microvm,
     Gvisor,
+}
+
+impl BackendArg {
+    /// The name the supervisor's requests use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BackendArg::Auto => "auto",
+            BackendArg::Microvm => "microvm",
+            BackendArg::Gvisor => "gvisor",
+        }
+    }
 }
 
 impl From<BackendArg> for BackendChoice {
@@ -345,81 +357,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The guest agent binary: `$AIRLOCK_GUEST_AGENT`, else next to this executable.
-fn agent_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("AIRLOCK_GUEST_AGENT") {
-        return Ok(p.into());
-    }
-    let exe = std::env::current_exe().context("cannot locate the airlock executable")?;
-    let p = exe.with_file_name("airlock-guest-agent");
-    if !p.exists() {
-        bail!(
-            "the guest agent binary is not next to airlock ({}); build the workspace (cargo build --workspace) or set AIRLOCK_GUEST_AGENT",
-            p.display()
-        );
-    }
-    Ok(p)
-}
-
+/// The image for `profile`, built (with progress on stderr) when it is not cached.
 pub(crate) fn build_image(profile: Profile) -> Result<Image> {
-    let inputs = BuildInputs {
-        profile,
-        cache_dir: airlock_guest_image::default_cache_dir(),
-        agent_binary: agent_binary()?,
-    };
-    if let Some(img) = airlock_guest_image::cached_image(&inputs)? {
-        return Ok(img);
-    }
-    eprintln!("Building the {profile} guest image (Debian packages via mmdebstrap; cached afterwards)...");
-    let t = std::time::Instant::now();
     let mut last_len: usize = 0;
-    let img = airlock_guest_image::build(&inputs, &mut |p| match p {
-        Progress::Step(s) => {
+    Ok(airlock_host::build_image(profile, &mut |ev| match ev {
+        BuildEvent::Step(s) => {
             if last_len > 0 {
                 eprintln!();
                 last_len = 0;
             }
             eprintln!("==> {s}");
         }
-        Progress::Log(l) => {
+        BuildEvent::Log(l) => {
             // One updating status line, so minutes of apt output stay readable.
             let l: String = l.chars().take(100).collect();
             eprint!("\r    {l}{}", " ".repeat(last_len.saturating_sub(l.len())));
             last_len = l.len();
             let _ = std::io::stderr().flush();
         }
-    })?;
-    eprintln!(
-        "\nImage ready in {:.0} s: {}",
-        t.elapsed().as_secs_f64(),
-        img.dir.display()
-    );
-    // Superseded layers of this profile go, except those a sandbox still runs on.
-    let mut keep = vec![img.dir.clone()];
-    if let Ok((store, _)) = Store::open(Store::default_root()) {
-        keep.extend(
-            store
-                .list()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| s.record.image_dir),
-        );
-    }
-    match airlock_guest_image::prune(&inputs.cache_dir, profile, &keep) {
-        Ok(removed) if !removed.is_empty() => {
-            eprintln!(
-                "Removed {} superseded {profile} image layer(s) from the cache.",
-                removed.len()
-            )
-        }
-        Ok(_) => {}
-        Err(e) => eprintln!("warning: could not prune old images: {e}"),
-    }
-    Ok(img)
+        BuildEvent::Done(secs) => eprintln!("\nImage ready in {secs:.0} s."),
+        BuildEvent::Pruned(n) => eprintln!("Removed {n} superseded {profile} image layer(s) from the cache."),
+        BuildEvent::PruneFailed(e) => eprintln!("warning: could not prune old images: {e}"),
+    })?)
 }
 
 pub(crate) fn open_store() -> Result<Store> {
-    let (store, cleaned) = Store::open(Store::default_root())?;
+    let (store, cleaned) = airlock_host::open_store()?;
     for id in cleaned {
         eprintln!("Cleaned up sandbox {id}: its keeper had died (crash or kill), so its processes and files were removed.");
     }
@@ -427,8 +390,7 @@ pub(crate) fn open_store() -> Result<Store> {
 }
 
 pub(crate) fn keeper_command() -> Result<Vec<String>> {
-    let exe = std::env::current_exe().context("cannot locate the airlock executable")?;
-    Ok(vec![exe.display().to_string(), "__keeper".into()])
+    Ok(airlock_host::keeper_command()?)
 }
 
 fn create(store: &Store, a: &CreateArgs) -> Result<SandboxRecord> {

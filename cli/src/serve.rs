@@ -4,19 +4,19 @@ use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_guest_image::{Image, Profile};
-use airlock_ledger::{Actor, Ledger, VerifyReport};
+use airlock_guest_image::Profile;
+use airlock_host::{Host, HostOptions};
+use airlock_ledger::{Ledger, VerifyReport};
 use airlock_policy::{Decision, Policy};
-use airlock_sandbox::{BackendChoice, Store};
+use airlock_sandbox::Store;
+use airlock_supervisor::api::CreateRequest;
 use airlock_supervisor::tokens::Tokens;
-use airlock_supervisor::{Config, ImageSource, Supervisor};
+use airlock_supervisor::Config;
 use anyhow::{bail, Context, Result};
-use tokio_util::sync::CancellationToken;
 
-use crate::{build_image, keeper_command, open_store, BackendArg, ProfileArg};
+use crate::{keeper_command, BackendArg, ProfileArg};
 
 #[derive(clap::Args)]
 pub(crate) struct ServeArgs {
@@ -48,6 +48,14 @@ pub(crate) struct ServeArgs {
     /// the API: a remote operator needs an address their browser can reach.
     #[arg(long, default_value = "127.0.0.1:0")]
     rtc_udp: SocketAddr,
+    /// Run the scripted demo agent in the first sandbox (allowed, asked and denied actions, round
+    /// after round).
+    #[arg(long)]
+    demo: bool,
+    /// The built operator console to serve at `/` (default: $AIRLOCK_UI_DIR, else ui/dist of the
+    /// source tree when built).
+    #[arg(long)]
+    ui: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -96,16 +104,7 @@ pub(crate) enum LedgerCommand {
 
 /// The ledger directory: `$AIRLOCK_STATE_DIR/ledger` (or the default state dir).
 pub(crate) fn ledger_dir() -> PathBuf {
-    Store::default_root().join("ledger")
-}
-
-struct CliImages;
-
-impl ImageSource for CliImages {
-    fn image(&self, profile: &str) -> Result<Image, String> {
-        let p: Profile = profile.parse().map_err(|e| format!("{e}"))?;
-        build_image(p).map_err(|e| format!("{e:#}"))
-    }
+    airlock_host::ledger_dir()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -125,36 +124,58 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
         }
         None => Policy::new(airlock_policy::DEFAULT_POLICY, default)?,
     };
-    let store = open_store()?;
-    let state = Store::default_root();
-    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    let token_path = state.join("tokens.json");
-    let (tokens, created) = Tokens::load_or_create(&token_path, &user)?;
     let mut config = Config::new(keeper_command()?);
     config.approval_timeout = Duration::from_secs(a.approval_timeout.max(1));
     config.settle = Duration::from_millis(a.settle_ms);
     config.rtc_udp = a.rtc_udp;
+    if let Some(dir) = &a.ui {
+        if !dir.join("index.html").exists() {
+            bail!(
+                "{} has no index.html (build the console: npm --prefix ui run build)",
+                dir.display()
+            );
+        }
+    }
+    let ui_dir = a.ui.clone().or_else(airlock_host::default_ui_dir);
     runtime()?.block_on(async move {
-        let ledger = Ledger::open(&ledger_dir())
-            .await
-            .context("cannot open the audit ledger")?;
-        let sup = Supervisor::new(ledger.clone(), policy, store, Arc::new(CliImages), config);
-        let adopted = sup.start().await?;
-        let listener = airlock_supervisor::serve::bind(a.listen).await?;
-        let addr = listener.addr;
-        if !a.no_sandbox && adopted.is_empty() {
+        let host = Host::start(HostOptions {
+            listen: a.listen,
+            policy,
+            config,
+            ui_dir: ui_dir.clone(),
+        })
+        .await?;
+        for id in &host.cleaned {
+            eprintln!("Cleaned up sandbox {id}: its keeper had died (crash or kill), so its processes and files were removed.");
+        }
+        let addr = host.addr;
+        if !a.no_sandbox && host.adopted.is_empty() {
             let profile = Profile::from(a.profile).name();
             eprintln!("Starting a {profile} sandbox…");
-            let backend: BackendChoice = a.backend.into();
-            let info = sup
-                .create_sandbox(backend, profile, &Actor::operator(tokens.operator.clone()))
+            let info = host
+                .ensure_sandbox(&CreateRequest {
+                    backend: Some(a.backend.name().to_string()),
+                    profile: Some(profile.to_string()),
+                    ..CreateRequest::default()
+                })
                 .await?;
             eprintln!("Sandbox {} is running ({}).", info.id, info.backend);
         }
-        for id in &adopted {
+        for id in &host.adopted {
             eprintln!("Supervising running sandbox {id}.");
         }
-        if created {
+        if a.demo {
+            match host.sup.list().await.first() {
+                Some(first) => {
+                    host.start_demo(&first.id);
+                    eprintln!("The demo agent is running in sandbox {}.", first.id);
+                }
+                None => eprintln!("No sandbox to run the demo agent in (--no-sandbox)."),
+            }
+        }
+        let tokens = &host.tokens;
+        let token_path = airlock_host::token_path();
+        if host.tokens_created {
             eprintln!(
                 "Generated API tokens (kept in {}, mode 0600):",
                 token_path.display()
@@ -164,28 +185,27 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
         }
         eprintln!("MCP server:   http://{addr}/mcp   (Authorization: Bearer <agent token>)");
         eprintln!("Operator API: http://{addr}/api   (Authorization: Bearer <operator token>)");
+        match &ui_dir {
+            Some(_) => eprintln!("Console:      http://{addr}/#token=<operator token>"),
+            None => eprintln!("Console:      not built (npm --prefix ui ci && npm --prefix ui run build)"),
+        }
         eprintln!("Viewer:       http://{addr}/viewer?sandbox=<id>#token=<operator token>");
         eprintln!("Tokens:       {}", token_path.display());
         println!(
             "{}",
-            serde_json::json!({"listen": addr.to_string(), "mcp": format!("http://{addr}/mcp"),
+            serde_json::json!({"listen": addr.to_string(), "mcp": host.mcp_url(),
                                "api": format!("http://{addr}/api"), "tokens": token_path,
-                               "ledger": ledger.dir(), "policy_version": sup.policy().version()})
+                               "ledger": host.ledger.dir(), "policy_version": host.sup.policy().version(),
+                               "console": ui_dir.is_some()})
         );
         let _ = std::io::stdout().flush();
-        let stop = CancellationToken::new();
-        let app = airlock_supervisor::serve::app(sup.clone(), tokens, stop.clone());
-        let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
         eprintln!("Stopping (sandboxes keep running; `airlock serve` adopts them next time).");
-        stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        sup.shutdown().await;
-        ledger.close().await;
+        host.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -9,7 +9,7 @@ use airlock_protocol::{
 use serde::{Deserialize, Serialize};
 
 /// Screen size the coordinates are checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Screen {
     /// Width in pixels.
     pub width: u16,
@@ -18,7 +18,7 @@ pub struct Screen {
 }
 
 /// A point on the screen, already checked to lie inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Point {
     /// Column from the left.
     pub x: u16,
@@ -27,7 +27,7 @@ pub struct Point {
 }
 
 /// A rectangle on the screen (zoom).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Region {
     /// Top-left corner.
     pub from: Point,
@@ -45,7 +45,7 @@ pub const DEFAULT_EXEC_OUTPUT_CAP: u32 = 1024 * 1024;
 pub const PIXELS_PER_WHEEL_CLICK: i64 = 100;
 
 /// What an agent asks to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Press a key combination (xdotool names: `ctrl+s`, `Return`).
@@ -135,7 +135,7 @@ pub enum Action {
 }
 
 /// A mouse button, as agents name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum MouseButton {
     /// Left.
@@ -174,7 +174,7 @@ impl MouseButton {
 }
 
 /// The kind of an action: what policies, grants and the ledger name it by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// [`Action::Key`].

@@ -11,7 +11,7 @@ use crate::action::{Action, ActionKind};
 pub const MAX_GRANT_MINUTES: u32 = 24 * 60;
 
 /// Where an approval stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ApprovalState {
     /// Waiting for an operator.
@@ -53,7 +53,7 @@ impl ApprovalState {
 }
 
 /// An operator's decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Resolution {
     /// Run it as asked.
@@ -125,7 +125,7 @@ pub struct Shown {
 }
 
 /// One ask.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Approval {
     /// Unique within the supervisor.
     pub id: u64,
@@ -264,7 +264,7 @@ impl Approval {
 }
 
 /// A time-boxed permission for one kind of action in one sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Grant {
     /// The sandbox.
     pub sandbox: String,

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Who holds control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "holder", rename_all = "snake_case")]
 pub enum Holder {
     /// The agent drives.
@@ -37,7 +37,7 @@ impl fmt::Display for Holder {
 }
 
 /// A request to change the lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LeaseCommand {
     /// An operator takes control.
@@ -65,7 +65,7 @@ pub enum LeaseCommand {
 }
 
 /// What a human did while holding control, told to the agent at its next observation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HandbackSummary {
     /// The operator.
     pub operator: String,
@@ -99,7 +99,7 @@ impl fmt::Display for HandbackSummary {
 }
 
 /// A change that happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct LeaseChange {
     /// Holder before.
     pub from: Holder,
@@ -133,7 +133,7 @@ pub enum LeaseError {
 }
 
 /// Why an agent action was refused by the lease.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, ts_rs::TS)]
 pub enum Refusal {
     /// A human holds control.
     #[error("operator {operator} has taken control of this sandbox; agent actions are refused until they hand it back (epoch {epoch})")]

@@ -24,7 +24,7 @@ pub fn entry_hash(seq: u64, prev: &Digest, body: &[u8]) -> Digest {
 }
 
 /// The first entry that failed verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Broken {
     /// The entry's sequence number (for a gap: the first missing one).
     pub seq: u64,
@@ -33,7 +33,7 @@ pub struct Broken {
 }
 
 /// The outcome of a verification walk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct VerifyReport {
     /// Entries that verified intact (all of them when `first_broken` is `None`; the walk stops at
     /// the first break).

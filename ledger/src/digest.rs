@@ -13,7 +13,8 @@ pub type Hash = [u8; 32];
 /// A SHA-256 digest: an entry hash, a chain link or a blob's content address.
 ///
 /// Displays, parses and (de)serializes as 64 lowercase hex characters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, ts_rs::TS)]
+#[ts(type = "string")]
 pub struct Digest(pub Hash);
 
 /// Why a string or byte slice is not a [`Digest`].

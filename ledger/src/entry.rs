@@ -11,7 +11,7 @@ use crate::canonical::{canonical_json, CanonicalError};
 use crate::digest::Digest;
 
 /// What an entry records. Serialized (and displayed) as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// An agent proposed an action.
@@ -99,7 +99,7 @@ impl FromStr for EntryKind {
 }
 
 /// Who caused an entry: the agent, the principal it acts for, the human operator.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
     /// The agent (model or harness) name.
@@ -123,7 +123,7 @@ impl Actor {
 /// What a caller appends. The ledger adds `seq`, `prev` and `hash`.
 ///
 /// Every field is part of the hashed body; `None` is encoded as `null`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Draft {
     /// When it happened, unix milliseconds, supplied by the caller (the ledger never reads the clock
@@ -159,7 +159,7 @@ impl Draft {
 }
 
 /// One committed entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Position in the chain, from 1, without gaps.
@@ -185,7 +185,7 @@ pub struct Appended {
 pub const MAX_QUERY_LIMIT: u32 = 10_000;
 
 /// A filter over entries, answered in ascending `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
     /// Only this sandbox's entries (`None`: every entry, with or without a sandbox).

@@ -38,7 +38,7 @@ pub const SCHEMA: &str = include_str!("../schema.cedarschema");
 pub const DEFAULT_POLICY: &str = include_str!("../default.cedar");
 
 /// What the gate decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Run it.
@@ -73,7 +73,7 @@ impl FromStr for Decision {
 }
 
 /// Whether denials are enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Denials refuse the action.

@@ -16,7 +16,7 @@ pub mod still;
 pub mod wire;
 
 /// A rectangle of the screen, in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Rect {
     /// Left edge.
     pub x: u16,
@@ -60,7 +60,9 @@ impl Rect {
 }
 
 /// A video codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// H.264 constrained baseline (openh264), Annex B access units.

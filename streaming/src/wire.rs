@@ -655,7 +655,7 @@ pub fn parse_input(bytes: &[u8], screen_w: u16, screen_h: u16) -> Result<Operato
 }
 
 /// How a viewer wants video delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     /// A WebRTC peer connection (`"webrtc"`).
@@ -667,7 +667,7 @@ pub enum TransportKind {
 }
 
 /// What a viewer is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ViewMode {
     /// The agent's commands and step stills only (`"command"`).
@@ -679,7 +679,7 @@ pub enum ViewMode {
 }
 
 /// A text message from a viewer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// First message: what the viewer can do.
@@ -826,7 +826,7 @@ fn check_stat(field: &'static str, value: Option<f64>, max: Option<f64>) -> Resu
 }
 
 /// A text message to a viewer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ServerMessage {
     /// Answer to hello.

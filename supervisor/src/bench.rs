@@ -84,7 +84,11 @@ pub fn instant_guest(screen: Screen) -> std::io::Result<UnixStream> {
 struct NoImages;
 
 impl ImageSource for NoImages {
-    fn image(&self, _profile: &str) -> Result<airlock_guest_image::Image, String> {
+    fn image(
+        &self,
+        _profile: &str,
+        _progress: &mut dyn FnMut(&str),
+    ) -> Result<airlock_guest_image::Image, String> {
         Err("the benchmark creates no sandboxes".into())
     }
 }
@@ -230,7 +234,7 @@ async fn approval_latency(sup: &Supervisor, dir: &Path, samples: usize) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.addr;
-    let app = crate::serve::app(sup.clone(), tokens.clone(), stop.clone());
+    let app = crate::serve::app(sup.clone(), tokens.clone(), stop.clone(), None);
     let server = tokio::spawn(crate::serve::run(listener, app, stop.clone()));
     let url = format!("ws://{addr}/api/events?token={}", tokens.operator_token);
     let (mut ws, _) = tokio_tungstenite::connect_async(url)

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 pub const EVENT_BACKLOG: usize = 1024;
 
 /// Something that happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// An agent proposed an action and the policy decided.
@@ -98,6 +98,15 @@ pub enum Event {
         /// When (Unix ms).
         at_ms: u64,
     },
+    /// A step of making a sandbox an operator asked for (with a `job` name).
+    CreateProgress {
+        /// The caller's name for the creation.
+        job: String,
+        /// What is happening, in a phrase.
+        step: String,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
     /// Shadow mode was switched.
     PolicyMode {
         /// `enforce` or `shadow`.
@@ -123,6 +132,7 @@ impl Event {
             Event::LeaseChanged { sandbox, .. } => format!("sandbox://{sandbox}/lease"),
             Event::SandboxState { sandbox, .. } => format!("sandbox://{sandbox}/state"),
             Event::PolicyMode { .. } => "policy://mode".to_string(),
+            Event::CreateProgress { job, .. } => format!("create://{job}"),
         }
     }
 }

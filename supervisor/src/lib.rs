@@ -6,6 +6,7 @@
 //! session tasks mutate state; the pure rules live in `airlock-domain` and `airlock-policy`; every
 //! step is appended to the `airlock-ledger`.
 
+pub mod api;
 pub mod bench;
 pub mod events;
 pub mod gateway;
@@ -47,8 +48,8 @@ pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// Where guest images come from (the CLI builds or reuses cached ones).
 pub trait ImageSource: Send + Sync {
-    /// The image for a profile (`minimal`, `desktop`).
-    fn image(&self, profile: &str) -> Result<Image, String>;
+    /// The image for a profile (`minimal`, `desktop`); a build reports its steps to `progress`.
+    fn image(&self, profile: &str, progress: &mut dyn FnMut(&str)) -> Result<Image, String>;
 }
 
 /// Reads a sandbox request's backend and profile names (defaults: `auto`, `desktop`), as the MCP
@@ -137,13 +138,16 @@ pub enum CommandError {
     /// The ledger failed.
     #[error("the audit ledger failed: {0}")]
     Ledger(String),
+    /// No stored blob has that hash.
+    #[error("{0}")]
+    UnknownBlob(String),
     /// The session ended.
     #[error(transparent)]
     Gone(#[from] SessionGone),
 }
 
 /// A sandbox as listed to agents and operators.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SandboxInfo {
     /// Id.
     pub id: String,
@@ -319,30 +323,49 @@ impl Supervisor {
         self.inner.sessions.write().await.insert(id.to_string(), session);
     }
 
-    /// Creates a sandbox and puts it under supervision.
+    /// Creates a sandbox and puts it under supervision; with `spec.job`, `create_progress` events
+    /// follow the steps (image build, boot).
     pub async fn create_sandbox(
         &self,
-        backend: BackendChoice,
-        profile: &str,
+        spec: api::SandboxSpec,
         by: &Actor,
     ) -> Result<SandboxInfo, CommandError> {
-        let span = tracing::info_span!("create_sandbox", ?backend, profile);
+        let span = tracing::info_span!("create_sandbox", backend = ?spec.backend, profile = spec.profile, job = ?spec.job);
         async move {
             let images = self.inner.images.clone();
             let store = self.inner.store.clone();
             let cfg = self.inner.config.clone();
-            let profile_s = profile.to_string();
+            let events = self.inner.events.clone();
+            let job = spec.job.clone();
+            let progress = move |step: &str| {
+                if let Some(job) = &job {
+                    events.publish(Event::CreateProgress {
+                        job: job.clone(),
+                        step: step.to_string(),
+                        at_ms: now_ms(),
+                    });
+                }
+            };
+            let backend = spec.backend;
+            let profile = spec.profile;
             let rec = tokio::task::spawn_blocking(move || {
-                let image = images.image(&profile_s)?;
+                let mut progress = progress;
+                progress(&format!("preparing the {profile} image"));
+                let image = images.image(profile, &mut progress)?;
+                progress("booting the sandbox");
                 let opts = CreateOptions {
                     backend,
                     image,
-                    vcpus: cfg.vcpus,
-                    memory_mib: cfg.memory_mib,
+                    vcpus: spec.vcpus.unwrap_or(cfg.vcpus),
+                    memory_mib: spec.memory_mib.unwrap_or(cfg.memory_mib),
                     keeper_command: cfg.keeper_command.clone(),
                     boot_timeout: cfg.boot_timeout,
                 };
-                store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string())
+                let out = store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string());
+                if let Err(e) = &out {
+                    progress(&format!("failed: {e}"));
+                }
+                out
             })
             .await
             .map_err(|e| CommandError::Sandbox(e.to_string()))?

@@ -228,12 +228,14 @@ impl AirlockMcp {
             }
             "sandbox_create" => {
                 only(&args, &["backend", "profile"], name)?;
-                let (backend, profile) = crate::sandbox_kind(
-                    args.get("backend").and_then(Value::as_str),
-                    args.get("profile").and_then(Value::as_str),
-                )
+                let spec = crate::api::CreateRequest {
+                    backend: args.get("backend").and_then(Value::as_str).map(str::to_string),
+                    profile: args.get("profile").and_then(Value::as_str).map(str::to_string),
+                    ..Default::default()
+                }
+                .spec()
                 .map_err(|e| e.to_string())?;
-                let info = self.sup.create_sandbox(backend, profile, &actor).await.map_err(|e| e.to_string())?;
+                let info = self.sup.create_sandbox(spec, &actor).await.map_err(|e| e.to_string())?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(info).to_string())]).into())
             }
             "sandbox_list" => {

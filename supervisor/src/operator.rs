@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use airlock_domain::{LeaseCommand, Resolution};
-use airlock_ledger::{Actor, Digest, EntryKind, Query};
-use airlock_policy::Mode;
+use airlock_ledger::{Actor, EntryKind};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{header, StatusCode};
@@ -18,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::api::{CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest};
 use crate::gateway::{parse, ActionRequest};
 use crate::{CommandError, Supervisor};
 
@@ -59,20 +58,17 @@ impl IntoResponse for ApiError {
 
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> ApiError {
-        let (status, code) = match &e {
-            CommandError::UnknownSandbox(_) => (StatusCode::NOT_FOUND, "unknown_sandbox"),
-            CommandError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            CommandError::Lease(_) => (StatusCode::CONFLICT, "lease"),
-            CommandError::Resolve(crate::ResolveError::Unknown(_)) => {
-                (StatusCode::NOT_FOUND, "unknown_approval")
-            }
-            CommandError::Resolve(_) => (StatusCode::CONFLICT, "approval"),
-            CommandError::Sandbox(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sandbox"),
-            CommandError::Guest(_) => (StatusCode::BAD_GATEWAY, "guest"),
-            CommandError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ledger"),
-            CommandError::Gone(_) => (StatusCode::GONE, "session_gone"),
+        let status = match &e {
+            CommandError::UnknownSandbox(_) | CommandError::UnknownBlob(_) => StatusCode::NOT_FOUND,
+            CommandError::Invalid(_) => StatusCode::BAD_REQUEST,
+            CommandError::Lease(_) => StatusCode::CONFLICT,
+            CommandError::Resolve(crate::ResolveError::Unknown(_)) => StatusCode::NOT_FOUND,
+            CommandError::Resolve(_) => StatusCode::CONFLICT,
+            CommandError::Sandbox(_) | CommandError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CommandError::Guest(_) => StatusCode::BAD_GATEWAY,
+            CommandError::Gone(_) => StatusCode::GONE,
         };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(status, e.code(), e.to_string())
     }
 }
 
@@ -88,6 +84,9 @@ pub fn router(sup: Supervisor) -> Router {
         .route("/sandboxes/{id}/input", post(input))
         .route("/sandboxes/{id}/approvals/{approval}", post(resolve))
         .route("/approvals", get(pending))
+        .route("/me", get(me))
+        .route("/snapshot", get(snapshot))
+        .route("/ledger/export", get(export))
         .route("/ledger", get(ledger))
         .route("/ledger/verify", get(verify))
         .route("/blobs/{hash}", get(blob))
@@ -116,26 +115,23 @@ async fn list_sandboxes(State(sup): State<Supervisor>) -> impl IntoResponse {
     Json(sup.list().await)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    #[serde(default)]
-    backend: Option<String>,
-    #[serde(default)]
-    profile: Option<String>,
-}
-
 async fn create_sandbox(
     State(sup): State<Supervisor>,
     Extension(op): Extension<OperatorId>,
-    Json(body): Json<CreateBody>,
+    Json(body): Json<CreateRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let (backend, profile) = crate::sandbox_kind(body.backend.as_deref(), body.profile.as_deref())?;
-    let by = Actor::operator(op.0);
     Ok((
         StatusCode::CREATED,
-        Json(sup.create_sandbox(backend, profile, &by).await?),
+        Json(sup.create_requested(&body, &op.0).await?),
     ))
+}
+
+async fn me(Extension(op): Extension<OperatorId>) -> impl IntoResponse {
+    Json(Me { operator: op.0 })
+}
+
+async fn snapshot(State(sup): State<Supervisor>) -> impl IntoResponse {
+    Json(sup.snapshot().await)
 }
 
 async fn get_sandbox(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -162,37 +158,13 @@ async fn screenshot(State(sup): State<Supervisor>, Path(id): Path<String>) -> Ap
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaseBody {
-    command: String,
-    /// With `hand_back`: a note for the agent.
-    #[serde(default)]
-    note: Option<String>,
-}
-
 async fn lease(
     State(sup): State<Supervisor>,
     Extension(op): Extension<OperatorId>,
     Path(id): Path<String>,
-    Json(body): Json<LeaseBody>,
+    Json(body): Json<LeaseRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let who = op.0;
-    let cmd = match body.command.as_str() {
-        "take" => LeaseCommand::Take { operator: who },
-        "hand_back" => LeaseCommand::HandBack {
-            operator: who,
-            note: body.note,
-        },
-        "pause" => LeaseCommand::Pause { by: who },
-        "resume" => LeaseCommand::Resume { by: who },
-        other => {
-            return Err(ApiError::bad(format!(
-                "command must be take, hand_back, pause or resume, not {other:?}"
-            )))
-        }
-    };
-    Ok(Json(sup.lease(&id, cmd).await?))
+    Ok(Json(sup.lease_requested(&id, &op.0, body).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,54 +187,13 @@ async fn input(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResolveBody {
-    decision: String,
-    #[serde(default)]
-    grant_minutes: Option<u32>,
-    #[serde(default)]
-    reason: Option<String>,
-    /// For `edit`: the replacement in Anthropic's computer-use form…
-    #[serde(default)]
-    computer: Option<serde_json::Value>,
-    /// …or, for an exec, the replacement argv.
-    #[serde(default)]
-    argv: Option<Vec<String>>,
-}
-
 async fn resolve(
     State(sup): State<Supervisor>,
     Extension(op): Extension<OperatorId>,
     Path((id, approval)): Path<(String, u64)>,
-    Json(body): Json<ResolveBody>,
+    Json(body): Json<ResolveRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let resolution = match body.decision.as_str() {
-        "approve" => Resolution::Approve {
-            grant_minutes: body.grant_minutes,
-        },
-        "deny" => Resolution::Deny { reason: body.reason },
-        "edit" => {
-            let session = sup.session(&id).await?;
-            let request = match (body.computer, body.argv) {
-                (Some(c), None) => ActionRequest::Anthropic(c),
-                (None, Some(argv)) => ActionRequest::Exec {
-                    argv,
-                    stdin: String::new(),
-                    timeout_ms: None,
-                },
-                _ => return Err(ApiError::bad("an edit needs exactly one of `computer` or `argv`")),
-            };
-            let action = parse(&request, session.screen).map_err(|e| ApiError::bad(e.to_string()))?;
-            Resolution::Edit { action }
-        }
-        other => {
-            return Err(ApiError::bad(format!(
-                "decision must be approve, edit or deny, not {other:?}"
-            )))
-        }
-    };
-    Ok(Json(sup.resolve(&id, approval, &op.0, resolution).await?))
+    Ok(Json(sup.resolve_requested(&id, approval, &op.0, body).await?))
 }
 
 async fn pending(State(sup): State<Supervisor>) -> impl IntoResponse {
@@ -273,64 +204,56 @@ async fn ledger(
     State(sup): State<Supervisor>,
     UrlQuery(q): UrlQuery<HashMap<String, String>>,
 ) -> ApiResult<impl IntoResponse> {
-    let mut query = Query {
+    let mut query = LedgerQuery {
         sandbox: q.get("sandbox").cloned(),
-        after_seq: None,
-        kinds: Vec::new(),
-        limit: 1000,
+        ..LedgerQuery::default()
+    };
+    let number = |k: &str, v: &str| -> Result<u64, ApiError> {
+        v.parse()
+            .map_err(|_| ApiError::bad(format!("{k}={v:?} is not a number")))
     };
     for (k, v) in &q {
         match k.as_str() {
             "sandbox" => {}
-            "after" => {
-                query.after_seq = Some(
-                    v.parse()
-                        .map_err(|_| ApiError::bad(format!("after={v:?} is not a number")))?,
-                )
-            }
-            "limit" => {
-                query.limit = v
-                    .parse()
-                    .map_err(|_| ApiError::bad(format!("limit={v:?} is not a number")))?
-            }
+            "after" => query.after = Some(number(k, v)?),
+            "limit" => query.limit = Some(u32::try_from(number(k, v)?).unwrap_or(u32::MAX)),
             "kind" => {
-                for name in v.split(',') {
+                for name in v.split(',').filter(|n| !n.is_empty()) {
                     let kind: EntryKind = serde_json::from_value(json!(name))
                         .map_err(|_| ApiError::bad(format!("{name:?} is not a ledger entry kind")))?;
-                    query.kinds.push(kind);
+                    query.kind.push(kind);
                 }
             }
             other => return Err(ApiError::bad(format!("unknown query parameter {other:?}"))),
         }
     }
-    let entries = sup
-        .ledger()
-        .query(&query)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger", e.to_string()))?;
-    Ok(Json(entries))
+    Ok(Json(sup.ledger_page(&query).await?))
 }
 
 async fn verify(State(sup): State<Supervisor>) -> ApiResult<impl IntoResponse> {
-    let report = sup
-        .ledger()
-        .verify()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger", e.to_string()))?;
-    Ok(Json(report))
+    Ok(Json(sup.verify_ledger().await?))
+}
+
+async fn export(State(sup): State<Supervisor>) -> ApiResult<impl IntoResponse> {
+    let body = sup.export_ledger().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"airlock-ledger.jsonl\"",
+            ),
+        ],
+        body,
+    ))
 }
 
 async fn blob(State(sup): State<Supervisor>, Path(hash): Path<String>) -> ApiResult<impl IntoResponse> {
-    let digest: Digest = hash
-        .parse()
-        .map_err(|_| ApiError::bad(format!("{hash:?} is not a SHA-256 hex digest")))?;
-    let bytes = sup
-        .ledger()
-        .read_blob(&digest)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_blob", e.to_string()))?;
+    let bytes = sup.blob(&hash).await?;
     let ty = if bytes.starts_with(b"\x89PNG") {
         "image/png"
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        "image/webp"
     } else {
         "application/octet-stream"
     };
@@ -338,22 +261,13 @@ async fn blob(State(sup): State<Supervisor>, Path(hash): Path<String>) -> ApiRes
 }
 
 async fn policy(State(sup): State<Supervisor>) -> impl IntoResponse {
-    let p = sup.policy();
-    Json(
-        json!({"version": p.version(), "default": p.default_decision(), "mode": sup.mode(), "text": p.text()}),
-    )
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModeBody {
-    mode: Mode,
+    Json(sup.policy_view())
 }
 
 async fn set_mode(
     State(sup): State<Supervisor>,
     Extension(op): Extension<OperatorId>,
-    Json(body): Json<ModeBody>,
+    Json(body): Json<ModeRequest>,
 ) -> ApiResult<impl IntoResponse> {
     sup.set_mode(body.mode, &op.0).await?;
     Ok(Json(json!({"mode": body.mode})))
@@ -366,7 +280,13 @@ async fn events(State(sup): State<Supervisor>, ws: WebSocketUpgrade) -> impl Int
 /// Sends a snapshot (sandboxes and pending approvals), then every event as a JSON text message.
 async fn stream_events(sup: Supervisor, mut socket: WebSocket) {
     let mut rx = sup.events().subscribe();
-    let snapshot = json!({"type": "snapshot", "sandboxes": sup.list().await, "mode": sup.mode()});
+    let snapshot = match serde_json::to_value(sup.snapshot().await) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert("type".into(), json!("snapshot"));
+            serde_json::Value::Object(m)
+        }
+        _ => return,
+    };
     if socket
         .send(Message::Text(snapshot.to_string().into()))
         .await
@@ -378,7 +298,7 @@ async fn stream_events(sup: Supervisor, mut socket: WebSocket) {
         tokio::select! {
             ev = rx.recv() => {
                 let text = match ev {
-                    Ok(ev) => json!({"topic": ev.topic(), "event": ev}).to_string(),
+                    Ok(ev) => json!(EventMessage::from(ev)).to_string(),
                     Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}).to_string(),
                     Err(RecvError::Closed) => break,
                 };

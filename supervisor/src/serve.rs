@@ -178,7 +178,14 @@ async fn static_file(content_type: &'static str, body: &'static str) -> Response
 }
 
 /// The whole HTTP surface.
-pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Router {
+///
+/// With `ui`, the built operator console is served at `/` (unknown paths get its `index.html`).
+pub fn app(
+    sup: Supervisor,
+    tokens: Tokens,
+    shutdown: CancellationToken,
+    ui: Option<std::path::PathBuf>,
+) -> Router {
     let auth = Auth {
         tokens: Arc::new(std::sync::RwLock::new(Arc::new(tokens))),
         read_at: Arc::new(std::sync::Mutex::new(None)),
@@ -193,7 +200,7 @@ pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Rout
         .fallback_service(mcp)
         .layer(middleware::from_fn_with_state(auth.clone(), agent_auth));
     let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route(
             "/viewer",
@@ -208,8 +215,18 @@ pub fn app(sup: Supervisor, tokens: Tokens, shutdown: CancellationToken) -> Rout
             get(|| static_file("text/css; charset=utf-8", VIEWER_CSS)),
         )
         .nest("/api", api)
-        .nest_service("/mcp", mcp)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .nest_service("/mcp", mcp);
+    let router = match ui {
+        Some(dir) => {
+            let index = dir.join("index.html");
+            router.fallback_service(
+                tower_http::services::ServeDir::new(dir)
+                    .fallback(tower_http::services::ServeFile::new(index)),
+            )
+        }
+        None => router,
+    };
+    router.layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Serves until `shutdown` is cancelled.

@@ -52,7 +52,7 @@ pub enum AskEnd {
 }
 
 /// A snapshot of a session for operator clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SessionView {
     /// The sandbox.
     pub sandbox: String,

@@ -1,0 +1,217 @@
+//! Airlock on this machine: the state directory, guest images, sandbox keepers, the audit ledger,
+//! API tokens, the HTTP server and the demo agent — assembled once, for `airlock serve` and for
+//! the desktop app, which differ only in what they show.
+
+pub mod demo;
+pub mod images;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_ledger::{Actor, Ledger};
+use airlock_policy::Policy;
+use airlock_sandbox::Store;
+use airlock_supervisor::api::CreateRequest;
+use airlock_supervisor::tokens::Tokens;
+use airlock_supervisor::{CommandError, Config, SandboxInfo, Supervisor};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use images::{agent_binary, build_image, BuildEvent, HostImages};
+
+/// Why the host could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A file operation failed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// Something the host needs is not there.
+    #[error("{0}")]
+    Missing(String),
+    /// A guest image could not be built or read.
+    #[error("the guest image failed: {0}")]
+    Image(String),
+    /// The sandbox store could not be opened.
+    #[error("cannot open the sandbox store: {0}")]
+    Store(String),
+    /// The token file could not be read or written.
+    #[error("{0}")]
+    Tokens(String),
+    /// The ledger could not be opened.
+    #[error("cannot open the audit ledger: {0}")]
+    Ledger(String),
+    /// The server could not listen.
+    #[error(transparent)]
+    Serve(#[from] airlock_supervisor::serve::ServeError),
+    /// A supervisor command failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+/// `$AIRLOCK_STATE_DIR`, else `$XDG_STATE_HOME/airlock`, else `~/.local/state/airlock`.
+pub fn state_dir() -> PathBuf {
+    Store::default_root()
+}
+
+/// Where the audit ledger lives.
+pub fn ledger_dir() -> PathBuf {
+    state_dir().join("ledger")
+}
+
+/// Where the API tokens live.
+pub fn token_path() -> PathBuf {
+    state_dir().join("tokens.json")
+}
+
+/// Opens the sandbox store; also returns the sandboxes cleaned up because their keeper had died.
+pub fn open_store() -> Result<(Store, Vec<String>), HostError> {
+    Store::open(state_dir()).map_err(|e| HostError::Store(e.to_string()))
+}
+
+/// The command that runs a sandbox keeper: `EXE __keeper` (both binaries understand it).
+pub fn keeper_command() -> Result<Vec<String>, HostError> {
+    let exe =
+        std::env::current_exe().map_err(|e| HostError::Io("cannot locate this executable".into(), e))?;
+    Ok(vec![exe.display().to_string(), KEEPER_ARG.into()])
+}
+
+/// The hidden first argument that turns either binary into a sandbox keeper.
+pub const KEEPER_ARG: &str = "__keeper";
+
+/// The built operator console: `$AIRLOCK_UI_DIR`, else `ui/dist` of this source tree, when it has
+/// an `index.html`.
+pub fn default_ui_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AIRLOCK_UI_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/dist")));
+    dir.join("index.html").exists().then_some(dir)
+}
+
+/// How to start.
+#[derive(Debug)]
+pub struct HostOptions {
+    /// Loopback address of the MCP server and the operator API (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The policy to enforce.
+    pub policy: Policy,
+    /// Supervisor settings.
+    pub config: Config,
+    /// The built console to serve at `/`, if any.
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// A running host.
+pub struct Host {
+    /// The supervisor.
+    pub sup: Supervisor,
+    /// The ledger it records to.
+    pub ledger: Ledger,
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// The API tokens.
+    pub tokens: Tokens,
+    /// True when the tokens were made just now (first run).
+    pub tokens_created: bool,
+    /// Sandboxes found running (from an earlier run) and adopted.
+    pub adopted: Vec<String>,
+    /// Sandboxes cleaned up because their keeper had died.
+    pub cleaned: Vec<String>,
+    stop: CancellationToken,
+    server: JoinHandle<Result<(), airlock_supervisor::serve::ServeError>>,
+    demo: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Opens the store, tokens and ledger, adopts running sandboxes and starts serving.
+    pub async fn start(opts: HostOptions) -> Result<Host, HostError> {
+        let (store, cleaned) = open_store()?;
+        let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+        let (tokens, tokens_created) =
+            Tokens::load_or_create(&token_path(), &user).map_err(|e| HostError::Tokens(e.to_string()))?;
+        let ledger = Ledger::open(&ledger_dir())
+            .await
+            .map_err(|e| HostError::Ledger(e.to_string()))?;
+        let sup = Supervisor::new(
+            ledger.clone(),
+            opts.policy,
+            store,
+            std::sync::Arc::new(HostImages),
+            opts.config,
+        );
+        let adopted = sup.start().await?;
+        let listener = airlock_supervisor::serve::bind(opts.listen).await?;
+        let addr = listener.addr;
+        let stop = CancellationToken::new();
+        let app = airlock_supervisor::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir);
+        let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));
+        tracing::info!(%addr, "serving");
+        Ok(Host {
+            sup,
+            ledger,
+            addr,
+            tokens,
+            tokens_created,
+            adopted,
+            cleaned,
+            stop,
+            server,
+            demo: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The MCP endpoint agents use.
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// The first supervised sandbox, or a new one (as the host's operator) when there is none.
+    pub async fn ensure_sandbox(&self, req: &CreateRequest) -> Result<SandboxInfo, HostError> {
+        if let Some(first) = self.sup.list().await.into_iter().next() {
+            return Ok(first);
+        }
+        let spec = req.spec()?;
+        Ok(self
+            .sup
+            .create_sandbox(spec, &Actor::operator(self.tokens.operator.clone()))
+            .await?)
+    }
+
+    /// Starts the demo agent in `sandbox` (it stops with the host).
+    pub fn start_demo(&self, sandbox: &str) {
+        let task = tokio::spawn(demo::run_demo(
+            self.mcp_url(),
+            self.tokens.agent_token.clone(),
+            sandbox.to_string(),
+            self.stop.child_token(),
+        ));
+        if let Ok(mut d) = self.demo.lock() {
+            d.push(task);
+        }
+    }
+
+    /// Stops serving and the demo agent, and closes the ledger. Sandboxes keep running (the next
+    /// start adopts them).
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let demo = self
+            .demo
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        for task in demo {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        self.sup.shutdown().await;
+        self.ledger.close().await;
+    }
+}

@@ -1,0 +1,946 @@
+// Generated from the Rust API types by supervisor/tests/api_types.rs (ts-rs). Do not edit:
+// AIRLOCK_WRITE_TYPES=1 cargo test -p airlock-supervisor --test api_types
+
+/**
+ * What an agent asks to do.
+ */
+export type Action = { "kind": "key", 
+/**
+ * The combination.
+ */
+combo: string, } | { "kind": "type", 
+/**
+ * The text.
+ */
+text: string, } | { "kind": "mouse_move", 
+/**
+ * Where to.
+ */
+to: Point, } | { "kind": "click", 
+/**
+ * Where; `None` clicks where the pointer is.
+ */
+at: Point | null, 
+/**
+ * Which button.
+ */
+button: MouseButton, 
+/**
+ * 1, 2 or 3.
+ */
+count: number, 
+/**
+ * Keys held during the click (`shift`, `ctrl+shift`).
+ */
+hold: string | null, } | { "kind": "mouse_down", 
+/**
+ * Which button.
+ */
+button: MouseButton, } | { "kind": "mouse_up", 
+/**
+ * Which button.
+ */
+button: MouseButton, } | { "kind": "drag", 
+/**
+ * Two or more points.
+ */
+path: Array<Point>, 
+/**
+ * Which button.
+ */
+button: MouseButton, } | { "kind": "scroll", 
+/**
+ * Where; `None` scrolls where the pointer is.
+ */
+at: Point | null, 
+/**
+ * Horizontal clicks.
+ */
+dx: number, 
+/**
+ * Vertical clicks.
+ */
+dy: number, 
+/**
+ * Keys held while scrolling.
+ */
+hold: string | null, } | { "kind": "hold_key", 
+/**
+ * The combination.
+ */
+combo: string, 
+/**
+ * How long.
+ */
+duration_ms: number, } | { "kind": "wait", 
+/**
+ * How long.
+ */
+duration_ms: number, } | { "kind": "screenshot" } | { "kind": "cursor_position" } | { "kind": "zoom", 
+/**
+ * Which part.
+ */
+region: Region, } | { "kind": "exec", 
+/**
+ * Program and arguments.
+ */
+argv: Array<string>, 
+/**
+ * Text for its stdin.
+ */
+stdin: string, 
+/**
+ * Kill it after this long.
+ */
+timeout_ms: number, };
+
+/**
+ * The kind of an action: what policies, grants and the ledger name it by.
+ */
+export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec";
+
+/**
+ * Who caused an entry: the agent, the principal it acts for, the human operator.
+ */
+export type Actor = { 
+/**
+ * The agent (model or harness) name.
+ */
+agent: string | null, 
+/**
+ * The user or service the agent acts for.
+ */
+principal: string | null, 
+/**
+ * The human operator at the console.
+ */
+operator: string | null, };
+
+/**
+ * One ask.
+ */
+export type Approval = { 
+/**
+ * Unique within the supervisor.
+ */
+id: number, 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * What the agent asked to do.
+ */
+action: Action, 
+/**
+ * Content hash of the frame shown to the operator — the hash the approval is bound to (SHA-256
+ * over the RGBA pixels, the same hash the streaming mirror gives its frames).
+ */
+frame: string, 
+/**
+ * The ledger blob holding that frame as PNG (what an operator's console displays).
+ */
+frame_png: string, 
+/**
+ * The policy's reasons for asking.
+ */
+reasons: Array<string>, 
+/**
+ * When it was asked.
+ */
+requested_ms: number, 
+/**
+ * When it expires.
+ */
+deadline_ms: number, 
+/**
+ * Where it stands.
+ */
+state: ApprovalState, };
+
+/**
+ * Where an approval stands.
+ */
+export type ApprovalState = { "state": "pending" } | { "state": "approved", 
+/**
+ * The operator.
+ */
+by: string, } | { "state": "edited", 
+/**
+ * The operator.
+ */
+by: string, 
+/**
+ * What will run instead.
+ */
+action: Action, } | { "state": "denied", 
+/**
+ * The operator.
+ */
+by: string, 
+/**
+ * Their reason, if they gave one.
+ */
+reason: string | null, } | { "state": "expired" };
+
+/**
+ * The first entry that failed verification.
+ */
+export type Broken = { 
+/**
+ * The entry's sequence number (for a gap: the first missing one).
+ */
+seq: number, 
+/**
+ * What is wrong, in a sentence.
+ */
+reason: string, };
+
+/**
+ * A text message from a viewer.
+ */
+export type ClientMessage = { "type": "hello", 
+/**
+ * How it wants video.
+ */
+transport: TransportKind, 
+/**
+ * Codecs it decodes, preferred first.
+ */
+codecs: Array<Codec>, 
+/**
+ * Whether its window has the focus.
+ */
+focused: boolean, 
+/**
+ * A WebRTC viewer that can also decode video sent on this socket (WebCodecs): the server
+ * may move its video here while it controls the sandbox on a short, clean network.
+ */
+socket_video: boolean, } | { "type": "focus", 
+/**
+ * Whether it has it now.
+ */
+focused: boolean, } | { "type": "ack", 
+/**
+ * Mirror frame number.
+ */
+frame: number, } | { "type": "keyframe" } | { "type": "offer", 
+/**
+ * Session description.
+ */
+sdp: string, } | { "type": "takeover" } | { "type": "handback", 
+/**
+ * What the operator did, for the agent.
+ */
+note: string | null, } | { "type": "stats", 
+/**
+ * Round-trip time, milliseconds.
+ */
+rtt_ms: number | null, 
+/**
+ * Fraction of packets lost, 0 to 1.
+ */
+loss: number | null, 
+/**
+ * Estimated available bandwidth, kbit/s.
+ */
+bandwidth_kbps: number | null, 
+/**
+ * Frames decoded so far.
+ */
+frames_decoded: number | null, };
+
+/**
+ * A video codec.
+ */
+export type Codec = "h264" | "vp8";
+
+/**
+ * Make a sandbox.
+ */
+export type CreateRequest = { 
+/**
+ * `auto` (default), `microvm` or `gvisor`.
+ */
+backend: string | null, 
+/**
+ * `desktop` (default) or `minimal`.
+ */
+profile: string | null, 
+/**
+ * vCPUs (1–8; default: the supervisor's setting).
+ */
+vcpus: number | null, 
+/**
+ * Memory, MiB (256–16384; default: the supervisor's setting).
+ */
+memory_mib: number | null, 
+/**
+ * A name the caller picks to follow progress (`create_progress` events carry it).
+ */
+job: string | null, };
+
+/**
+ * What the gate decides.
+ */
+export type Decision = "allow" | "ask" | "deny";
+
+/**
+ * An operator's answer to an ask.
+ */
+export type DecisionVerb = "approve" | "edit" | "deny";
+
+/**
+ * A SHA-256 digest: an entry hash, a chain link or a blob's content address.
+ *
+ * Displays, parses and (de)serializes as 64 lowercase hex characters.
+ */
+export type Digest = string;
+
+/**
+ * What a caller appends. The ledger adds `seq`, `prev` and `hash`.
+ *
+ * Every field is part of the hashed body; `None` is encoded as `null`.
+ */
+export type Draft = { 
+/**
+ * When it happened, unix milliseconds, supplied by the caller (the ledger never reads the clock
+ * for entry content). At most `i64::MAX`.
+ */
+ts_ms: number, 
+/**
+ * The sandbox it happened in, if any.
+ */
+sandbox: string | null, 
+/**
+ * What kind of event this is.
+ */
+kind: EntryKind, 
+/**
+ * Who caused it.
+ */
+actor: Actor, 
+/**
+ * The control-lease epoch in force.
+ */
+epoch: number | null, 
+/**
+ * Hex hash of the policy version in force.
+ */
+policy_hash: string | null, 
+/**
+ * Screenshot before the action: a blob that must already be in the blob store.
+ */
+frame_before: Digest | null, 
+/**
+ * Screenshot after the action: a blob that must already be in the blob store.
+ */
+frame_after: Digest | null, 
+/**
+ * The action, decision, result…: free-form JSON. Numbers are kept as serde_json prints them.
+ */
+what: JsonValue, };
+
+/**
+ * One committed entry.
+ */
+export type Entry = { 
+/**
+ * Position in the chain, from 1, without gaps.
+ */
+seq: number, 
+/**
+ * The hash of entry `seq - 1` ([`Digest::ZERO`] for the first entry).
+ */
+prev: Digest, 
+/**
+ * `SHA-256("airlock-ledger/v1\n" || seq (u64 big-endian) || prev || canonical body)`.
+ */
+hash: Digest, 
+/**
+ * The appended fields.
+ */
+body: Draft, };
+
+/**
+ * What an entry records. Serialized (and displayed) as its snake_case name.
+ */
+export type EntryKind = "action_proposed" | "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed";
+
+/**
+ * A refused request: a stable code and a sentence for the operator.
+ */
+export type ErrorBody = { 
+/**
+ * Machine-readable: `unknown_sandbox`, `invalid_request`, `lease`, `unknown_approval`,
+ * `approval`, `sandbox`, `guest`, `ledger`, `session_gone`, `unknown_blob`.
+ */
+code: string, 
+/**
+ * What went wrong, in a sentence.
+ */
+message: string, };
+
+/**
+ * Something that happened.
+ */
+export type Event = { "type": "action_decided", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The agent.
+ */
+agent: string, 
+/**
+ * What it asked.
+ */
+action: Action, 
+/**
+ * allow / ask / deny (after shadow mode).
+ */
+decision: string, 
+/**
+ * Why.
+ */
+reason: string, 
+/**
+ * Whether shadow mode let a denial through.
+ */
+shadow_denied: boolean, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "action_executed", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * `agent` or `operator:<id>`.
+ */
+by: string, 
+/**
+ * What ran.
+ */
+action: Action, 
+/**
+ * Whether it succeeded.
+ */
+ok: boolean, 
+/**
+ * Error message when it failed.
+ */
+error: string | null, 
+/**
+ * The screen afterwards (blob hash).
+ */
+frame_after: string | null, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "action_refused", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The agent.
+ */
+agent: string, 
+/**
+ * Why.
+ */
+reason: string, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "approval_requested", 
+/**
+ * The approval (includes the frame hash shown).
+ */
+approval: Approval, } | { "type": "approval_resolved", 
+/**
+ * The approval in its final state.
+ */
+approval: Approval, } | { "type": "grant_issued", 
+/**
+ * The grant.
+ */
+grant: Grant, } | { "type": "lease_changed", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * Previous holder.
+ */
+from: Holder, 
+/**
+ * New holder.
+ */
+to: Holder, 
+/**
+ * New epoch.
+ */
+epoch: number, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "sandbox_state", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * `running`, `destroyed`, `lost`.
+ */
+state: string, 
+/**
+ * Details.
+ */
+detail: string | null, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "create_progress", 
+/**
+ * The caller's name for the creation.
+ */
+job: string, 
+/**
+ * What is happening, in a phrase.
+ */
+step: string, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, } | { "type": "policy_mode", 
+/**
+ * `enforce` or `shadow`.
+ */
+mode: string, 
+/**
+ * By whom.
+ */
+by: string, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, };
+
+/**
+ * One event as the console receives it: on the events socket, or on a desktop-app channel.
+ */
+export type EventMessage = { 
+/**
+ * The namespaced topic (`sandbox://{id}/approval`, `policy://mode`, …).
+ */
+topic: string, 
+/**
+ * The event.
+ */
+event: Event, };
+
+/**
+ * A time-boxed permission for one kind of action in one sandbox.
+ */
+export type Grant = { 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The kind it covers.
+ */
+kind: ActionKind, 
+/**
+ * Who granted it.
+ */
+by: string, 
+/**
+ * When it was granted.
+ */
+from_ms: number, 
+/**
+ * When it lapses.
+ */
+until_ms: number, };
+
+/**
+ * Who holds control.
+ */
+export type Holder = { "holder": "agent" } | { "holder": "human", 
+/**
+ * The operator.
+ */
+operator: string, } | { "holder": "paused", 
+/**
+ * Who or what paused it (an operator id, or `approval-expiry`).
+ */
+by: string, };
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
+
+/**
+ * A change that happened.
+ */
+export type LeaseChange = { 
+/**
+ * Holder before.
+ */
+from: Holder, 
+/**
+ * Holder after.
+ */
+to: Holder, 
+/**
+ * The new epoch.
+ */
+epoch: number, 
+/**
+ * When.
+ */
+at_ms: number, };
+
+/**
+ * A control change.
+ */
+export type LeaseRequest = { 
+/**
+ * What to do.
+ */
+command: LeaseVerb, 
+/**
+ * With `hand_back`: a note the agent reads with its next screenshot.
+ */
+note: string | null, };
+
+/**
+ * What an operator does with control of a sandbox.
+ */
+export type LeaseVerb = "take" | "hand_back" | "pause" | "resume";
+
+/**
+ * Which ledger entries to read.
+ */
+export type LedgerQuery = { 
+/**
+ * Only this sandbox's.
+ */
+sandbox: string | null, 
+/**
+ * Only entries after this seq.
+ */
+after: number | null, 
+/**
+ * At most this many (default and maximum 1000).
+ */
+limit: number | null, 
+/**
+ * Only these kinds (all when empty).
+ */
+kind: Array<EntryKind>, };
+
+/**
+ * Who the caller is.
+ */
+export type Me = { 
+/**
+ * The operator's name, as the ledger records it.
+ */
+operator: string, };
+
+/**
+ * Whether denials are enforced.
+ */
+export type Mode = "enforce" | "shadow";
+
+/**
+ * Switch shadow mode.
+ */
+export type ModeRequest = { 
+/**
+ * The new mode.
+ */
+mode: Mode, };
+
+/**
+ * A mouse button, as agents name them.
+ */
+export type MouseButton = "left" | "middle" | "right" | "back" | "forward";
+
+/**
+ * A point on the screen, already checked to lie inside it.
+ */
+export type Point = { 
+/**
+ * Column from the left.
+ */
+x: number, 
+/**
+ * Row from the top.
+ */
+y: number, };
+
+/**
+ * The active policy, for reading.
+ */
+export type PolicyView = { 
+/**
+ * Hash of the policy text.
+ */
+version: string, 
+/**
+ * The decision when no rule matches.
+ */
+default: Decision, 
+/**
+ * Enforce or shadow.
+ */
+mode: Mode, 
+/**
+ * The Cedar text.
+ */
+text: string, };
+
+/**
+ * A rectangle on the screen (zoom).
+ */
+export type Region = { 
+/**
+ * Top-left corner.
+ */
+from: Point, 
+/**
+ * Bottom-right corner (inclusive).
+ */
+to: Point, };
+
+/**
+ * A decision on a pending approval.
+ */
+export type ResolveRequest = { 
+/**
+ * approve / edit / deny.
+ */
+decision: DecisionVerb, 
+/**
+ * With `approve`: also allow actions of this kind for this many minutes.
+ */
+grant_minutes: number | null, 
+/**
+ * With `deny`: why (the agent reads it).
+ */
+reason: string | null, 
+/**
+ * With `edit`: the replacement in Anthropic's computer-use form…
+ */
+computer: JsonValue | null, 
+/**
+ * …or, for an exec, the replacement argv.
+ */
+argv: Array<string> | null, };
+
+/**
+ * A sandbox as listed to agents and operators.
+ */
+export type SandboxInfo = { 
+/**
+ * Id.
+ */
+id: string, 
+/**
+ * Backend (`microvm`, `gvisor`).
+ */
+backend: string, 
+/**
+ * Image profile.
+ */
+profile: string, 
+/**
+ * Screen.
+ */
+screen: Screen, 
+/**
+ * Lease and approvals.
+ */
+session: SessionView, };
+
+/**
+ * Screen size the coordinates are checked against.
+ */
+export type Screen = { 
+/**
+ * Width in pixels.
+ */
+width: number, 
+/**
+ * Height in pixels.
+ */
+height: number, };
+
+/**
+ * A text message to a viewer.
+ */
+export type ServerMessage = { "type": "welcome", 
+/**
+ * This viewer's id.
+ */
+viewer: number, 
+/**
+ * The sandbox shown.
+ */
+sandbox: string, 
+/**
+ * The operator the viewer is signed in as.
+ */
+operator: string, 
+/**
+ * Screen width.
+ */
+width: number, 
+/**
+ * Screen height.
+ */
+height: number, } | { "type": "mode", 
+/**
+ * The view.
+ */
+mode: ViewMode, 
+/**
+ * Video codec, in video mode.
+ */
+codec: Codec | null, 
+/**
+ * Target frames per second.
+ */
+fps: number, 
+/**
+ * Target bitrate.
+ */
+bitrate_kbps: number, 
+/**
+ * Why, for the operator.
+ */
+reason: string, } | { "type": "answer", 
+/**
+ * Session description.
+ */
+sdp: string, } | { "type": "lease", 
+/**
+ * `"agent"`, `"human"` or `"paused"`.
+ */
+holder: string, 
+/**
+ * The operator holding it, if a human does.
+ */
+operator: string | null, 
+/**
+ * Lease epoch, increasing with every change.
+ */
+epoch: number, 
+/**
+ * Whether this viewer's operator holds it.
+ */
+you_control: boolean, } | { "type": "step", 
+/**
+ * The step, as the supervisor describes it.
+ */
+step: JsonValue, } | { "type": "input", 
+/**
+ * Whether it went through.
+ */
+accepted: boolean, 
+/**
+ * Why not, or empty.
+ */
+reason: string, } | { "type": "error", 
+/**
+ * Stable machine-readable code.
+ */
+code: string, 
+/**
+ * Sentence for the operator.
+ */
+message: string, };
+
+/**
+ * A snapshot of a session for operator clients.
+ */
+export type SessionView = { 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * Screen size.
+ */
+screen: Screen, 
+/**
+ * Who holds control.
+ */
+holder: Holder, 
+/**
+ * The lease epoch.
+ */
+epoch: number, 
+/**
+ * Pending approvals.
+ */
+pending: Array<Approval>, 
+/**
+ * Grants in force.
+ */
+grants: Array<Grant>, };
+
+/**
+ * Everything a console needs to draw itself: sent first on every (re)connection, so a client
+ * replaces its state instead of merging into it.
+ */
+export type Snapshot = { 
+/**
+ * The sandboxes under supervision.
+ */
+sandboxes: Array<SandboxInfo>, 
+/**
+ * Every pending approval, oldest first.
+ */
+pending: Array<Approval>, 
+/**
+ * Enforce or shadow.
+ */
+mode: Mode, };
+
+/**
+ * How a viewer wants video delivered.
+ */
+export type TransportKind = "webrtc" | "webcodecs" | "none";
+
+/**
+ * The outcome of a verification walk.
+ */
+export type VerifyReport = { 
+/**
+ * Entries that verified intact (all of them when `first_broken` is `None`; the walk stops at
+ * the first break).
+ */
+entries: number, 
+/**
+ * Distinct blobs whose content was read and hashed.
+ */
+blobs_checked: number, 
+/**
+ * The hash of the last intact entry: anchor it elsewhere to detect a truncated tail later.
+ */
+head: Digest | null, 
+/**
+ * The first broken entry by seq, if any.
+ */
+first_broken: Broken | null, };
+
+/**
+ * What a viewer is shown.
+ */
+export type ViewMode = "command" | "stills" | "video";
