@@ -1,0 +1,123 @@
+// Small shared pieces: a modal dialog, the 1-second clock, the viewer hook, still images.
+
+import type { ComponentChildren } from 'preact';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
+import type { Backend } from '../lib/backend';
+import { useBlobUrl } from '../lib/blobs';
+import { ViewerConnection, type ViewerOptions, type ViewerSnapshot } from '../lib/video/connection';
+
+/** Date.now(), refreshed every `everyMs`. */
+export function useNow(everyMs = 1000): number {
+  const [now, set] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => set(Date.now()), everyMs);
+    return () => clearInterval(t);
+  }, [everyMs]);
+  return now;
+}
+
+interface ModalProps {
+  title: string;
+  onClose: () => void;
+  children: ComponentChildren;
+  /** Extra class for the dialog box. */
+  class?: string;
+}
+
+/** A modal dialog (native <dialog>: focus is kept inside, Escape closes). */
+export function Modal({ title, onClose, children, class: cls }: ModalProps) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  const closeRef = useRef(onClose);
+  closeRef.current = onClose;
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    try {
+      if (typeof d.showModal === 'function' && !d.open) d.showModal();
+      else d.setAttribute('open', '');
+    } catch {
+      d.setAttribute('open', '');
+    }
+    const onCancel = (e: Event): void => {
+      e.preventDefault();
+      closeRef.current();
+    };
+    d.addEventListener('cancel', onCancel);
+    return () => {
+      d.removeEventListener('cancel', onCancel);
+      try {
+        if (d.open) d.close();
+      } catch {
+        /* gone */
+      }
+    };
+  }, []);
+  return (
+    <dialog ref={ref} class={`modal ${cls ?? ''}`} aria-labelledby={titleId}>
+      <h2 id={titleId} class="modal-title">
+        {title}
+      </h2>
+      {children}
+    </dialog>
+  );
+}
+
+/** A viewer socket for a sandbox while the component is mounted. */
+export function useViewer(
+  sandbox: string,
+  backend: Backend | null,
+  opts: Omit<ViewerOptions, 'sandbox' | 'url'>,
+): { conn: ViewerConnection | null; snap: ViewerSnapshot | null } {
+  const [conn, setConn] = useState<ViewerConnection | null>(null);
+  const [snap, setSnap] = useState<ViewerSnapshot | null>(null);
+  const { focused, noVideo, transport } = opts;
+  useEffect(() => {
+    if (!backend) return;
+    const url = (): Promise<string> => backend.viewUrl(sandbox);
+    const c = new ViewerConnection({ sandbox, url, focused, noVideo, transport });
+    setConn(c);
+    const un = c.subscribe(setSnap);
+    c.start();
+    return () => {
+      un();
+      c.close();
+      setConn(null);
+      setSnap(null);
+    };
+    // focus changes go through setFocus, not a new connection
+  }, [sandbox, backend, noVideo, transport]);
+  useEffect(() => {
+    conn?.setFocus(focused);
+  }, [conn, focused]);
+  return { conn, snap };
+}
+
+/** A still from the ledger blob store, in a fixed aspect box. */
+export function StillImage({
+  hash,
+  alt,
+  class: cls,
+  onClick,
+}: {
+  hash: string | null | undefined;
+  alt: string;
+  class?: string;
+  onClick?: () => void;
+}) {
+  const { url, error } = useBlobUrl(hash);
+  const body = url ? (
+    <img src={url} alt={alt} decoding="async" />
+  ) : (
+    <span class="still-placeholder" title={error ?? undefined}>
+      {error ? 'Image unavailable' : hash ? 'Loading…' : 'No image'}
+    </span>
+  );
+  return onClick ? (
+    <button type="button" class={`still ${cls ?? ''}`} onClick={onClick} aria-label={`Enlarge ${alt}`}>
+      {body}
+    </button>
+  ) : (
+    <span class={`still ${cls ?? ''}`}>{body}</span>
+  );
+}

@@ -1,0 +1,83 @@
+// The one place that knows whether the console runs inside the desktop app (Tauri commands and
+// events) or in a browser against `airlock serve` (HTTP + WebSocket). Everything else talks to a
+// `Backend`.
+
+import type {
+  Approval,
+  CreateRequest,
+  Entry,
+  EventMessage,
+  LeaseChange,
+  LeaseRequest,
+  LedgerQuery,
+  Me,
+  Mode,
+  PolicyView,
+  ResolveRequest,
+  SandboxInfo,
+  Snapshot,
+  VerifyReport,
+} from '../api/types';
+
+export { ApiError, errorMessage, toApiError } from './errors';
+
+export type StreamStatus = 'connecting' | 'open' | 'closed';
+
+export interface Backend {
+  readonly kind: 'tauri' | 'web';
+  me(): Promise<Me>;
+  snapshot(): Promise<Snapshot>;
+  listSandboxes(): Promise<SandboxInfo[]>;
+  createSandbox(req: CreateRequest): Promise<SandboxInfo>;
+  destroySandbox(id: string): Promise<void>;
+  lease(id: string, req: LeaseRequest): Promise<LeaseChange>;
+  resolve(id: string, approvalId: number, req: ResolveRequest): Promise<Approval>;
+  pending(): Promise<Approval[]>;
+  ledger(q: LedgerQuery): Promise<Entry[]>;
+  verifyLedger(): Promise<VerifyReport>;
+  /** Every entry as JSON Lines. */
+  exportLedger(): Promise<string>;
+  /** A stored still (PNG or WebP) by its hex SHA-256. */
+  blob(hash: string): Promise<Blob>;
+  policy(): Promise<PolicyView>;
+  setMode(mode: Mode): Promise<void>;
+  /**
+   * Follows the supervisor's events. `onSnapshot` receives the full state at every (re)connection
+   * and after a lag (it REPLACES what the caller holds); `onEvent` every event in between.
+   * Returns the unsubscribe function.
+   */
+  subscribe(
+    onEvent: (m: EventMessage) => void,
+    onStatus: (s: StreamStatus) => void,
+    onSnapshot: (s: Snapshot) => void,
+  ): () => void;
+  /** The viewer WebSocket URL of a sandbox (token included). */
+  viewUrl(sandboxId: string): Promise<string>;
+  /** A desktop notification (best effort: resolves even when notifications are refused). */
+  notify(title: string, body: string): Promise<void>;
+  /** Browser only: the sign-in state. The desktop app is always signed in. */
+  readonly auth: Auth | null;
+}
+
+/** Token sign-in (browser against `airlock serve`). */
+export interface Auth {
+  /** Whether a token is stored. */
+  hasToken(): boolean;
+  /** Stores the token and checks it; rejects (and forgets it) when the server refuses it. */
+  signIn(token: string): Promise<Me>;
+  /** Forgets the token. */
+  signOut(): void;
+  /** Called with a message when the server refuses the stored token (401). */
+  onUnauthorized(fn: (message: string) => void): () => void;
+}
+
+let chosen: Promise<Backend> | null = null;
+
+/** The backend for this window: Tauri's when running inside the desktop app, else the web one. */
+export function getBackend(): Promise<Backend> {
+  chosen ??=
+    typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window
+      ? import('./tauri').then((m) => m.createTauriBackend())
+      : import('./web').then((m) => m.createWebBackend());
+  return chosen;
+}

@@ -1,0 +1,172 @@
+// The desktop app backend: Tauri commands (the shell forwards them to the supervisor) and Tauri
+// events on `airlock://…` channels. Rejections are `{code, message}` objects.
+
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  Approval,
+  CreateRequest,
+  Entry,
+  EventMessage,
+  LeaseChange,
+  LeaseRequest,
+  LedgerQuery,
+  Me,
+  Mode,
+  PolicyView,
+  ResolveRequest,
+  SandboxInfo,
+  Snapshot,
+  VerifyReport,
+} from '../api/types';
+import { toApiError } from './errors';
+import type { Backend, StreamStatus } from './index';
+
+/** The event channels the shell emits on, each payload an EventMessage. */
+export const EVENT_CHANNELS = [
+  'airlock://action',
+  'airlock://approval',
+  'airlock://grant',
+  'airlock://lease',
+  'airlock://state',
+  'airlock://policy',
+  'airlock://create',
+] as const;
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toApiError(e);
+  }
+}
+
+/** Bytes as Tauri hands them back: an ArrayBuffer, a typed array, or a plain number array. */
+export function toBytes(v: unknown): Uint8Array<ArrayBuffer> {
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength) as ArrayBuffer);
+  if (Array.isArray(v)) return Uint8Array.from(v as number[]);
+  throw toApiError({ code: 'bad_response', message: 'The app sent a blob in an unknown form.' });
+}
+
+/** The image type of a still, from its magic bytes. */
+export function sniffImageType(b: Uint8Array): string {
+  if (b.length >= 4 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
+  if (b.length >= 12 && b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45)
+    return 'image/webp';
+  return 'application/octet-stream';
+}
+
+class TauriBackend implements Backend {
+  readonly kind = 'tauri' as const;
+  readonly auth = null;
+
+  me(): Promise<Me> {
+    return call('me');
+  }
+  snapshot(): Promise<Snapshot> {
+    return call('snapshot');
+  }
+  listSandboxes(): Promise<SandboxInfo[]> {
+    return call('list_sandboxes');
+  }
+  createSandbox(request: CreateRequest): Promise<SandboxInfo> {
+    return call('create_sandbox', { request });
+  }
+  async destroySandbox(id: string): Promise<void> {
+    await call<unknown>('destroy_sandbox', { id });
+  }
+  lease(id: string, request: LeaseRequest): Promise<LeaseChange> {
+    return call('lease', { id, request });
+  }
+  resolve(id: string, approval: number, request: ResolveRequest): Promise<Approval> {
+    return call('resolve', { id, approval, request });
+  }
+  pending(): Promise<Approval[]> {
+    return call('pending');
+  }
+  ledger(query: LedgerQuery): Promise<Entry[]> {
+    return call('ledger', { query });
+  }
+  verifyLedger(): Promise<VerifyReport> {
+    return call('verify_ledger');
+  }
+  exportLedger(): Promise<string> {
+    return call('export_ledger');
+  }
+  async blob(hash: string): Promise<Blob> {
+    const bytes = toBytes(await call<unknown>('blob', { hash }));
+    return new Blob([bytes], { type: sniffImageType(bytes) });
+  }
+  policy(): Promise<PolicyView> {
+    return call('policy');
+  }
+  async setMode(mode: Mode): Promise<void> {
+    await call<unknown>('set_mode', { mode });
+  }
+  viewUrl(id: string): Promise<string> {
+    return call('view_url', { id });
+  }
+  async notify(title: string, body: string): Promise<void> {
+    try {
+      await call<unknown>('notify', { title, body });
+    } catch (e) {
+      console.warn('[airlock] notification failed:', toApiError(e).message);
+    }
+  }
+
+  subscribe(
+    onEvent: (m: EventMessage) => void,
+    onStatus: (s: StreamStatus) => void,
+    onSnapshot: (s: Snapshot) => void,
+  ): () => void {
+    let stopped = false;
+    const unlisten: UnlistenFn[] = [];
+    onStatus('connecting');
+    const handler = (payload: unknown): void => {
+      if (stopped) return;
+      const m = payload as EventMessage | null;
+      if (!m || typeof m !== 'object' || typeof m.event !== 'object' || m.event === null) return;
+      try {
+        onEvent(m);
+      } catch (e) {
+        console.error('[airlock] event handling failed', e);
+      }
+    };
+    const start = async (): Promise<void> => {
+      // Listen first, then take the snapshot: an event racing the snapshot is applied after it.
+      for (const ch of EVENT_CHANNELS) {
+        const un = await listen<unknown>(ch, (e) => handler(e.payload));
+        if (stopped) un();
+        else unlisten.push(un);
+      }
+      let attempt = 0;
+      for (;;) {
+        if (stopped) return;
+        try {
+          const s = await this.snapshot();
+          if (stopped) return;
+          onSnapshot(s);
+          onStatus('open');
+          return;
+        } catch (e) {
+          console.warn('[airlock] snapshot failed:', toApiError(e).message);
+          onStatus('closed');
+          await new Promise((r) => setTimeout(r, Math.min(10000, 1000 * 2 ** attempt++)));
+        }
+      }
+    };
+    start().catch((e: unknown) => {
+      console.error('[airlock] cannot follow events:', toApiError(e).message);
+      if (!stopped) onStatus('closed');
+    });
+    return () => {
+      stopped = true;
+      for (const un of unlisten.splice(0)) un();
+    };
+  }
+}
+
+export function createTauriBackend(): Backend {
+  return new TauriBackend();
+}

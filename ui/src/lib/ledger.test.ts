@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { cast, entry } from '../test/fixtures';
+import type { VerifyReport } from './api/types';
+import {
+  actorLabel,
+  actorMatches,
+  actorOptions,
+  describeJsonAction,
+  entryDecision,
+  entryStills,
+  entrySummary,
+  filterEntries,
+  mergePage,
+  NO_FILTER,
+  verifyText,
+} from './ledger';
+
+const H = (c: string) => c.repeat(64);
+const agent = { agent: 'claude', principal: 'ci', operator: null };
+const op = (name: string) => ({ agent: null, principal: null, operator: name });
+
+const decided = entry(1, 'action_decided', {
+  action: { kind: 'exec', argv: ['rm', '-rf', 'build'], stdin: '', timeout_ms: 30000 },
+  evaluation: { decision: 'ask', rules: ['recursive-delete'], reason: 'a recursive forced delete', defaulted: false },
+  decision: 'ask',
+  shadow_denied: false,
+}, { actor: agent });
+const shadow = entry(2, 'action_decided', { action: { kind: 'key', combo: 'super' }, evaluation: { decision: 'deny', rules: [], reason: 'r', defaulted: true }, decision: 'allow', shadow_denied: true }, { actor: agent });
+const resolved = entry(3, 'approval_resolved', { approval: 4, state: { state: 'denied', by: 'ana', reason: 'not today' } }, { actor: op('ana'), frame_before: H('a') });
+const expired = entry(4, 'approval_resolved', { approval: 5, state: { state: 'expired' }, counts_as: 'deny' });
+const executed = entry(5, 'action_executed', { action: { kind: 'click', at: { x: 1, y: 2 }, button: 'left', count: 1, hold: null }, result: { error: 'guest down' } }, { actor: agent, frame_after: H('b') });
+const human = entry(6, 'human_input', { action: { kind: 'type', text_sha256: H('c'), text_len: 12 }, epoch: 3, ok: true, error: null }, { actor: op('bo') });
+const lease = entry(7, 'lease_changed', { command: { command: 'hand_back', operator: 'ana', note: 'done' }, from: { holder: 'human', operator: 'ana' }, to: { holder: 'agent' } }, { actor: op('ana') });
+const life = entry(8, 'lifecycle', { event: 'sandbox_created', backend: 'gvisor', profile: 'desktop', placement: null }, { sandbox: null });
+const grant = entry(9, 'grant_issued', { grant: { kind: 'exec' }, minutes: 10, approval: 4 }, { actor: op('ana') });
+const refused = entry(10, 'action_refused', { action: { kind: 'screenshot' }, reason: 'paused by ana' }, { actor: agent });
+const weird = entry(11, 'egress', 'not an object');
+const all = [decided, shadow, resolved, expired, executed, human, lease, life, grant, refused, weird];
+
+describe('ledger entries', () => {
+  it('finds decisions', () => {
+    expect(all.map(entryDecision)).toEqual(['ask', 'shadow_denied', 'denied', 'expired', 'failed', 'done', null, null, null, 'refused', null]);
+  });
+
+  it('summarises every kind', () => {
+    expect(entrySummary(decided)).toBe('exec rm -rf build → ask [recursive-delete] — a recursive forced delete');
+    expect(entrySummary(resolved)).toBe('approval 4 denied by ana: not today');
+    expect(entrySummary(expired)).toBe('approval 5 expired (counts as deny)');
+    expect(entrySummary(executed)).toBe('click (1, 2) — failed: guest down');
+    expect(entrySummary(human)).toBe('type 12 bytes (text redacted)');
+    expect(entrySummary(lease)).toBe('control operator ana → agent (hand back) — note: done');
+    expect(entrySummary(life)).toBe('sandbox created — backend=gvisor profile=desktop');
+    expect(entrySummary(grant)).toBe('exec allowed for 10 min (approval 4)');
+    expect(entrySummary(refused)).toBe('screenshot refused: paused by ana');
+    expect(entrySummary(weird)).toBe('not an object');
+  });
+
+  it('describes odd actions without throwing', () => {
+    expect(describeJsonAction({ kind: 'teleport', to: 'mars' })).toBe('{"kind":"teleport","to":"mars"}');
+    expect(describeJsonAction(null)).toBe('');
+    expect(describeJsonAction({ kind: 'drag', path: [] })).toBe('drag');
+  });
+
+  it('labels and filters actors', () => {
+    expect(actorLabel(decided)).toBe('agent claude (for ci)');
+    expect(actorLabel(resolved)).toBe('operator ana');
+    expect(actorLabel(life)).toBe('system');
+    expect(actorOptions(all)).toEqual(['agent', 'operator', 'system', 'agent:claude', 'operator:ana', 'operator:bo']);
+    expect(actorMatches(human, 'operator:bo')).toBe(true);
+    expect(actorMatches(human, 'operator:ana')).toBe(false);
+    expect(actorMatches(human, 'agent')).toBe(false);
+    expect(actorMatches(life, 'system')).toBe(true);
+  });
+
+  it('filters by kind, decision and actor together', () => {
+    expect(filterEntries(all, NO_FILTER)).toHaveLength(all.length);
+    expect(filterEntries(all, { kind: 'approval_resolved', decision: '', actor: '' }).map((e) => Number(e.seq))).toEqual([3, 4]);
+    expect(filterEntries(all, { kind: '', decision: 'expired', actor: '' }).map((e) => Number(e.seq))).toEqual([4]);
+    expect(filterEntries(all, { kind: '', decision: '', actor: 'operator:ana' }).map((e) => Number(e.seq))).toEqual([3, 7, 9]);
+    expect(filterEntries(all, { kind: 'action_decided', decision: 'ask', actor: 'agent' }).map((e) => Number(e.seq))).toEqual([1]);
+  });
+
+  it('lists stills once', () => {
+    expect(entryStills(resolved)).toEqual([{ label: 'before', hash: H('a') }]);
+    expect(entryStills(entry(1, 'x', {}, { frame_before: H('d'), frame_after: H('d') }))).toHaveLength(1);
+    expect(entryStills(entry(1, 'x', {}, { frame_before: 'nothex' }))).toEqual([]);
+  });
+
+  it('merges pages in seq order without duplicates', () => {
+    expect(mergePage([refused, decided], [decided, shadow]).map((e) => Number(e.seq))).toEqual([1, 2, 10]);
+  });
+
+  it('words the verify result', () => {
+    expect(verifyText(cast<VerifyReport>({ entries: 12, blobs_checked: 3, head: null, first_broken: null }))).toBe(
+      'Chain intact — 12 entries, 3 blobs checked',
+    );
+    expect(verifyText(cast<VerifyReport>({ entries: 4, blobs_checked: 0, head: null, first_broken: { seq: 5, reason: 'hash mismatch' } }))).toBe(
+      'Chain broken at entry 5: hash mismatch',
+    );
+  });
+});

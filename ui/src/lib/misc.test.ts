@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { action } from '../test/fixtures';
+import { actionTarget, commandLine, describeAction, ellipsize, holderShort, holderText } from './actions';
+import { highlightCedar } from './cedar';
+import { parseRoute, routeHash } from './router';
+
+describe('actions', () => {
+  it('describes actions briefly', () => {
+    expect(describeAction(action({ kind: 'click', at: { x: 4, y: 5 }, button: 'left', count: 2, hold: null }))).toBe('double click (4, 5)');
+    expect(describeAction(action({ kind: 'click', at: null, button: 'right', count: 1, hold: 'ctrl' }))).toBe('right click at the pointer holding ctrl');
+    expect(describeAction(action({ kind: 'type', text: 'a\nb' }))).toBe('type “a⏎b”');
+    expect(describeAction(action({ kind: 'scroll', at: { x: 1, y: 1 }, dx: 0, dy: 3, hold: null }))).toBe('scroll down 3 at (1, 1)');
+    expect(describeAction(action({ kind: 'drag', path: [{ x: 0, y: 0 }, { x: 9, y: 9 }], button: 'left' }))).toBe('drag (0, 0) → (9, 9)');
+    expect(describeAction(action({ kind: 'exec', argv: ['echo', 'hi there'], stdin: '', timeout_ms: 1 }))).toBe("exec echo 'hi there'");
+    expect(describeAction(action({ kind: 'wait', duration_ms: 1500 }))).toBe('wait 1.5 s');
+  });
+
+  it('finds what to draw', () => {
+    expect(actionTarget(action({ kind: 'click', at: { x: 4, y: 5 }, button: 'left', count: 1, hold: null }))).toMatchObject({ kind: 'point', at: { x: 4, y: 5 } });
+    expect(actionTarget(action({ kind: 'drag', path: [{ x: 0, y: 0 }, { x: 9, y: 9 }], button: 'left' }))).toMatchObject({ kind: 'path', to: { x: 9, y: 9 } });
+    expect(actionTarget(action({ kind: 'type', text: 'x' }))).toEqual({ kind: 'text', text: 'x' });
+    expect(actionTarget(action({ kind: 'exec', argv: ['ls'], stdin: '', timeout_ms: 1 }))).toEqual({ kind: 'command', line: 'ls' });
+    expect(actionTarget(action({ kind: 'screenshot' }))).toEqual({ kind: 'none' });
+  });
+
+  it('quotes command lines and cuts long text', () => {
+    expect(commandLine(['sh', '-c', "echo 'x'", ''])).toBe(`sh -c 'echo '\\''x'\\''' ''`);
+    expect(ellipsize('abcdef', 4)).toBe('abc…');
+    expect(ellipsize('abc', 4)).toBe('abc');
+  });
+
+  it('words the holder', () => {
+    expect(holderText({ holder: 'agent' }, 'ana')).toBe('Agent is driving');
+    expect(holderText({ holder: 'human', operator: 'ana' }, 'ana')).toBe('You are in control');
+    expect(holderText({ holder: 'human', operator: 'bo' }, 'ana')).toBe('bo is in control');
+    expect(holderShort({ holder: 'paused', by: 'approval-expiry' })).toBe('paused');
+  });
+});
+
+describe('routes', () => {
+  it('parses and formats hash routes', () => {
+    expect(parseRoute('')).toEqual({ view: 'grid' });
+    expect(parseRoute('#/session/sb%201')).toEqual({ view: 'session', id: 'sb 1' });
+    expect(parseRoute('#/session/')).toEqual({ view: 'grid' });
+    expect(parseRoute('#/ledger')).toEqual({ view: 'ledger', id: null });
+    expect(parseRoute('#/ledger/sb-2?x=1')).toEqual({ view: 'ledger', id: 'sb-2' });
+    expect(parseRoute('#/inbox')).toEqual({ view: 'inbox' });
+    expect(parseRoute('#/policy')).toEqual({ view: 'policy' });
+    expect(parseRoute('#/nope')).toEqual({ view: 'grid' });
+    expect(parseRoute('#/session/%E0%A4%A')).toEqual({ view: 'session', id: '%E0%A4%A' });
+    expect(routeHash({ view: 'session', id: 'a/b' })).toBe('#/session/a%2Fb');
+    expect(routeHash({ view: 'ledger', id: null })).toBe('#/ledger');
+  });
+});
+
+describe('cedar highlighting', () => {
+  it('emphasises annotations and keeps the text intact', () => {
+    const src = '// c\n@id("exec-other")\n@ask("why")\npermit (principal, action == Action::"exec", resource) when { context.x like "*" };';
+    const toks = highlightCedar(src);
+    expect(toks.map((t) => t.text).join('')).toBe(src);
+    expect(toks.find((t) => t.cls === 'comment')?.text).toBe('// c');
+    expect(toks.filter((t) => t.cls === 'annotation').map((t) => t.text)).toEqual(['@id', '@ask']);
+    expect(toks.filter((t) => t.cls === 'annotation-arg').map((t) => t.text)).toEqual(['"exec-other"', '"why"']);
+    expect(toks.find((t) => t.cls === 'effect')?.text).toBe('permit');
+    expect(toks.find((t) => t.cls === 'entity')?.text).toBe('Action::');
+    expect(highlightCedar('"unterminated').map((t) => t.text).join('')).toBe('"unterminated');
+  });
+});

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { approval, ev, sandbox, snapshot } from '../test/fixtures';
+import { apply, askKey, holderOf, initialState, pendingList, reduce, sandboxState, Store, type AppState } from './store';
+
+const snap = (s: AppState, ...args: Parameters<typeof snapshot>): AppState =>
+  reduce(s, { type: 'snapshot', snapshot: snapshot(...args) });
+
+describe('store reducer', () => {
+  it('a snapshot replaces sandboxes, approvals and leases', () => {
+    let s = snap(initialState, [sandbox('a'), sandbox('b')], [approval(1, 'a')]);
+    expect([...s.sandboxes.keys()]).toEqual(['a', 'b']);
+    expect(s.pending.size).toBe(1);
+    expect(s.loaded).toBe(true);
+    s = snap(s, [sandbox('b', { holder: 'paused', by: 'ana' }, 3)], [approval(2, 'b')], 'shadow');
+    expect([...s.sandboxes.keys()]).toEqual(['b']);
+    expect([...s.pending.keys()]).toEqual(['b/2']);
+    expect(s.lease.get('b')).toEqual({ holder: { holder: 'paused', by: 'ana' }, epoch: 3 });
+    expect(s.lease.has('a')).toBe(false);
+    expect(s.mode).toBe('shadow');
+    expect(sandboxState(s, 'b')).toBe('paused');
+  });
+
+  it('approval requested adds, resolved removes', () => {
+    let s = snap(initialState, [sandbox('a')], []);
+    s = apply(s, ev({ type: 'approval_requested', approval: approval(7, 'a') }));
+    expect(pendingList(s).map((a) => Number(a.id))).toEqual([7]);
+    s = apply(s, ev({ type: 'approval_resolved', approval: approval(7, 'a', { state: { state: 'expired' } }) }));
+    expect(s.pending.size).toBe(0);
+    // resolving twice (our own answer, then the event) is harmless
+    const again = apply(s, ev({ type: 'approval_resolved', approval: approval(7, 'a', { state: { state: 'expired' } }) }));
+    expect(again.pending.size).toBe(0);
+  });
+
+  it('no duplicates after a reconnect: the snapshot replaces what events added', () => {
+    let s = snap(initialState, [sandbox('a')], []);
+    s = apply(s, ev({ type: 'approval_requested', approval: approval(1, 'a') }));
+    s = apply(s, ev({ type: 'approval_requested', approval: approval(1, 'a') })); // re-delivered
+    expect(s.pending.size).toBe(1);
+    s = snap(s, [sandbox('a')], [approval(1, 'a'), approval(2, 'a')]);
+    expect(pendingList(s).map((a) => Number(a.id))).toEqual([1, 2]);
+    // an approval resolved while disconnected disappears with the next snapshot
+    s = snap(s, [sandbox('a')], [approval(2, 'a')]);
+    expect([...s.pending.keys()]).toEqual(['a/2']);
+  });
+
+  it('keys approvals by sandbox and id (ids may repeat across sandboxes)', () => {
+    let s = snap(initialState, [sandbox('a'), sandbox('b')], []);
+    s = apply(s, ev({ type: 'approval_requested', approval: approval(1, 'a') }));
+    s = apply(s, ev({ type: 'approval_requested', approval: approval(1, 'b') }));
+    expect(s.pending.size).toBe(2);
+    expect(pendingList(s, 'b')).toHaveLength(1);
+  });
+
+  it('pending list is oldest first', () => {
+    const s = snap(initialState, [sandbox('a')], [
+      approval(3, 'a', { requested_ms: 30 }),
+      approval(1, 'a', { requested_ms: 50 }),
+      approval(2, 'a', { requested_ms: 10 }),
+    ]);
+    expect(pendingList(s).map((a) => Number(a.id))).toEqual([2, 3, 1]);
+  });
+
+  it('falls back to the approvals inside sessions when the snapshot lists none', () => {
+    const sb = sandbox('a');
+    (sb.session as unknown as { pending: unknown[] }).pending = [approval(4, 'a')];
+    const s = snap(initialState, [sb], []);
+    expect([...s.pending.keys()]).toEqual(['a/4']);
+  });
+
+  it('lease changes follow the epoch and ignore late, older ones', () => {
+    let s = snap(initialState, [sandbox('a', { holder: 'agent' }, 2)], []);
+    s = apply(s, ev({ type: 'lease_changed', sandbox: 'a', from: { holder: 'agent' }, to: { holder: 'human', operator: 'ana' }, epoch: 3, at_ms: 5 }));
+    expect(holderOf(s, 'a')).toEqual({ holder: 'human', operator: 'ana' });
+    s = apply(s, ev({ type: 'lease_changed', sandbox: 'a', from: { holder: 'human', operator: 'ana' }, to: { holder: 'agent' }, epoch: 2, at_ms: 6 }));
+    expect(holderOf(s, 'a')).toEqual({ holder: 'human', operator: 'ana' });
+    s = apply(s, ev({ type: 'lease_changed', sandbox: 'a', from: { holder: 'human', operator: 'ana' }, to: { holder: 'paused', by: 'ana' }, epoch: 4, at_ms: 7 }));
+    expect(sandboxState(s, 'a')).toBe('paused');
+  });
+
+  it('keeps the last agent step per sandbox and the policy reason of asks', () => {
+    let s = snap(initialState, [sandbox('a')], []);
+    const act = { kind: 'exec', argv: ['rm', '-rf', 'build'], stdin: '', timeout_ms: 30000 };
+    s = apply(s, ev({ type: 'action_decided', sandbox: 'a', agent: 'claude', action: act, decision: 'ask', reason: 'a recursive forced delete', shadow_denied: false, at_ms: 9 }));
+    expect(s.lastStep.get('a')).toMatchObject({ kind: 'decided', outcome: 'ask', summary: 'exec rm -rf build' });
+    expect(s.askReasons.get(askKey('a', act))).toBe('a recursive forced delete');
+    s = apply(s, ev({ type: 'action_refused', sandbox: 'a', agent: 'claude', reason: 'paused', at_ms: 10 }));
+    expect(s.lastStep.get('a')).toMatchObject({ kind: 'refused', summary: 'paused' });
+    s = apply(s, ev({ type: 'action_executed', sandbox: 'a', by: 'operator:ana', action: { kind: 'key', combo: 'ctrl+c' }, ok: false, error: 'x', frame_after: null, at_ms: 11 }));
+    expect(s.lastStep.get('a')).toMatchObject({ kind: 'executed', outcome: 'failed', summary: 'key ctrl+c (by ana)' });
+    s = apply(s, ev({ type: 'action_decided', sandbox: 'a', agent: 'c', action: { kind: 'screenshot' }, decision: 'allow', reason: '', shadow_denied: true, at_ms: 12 }));
+    expect(s.lastStep.get('a')?.outcome).toBe('shadow_denied');
+  });
+
+  it('sandbox lifecycle: lost shows, destroyed removes everything about it', () => {
+    let s = snap(initialState, [sandbox('a'), sandbox('b')], [approval(1, 'a'), approval(2, 'b')]);
+    s = apply(s, ev({ type: 'sandbox_state', sandbox: 'b', state: 'lost', detail: 'keeper died', at_ms: 1 }));
+    expect(sandboxState(s, 'b')).toBe('lost');
+    s = apply(s, ev({ type: 'sandbox_state', sandbox: 'a', state: 'destroyed', detail: null, at_ms: 2 }));
+    expect(s.sandboxes.has('a')).toBe(false);
+    expect([...s.pending.keys()]).toEqual(['b/2']);
+  });
+
+  it('create jobs collect progress and end with the sandbox or an error', () => {
+    let s = reduce(initialState, { type: 'job_started', job: 'j1', profile: 'desktop', backend: 'auto', at: 1 });
+    s = apply(s, ev({ type: 'create_progress', job: 'j1', step: 'booting', at_ms: 2 }));
+    s = apply(s, ev({ type: 'create_progress', job: 'other', step: 'x', at_ms: 2 }));
+    expect(s.jobs.get('j1')?.steps.map((x) => x.step)).toEqual(['booting']);
+    expect(s.jobs.has('other')).toBe(false);
+    const failed = reduce(s, { type: 'job_failed', job: 'j1', message: 'no KVM' });
+    expect(failed.jobs.get('j1')?.error).toBe('no KVM');
+    s = reduce(s, { type: 'job_done', job: 'j1', sandbox: sandbox('new') });
+    expect(s.jobs.size).toBe(0);
+    expect(s.sandboxes.has('new')).toBe(true);
+    expect(holderOf(s, 'new')).toEqual({ holder: 'agent' });
+  });
+
+  it('policy mode events and unknown events', () => {
+    let s = apply(initialState, ev({ type: 'policy_mode', mode: 'shadow', by: 'ana', at_ms: 1 }));
+    expect(s.mode).toBe('shadow');
+    s = apply(s, ev({ type: 'something_new', x: 1 }));
+    expect(s.mode).toBe('shadow');
+  });
+
+  it('the store notifies only on change', () => {
+    const st = new Store();
+    let n = 0;
+    st.subscribe(() => n++);
+    st.dispatch({ type: 'status', status: 'connecting' }); // same as initial
+    st.dispatch({ type: 'status', status: 'open' });
+    expect(n).toBe(1);
+    expect(st.get().status).toBe('open');
+  });
+});

@@ -1,0 +1,854 @@
+// One viewer socket (`/api/sandboxes/{id}/view`): hello, welcome/mode/lease/step messages,
+// WebCodecs video drawn to a canvas, WebRTC video in a <video> where RTCPeerConnection exists,
+// stills (thumbnails, step stills, stills-mode regions), operator input, take over / hand back,
+// focus changes and reconnects. Framework-free: a component gives it elements and listens.
+
+import { backoffDelay } from '../backoff';
+import { attachStill, upsertStep, type TimelineStep } from './steps';
+import {
+  H264_CODEC,
+  STILL_FRAME,
+  STILL_STEP,
+  STILL_THUMBNAIL,
+  TAG_STILL,
+  TAG_VIDEO,
+  encodeReleaseAll,
+  handbackMessage,
+  helloMessage,
+  parseServerText,
+  parseStill,
+  parseVideo,
+  type ClientText,
+  type LeaseMessage,
+  type ModeMessage,
+  type Still,
+  type Transport,
+  type VideoCodec,
+  type VideoUnit,
+  type Welcome,
+} from './wire';
+
+export type SocketState = 'connecting' | 'open' | 'closed';
+export type Displayed = 'video' | 'canvas' | null;
+
+export interface ViewerSnapshot {
+  socket: SocketState;
+  transport: Transport;
+  focused: boolean;
+  welcome: Welcome | null;
+  mode: ModeMessage | null;
+  lease: LeaseMessage | null;
+  youControl: boolean;
+  /** Which element shows the screen now. */
+  displayed: Displayed;
+  /** Frames shown so far (video frames, stills-mode regions and thumbnails drawn), over reconnects. */
+  framesShown: number;
+  /** Object URL of the latest thumbnail (kept until the next one). */
+  thumbnailUrl: string | null;
+  /** Command-view steps, newest first. */
+  steps: TimelineStep[];
+  /** The latest notice for the operator (server error, refused input, local decoder problem). */
+  notice: { text: string; at: number } | null;
+  /** When the next reconnect attempt happens (performance.now() ms), while closed. */
+  reconnectAt: number | null;
+}
+
+export interface ViewerOptions {
+  sandbox: string;
+  /** Resolves the WebSocket URL (token included); called before each connect. */
+  url: () => Promise<string>;
+  /** Whether this viewer has the operator's attention (video) or not (command view). */
+  focused: boolean;
+  /** Forces a transport; default: WebRTC if RTCPeerConnection exists, else WebCodecs, else none. */
+  transport?: Transport;
+  /** Skip WebCodecs/WebRTC entirely (grid thumbnails). */
+  noVideo?: boolean;
+}
+
+export interface MediaElements {
+  canvas: HTMLCanvasElement | null;
+  video: HTMLVideoElement | null;
+}
+
+type Listener = (s: ViewerSnapshot) => void;
+
+const hasRTC = (): boolean => typeof RTCPeerConnection === 'function';
+const hasWC = (): boolean => typeof VideoDecoder === 'function' && typeof EncodedVideoChunk === 'function';
+const nowMs = (): number => performance.now();
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The transport a client with these capabilities uses. */
+export function chooseTransport(rtc: boolean, webcodecs: boolean, forced?: Transport): Transport {
+  if (forced === 'webrtc' && rtc) return 'webrtc';
+  if (forced === 'webcodecs' && webcodecs) return 'webcodecs';
+  if (forced === 'none') return 'none';
+  return rtc ? 'webrtc' : webcodecs ? 'webcodecs' : 'none';
+}
+
+export class ViewerConnection {
+  private readonly opts: ViewerOptions;
+  private readonly transport: Transport;
+  private state: ViewerSnapshot;
+  private readonly listeners = new Set<Listener>();
+  private els: MediaElements = { canvas: null, video: null };
+  private ws: WebSocket | null = null;
+  private gen = 0;
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  private codecs: VideoCodec[] = [];
+  private codecsReady: Promise<void> | null = null;
+  private emitQueued = false;
+  private anonSteps = 0;
+  private readonly pendingStepStills = new Map<number, string>();
+  private stillChain: Promise<void> = Promise.resolve();
+  private canvasStamp = 0;
+  private rtcStamp = 0;
+  private lastVideoSource: 'webrtc' | 'webcodecs' | null = null;
+  private hasTrack = false;
+  // WebCodecs
+  private dec: VideoDecoder | null = null;
+  private decCodec: VideoCodec | null = null;
+  private decW = 0;
+  private decH = 0;
+  private waitingKey = true;
+  private lastKeyReq = -1e9;
+  private queueHighSince = 0;
+  private readonly inflight: { ts: number; frame: number }[] = [];
+  // WebRTC
+  private pc: RTCPeerConnection | null = null;
+  private dc: RTCDataChannel | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | undefined;
+  private reofferTimer: ReturnType<typeof setTimeout> | undefined;
+  private prevStats: { lost: number | null; recv: number | null } | null = null;
+  private rvfcVideo: HTMLVideoElement | null = null;
+
+  constructor(opts: ViewerOptions) {
+    this.opts = opts;
+    this.transport = opts.noVideo ? 'none' : chooseTransport(hasRTC(), hasWC(), opts.transport);
+    this.state = {
+      socket: 'connecting',
+      transport: this.transport,
+      focused: opts.focused,
+      welcome: null,
+      mode: null,
+      lease: null,
+      youControl: false,
+      displayed: null,
+      framesShown: 0,
+      thumbnailUrl: null,
+      steps: [],
+      notice: null,
+      reconnectAt: null,
+    };
+  }
+
+  get snapshot(): ViewerSnapshot {
+    return this.state;
+  }
+
+  get screenW(): number {
+    return this.state.welcome?.width ?? 1280;
+  }
+
+  get screenH(): number {
+    return this.state.welcome?.height ?? 800;
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    fn(this.state);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Gives the connection the elements to draw into (null to detach). */
+  attach(els: MediaElements): void {
+    this.els = els;
+    const { canvas, video } = els;
+    if (canvas && (canvas.width !== this.screenW || canvas.height !== this.screenH)) {
+      canvas.width = this.screenW;
+      canvas.height = this.screenH;
+      this.canvasStamp = 0;
+    }
+    if (video && this.pc && this.hasTrack) {
+      const recv = this.pc.getReceivers().find((r) => r.track.kind === 'video');
+      if (recv) video.srcObject = new MediaStream([recv.track]);
+      this.startFrameCallbacks(video);
+    }
+    this.markFrames();
+    this.refreshDisplay();
+  }
+
+  start(): void {
+    if (this.closed) return;
+    this.codecsReady ??= this.detectCodecs().then(
+      (c) => {
+        this.codecs = c;
+      },
+      (e: unknown) => this.notice(`codec detection failed: ${errText(e)}`),
+    );
+    void this.codecsReady.then(() => this.connect());
+  }
+
+  /** Closes for good: no reconnect, media torn down, object URLs revoked. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.teardownMedia();
+    const ws = this.ws;
+    this.ws = null;
+    this.gen++;
+    if (ws) {
+      try {
+        ws.close(1000, 'viewer closed');
+      } catch {
+        /* already closed */
+      }
+    }
+    if (this.state.thumbnailUrl) URL.revokeObjectURL(this.state.thumbnailUrl);
+    for (const s of this.state.steps) if (s.stillUrl) URL.revokeObjectURL(s.stillUrl);
+    for (const u of this.pendingStepStills.values()) URL.revokeObjectURL(u);
+    this.pendingStepStills.clear();
+    this.listeners.clear();
+  }
+
+  // ---------------------------------------------------------------- control and input
+
+  takeover(): boolean {
+    return this.sendJSON({ type: 'takeover' });
+  }
+
+  handback(note?: string | null): boolean {
+    if (this.state.youControl) this.sendInput(encodeReleaseAll());
+    return this.sendJSON(handbackMessage(note));
+  }
+
+  setFocus(focused: boolean): void {
+    if (this.state.focused === focused) return;
+    this.update({ focused });
+    this.sendJSON({ type: 'focus', focused });
+  }
+
+  /** Sends one operator input message (data channel when open, else the socket). */
+  sendInput(bytes: Uint8Array): boolean {
+    const payload = bytes.slice();
+    if (this.dc && this.dc.readyState === 'open') {
+      this.dc.send(payload);
+      return true;
+    }
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(payload);
+      return true;
+    }
+    return false;
+  }
+
+  /** Whether input would be accepted: the socket is open and this operator holds control. */
+  canControl(): boolean {
+    return this.state.youControl && this.state.socket === 'open';
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private update(patch: Partial<ViewerSnapshot>): void {
+    this.state = { ...this.state, ...patch };
+    if (this.emitQueued) return;
+    this.emitQueued = true;
+    queueMicrotask(() => {
+      this.emitQueued = false;
+      for (const fn of this.listeners) {
+        try {
+          fn(this.state);
+        } catch (e) {
+          console.error('[airlock viewer] listener failed', e);
+        }
+      }
+    });
+  }
+
+  private notice(text: string): void {
+    console.warn('[airlock viewer]', text);
+    this.update({ notice: { text, at: Date.now() } });
+  }
+
+  private markFrames(): void {
+    const n = String(this.state.framesShown);
+    if (this.els.canvas) this.els.canvas.dataset.frames = n;
+    if (this.els.video) this.els.video.dataset.frames = n;
+  }
+
+  /** Counts a frame drawn. Not broadcast to listeners (30 times a second): the count goes to the
+   *  elements' `data-frames` and into the next snapshot. */
+  private frameShown(): void {
+    this.state = { ...this.state, framesShown: this.state.framesShown + 1 };
+    this.markFrames();
+    this.refreshDisplay();
+  }
+
+  private chooseDisplay(): Displayed {
+    const videoOk = this.hasTrack && (this.els.video?.videoWidth ?? 0) > 0;
+    if (this.state.mode?.mode === 'video' && this.transport === 'webrtc' && videoOk && this.lastVideoSource !== 'webcodecs')
+      return 'video';
+    if (this.canvasStamp > 0) return 'canvas';
+    return videoOk ? 'video' : null;
+  }
+
+  private refreshDisplay(): void {
+    const d = this.chooseDisplay();
+    if (d !== this.state.displayed) this.update({ displayed: d });
+  }
+
+  // ---------------------------------------------------------------- socket
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    clearTimeout(this.reconnectTimer);
+    const g = ++this.gen;
+    this.update({ socket: 'connecting', reconnectAt: null });
+    let url: string;
+    try {
+      url = await this.opts.url();
+    } catch (e) {
+      if (g !== this.gen) return;
+      this.notice(`cannot open the viewer: ${errText(e)}`);
+      this.onDrop(g);
+      return;
+    }
+    if (g !== this.gen || this.closed) return;
+    let sock: WebSocket;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      this.notice(`websocket: ${errText(e)}`);
+      this.onDrop(g);
+      return;
+    }
+    this.ws = sock;
+    sock.binaryType = 'arraybuffer';
+    sock.onopen = () => {
+      if (g !== this.gen) return;
+      this.update({ socket: 'open' });
+      // A WebRTC viewer that also has WebCodecs may get its video on this socket while in control.
+      this.sendJSON(
+        helloMessage(this.transport, this.codecs, this.state.focused, this.transport === 'webrtc' && hasWC()),
+      );
+    };
+    sock.onmessage = (ev: MessageEvent) => {
+      if (g !== this.gen) return;
+      try {
+        if (typeof ev.data === 'string') this.onText(ev.data);
+        else if (ev.data instanceof ArrayBuffer) this.onBinary(ev.data);
+      } catch (e) {
+        this.notice(`message handling failed: ${errText(e)}`);
+      }
+    };
+    sock.onerror = () => {
+      /* a close event follows */
+    };
+    sock.onclose = (ev: CloseEvent) => {
+      if (g !== this.gen) return;
+      this.ws = null;
+      if (ev.reason) this.notice(`viewer closed: ${ev.reason}`);
+      this.onDrop(g);
+    };
+  }
+
+  private onDrop(g: number): void {
+    if (g !== this.gen) return;
+    this.teardownMedia();
+    this.update({ socket: 'closed', youControl: false });
+    if (this.closed) return;
+    const delay = backoffDelay(this.attempt++);
+    this.update({ reconnectAt: nowMs() + delay });
+    this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private sendJSON(msg: ClientText): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  private onText(text: string): void {
+    const m = parseServerText(text);
+    if (!m) return;
+    switch (m.type) {
+      case 'welcome':
+        this.attempt = 0;
+        this.update({ welcome: m });
+        if (this.els.canvas) this.ensureCanvasSize(m.width, m.height);
+        if (this.transport === 'webrtc') void this.startRTC(this.gen);
+        break;
+      case 'mode': {
+        const prev = this.state.mode?.mode;
+        this.update({ mode: m });
+        if (prev === 'video' && m.mode !== 'video') this.keepVideoAsCanvasBase();
+        this.refreshDisplay();
+        break;
+      }
+      case 'answer':
+        this.onAnswer(m.sdp);
+        break;
+      case 'lease': {
+        const was = this.state.youControl;
+        this.update({ lease: m, youControl: m.you_control });
+        if (was && !m.you_control) this.sendInput(encodeReleaseAll());
+        break;
+      }
+      case 'step':
+        this.addStep(m.step);
+        break;
+      case 'input':
+        if (!m.accepted) this.notice(`Input refused${m.reason ? `: ${m.reason}` : ''}`);
+        break;
+      case 'error':
+        this.notice(`${m.code}: ${m.message}`);
+        break;
+    }
+  }
+
+  private onBinary(buf: ArrayBuffer): void {
+    const b = new Uint8Array(buf);
+    if (b.length === 0) return;
+    if (b[0] === TAG_VIDEO) {
+      const au = parseVideo(b);
+      if (au) this.onVideoUnit(au);
+    } else if (b[0] === TAG_STILL) {
+      const s = parseStill(b);
+      if (s) this.onStill(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- steps
+
+  private addStep(step: Parameters<typeof upsertStep>[1]): void {
+    let pending: string | null = null;
+    if (step.seq !== null && this.pendingStepStills.has(step.seq)) {
+      pending = this.pendingStepStills.get(step.seq) ?? null;
+      this.pendingStepStills.delete(step.seq);
+    }
+    const { list, dropped } = upsertStep(this.state.steps, step, `a${++this.anonSteps}`, pending);
+    for (const u of dropped) URL.revokeObjectURL(u);
+    this.update({ steps: list });
+  }
+
+  // ---------------------------------------------------------------- stills
+
+  private onStill(s: Still): void {
+    this.stillChain = this.stillChain
+      .then(() => this.handleStill(s))
+      .catch((e: unknown) => this.notice(`still: ${errText(e)}`));
+  }
+
+  private async handleStill(s: Still): Promise<void> {
+    if (this.closed) return;
+    const blob = new Blob([s.image.slice()], { type: s.mime });
+    if (s.purpose === STILL_THUMBNAIL) {
+      const url = URL.createObjectURL(blob);
+      const old = this.state.thumbnailUrl;
+      this.update({ thumbnailUrl: url });
+      if (old) URL.revokeObjectURL(old);
+      // In command view the live area shows the thumbnail, drawn to the canvas.
+      const canvas = this.els.canvas;
+      if (canvas && this.state.mode?.mode !== 'video' && typeof createImageBitmap === 'function') {
+        const bmp = await createImageBitmap(blob);
+        try {
+          this.ensureCanvasSize(s.screenW || this.screenW, s.screenH || this.screenH);
+          canvas.getContext('2d')?.drawImage(bmp, 0, 0, canvas.width, canvas.height);
+        } finally {
+          bmp.close();
+        }
+        this.canvasStamp = nowMs();
+        this.frameShown();
+      }
+    } else if (s.purpose === STILL_FRAME) {
+      const canvas = this.els.canvas;
+      if (!canvas || typeof createImageBitmap !== 'function') return;
+      const bmp = await createImageBitmap(blob);
+      try {
+        this.ensureCanvasSize(s.screenW || this.screenW, s.screenH || this.screenH);
+        this.keepVideoAsCanvasBase();
+        canvas.getContext('2d')?.drawImage(bmp, s.x, s.y, s.w || bmp.width, s.h || bmp.height);
+      } finally {
+        bmp.close();
+      }
+      this.canvasStamp = nowMs();
+      this.frameShown();
+    } else if (s.purpose === STILL_STEP && s.seq > 0) {
+      const url = URL.createObjectURL(blob);
+      const r = attachStill(this.state.steps, s.seq, url);
+      if (r) {
+        for (const u of r.dropped) URL.revokeObjectURL(u);
+        this.update({ steps: r.list });
+      } else {
+        const old = this.pendingStepStills.get(s.seq);
+        if (old) URL.revokeObjectURL(old);
+        this.pendingStepStills.set(s.seq, url);
+        if (this.pendingStepStills.size > 100) {
+          const first = this.pendingStepStills.entries().next().value;
+          if (first) {
+            URL.revokeObjectURL(first[1]);
+            this.pendingStepStills.delete(first[0]);
+          }
+        }
+      }
+    }
+  }
+
+  private ensureCanvasSize(w: number, h: number): void {
+    const c = this.els.canvas;
+    if (c && (c.width !== w || c.height !== h)) {
+      c.width = w;
+      c.height = h;
+      this.canvasStamp = 0;
+    }
+  }
+
+  /** When the WebRTC video was the freshest picture, copy it so stills compose over it. */
+  private keepVideoAsCanvasBase(): void {
+    const { canvas, video } = this.els;
+    if (canvas && video && this.rtcStamp > this.canvasStamp && video.videoWidth > 0) {
+      try {
+        canvas.getContext('2d')?.drawImage(video, 0, 0, canvas.width, canvas.height);
+        this.canvasStamp = nowMs();
+      } catch {
+        /* the video is not drawable yet */
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- WebCodecs
+
+  private async detectCodecs(): Promise<VideoCodec[]> {
+    const out: VideoCodec[] = [];
+    if (this.transport === 'webrtc') {
+      const caps = RTCRtpReceiver.getCapabilities?.('video')?.codecs ?? [];
+      const mimes = new Set(caps.map((c) => String(c.mimeType).toLowerCase()));
+      if (mimes.has('video/h264')) out.push('h264');
+      if (mimes.has('video/vp8')) out.push('vp8');
+      if (out.length === 0) out.push('vp8');
+    } else if (this.transport === 'webcodecs') {
+      const check = async (codec: string): Promise<boolean> => {
+        try {
+          const r = await Promise.race([
+            VideoDecoder.isConfigSupported({ codec }),
+            new Promise<{ supported: boolean }>((resolve) => setTimeout(() => resolve({ supported: false }), 3000)),
+          ]);
+          return r.supported === true;
+        } catch {
+          return false;
+        }
+      };
+      const [h264, vp8] = await Promise.all([check(H264_CODEC), check('vp8')]);
+      if (h264) out.push('h264');
+      if (vp8) out.push('vp8');
+    }
+    return out;
+  }
+
+  private requestKeyframe(minGapMs: number): void {
+    const t = nowMs();
+    if (t - this.lastKeyReq < minGapMs) return;
+    this.lastKeyReq = t;
+    this.sendJSON({ type: 'keyframe' });
+  }
+
+  private closeDecoder(): void {
+    if (this.dec && this.dec.state !== 'closed') {
+      try {
+        this.dec.close();
+      } catch {
+        /* closed already */
+      }
+    }
+    this.dec = null;
+    this.inflight.length = 0;
+  }
+
+  private makeDecoder(codec: VideoCodec, w: number, h: number): void {
+    this.closeDecoder();
+    const d: VideoDecoder = new VideoDecoder({
+      output: (f) => this.onDecoded(d, f),
+      error: (e) => this.onDecodeError(d, e),
+    });
+    const cfg: VideoDecoderConfig = { codec: codec === 'h264' ? H264_CODEC : 'vp8', optimizeForLatency: true };
+    if (w > 0 && h > 0) {
+      cfg.codedWidth = w;
+      cfg.codedHeight = h;
+    }
+    this.dec = d;
+    this.decCodec = codec;
+    this.decW = w;
+    this.decH = h;
+    d.configure(cfg);
+  }
+
+  /** Behind when decodeQueueSize stayed above 3 for 150 ms, or is above 12 at all. */
+  private decoderBacklogged(): boolean {
+    const q = this.dec && this.dec.state === 'configured' ? this.dec.decodeQueueSize : 0;
+    if (q <= 3) {
+      this.queueHighSince = 0;
+      return false;
+    }
+    const t = nowMs();
+    if (!this.queueHighSince) this.queueHighSince = t;
+    if (q > 12 || t - this.queueHighSince >= 150) {
+      this.queueHighSince = 0;
+      return true;
+    }
+    return false;
+  }
+
+  private onVideoUnit(au: VideoUnit): void {
+    if (!hasWC() || this.opts.noVideo) return;
+    if (!au.codec) return;
+    if (!au.key && (this.waitingKey || !this.dec || this.dec.state !== 'configured')) {
+      this.waitingKey = true;
+      this.requestKeyframe(1000);
+      return;
+    }
+    try {
+      const backlog = this.decoderBacklogged();
+      if (au.key) {
+        if (
+          !this.dec ||
+          this.dec.state !== 'configured' ||
+          au.codec !== this.decCodec ||
+          au.width !== this.decW ||
+          au.height !== this.decH ||
+          backlog
+        ) {
+          this.makeDecoder(au.codec, au.width, au.height);
+        }
+        this.waitingKey = false;
+      } else if (backlog) {
+        this.waitingKey = true;
+        this.requestKeyframe(1000);
+        return;
+      }
+      const dec = this.dec;
+      if (!dec) return;
+      this.inflight.push({ ts: au.capturedUs, frame: au.frame });
+      if (this.inflight.length > 64) this.inflight.shift();
+      dec.decode(
+        new EncodedVideoChunk({ type: au.key ? 'key' : 'delta', timestamp: au.capturedUs, data: au.payload }),
+      );
+    } catch (e) {
+      this.onDecodeError(this.dec, e);
+    }
+  }
+
+  private onDecoded(d: VideoDecoder, f: VideoFrame): void {
+    if (d !== this.dec) {
+      f.close();
+      return;
+    }
+    const idx = this.inflight.findIndex((p) => p.ts === f.timestamp);
+    let entry: { ts: number; frame: number } | undefined;
+    if (idx >= 0) {
+      entry = this.inflight[idx];
+      this.inflight.splice(0, idx + 1);
+    } else entry = this.inflight.shift(); // decoders here output in decode order
+    try {
+      const canvas = this.els.canvas;
+      if (canvas) {
+        this.ensureCanvasSize(this.screenW, this.screenH);
+        canvas.getContext('2d')?.drawImage(f, 0, 0, canvas.width, canvas.height);
+      }
+    } catch (e) {
+      this.notice(`draw: ${errText(e)}`);
+    } finally {
+      f.close();
+    }
+    this.canvasStamp = nowMs();
+    this.lastVideoSource = 'webcodecs';
+    this.frameShown();
+    if (entry) this.sendJSON({ type: 'ack', frame: entry.frame });
+  }
+
+  private onDecodeError(d: VideoDecoder | null, e: unknown): void {
+    if (d !== this.dec) return;
+    console.warn('[airlock viewer] decoder:', errText(e));
+    this.closeDecoder();
+    this.waitingKey = true;
+    this.requestKeyframe(250);
+  }
+
+  // ---------------------------------------------------------------- WebRTC
+
+  private closeRTC(): void {
+    clearInterval(this.statsTimer);
+    clearTimeout(this.reofferTimer);
+    this.prevStats = null;
+    try {
+      this.dc?.close();
+    } catch {
+      /* closed */
+    }
+    try {
+      this.pc?.close();
+    } catch {
+      /* closed */
+    }
+    this.dc = null;
+    this.pc = null;
+    this.hasTrack = false;
+    if (this.els.video?.srcObject) this.els.video.srcObject = null;
+  }
+
+  private async startRTC(g: number): Promise<void> {
+    this.closeRTC();
+    let p: RTCPeerConnection;
+    try {
+      p = new RTCPeerConnection({ iceServers: [] });
+    } catch (e) {
+      this.notice(`WebRTC is unavailable: ${errText(e)}`);
+      return;
+    }
+    this.pc = p;
+    try {
+      const tr = p.addTransceiver('video', { direction: 'recvonly' });
+      setLowLatency(tr.receiver);
+      const channel = p.createDataChannel('input', { ordered: true });
+      channel.binaryType = 'arraybuffer';
+      this.dc = channel;
+      channel.onmessage = (e: MessageEvent) => {
+        if (typeof e.data === 'string') this.onText(e.data);
+      };
+      p.ontrack = (e: RTCTrackEvent) => {
+        if (this.pc !== p) return;
+        setLowLatency(e.receiver);
+        this.hasTrack = true;
+        const video = this.els.video;
+        if (video) {
+          video.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+          video.play().catch((err: unknown) => console.warn('[airlock viewer] video.play:', errText(err)));
+          this.startFrameCallbacks(video);
+        }
+        this.refreshDisplay();
+      };
+      p.onconnectionstatechange = () => {
+        if (this.pc !== p) return;
+        if (p.connectionState === 'failed' && g === this.gen && this.state.socket === 'open') {
+          this.notice('The WebRTC connection failed; retrying in 2 s');
+          clearTimeout(this.reofferTimer);
+          this.reofferTimer = setTimeout(() => {
+            if (g === this.gen && this.state.socket === 'open') void this.startRTC(g);
+          }, 2000);
+        }
+      };
+      await p.setLocalDescription(await p.createOffer());
+      await waitIceGathering(p, 3000);
+      if (this.pc !== p || g !== this.gen) return;
+      const sdp = p.localDescription?.sdp;
+      if (sdp) this.sendJSON({ type: 'offer', sdp });
+      this.statsTimer = setInterval(() => void this.pollStats(p), 1000);
+    } catch (e) {
+      this.notice(`WebRTC setup failed: ${errText(e)}`);
+    }
+  }
+
+  private onAnswer(sdp: string): void {
+    const p = this.pc;
+    if (!p || p.signalingState !== 'have-local-offer') return;
+    p.setRemoteDescription({ type: 'answer', sdp }).catch((e: unknown) =>
+      this.notice(`WebRTC answer refused: ${errText(e)}`),
+    );
+  }
+
+  private startFrameCallbacks(video: HTMLVideoElement): void {
+    if (this.rvfcVideo === video || typeof video.requestVideoFrameCallback !== 'function') return;
+    this.rvfcVideo = video;
+    const cb = (): void => {
+      if (this.closed || this.rvfcVideo !== video) return;
+      this.rtcStamp = nowMs();
+      this.lastVideoSource = 'webrtc';
+      this.frameShown();
+      video.requestVideoFrameCallback(cb);
+    };
+    video.requestVideoFrameCallback(cb);
+  }
+
+  private async pollStats(p: RTCPeerConnection): Promise<void> {
+    if (this.pc !== p) return;
+    let st: RTCStatsReport;
+    try {
+      st = await p.getStats();
+    } catch {
+      return;
+    }
+    if (this.pc !== p) return;
+    let inb: Record<string, unknown> | null = null;
+    let pair: Record<string, unknown> | null = null;
+    let selId: string | null = null;
+    st.forEach((s: Record<string, unknown>) => {
+      if (s.type === 'inbound-rtp' && (s.kind === 'video' || s.mediaType === 'video')) inb = s;
+      if (s.type === 'transport' && typeof s.selectedCandidatePairId === 'string') selId = s.selectedCandidatePairId;
+    });
+    if (selId) pair = (st.get(selId) as Record<string, unknown> | undefined) ?? null;
+    if (!pair)
+      st.forEach((s: Record<string, unknown>) => {
+        if (s.type === 'candidate-pair' && s.nominated === true && s.state === 'succeeded') pair = s;
+      });
+    const msg: { type: 'stats'; rtt_ms?: number; loss?: number; bandwidth_kbps?: number; frames_decoded?: number } = {
+      type: 'stats',
+    };
+    const pr = pair as Record<string, unknown> | null;
+    if (pr && typeof pr.currentRoundTripTime === 'number') msg.rtt_ms = Math.round(pr.currentRoundTripTime * 10000) / 10;
+    if (pr && typeof pr.availableIncomingBitrate === 'number')
+      msg.bandwidth_kbps = Math.round(pr.availableIncomingBitrate / 1000);
+    const ib = inb as Record<string, unknown> | null;
+    if (ib) {
+      const cur = {
+        lost: typeof ib.packetsLost === 'number' ? ib.packetsLost : null,
+        recv: typeof ib.packetsReceived === 'number' ? ib.packetsReceived : null,
+      };
+      const prev = this.prevStats;
+      if (prev && cur.lost !== null && cur.recv !== null && prev.lost !== null && prev.recv !== null) {
+        const dl = Math.max(0, cur.lost - prev.lost);
+        const dr = Math.max(0, cur.recv - prev.recv);
+        if (dl + dr > 0) msg.loss = Math.round((dl / (dl + dr)) * 10000) / 10000;
+      }
+      this.prevStats = cur;
+      if (typeof ib.framesDecoded === 'number') msg.frames_decoded = ib.framesDecoded;
+    }
+    if (Object.keys(msg).length > 1) this.sendJSON(msg);
+  }
+
+  private teardownMedia(): void {
+    this.closeRTC();
+    this.closeDecoder();
+    this.waitingKey = true;
+    this.refreshDisplay();
+  }
+}
+
+function setLowLatency(r: RTCRtpReceiver): void {
+  const rr = r as RTCRtpReceiver & { jitterBufferTarget?: number | null; playoutDelayHint?: number };
+  try {
+    rr.jitterBufferTarget = 0;
+  } catch {
+    /* not supported */
+  }
+  try {
+    rr.playoutDelayHint = 0;
+  } catch {
+    /* not supported */
+  }
+}
+
+function waitIceGathering(p: RTCPeerConnection, maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (p.iceGatheringState === 'complete') {
+      resolve();
+      return;
+    }
+    const t = setTimeout(resolve, maxMs);
+    p.addEventListener('icegatheringstatechange', () => {
+      if (p.iceGatheringState === 'complete') {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+}

@@ -1,0 +1,309 @@
+// Every sandbox at a glance: live thumbnail, state, who drives, pending asks, the agent's last step.
+
+import { useState } from 'preact/hooks';
+import { holderShort } from '../lib/actions';
+import type { CreateRequest } from '../lib/api/types';
+import { errorMessage } from '../lib/backend';
+import { ago, newJobId } from '../lib/format';
+import { navigate } from '../lib/router';
+import { holderOf, pendingList, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
+import { useBackend } from '../components/context';
+import { Modal, useNow, useViewer } from '../components/common';
+
+export function Grid() {
+  const app = useAppState();
+  const [creating, setCreating] = useState(false);
+  const ids = [...app.sandboxes.keys()].sort();
+  const jobs = [...app.jobs.values()].sort((a, b) => a.startedAt - b.startedAt);
+  return (
+    <div class="view grid-view">
+      <div class="view-head">
+        <h1>Sandboxes</h1>
+        <span class="muted count">{app.loaded ? `${ids.length} running` : ''}</span>
+        <span class="spacer" />
+        <button type="button" class="primary" onClick={() => setCreating(true)}>
+          New sandbox
+        </button>
+      </div>
+      {app.loaded && ids.length === 0 && jobs.length === 0 && (
+        <p class="empty">No sandboxes yet. Create one with “New sandbox”, or let an agent create one over MCP.</p>
+      )}
+      {!app.loaded && <p class="empty">Loading sandboxes…</p>}
+      <div class="card-grid">
+        {ids.map((id) => (
+          <SandboxCard key={id} id={id} />
+        ))}
+        {jobs.map((j) => (
+          <JobCard key={j.job} job={j} />
+        ))}
+      </div>
+      {creating && <NewSandboxDialog onClose={() => setCreating(false)} />}
+    </div>
+  );
+}
+
+function SandboxCard({ id }: { id: string }) {
+  const backend = useBackend();
+  const app = useAppState();
+  const now = useNow(5000);
+  const info = app.sandboxes.get(id);
+  const { snap } = useViewer(id, backend, { focused: false, noVideo: true });
+  const [confirm, setConfirm] = useState(false);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  if (!info) return null;
+  const holder = holderOf(app, id);
+  const state = sandboxState(app, id);
+  const pending = pendingList(app, id).length;
+  const step = app.lastStep.get(id);
+  const paused = holder?.holder === 'paused';
+  const detail = app.lifecycle.get(id)?.detail;
+
+  const lease = async (command: 'pause' | 'resume'): Promise<void> => {
+    setBusy(command);
+    setError(null);
+    try {
+      await backend.lease(id, { command, note: null });
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const destroy = async (): Promise<void> => {
+    setBusy('destroy');
+    setError(null);
+    try {
+      await backend.destroySandbox(id);
+      setConfirm(false);
+      store.dispatch({ type: 'sandbox_removed', id });
+    } catch (e) {
+      setError(errorMessage(e));
+      setConfirm(false);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  return (
+    <article class="sandbox-card" aria-label={`Sandbox ${id}`} data-state={state}>
+      <div class="thumb-box">
+        {snap?.thumbnailUrl ? (
+          <img src={snap.thumbnailUrl} alt={`Thumbnail of ${id}`} />
+        ) : (
+          <span class="still-placeholder">
+            {snap?.socket === 'closed' ? 'Viewer disconnected — retrying' : 'Waiting for the screen…'}
+          </span>
+        )}
+        <span class={`pending-badge ${pending > 0 ? 'has' : ''}`}>
+          {pending > 0 ? `${pending} pending` : ''}
+        </span>
+      </div>
+      <div class="card-body">
+        <div class="card-line">
+          <span class="card-id mono" title={id}>
+            {id}
+          </span>
+          <span class={`state-chip state-${state}`}>{state}</span>
+        </div>
+        <div class="card-line muted small">
+          <span>
+            {info.backend} · {info.profile} · {info.screen.width}×{info.screen.height}
+          </span>
+        </div>
+        <div class="card-line small">
+          <span class={`holder holder-${holder?.holder ?? 'none'}`}>Control: {holderShort(holder)}</span>
+        </div>
+        <div class="card-step small" title={step ? `${step.kind}: ${step.summary}` : undefined}>
+          {step ? (
+            <>
+              <span class={`step-kind tone-${toneOf(step.outcome)}`}>{step.kind}</span>
+              <span class="step-summary">{step.summary}</span>
+              <span class="muted step-when">{ago(step.at, now)}</span>
+            </>
+          ) : (
+            <span class="muted">{detail ?? 'No agent step yet'}</span>
+          )}
+        </div>
+        {error && (
+          <p class="card-error" role="alert">
+            {error}
+          </p>
+        )}
+        <div class="button-row">
+          <button type="button" class="primary" onClick={() => navigate({ view: 'session', id })}>
+            Open
+          </button>
+          <button type="button" disabled={busy !== null} onClick={() => void lease(paused ? 'resume' : 'pause')}>
+            {paused ? 'Resume agent' : 'Pause agent'}
+          </button>
+          <button type="button" class="danger subtle" disabled={busy !== null} onClick={() => setConfirm(true)}>
+            Destroy
+          </button>
+        </div>
+      </div>
+      {confirm && (
+        <Modal title={`Destroy ${id}?`} onClose={() => setConfirm(false)}>
+          <p>
+            The sandbox stops and its disk is deleted. Its agent loses the sandbox; the ledger keeps its history. This
+            cannot be undone.
+          </p>
+          <div class="button-row end">
+            <button type="button" onClick={() => setConfirm(false)} disabled={busy === 'destroy'}>
+              Cancel
+            </button>
+            <button type="button" class="danger" onClick={() => void destroy()} disabled={busy === 'destroy'}>
+              {busy === 'destroy' ? 'Destroying…' : 'Destroy sandbox'}
+            </button>
+          </div>
+        </Modal>
+      )}
+    </article>
+  );
+}
+
+function toneOf(outcome: string): string {
+  if (['allow', 'done'].includes(outcome)) return 'allow';
+  if (['ask', 'shadow_denied'].includes(outcome)) return 'ask';
+  if (['deny', 'refused', 'failed'].includes(outcome)) return 'deny';
+  return 'other';
+}
+
+function JobCard({ job }: { job: CreateJob }) {
+  const now = useNow(1000);
+  const secs = Math.max(0, Math.round((now - job.startedAt) / 1000));
+  const last = job.steps[job.steps.length - 1];
+  return (
+    <article class="sandbox-card job-card" aria-label={`New sandbox (${job.profile})`} aria-busy={job.error === null}>
+      <div class="thumb-box">
+        <span class="still-placeholder">{job.error ? 'Creation failed' : (last?.step ?? 'Starting…')}</span>
+      </div>
+      <div class="card-body">
+        <div class="card-line">
+          <span class="card-id">New {job.profile} sandbox</span>
+          <span class={`state-chip ${job.error ? 'state-lost' : 'state-creating'}`}>{job.error ? 'failed' : 'creating'}</span>
+        </div>
+        <div class="card-line muted small">
+          <span>
+            {job.backend} · {secs} s
+          </span>
+        </div>
+        <ol class="job-steps small" aria-label="Progress">
+          {job.steps.slice(-4).map((s, i) => (
+            <li key={`${s.at}-${i}`}>{s.step}</li>
+          ))}
+          {job.steps.length === 0 && !job.error && <li class="muted">Waiting for the supervisor…</li>}
+        </ol>
+        {job.error && (
+          <>
+            <p class="card-error" role="alert">
+              {job.error}
+            </p>
+            <div class="button-row">
+              <button type="button" onClick={() => store.dispatch({ type: 'job_dismissed', job: job.job })}>
+                Dismiss
+              </button>
+            </div>
+          </>
+        )}
+      </div>
+    </article>
+  );
+}
+
+function NewSandboxDialog({ onClose }: { onClose: () => void }) {
+  const backend = useBackend();
+  const [profile, setProfile] = useState('desktop');
+  const [be, setBe] = useState('auto');
+  const [vcpus, setVcpus] = useState('2');
+  const [memory, setMemory] = useState('2048');
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = (): void => {
+    const v = Number(vcpus);
+    const m = Number(memory);
+    if (!Number.isInteger(v) || v < 1 || v > 8) {
+      setError('vCPUs must be a whole number from 1 to 8.');
+      return;
+    }
+    if (!Number.isInteger(m) || m < 256 || m > 16384) {
+      setError('Memory must be a whole number of MiB from 256 to 16384.');
+      return;
+    }
+    const job = newJobId();
+    const req: CreateRequest = { backend: be, profile, vcpus: v, memory_mib: m, job };
+    store.dispatch({ type: 'job_started', job, profile, backend: be, at: Date.now() });
+    onClose();
+    backend.createSandbox(req).then(
+      (sandbox) => store.dispatch({ type: 'job_done', job, sandbox }),
+      (e: unknown) => store.dispatch({ type: 'job_failed', job, message: errorMessage(e) }),
+    );
+  };
+
+  return (
+    <Modal title="New sandbox" onClose={onClose}>
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          submit();
+        }}
+      >
+        <label class="field">
+          <span>Image profile</span>
+          <select value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="desktop">desktop — a full desktop with a browser</option>
+            <option value="minimal">minimal — a bare X session</option>
+          </select>
+        </label>
+        <label class="field">
+          <span>Backend</span>
+          <select value={be} onChange={(e) => setBe((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="auto">auto — microVM where KVM is available, else gVisor</option>
+            <option value="gvisor">gvisor</option>
+            <option value="microvm">microvm</option>
+          </select>
+        </label>
+        <div class="field-row">
+          <label class="field">
+            <span>vCPUs</span>
+            <input
+              type="number"
+              min={1}
+              max={8}
+              step={1}
+              value={vcpus}
+              onInput={(e) => setVcpus((e.currentTarget as HTMLInputElement).value)}
+            />
+          </label>
+          <label class="field">
+            <span>Memory (MiB)</span>
+            <input
+              type="number"
+              min={256}
+              max={16384}
+              step={256}
+              value={memory}
+              onInput={(e) => setMemory((e.currentTarget as HTMLInputElement).value)}
+            />
+          </label>
+        </div>
+        <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
+        {error && (
+          <p class="card-error" role="alert">
+            {error}
+          </p>
+        )}
+        <div class="button-row end">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary">
+            Create
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

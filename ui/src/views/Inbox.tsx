@@ -1,0 +1,176 @@
+// Every pending approval across sandboxes, oldest first, driven from the keyboard.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { describeAction } from '../lib/actions';
+import type { Approval } from '../lib/api/types';
+import { countdown } from '../lib/countdown';
+import { INBOX_SHORTCUTS, inboxCommand, moveSelection, reselect } from '../lib/inboxKeys';
+import { num } from '../lib/num';
+import { navigate } from '../lib/router';
+import { approvalKey, pendingList, useAppState } from '../lib/store';
+import { isTextField } from '../lib/video/keys';
+import { ApprovalCard, type CardCommand } from '../components/ApprovalCard';
+import { StillImage, useNow } from '../components/common';
+
+export function Inbox() {
+  const app = useAppState();
+  const now = useNow(1000);
+  const list = pendingList(app);
+  const keys = list.map((a) => approvalKey(a.sandbox, a.id));
+  const [index, setIndex] = useState(list.length > 0 ? 0 : -1);
+  const prevKeys = useRef<string[]>(keys);
+  const [help, setHelp] = useState(false);
+  // A keyboard command for the card of one approval (never applied to another one).
+  const [command, setCommand] = useState<(CardCommand & { key: string }) | null>(null);
+  const listRef = useRef<HTMLUListElement>(null);
+  const seq = useRef(0);
+
+  // Keep the selection on the same approval as the list changes.
+  const joined = keys.join('\n');
+  useEffect(() => {
+    setIndex((i) => reselect(prevKeys.current, i, keys));
+    prevKeys.current = keys;
+  }, [joined]);
+
+  const selected: Approval | undefined = index >= 0 ? list[index] : undefined;
+  const selectedKey = selected ? approvalKey(selected.sandbox, selected.id) : null;
+
+  // Moving the selection drops a command not yet carried out (and the key check above keeps it
+  // from ever reaching another card in between).
+  useEffect(() => setCommand(null), [selectedKey]);
+
+  const stateRef = useRef({ list, index, selected, selectedKey });
+  stateRef.current = { list, index, selected, selectedKey };
+
+  useEffect(() => {
+    const on = (e: KeyboardEvent): void => {
+      if (document.querySelector('dialog[open]')) return;
+      const cmd = inboxCommand({
+        key: e.key,
+        ctrlKey: e.ctrlKey,
+        altKey: e.altKey,
+        metaKey: e.metaKey,
+        inTextField: isTextField(e.target),
+      });
+      if (!cmd) return;
+      const { list: l, index: i, selected: sel, selectedKey: selKey } = stateRef.current;
+      // Enter on a button or link activates it, not the inbox.
+      if (cmd === 'open' && e.target instanceof HTMLElement && e.target.closest('button, a, summary')) return;
+      switch (cmd) {
+        case 'next':
+        case 'prev':
+        case 'first':
+        case 'last':
+          e.preventDefault();
+          setIndex(moveSelection(i, l.length, cmd));
+          break;
+        case 'approve':
+        case 'deny':
+        case 'edit':
+          if (!sel || !selKey) return;
+          e.preventDefault();
+          setCommand({ kind: cmd, n: ++seq.current, key: selKey });
+          break;
+        case 'open':
+          if (!sel) return;
+          e.preventDefault();
+          navigate({ view: 'session', id: sel.sandbox });
+          break;
+        case 'help':
+          e.preventDefault();
+          setHelp((h) => !h);
+          break;
+        case 'escape':
+          if (help) setHelp(false);
+          else if (e.target instanceof HTMLElement && isTextField(e.target)) {
+            e.target.blur();
+            listRef.current?.focus();
+          }
+          break;
+      }
+    };
+    document.addEventListener('keydown', on);
+    return () => document.removeEventListener('keydown', on);
+  }, [help]);
+
+  // Keep the selected item in view.
+  useEffect(() => {
+    const el = listRef.current?.querySelector<HTMLElement>('[aria-selected="true"]');
+    el?.scrollIntoView?.({ block: 'nearest' });
+  }, [index]);
+
+  return (
+    <div class="view inbox-view">
+      <div class="view-head">
+        <h1>Inbox</h1>
+        <span class="muted count">{list.length === 1 ? '1 approval waiting' : `${list.length} approvals waiting`}</span>
+        <span class="spacer" />
+        <button type="button" aria-expanded={help} onClick={() => setHelp((h) => !h)}>
+          Keyboard shortcuts
+        </button>
+      </div>
+      {help && (
+        <section class="shortcuts" aria-label="Keyboard shortcuts">
+          <dl>
+            {INBOX_SHORTCUTS.map(([k, what]) => (
+              <div key={k}>
+                <dt>
+                  <kbd>{k}</kbd>
+                </dt>
+                <dd>{what}</dd>
+              </div>
+            ))}
+          </dl>
+        </section>
+      )}
+      {list.length === 0 ? (
+        <p class="empty">Nothing waits for you. New asks appear here (and as a desktop notification when the console is in the background).</p>
+      ) : (
+        <div class="inbox-layout">
+          <ul class="inbox-list" aria-label="Pending approvals" ref={listRef} tabIndex={-1}>
+            {list.map((a, i) => {
+              const id = num(a.id);
+              const cd = countdown(num(a.deadline_ms), now);
+              const sel = i === index;
+              return (
+                <li
+                  key={approvalKey(a.sandbox, a.id)}
+                  aria-label={`Approval ${id} in ${a.sandbox}`}
+                  aria-selected={sel}
+                  aria-current={sel ? 'true' : undefined}
+                  class={`inbox-item ${sel ? 'selected' : ''}`}
+                  onClick={() => setIndex(i)}
+                >
+                  <StillImage hash={a.frame_png} alt={`Frame for approval ${id}`} class="inbox-thumb" />
+                  <span class="inbox-text">
+                    <span class="inbox-line">
+                      <span class="mono small">{a.sandbox}</span>
+                      <span class={`countdown small ${cd.warn ? 'warn' : ''}`}>{cd.text}</span>
+                    </span>
+                    <span class="inbox-summary" title={describeAction(a.action, 400)}>
+                      {describeAction(a.action)}
+                    </span>
+                    <span class="muted small">{a.reasons.join(', ') || 'policy default'}</span>
+                  </span>
+                </li>
+              );
+            })}
+          </ul>
+          <div class="inbox-detail">
+            {selected && (
+              <>
+                <ApprovalCard key={selectedKey} approval={selected} command={command && command.key === selectedKey ? command : null} />
+                <div class="button-row">
+                  <button type="button" onClick={() => navigate({ view: 'session', id: selected.sandbox })}>
+                    Open {selected.sandbox}
+                  </button>
+                </div>
+              </>
+            )}
+          </div>
+        </div>
+      )}
+      <p class="hint small">Keys: ↑/↓ or j/k select · a approve · d deny · e edit · Enter open · ? shortcuts</p>
+    </div>
+  );
+}

@@ -1,0 +1,363 @@
+// One sandbox: the live screen (focused viewer), take control / hand back, the command-view
+// timeline, and this sandbox's pending approvals.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { holderText } from '../lib/actions';
+import { errorMessage } from '../lib/backend';
+import { clock } from '../lib/format';
+import { num } from '../lib/num';
+import { navigate } from '../lib/router';
+import { holderOf, pendingList, sandboxState, useAppState } from '../lib/store';
+import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
+import { InputCapture } from '../lib/video/input';
+import { isTakeoverShortcut } from '../lib/video/keys';
+import { decisionTone } from '../lib/video/steps';
+import { ApprovalCard } from '../components/ApprovalCard';
+import { useBackend } from '../components/context';
+import { Modal, useViewer } from '../components/common';
+
+export function Session({ id }: { id: string }) {
+  const backend = useBackend();
+  const app = useAppState();
+  const info = app.sandboxes.get(id);
+  const [focused, setFocused] = useState(() => typeof document === 'undefined' || !document.hidden);
+  const { conn, snap } = useViewer(id, info ? backend : null, { focused });
+  const [handing, setHanding] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const holder = holderOf(app, id);
+  const me = app.me;
+  const iControl = holder?.holder === 'human' && me !== null && holder.operator === me;
+  const pending = pendingList(app, id);
+
+  // The video follows the window's visibility: hidden windows get the command view.
+  useEffect(() => {
+    const on = (): void => setFocused(!document.hidden);
+    document.addEventListener('visibilitychange', on);
+    return () => document.removeEventListener('visibilitychange', on);
+  }, []);
+
+  const lease = async (command: 'take' | 'hand_back' | 'pause' | 'resume', note: string | null = null): Promise<boolean> => {
+    setBusy(true);
+    setError(null);
+    try {
+      await backend.lease(id, { command, note: command === 'hand_back' && note && note.trim() ? note.trim() : null });
+      return true;
+    } catch (e) {
+      setError(errorMessage(e));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  // Ctrl+Alt+Enter toggles control; it is never forwarded to the sandbox.
+  const toggleRef = useRef<() => void>(() => undefined);
+  toggleRef.current = () => {
+    if (busy) return;
+    if (iControl) {
+      setHanding(false);
+      void lease('hand_back');
+    } else void lease('take');
+  };
+  useEffect(() => {
+    const on = (e: KeyboardEvent): void => {
+      if (!isTakeoverShortcut(e)) return;
+      e.preventDefault();
+      e.stopPropagation();
+      toggleRef.current();
+    };
+    document.addEventListener('keydown', on, true);
+    return () => document.removeEventListener('keydown', on, true);
+  }, []);
+
+  if (!info) {
+    return (
+      <div class="view session-view">
+        <div class="view-head">
+          <h1>Sandbox {id}</h1>
+        </div>
+        <p class="empty">
+          {app.loaded ? `No sandbox ${id} is supervised here (it may have been destroyed).` : 'Loading…'}{' '}
+          <button type="button" onClick={() => navigate({ view: 'grid' })}>
+            Back to the grid
+          </button>
+        </p>
+      </div>
+    );
+  }
+
+  const banner = iControl
+    ? 'You are in control — agent actions are refused'
+    : holder?.holder === 'human'
+      ? `${holder.operator} is in control`
+      : holder?.holder === 'paused'
+        ? `Agent is paused (by ${holder.by})`
+        : holderText(holder, me);
+  const state = sandboxState(app, id);
+
+  return (
+    <div class="view session-view">
+      <div class="view-head">
+        <h1 class="mono">{id}</h1>
+        <span class={`state-chip state-${state}`}>{state}</span>
+        <span class="muted small">
+          {info.backend} · {info.profile} · {info.screen.width}×{info.screen.height}
+        </span>
+        <span class="spacer" />
+        <button type="button" onClick={() => navigate({ view: 'ledger', id })}>
+          Ledger
+        </button>
+      </div>
+      <div class="session-layout">
+        <div class="live-column">
+          <div class={`control-bar holder-${iControl ? 'you' : (holder?.holder ?? 'none')}`}>
+            <span class="control-banner" role="status">
+              {banner}
+            </span>
+            <span class="spacer" />
+            {!iControl && (
+              <button
+                type="button"
+                class="primary"
+                disabled={busy || holder?.holder === 'human'}
+                title="Take the mouse and keyboard (Ctrl+Alt+Enter)"
+                onClick={() => void lease('take')}
+              >
+                Take control
+              </button>
+            )}
+            {iControl && (
+              <button type="button" class="primary" disabled={busy} onClick={() => setHanding(true)} title="Ctrl+Alt+Enter hands back at once">
+                Hand back
+              </button>
+            )}
+            {holder?.holder === 'paused' ? (
+              <button type="button" disabled={busy} onClick={() => void lease('resume')}>
+                Resume agent
+              </button>
+            ) : (
+              <button type="button" disabled={busy || iControl} onClick={() => void lease('pause')}>
+                Pause agent
+              </button>
+            )}
+          </div>
+          {error && (
+            <p class="card-error" role="alert">
+              {error}
+            </p>
+          )}
+          <LiveView id={id} conn={conn} snap={snap} inControl={iControl} />
+        </div>
+        <aside class="side-column">
+          {pending.length > 0 && (
+            <div class="session-approvals">
+              <h2>
+                Waiting for you <span class="count-badge">{pending.length}</span>
+              </h2>
+              {pending.map((a) => (
+                <ApprovalCard key={`${a.sandbox}/${num(a.id)}`} approval={a} compact />
+              ))}
+            </div>
+          )}
+          <Timeline snap={snap} />
+        </aside>
+      </div>
+      {handing && (
+        <HandBackDialog
+          busy={busy}
+          onCancel={() => setHanding(false)}
+          onConfirm={async (note) => {
+            if (await lease('hand_back', note)) setHanding(false);
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+function HandBackDialog({
+  busy,
+  onCancel,
+  onConfirm,
+}: {
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: (note: string) => void | Promise<void>;
+}) {
+  const [note, setNote] = useState('');
+  return (
+    <Modal title="Hand control back to the agent" onClose={onCancel}>
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void onConfirm(note);
+        }}
+      >
+        <label class="field">
+          <span>Note to the agent</span>
+          <textarea
+            rows={4}
+            maxLength={1000}
+            value={note}
+            placeholder="Optional: what you changed, what it should do next"
+            onInput={(e) => setNote((e.currentTarget as HTMLTextAreaElement).value)}
+          />
+        </label>
+        <p class="hint">The agent gets a summary of what you did, your note, and a fresh screenshot.</p>
+        <div class="button-row end">
+          <button type="button" onClick={onCancel} disabled={busy}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={busy}>
+            Hand back to agent
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+function LiveView({
+  id,
+  conn,
+  snap,
+  inControl,
+}: {
+  id: string;
+  conn: ViewerConnection | null;
+  snap: ViewerSnapshot | null;
+  inControl: boolean;
+}) {
+  const stageRef = useRef<HTMLDivElement>(null);
+  const canvasRef = useRef<HTMLCanvasElement>(null);
+  const videoRef = useRef<HTMLVideoElement>(null);
+  const [cursor, setCursor] = useState<{ x: number; y: number } | null>(null);
+  const [locked, setLocked] = useState(false);
+
+  useEffect(() => {
+    if (!conn) return;
+    conn.attach({ canvas: canvasRef.current, video: videoRef.current });
+    return () => conn.attach({ canvas: null, video: null });
+  }, [conn]);
+
+  useEffect(() => {
+    const stage = stageRef.current;
+    if (!conn || !stage) return;
+    const cap = new InputCapture(stage, conn, { onPointer: setCursor, onLockChange: setLocked });
+    return () => cap.dispose();
+  }, [conn]);
+
+  // Leaving control releases the pointer lock.
+  useEffect(() => {
+    if (!inControl && typeof document !== 'undefined' && document.pointerLockElement === stageRef.current) {
+      document.exitPointerLock();
+    }
+  }, [inControl]);
+
+  const displayed = snap?.displayed ?? null;
+  const w = snap?.welcome?.width ?? 1280;
+  const h = snap?.welcome?.height ?? 800;
+  const live = `Live screen of ${id}`;
+  let overlay = '';
+  if (!snap || snap.socket === 'connecting') overlay = displayed ? '' : 'Connecting…';
+  else if (snap.socket === 'closed') overlay = 'Viewer disconnected — reconnecting…';
+  else if (!displayed) overlay = snap.mode?.mode === 'video' ? 'Waiting for video…' : 'Waiting for the screen…';
+  const mode = snap?.mode;
+  const modeText = mode
+    ? [mode.mode === 'command' ? 'command view' : mode.mode, mode.codec, mode.fps ? `${mode.fps} fps` : '', mode.bitrate_kbps ? `${mode.bitrate_kbps} kbps` : '']
+        .filter(Boolean)
+        .join(' · ')
+    : '';
+  return (
+    <div class="live">
+      <div
+        ref={stageRef}
+        class={`stage ${inControl ? 'controlling' : ''} ${locked ? 'locked' : ''}`}
+        tabIndex={0}
+        aria-label={inControl ? `Control ${id}: keyboard and mouse go to the sandbox` : `Screen of ${id}`}
+        style={{ aspectRatio: `${w} / ${h}` }}
+      >
+        <canvas
+          ref={canvasRef}
+          class={`layer ${displayed === 'video' ? '' : 'shown'}`}
+          aria-label={displayed === 'video' ? undefined : live}
+          aria-hidden={displayed === 'video' ? true : undefined}
+          role="img"
+          width={w}
+          height={h}
+          data-frames="0"
+        />
+        <video
+          ref={videoRef}
+          class={`layer ${displayed === 'video' ? 'shown' : ''}`}
+          aria-label={displayed === 'video' ? live : undefined}
+          aria-hidden={displayed === 'video' ? undefined : true}
+          muted
+          autoplay
+          playsInline
+          disablePictureInPicture
+          data-frames="0"
+        />
+        {inControl && cursor && locked && (
+          <span
+            class="local-cursor"
+            aria-hidden="true"
+            style={{ left: `${(cursor.x / w) * 100}%`, top: `${(cursor.y / h) * 100}%` }}
+          />
+        )}
+        {overlay && <div class="stage-overlay">{overlay}</div>}
+      </div>
+      <div class="live-foot small muted">
+        <span>{modeText}</span>
+        {mode?.reason && <span title={mode.reason}> — {mode.reason}</span>}
+        <span class="spacer" />
+        {inControl && (
+          <span>{locked ? 'Pointer locked — Esc releases it' : 'Click the screen to capture the pointer'} · Ctrl+Alt+Enter hands back</span>
+        )}
+      </div>
+      {snap?.notice && (
+        <p class="notice small" role="alert" key={snap.notice.at}>
+          {snap.notice.text}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Timeline({ snap }: { snap: ViewerSnapshot | null }) {
+  const steps = snap?.steps ?? [];
+  return (
+    <section class="timeline" aria-labelledby="timeline-title">
+      <h2 id="timeline-title">
+        Command view <span class="muted small">newest first</span>
+      </h2>
+      <ol aria-label="Command view timeline" class="steps">
+        {steps.map((s) => (
+          <li key={s.key} class={`step tone-${decisionTone(s.decision)}`} data-seq={s.seq ?? undefined}>
+            <span class="step-still-box">
+              {s.stillUrl ? <img src={s.stillUrl} alt={`Screen after step ${s.seq ?? ''}`.trim()} /> : null}
+            </span>
+            <span class="step-body">
+              <span class="step-head">
+                <span class="step-time">{s.at_ms !== null ? clock(s.at_ms) : ''}</span>
+                <span class="step-kind">{s.kind}</span>
+                {s.decision && <span class={`badge tone-${decisionTone(s.decision)}`}>{s.decision}</span>}
+              </span>
+              <span class="step-title" title={s.title}>
+                {s.title}
+              </span>
+              {(s.actor || s.detail) && (
+                <span class="step-detail muted" title={s.detail ?? undefined}>
+                  {[s.actor, s.detail].filter(Boolean).join(' · ')}
+                </span>
+              )}
+            </span>
+          </li>
+        ))}
+      </ol>
+      {steps.length === 0 && <p class="empty small">No steps yet: they appear as the agent acts.</p>}
+    </section>
+  );
+}
