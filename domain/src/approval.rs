@@ -138,8 +138,11 @@ pub struct Approval {
     pub frame: String,
     /// The ledger blob holding that frame as PNG (what an operator's console displays).
     pub frame_png: String,
-    /// The policy's reasons for asking.
+    /// The policy's reasons for asking (the `@id`s of the rules that asked).
     pub reasons: Vec<String>,
+    /// The policy's sentence for why it asks, for the operator (empty when not given).
+    #[serde(default)]
+    pub reason: String,
     /// When it was asked.
     pub requested_ms: u64,
     /// When it expires.
@@ -175,6 +178,7 @@ impl Approval {
             frame: shown.frame,
             frame_png: shown.png,
             reasons,
+            reason: String::new(),
             requested_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
             state: ApprovalState::Pending,

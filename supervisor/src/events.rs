@@ -119,6 +119,22 @@ pub enum Event {
 }
 
 impl Event {
+    /// What the event is about: `action`, `approval`, `grant`, `lease`, `state`, `create` or
+    /// `policy` (the desktop app forwards each on the channel `airlock://{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ActionDecided { .. } | Event::ActionExecuted { .. } | Event::ActionRefused { .. } => {
+                "action"
+            }
+            Event::ApprovalRequested { .. } | Event::ApprovalResolved { .. } => "approval",
+            Event::GrantIssued { .. } => "grant",
+            Event::LeaseChanged { .. } => "lease",
+            Event::SandboxState { .. } => "state",
+            Event::CreateProgress { .. } => "create",
+            Event::PolicyMode { .. } => "policy",
+        }
+    }
+
     /// The namespaced topic.
     pub fn topic(&self) -> String {
         match self {

@@ -308,7 +308,7 @@ impl Supervisor {
         for _ in 0..MAX_REASKS {
             let shown = capture(&session.guest).await.map_err(GatewayError::Guest)?;
             let shown_hash = self.store_frame(&shown).await?;
-            let approval = Approval::new(
+            let mut approval = Approval::new(
                 self.next_approval_id(),
                 session.id.clone(),
                 to_ask.clone(),
@@ -320,6 +320,7 @@ impl Supervisor {
                 now_ms(),
                 self.approval_timeout().as_millis() as u64,
             );
+            approval.reason = evaluation.reason.clone();
             let run = match session.ask(approval).await? {
                 AskEnd::Decided {
                     outcome: Outcome::Run(a),

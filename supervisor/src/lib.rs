@@ -157,6 +157,12 @@ pub struct SandboxInfo {
     pub profile: String,
     /// Screen.
     pub screen: Screen,
+    /// `running`, `lost` (its keeper or VM is gone) or `external` (attached, not from the store).
+    pub state: String,
+    /// vCPUs and memory (MiB), when known.
+    pub vcpus: Option<u8>,
+    /// Memory, MiB, when known.
+    pub memory_mib: Option<u32>,
     /// Lease and approvals.
     pub session: SessionView,
 }
@@ -437,15 +443,24 @@ impl Supervisor {
         let view = session.view().await?;
         let store = self.inner.store.clone();
         let sid = id.to_string();
-        let rec = tokio::task::spawn_blocking(move || store.status(&sid).map(|s| s.record))
+        let status = tokio::task::spawn_blocking(move || store.status(&sid))
             .await
             .map_err(|e| CommandError::Sandbox(e.to_string()))?
             .ok();
+        let state = match &status {
+            None => "external",
+            Some(s) if s.liveness == Liveness::Alive => "running",
+            Some(_) => "lost",
+        };
+        let rec = status.map(|s| s.record);
         Ok(SandboxInfo {
             id: id.to_string(),
             backend: rec
                 .as_ref()
                 .map_or_else(|| "external".to_string(), |r| r.backend.to_string()),
+            state: state.to_string(),
+            vcpus: rec.as_ref().map(|r| r.vcpus),
+            memory_mib: rec.as_ref().map(|r| r.memory_mib),
             profile: rec.map_or_else(|| "external".to_string(), |r| r.profile),
             screen: session.screen,
             session: view,

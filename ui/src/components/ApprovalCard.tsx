@@ -46,7 +46,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
   const screen = app.sandboxes.get(sandbox)?.screen ?? null;
   const fields = editFields(approval.action);
   const editable = fields.length > 0;
-  const askReason = app.askReasons.get(askKey(sandbox, approval.action)) ?? null;
+  const askReason = approval.reason || (app.askReasons.get(askKey(sandbox, approval.action)) ?? null);
   const frame = useBlobUrl(approval.frame_png);
   const [natural, setNatural] = useState<{ w: number; h: number } | null>(null);
   // Action coordinates are screen pixels: the overlay uses the screen's size (the frame is the

@@ -289,10 +289,15 @@ export function reduce(s: AppState, a: StoreAction): AppState {
   }
 }
 
-/** The sandbox's displayed state: lost/stopped from lifecycle events, paused from the lease, else running. */
+/**
+ * The sandbox's displayed state: lost/stopped from lifecycle events (newer than the snapshot), else
+ * the snapshot's state when it is not running, paused from the lease, else running.
+ */
 export function sandboxState(s: AppState, id: string): string {
   const life = s.lifecycle.get(id)?.state;
   if (life && life !== 'running') return life;
+  const listed = s.sandboxes.get(id)?.state;
+  if (!life && listed && listed !== 'running') return listed;
   const h = s.lease.get(id)?.holder ?? s.sandboxes.get(id)?.session.holder;
   if (h?.holder === 'paused') return 'paused';
   return 'running';

@@ -17,6 +17,7 @@ export function approval(id: number, sandbox = 'sb-1', extra: Record<string, unk
     frame: 'f'.repeat(64),
     frame_png: 'a'.repeat(64),
     reasons: ['exec-other'],
+    reason: 'running a program outside the exec allowlist',
     requested_ms: 1000 + id,
     deadline_ms: 121000 + id,
     state: { state: 'pending' },
@@ -30,6 +31,9 @@ export function sandbox(id: string, holder: Record<string, unknown> = { holder: 
     backend: 'gvisor',
     profile: 'desktop',
     screen: { width: 1280, height: 800 },
+    state: 'running',
+    vcpus: 1,
+    memory_mib: 1024,
     session: { sandbox: id, screen: { width: 1280, height: 800 }, holder, epoch, pending: [], grants: [] },
   });
 }

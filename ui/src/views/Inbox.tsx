@@ -150,7 +150,7 @@ export function Inbox() {
                     <span class="inbox-summary" title={describeAction(a.action, 400)}>
                       {describeAction(a.action)}
                     </span>
-                    <span class="muted small">{a.reasons.join(', ') || 'policy default'}</span>
+                    <span class="muted small">{a.reason || a.reasons.join(', ') || 'policy default'}</span>
                   </span>
                 </li>
               );

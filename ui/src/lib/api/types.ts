@@ -142,9 +142,13 @@ frame: string,
  */
 frame_png: string, 
 /**
- * The policy's reasons for asking.
+ * The policy's reasons for asking (the `@id`s of the rules that asked).
  */
 reasons: Array<string>, 
+/**
+ * The policy's sentence for why it asks, for the operator (empty when not given).
+ */
+reason: string, 
 /**
  * When it was asked.
  */
@@ -763,6 +767,18 @@ profile: string,
  * Screen.
  */
 screen: Screen, 
+/**
+ * `running`, `lost` (its keeper or VM is gone) or `external` (attached, not from the store).
+ */
+state: string, 
+/**
+ * vCPUs and memory (MiB), when known.
+ */
+vcpus: number | null, 
+/**
+ * Memory, MiB, when known.
+ */
+memory_mib: number | null, 
 /**
  * Lease and approvals.
  */

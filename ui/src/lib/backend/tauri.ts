@@ -33,6 +33,9 @@ export const EVENT_CHANNELS = [
   'airlock://create',
 ] as const;
 
+/** Emitted when the shell's subscription fell behind: the snapshot is read again. */
+export const LAGGED_CHANNEL = 'airlock://lagged';
+
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
@@ -140,6 +143,14 @@ class TauriBackend implements Backend {
         if (stopped) un();
         else unlisten.push(un);
       }
+      const lagged = await listen<unknown>(LAGGED_CHANNEL, () => {
+        if (!stopped) void resync();
+      });
+      if (stopped) lagged();
+      else unlisten.push(lagged);
+      await resync();
+    };
+    const resync = async (): Promise<void> => {
       let attempt = 0;
       for (;;) {
         if (stopped) return;

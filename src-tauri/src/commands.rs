@@ -1,0 +1,129 @@
+//! The console's commands: each parses nothing and decides nothing — it calls the supervisor and
+//! returns its answer, or its error as `{code, message}` (the same body the HTTP API sends).
+
+use airlock_domain::{Approval, LeaseChange};
+use airlock_ledger::{Actor, Entry, VerifyReport};
+use airlock_policy::Mode;
+use airlock_supervisor::api::{
+    CreateRequest, ErrorBody, LeaseRequest, LedgerQuery, Me, ModeRequest, PolicyView, ResolveRequest,
+    Snapshot,
+};
+use airlock_supervisor::{CommandError, SandboxInfo};
+use tauri::State;
+
+use crate::Console;
+
+type Reply<T> = Result<T, ErrorBody>;
+
+#[tauri::command]
+pub(crate) fn me(console: State<'_, Console>) -> Me {
+    Me {
+        operator: console.operator.clone(),
+    }
+}
+
+#[tauri::command]
+pub(crate) async fn snapshot(console: State<'_, Console>) -> Reply<Snapshot> {
+    Ok(console.sup.snapshot().await)
+}
+
+#[tauri::command]
+pub(crate) async fn list_sandboxes(console: State<'_, Console>) -> Reply<Vec<SandboxInfo>> {
+    Ok(console.sup.list().await)
+}
+
+#[tauri::command]
+pub(crate) async fn create_sandbox(
+    console: State<'_, Console>,
+    request: CreateRequest,
+) -> Reply<SandboxInfo> {
+    Ok(console.sup.create_requested(&request, &console.operator).await?)
+}
+
+#[tauri::command]
+pub(crate) async fn destroy_sandbox(console: State<'_, Console>, id: String) -> Reply<()> {
+    let by = Actor::operator(console.operator.clone());
+    Ok(console.sup.destroy_sandbox(&id, &by).await?)
+}
+
+#[tauri::command]
+pub(crate) async fn lease(
+    console: State<'_, Console>,
+    id: String,
+    request: LeaseRequest,
+) -> Reply<LeaseChange> {
+    Ok(console
+        .sup
+        .lease_requested(&id, &console.operator, request)
+        .await?)
+}
+
+#[tauri::command]
+pub(crate) async fn resolve(
+    console: State<'_, Console>,
+    id: String,
+    approval: u64,
+    request: ResolveRequest,
+) -> Reply<Approval> {
+    Ok(console
+        .sup
+        .resolve_requested(&id, approval, &console.operator, request)
+        .await?)
+}
+
+#[tauri::command]
+pub(crate) async fn pending(console: State<'_, Console>) -> Reply<Vec<Approval>> {
+    Ok(console.sup.pending().await)
+}
+
+#[tauri::command]
+pub(crate) async fn ledger(console: State<'_, Console>, query: LedgerQuery) -> Reply<Vec<Entry>> {
+    Ok(console.sup.ledger_page(&query).await?)
+}
+
+#[tauri::command]
+pub(crate) async fn verify_ledger(console: State<'_, Console>) -> Reply<VerifyReport> {
+    Ok(console.sup.verify_ledger().await?)
+}
+
+#[tauri::command]
+pub(crate) async fn export_ledger(console: State<'_, Console>) -> Reply<String> {
+    let bytes = console.sup.export_ledger().await?;
+    String::from_utf8(bytes).map_err(|e| CommandError::Ledger(format!("the export is not UTF-8: {e}")).into())
+}
+
+#[tauri::command]
+pub(crate) async fn blob(console: State<'_, Console>, hash: String) -> Reply<tauri::ipc::Response> {
+    Ok(tauri::ipc::Response::new(console.sup.blob(&hash).await?))
+}
+
+#[tauri::command]
+pub(crate) fn policy(console: State<'_, Console>) -> PolicyView {
+    console.sup.policy_view()
+}
+
+#[tauri::command]
+pub(crate) async fn set_mode(console: State<'_, Console>, mode: Mode) -> Reply<ModeRequest> {
+    console.sup.set_mode(mode, &console.operator).await?;
+    Ok(ModeRequest { mode })
+}
+
+#[tauri::command]
+pub(crate) async fn view_url(console: State<'_, Console>, id: String) -> Reply<String> {
+    console.sup.session(&id).await?;
+    Ok(console.view_url(&id))
+}
+
+#[tauri::command]
+pub(crate) fn notify<R: tauri::Runtime>(app: tauri::AppHandle<R>, title: String, body: String) -> Reply<()> {
+    use tauri_plugin_notification::NotificationExt as _;
+    app.notification()
+        .builder()
+        .title(title)
+        .body(body)
+        .show()
+        .map_err(|e| ErrorBody {
+            code: "notification".into(),
+            message: format!("the desktop notification could not be shown: {e}"),
+        })
+}
