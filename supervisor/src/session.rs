@@ -111,6 +111,14 @@ pub enum ResolveError {
     /// No pending approval has this id in this sandbox.
     #[error("no pending approval {0} in this sandbox")]
     Unknown(u64),
+    /// It was decided (or expired) before this decision arrived.
+    #[error("approval {id} is no longer pending: it {outcome}")]
+    Decided {
+        /// The approval.
+        id: u64,
+        /// What happened to it, as a phrase (`was denied by ada`, `expired`).
+        outcome: String,
+    },
     /// The approval refused the resolution.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
@@ -142,6 +150,7 @@ impl Session {
             screen,
             lease: Lease::new(now_ms()),
             pending: HashMap::new(),
+            decided: std::collections::VecDeque::new(),
             grants: Grants::default(),
             ledger,
             events,
@@ -246,12 +255,38 @@ struct Owner {
     screen: Screen,
     lease: Lease,
     pending: HashMap<u64, PendingAsk>,
+    /// The latest decided approvals (oldest first, at most [`DECIDED_KEPT`]), so a late decision is
+    /// told what happened instead of "unknown".
+    decided: std::collections::VecDeque<Approval>,
     grants: Grants,
     ledger: Ledger,
     events: Events,
 }
 
+/// How many decided approvals a session remembers for late decisions.
+const DECIDED_KEPT: usize = 256;
+
+/// What happened to a decided approval, as a phrase after "it".
+fn outcome_phrase(state: &ApprovalState) -> String {
+    match state {
+        ApprovalState::Pending => "is still pending".to_string(),
+        ApprovalState::Approved { by } => format!("was approved by {by}"),
+        ApprovalState::Edited { by, .. } => format!("was edited and approved by {by}"),
+        ApprovalState::Denied { by, .. } => format!("was denied by {by}"),
+        ApprovalState::Expired => "expired (which counts as a denial)".to_string(),
+    }
+}
+
 impl Owner {
+    /// Publishes a decided approval and remembers it for late decisions.
+    fn resolved(&mut self, approval: Approval) {
+        if self.decided.len() == DECIDED_KEPT {
+            self.decided.pop_front();
+        }
+        self.decided.push_back(approval.clone());
+        self.events.publish(Event::ApprovalResolved { approval });
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         loop {
             let next_deadline = self.pending.values().map(|p| p.approval.deadline_ms).min();
@@ -359,7 +394,13 @@ impl Owner {
             Resolution::Edit { .. } | Resolution::Deny { .. } => None,
         };
         let Some(mut p) = self.pending.remove(&id) else {
-            return Err(ResolveError::Unknown(id));
+            return Err(match self.decided.iter().rev().find(|a| a.id == id) {
+                Some(a) => ResolveError::Decided {
+                    id,
+                    outcome: outcome_phrase(&a.state),
+                },
+                None => ResolveError::Unknown(id),
+            });
         };
         let outcome = match p.approval.resolve(operator, resolution, now) {
             Ok(o) => o,
@@ -393,9 +434,7 @@ impl Owner {
             .await;
             self.events.publish(Event::GrantIssued { grant });
         }
-        self.events.publish(Event::ApprovalResolved {
-            approval: approval.clone(),
-        });
+        self.resolved(approval.clone());
         let _ = p.reply.send(AskEnd::Decided {
             approval: approval.clone(),
             outcome,
@@ -432,9 +471,7 @@ impl Owner {
             json!({"approval": p.approval.id, "state": p.approval.state, "counts_as": "deny"}),
         ))
         .await;
-        self.events.publish(Event::ApprovalResolved {
-            approval: p.approval.clone(),
-        });
+        self.resolved(p.approval.clone());
         match self.lease.holder() {
             Holder::Agent => {
                 let _ = self

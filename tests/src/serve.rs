@@ -29,9 +29,15 @@ pub struct Serve {
 impl Serve {
     /// Starts `airlock serve --listen 127.0.0.1:0 ARGS…` in `env`'s state dir and waits until it listens.
     pub fn start(env: &Env, args: &[&str]) -> Result<Serve> {
+        Serve::start_at(env, "127.0.0.1:0", args)
+    }
+
+    /// Starts `airlock serve --listen LISTEN ARGS…` (a restart on the address of an earlier serve
+    /// keeps a browser's origin) and waits until it listens.
+    pub fn start_at(env: &Env, listen: &str, args: &[&str]) -> Result<Serve> {
         let mut child = Command::new(bin_dir().join("airlock"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env("AIRLOCK_STATE_DIR", &env.root)
             .env("AIRLOCK_CACHE_DIR", cache_dir())

@@ -449,13 +449,18 @@ function FrameOverlay({
   );
 }
 
+/** Text as typed: newlines and tabs become visible marks (the keys they press). */
+function showControlChars(text: string): string {
+  return text.replace(/\r?\n/g, '⏎\n').replace(/\n$/, '').replace(/\t/g, '⇥');
+}
+
 /** Text, keys and commands, which have no place on the frame. */
 function TargetDetail({ target }: { target: Target }) {
   switch (target.kind) {
     case 'text':
       return (
         <blockquote class="typed-text" aria-label="Text to type">
-          {target.text}
+          {showControlChars(target.text)}
         </blockquote>
       );
     case 'keys':

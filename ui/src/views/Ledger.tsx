@@ -219,16 +219,18 @@ export function Ledger({ id }: { id: string | null }) {
                   </td>
                   <td class="small">{actorLabel(e)}</td>
                   <td class="summary">{entrySummary(e)}</td>
-                  <td class="stills">
-                    {stills.map((s) => (
-                      <StillImage
-                        key={s.hash}
-                        hash={s.hash}
-                        alt={`Entry ${seq} ${s.label}`}
-                        class="ledger-thumb"
-                        onClick={() => setEnlarged({ hash: s.hash, label: `Entry ${seq} ${s.label}` })}
-                      />
-                    ))}
+                  <td>
+                    <div class="stills">
+                      {stills.map((s) => (
+                        <StillImage
+                          key={s.hash}
+                          hash={s.hash}
+                          alt={`Entry ${seq} ${s.label}`}
+                          class="ledger-thumb"
+                          onClick={() => setEnlarged({ hash: s.hash, label: `Entry ${seq} ${s.label}` })}
+                        />
+                      ))}
+                    </div>
                   </td>
                 </tr>
               );

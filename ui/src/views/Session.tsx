@@ -52,14 +52,25 @@ export function Session({ id }: { id: string }) {
   };
 
   // Ctrl+Alt+Enter toggles control; it is never forwarded to the sandbox.
+  // A press while a take or hand back is still on its way is kept and applied once it lands.
   const toggleRef = useRef<() => void>(() => undefined);
+  const queuedToggle = useRef(false);
   toggleRef.current = () => {
-    if (busy) return;
+    if (busy) {
+      queuedToggle.current = !queuedToggle.current;
+      return;
+    }
     if (iControl) {
       setHanding(false);
       void lease('hand_back');
     } else void lease('take');
   };
+  useEffect(() => {
+    if (!busy && queuedToggle.current) {
+      queuedToggle.current = false;
+      toggleRef.current();
+    }
+  }, [busy]);
   useEffect(() => {
     const on = (e: KeyboardEvent): void => {
       if (!isTakeoverShortcut(e)) return;
