@@ -109,13 +109,22 @@ try {
     }, sandbox);
     return n > 0 ? n : null;
   });
-  // The demo agent keeps typing: more frames follow.
+  // The screen changes again when the demo agent goes on: it types next, or waits for an
+  // operator's answer to its next ask, which this session's approval card gives.
+  let approvedHere = null;
   const frames = await waitFor('more frames', async () => {
     const n = await browser.execute((id) => {
       const el = document.querySelector(`[aria-label="Live screen of ${id}"]`);
       return el ? Number(el.getAttribute('data-frames') || 0) : 0;
     }, sandbox);
-    return n > frames0 ? n : null;
+    if (n > frames0) return n;
+    const cards = await browser.$$('section[aria-label^="Approval "]');
+    if (cards.length > 0 && approvedHere === null) {
+      approvedHere = await cards[0].getAttribute('aria-label');
+      await (await cards[0].$('button=Approve')).click();
+      log(`approved ${approvedHere} from the session`);
+    }
+    return null;
   }, 120000);
   const canvas = await browser.execute((id) => {
     const el = document.querySelector(`canvas[aria-label="Live screen of ${id}"]`);
@@ -123,7 +132,7 @@ try {
   }, sandbox);
   log(`live view drew ${frames} frames (${JSON.stringify(canvas)})`);
   await browser.saveScreenshot(path.join(ARTIFACTS, 'app-session.png'));
-  result = { ok: true, steps, sandbox, approved: approvalId, frames, canvas };
+  result = { ok: true, steps, sandbox, approved: approvalId, approvedHere, frames, canvas };
 } catch (e) {
   result.error = String(e && e.stack || e);
   try { await browser?.saveScreenshot(path.join(ARTIFACTS, 'app-failure.png')); } catch { /* window gone */ }

@@ -15,8 +15,17 @@ use crate::fb::Framebuffer;
 /// Most rectangles in one update; more are merged.
 const MAX_REGIONS: usize = 8;
 
+/// How long after a read its regions are read once more. The framebuffer file is read directly,
+/// not through the X server, so a damage report can arrive before the drawing it reports has
+/// landed (an xterm cursor moved, the glyph under it not yet drawn); without a second look that
+/// cell would stay stale on the host until something else damaged it.
+const SETTLE: Duration = Duration::from_millis(60);
+
 /// An axis-aligned rectangle: x, y, width, height.
 pub type Rect = (u16, u16, u16, u16);
+
+/// Regions as read, with their pixels.
+type Read = Vec<(Rect, Vec<u8>)>;
 
 /// Streams updates through `send` until `cancel` is set or `send` fails. The first update is the
 /// whole screen. A slow host only delays this thread; damage keeps accumulating and is merged.
@@ -46,6 +55,8 @@ pub fn stream(
     let start = Instant::now();
     let mut seq = 0u64;
     let mut pending: Vec<Rect> = vec![(0, 0, w, h)];
+    // The regions last read, with their pixels, to look at again once SETTLE has passed.
+    let mut recheck: Option<(Instant, Read)> = None;
     let mut next = Instant::now();
     while !cancel.load(Ordering::Relaxed) {
         while let Some(ev) = conn
@@ -60,6 +71,21 @@ pub fn stream(
             }
         }
         let now = Instant::now();
+        if pending.is_empty() && recheck.as_ref().is_some_and(|(due, _)| now >= *due) {
+            if let Some((_, before)) = recheck.take() {
+                let changed = settled_changes(&fb, before)?;
+                if !changed.is_empty() {
+                    let regions = changed
+                        .iter()
+                        .map(|((x, y, rw, rh), px)| Pixels::compress(*x, *y, *rw, *rh, px))
+                        .collect();
+                    send(update(&mut seq, start, w, h, regions))?;
+                    // Still drawing there: look once more.
+                    recheck = Some((now + SETTLE, changed));
+                }
+            }
+            continue;
+        }
         if pending.is_empty() || now < next {
             std::thread::sleep(
                 Duration::from_millis(4)
@@ -71,27 +97,53 @@ pub fn stream(
         conn.damage_subtract(dmg, x11rb::NONE, x11rb::NONE)
             .map_err(|e| e.to_string())?;
         conn.flush().map_err(|e| e.to_string())?;
-        let regions = coalesce(std::mem::take(&mut pending), MAX_REGIONS)
+        // Regions still waiting for their second look are read now anyway: fold them in.
+        let mut rects = std::mem::take(&mut pending);
+        if let Some((_, before)) = recheck.take() {
+            rects.extend(before.into_iter().map(|(r, _)| r));
+        }
+        let read = coalesce(rects, MAX_REGIONS)
             .into_iter()
-            .map(|(x, y, rw, rh)| {
-                fb.read(x, y, rw, rh)
-                    .map(|px| Pixels::compress(x, y, rw, rh, &px))
-            })
+            .map(|r| fb.read(r.0, r.1, r.2, r.3).map(|px| (r, px)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
-        let captured_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        send(FrameUpdate {
-            seq,
-            screen_w: w,
-            screen_h: h,
-            captured_us,
-            regions,
-        })?;
-        seq += 1;
+        let regions = read
+            .iter()
+            .map(|((x, y, rw, rh), px)| Pixels::compress(*x, *y, *rw, *rh, px))
+            .collect();
+        send(update(&mut seq, start, w, h, regions))?;
+        recheck = Some((now + SETTLE, read));
         next = now + interval;
     }
     let _ = conn.damage_destroy(dmg);
     Ok(())
+}
+
+/// The next update of the stream.
+fn update(seq: &mut u64, start: Instant, w: u16, h: u16, regions: Vec<Pixels>) -> FrameUpdate {
+    let u = FrameUpdate {
+        seq: *seq,
+        screen_w: w,
+        screen_h: h,
+        captured_us: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        regions,
+    };
+    *seq += 1;
+    u
+}
+
+/// Reads `before`'s regions again; returns those whose pixels changed since, as they are now.
+fn settled_changes(fb: &Framebuffer, before: Read) -> Result<Read, String> {
+    let mut out = Vec::new();
+    for ((x, y, rw, rh), old) in before {
+        let now = fb
+            .read(x, y, rw, rh)
+            .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
+        if now != old {
+            out.push(((x, y, rw, rh), now));
+        }
+    }
+    Ok(out)
 }
 
 fn clip(r: (i16, i16, u16, u16), w: u16, h: u16) -> Option<Rect> {

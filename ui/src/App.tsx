@@ -201,7 +201,7 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
             'Inbox',
             { view: 'inbox' },
             <span class={`nav-badge ${pending > 0 ? 'has' : ''}`}>
-              <span class="sr-only"> (</span>
+              <span class="sr-only">(</span>
               {pending}
               <span class="sr-only"> pending)</span>
             </span>,
