@@ -97,16 +97,19 @@ pub fn stream(
         conn.damage_subtract(dmg, x11rb::NONE, x11rb::NONE)
             .map_err(|e| e.to_string())?;
         conn.flush().map_err(|e| e.to_string())?;
-        // Regions still waiting for their second look are read now anyway: fold them in.
-        let mut rects = std::mem::take(&mut pending);
-        if let Some((_, before)) = recheck.take() {
-            rects.extend(before.into_iter().map(|(r, _)| r));
+        // Regions still waiting for their second look get it now: those that changed go out
+        // (first, as the older news) and are looked at again; the others are done. Only what was
+        // damaged or still changing is carried, so a busy screen does not grow the reads.
+        let mut read = match recheck.take() {
+            Some((_, before)) => settled_changes(&fb, before)?,
+            None => Vec::new(),
+        };
+        for r in coalesce(std::mem::take(&mut pending), MAX_REGIONS) {
+            let px = fb
+                .read(r.0, r.1, r.2, r.3)
+                .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
+            read.push((r, px));
         }
-        let read = coalesce(rects, MAX_REGIONS)
-            .into_iter()
-            .map(|r| fb.read(r.0, r.1, r.2, r.3).map(|px| (r, px)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
         let regions = read
             .iter()
             .map(|((x, y, rw, rh), px)| Pixels::compress(*x, *y, *rw, *rh, px))

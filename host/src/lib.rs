@@ -23,8 +23,8 @@ pub use images::{agent_binary, build_image, BuildEvent, HostImages};
 /// Why the host could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// A file operation failed.
-    #[error("{0}: {1}")]
+    /// A file operation failed (the cause is the error's source).
+    #[error("{0}")]
     Io(String, #[source] std::io::Error),
     /// Something the host needs is not there.
     #[error("{0}")]
@@ -118,7 +118,7 @@ pub struct Host {
     /// Sandboxes cleaned up because their keeper had died.
     pub cleaned: Vec<String>,
     stop: CancellationToken,
-    server: JoinHandle<Result<(), airlock_supervisor::serve::ServeError>>,
+    server: std::sync::Mutex<Option<JoinHandle<Result<(), airlock_supervisor::serve::ServeError>>>>,
     demo: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -163,7 +163,7 @@ impl Host {
             adopted,
             cleaned,
             stop,
-            server,
+            server: std::sync::Mutex::new(Some(server)),
             demo: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -199,10 +199,15 @@ impl Host {
     }
 
     /// Stops serving and the demo agent, and closes the ledger. Sandboxes keep running (the next
-    /// start adopts them).
-    pub async fn shutdown(self) {
+    /// start adopts them). A second call does nothing more.
+    pub async fn shutdown(&self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let server = self.server.lock().ok().and_then(|mut s| s.take());
+        if let Some(server) = server {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        } else {
+            return;
+        }
         let demo = self
             .demo
             .lock()
@@ -212,6 +217,6 @@ impl Host {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         self.sup.shutdown().await;
-        self.ledger.close().await;
+        self.ledger.clone().close().await;
     }
 }

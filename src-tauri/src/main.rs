@@ -120,9 +120,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         })
         .build(tauri::generate_context!())
         .context("cannot open the console window")?;
-    app.run(|_, _| {});
-    if let Ok(host) = std::sync::Arc::try_unwrap(host) {
-        tauri::async_runtime::block_on(host.shutdown());
+    // run_return: the event loop ends when the window closes, and the host is shut down then
+    // (the ledger records the stop and is closed; sandboxes keep running for the next start).
+    let code = app.run_return(|_, _| {});
+    tauri::async_runtime::block_on(host.shutdown());
+    if code != 0 {
+        anyhow::bail!("the window's event loop ended with code {code}");
     }
     Ok(())
 }

@@ -192,6 +192,7 @@ fn events_go_to_channels_by_kind() {
     let msg = airlock_supervisor::api::EventMessage::from(airlock_supervisor::Event::CreateProgress {
         job: "j".into(),
         step: "booting".into(),
+        outcome: airlock_supervisor::CreateOutcome::Working,
         at_ms: 1,
     });
     assert_eq!(channel(&msg), "airlock://create");

@@ -204,6 +204,43 @@ pub struct ResolveRequest {
     pub argv: Option<Vec<String>>,
 }
 
+impl ResolveRequest {
+    /// Refuses fields that do not go with the decision (an `argv` on an approve would otherwise
+    /// be ignored, and the original action run).
+    pub fn check_fields(&self) -> Result<(), CommandError> {
+        let (name, stray) = match self.decision {
+            DecisionVerb::Approve => (
+                "approve",
+                [
+                    ("reason", self.reason.is_some()),
+                    ("computer", self.computer.is_some()),
+                    ("argv", self.argv.is_some()),
+                ],
+            ),
+            DecisionVerb::Edit => (
+                "edit",
+                [
+                    ("grant_minutes", self.grant_minutes.is_some()),
+                    ("reason", self.reason.is_some()),
+                    ("-", false),
+                ],
+            ),
+            DecisionVerb::Deny => (
+                "deny",
+                [
+                    ("grant_minutes", self.grant_minutes.is_some()),
+                    ("computer", self.computer.is_some()),
+                    ("argv", self.argv.is_some()),
+                ],
+            ),
+        };
+        match stray.iter().find(|(_, present)| *present) {
+            Some((field, _)) => Err(CommandError::Invalid(format!("{field} does not go with {name}"))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Which ledger entries to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
@@ -351,6 +388,7 @@ impl Supervisor {
         operator: &str,
         req: ResolveRequest,
     ) -> Result<Approval, CommandError> {
+        req.check_fields()?;
         let resolution = match req.decision {
             DecisionVerb::Approve => Resolution::Approve {
                 grant_minutes: req.grant_minutes,
@@ -519,6 +557,36 @@ mod tests {
         assert!(noted.command("ada").is_err());
         assert!(serde_json::from_str::<LeaseRequest>(r#"{"command":"steal"}"#).is_err());
         assert!(serde_json::from_str::<LeaseRequest>(r#"{"command":"take","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn resolve_fields_must_fit_the_decision() {
+        let parse = |s: &str| serde_json::from_str::<ResolveRequest>(s).expect("parses");
+        for ok in [
+            r#"{"decision":"approve"}"#,
+            r#"{"decision":"approve","grant_minutes":10}"#,
+            r#"{"decision":"deny","reason":"no"}"#,
+            r#"{"decision":"edit","argv":["ls"]}"#,
+            r#"{"decision":"approve","reason":null,"argv":null,"computer":null,"grant_minutes":null}"#,
+        ] {
+            assert!(parse(ok).check_fields().is_ok(), "{ok}");
+        }
+        for (bad, field) in [
+            (r#"{"decision":"approve","argv":["rm"]}"#, "argv"),
+            (r#"{"decision":"approve","reason":"x"}"#, "reason"),
+            (r#"{"decision":"deny","grant_minutes":5}"#, "grant_minutes"),
+            (
+                r#"{"decision":"deny","computer":{"action":"screenshot"}}"#,
+                "computer",
+            ),
+            (
+                r#"{"decision":"edit","grant_minutes":5,"argv":["ls"]}"#,
+                "grant_minutes",
+            ),
+        ] {
+            let e = parse(bad).check_fields().expect_err(bad);
+            assert!(e.to_string().starts_with(field), "{e}");
+        }
     }
 
     #[test]

@@ -102,8 +102,10 @@ pub enum Event {
     CreateProgress {
         /// The caller's name for the creation.
         job: String,
-        /// What is happening, in a phrase.
+        /// What is happening, in a phrase (for `failed`: why).
         step: String,
+        /// Still working, failed, or done.
+        outcome: CreateOutcome,
         /// When (Unix ms).
         at_ms: u64,
     },
@@ -115,6 +117,21 @@ pub enum Event {
         by: String,
         /// When (Unix ms).
         at_ms: u64,
+    },
+}
+
+/// Where the making of a sandbox stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CreateOutcome {
+    /// Still under way.
+    Working,
+    /// It failed (the step says why).
+    Failed,
+    /// The sandbox runs.
+    Running {
+        /// Its id.
+        sandbox: String,
     },
 }
 

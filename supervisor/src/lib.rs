@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::sync::RwLock as AsyncRwLock;
 use tracing::{info, warn, Instrument};
 
-pub use crate::events::{Event, Events};
+pub use crate::events::{CreateOutcome, Event, Events};
 pub use crate::gateway::{ActionReply, ActionRequest, ActionResult, AgentCall, AgentId, Frame, GatewayError};
 pub use crate::session::{ResolveError, Session, SessionGone, SessionView};
 
@@ -343,19 +343,21 @@ impl Supervisor {
             let cfg = self.inner.config.clone();
             let events = self.inner.events.clone();
             let job = spec.job.clone();
-            let progress = move |step: &str| {
+            let report = move |step: &str, outcome: CreateOutcome| {
                 if let Some(job) = &job {
                     events.publish(Event::CreateProgress {
                         job: job.clone(),
                         step: step.to_string(),
+                        outcome,
                         at_ms: now_ms(),
                     });
                 }
             };
+            let step = report.clone();
+            let mut progress = move |s: &str| step(s, CreateOutcome::Working);
             let backend = spec.backend;
             let profile = spec.profile;
-            let rec = tokio::task::spawn_blocking(move || {
-                let mut progress = progress;
+            let made = tokio::task::spawn_blocking(move || {
                 progress(&format!("preparing the {profile} image"));
                 let image = images.image(profile, &mut progress)?;
                 progress("booting the sandbox");
@@ -367,15 +369,18 @@ impl Supervisor {
                     keeper_command: cfg.keeper_command.clone(),
                     boot_timeout: cfg.boot_timeout,
                 };
-                let out = store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string());
-                if let Err(e) = &out {
-                    progress(&format!("failed: {e}"));
-                }
-                out
+                store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string())
             })
             .await
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?
-            .map_err(CommandError::Sandbox)?;
+            .map_err(|e| CommandError::Sandbox(e.to_string()))
+            .and_then(|r| r.map_err(CommandError::Sandbox));
+            let rec = match made {
+                Ok(rec) => rec,
+                Err(e) => {
+                    report(&e.to_string(), CreateOutcome::Failed);
+                    return Err(e);
+                }
+            };
             self.record(
                 Some(&rec.id),
                 EntryKind::Lifecycle,
@@ -385,6 +390,12 @@ impl Supervisor {
             )
             .await?;
             self.attach(&rec.id).await?;
+            report(
+                &format!("sandbox {} is running", rec.id),
+                CreateOutcome::Running {
+                    sandbox: rec.id.clone(),
+                },
+            );
             info!(sandbox = %rec.id, "sandbox created");
             self.info(&rec.id).await
         }
@@ -393,6 +404,7 @@ impl Supervisor {
     }
 
     /// Destroys a sandbox.
+    #[tracing::instrument(skip(self, by), fields(by = ?by.operator))]
     pub async fn destroy_sandbox(&self, id: &str, by: &Actor) -> Result<(), CommandError> {
         let removed = self.inner.sessions.write().await.remove(id);
         if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
@@ -570,6 +582,7 @@ impl Supervisor {
     }
 
     /// An operator changes who holds control.
+    #[tracing::instrument(skip(self, cmd), fields(command = ?cmd))]
     pub async fn lease(&self, id: &str, cmd: LeaseCommand) -> Result<LeaseChange, CommandError> {
         let session = self.session(id).await?;
         Ok(session.lease(cmd).await??)
@@ -651,6 +664,7 @@ impl Supervisor {
     }
 
     /// Switches shadow mode (operators only) and records it.
+    #[tracing::instrument(skip(self))]
     pub async fn set_mode(&self, mode: Mode, operator: &str) -> Result<(), CommandError> {
         if let Ok(mut m) = self.inner.mode.write() {
             *m = mode;

@@ -94,6 +94,13 @@ pub fn router(sup: Supervisor) -> Router {
         .route("/policy/mode", post(set_mode))
         .route("/events", get(events))
         .route("/sandboxes/{id}/view", get(view))
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("there is no operator API route {}", uri.path()),
+            )
+        })
         .with_state(sup)
 }
 

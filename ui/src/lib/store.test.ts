@@ -102,10 +102,15 @@ describe('store reducer', () => {
 
   it('create jobs collect progress and end with the sandbox or an error', () => {
     let s = reduce(initialState, { type: 'job_started', job: 'j1', profile: 'desktop', backend: 'auto', at: 1 });
-    s = apply(s, ev({ type: 'create_progress', job: 'j1', step: 'booting', at_ms: 2 }));
-    s = apply(s, ev({ type: 'create_progress', job: 'other', step: 'x', at_ms: 2 }));
+    s = apply(s, ev({ type: 'create_progress', job: 'j1', step: 'booting', outcome: { state: 'working' }, at_ms: 2 }));
     expect(s.jobs.get('j1')?.steps.map((x) => x.step)).toEqual(['booting']);
-    expect(s.jobs.has('other')).toBe(false);
+    // Someone else's creation shows until its sandbox runs, or with its failure.
+    s = apply(s, ev({ type: 'create_progress', job: 'startup', step: 'building', outcome: { state: 'working' }, at_ms: 2 }));
+    expect(s.jobs.get('startup')?.foreign).toBe(true);
+    const broken = apply(s, ev({ type: 'create_progress', job: 'startup', step: 'runsc is missing', outcome: { state: 'failed' }, at_ms: 3 }));
+    expect(broken.jobs.get('startup')?.error).toBe('runsc is missing');
+    s = apply(s, ev({ type: 'create_progress', job: 'startup', step: 'running', outcome: { state: 'running', sandbox: 'x' }, at_ms: 3 }));
+    expect(s.jobs.has('startup')).toBe(false);
     const failed = reduce(s, { type: 'job_failed', job: 'j1', message: 'no KVM' });
     expect(failed.jobs.get('j1')?.error).toBe('no KVM');
     s = reduce(s, { type: 'job_done', job: 'j1', sandbox: sandbox('new') });

@@ -31,6 +31,8 @@ export interface CreateJob {
   steps: { step: string; at: number }[];
   /** Set when the create call failed. */
   error: string | null;
+  /** Started elsewhere (not by this console's create call). */
+  foreign?: boolean;
 }
 
 export interface AppState {
@@ -207,10 +209,22 @@ export function apply(s: AppState, m: EventMessage): AppState {
     case 'policy_mode':
       return e.mode === 'shadow' || e.mode === 'enforce' ? { ...s, mode: e.mode } : s;
     case 'create_progress': {
-      const job = s.jobs.get(e.job);
-      if (!job) return s; // someone else's creation
+      const outcome = e.outcome?.state ?? 'working';
+      // A creation this console did not start (the app's startup sandbox, another operator's)
+      // shows too, from its first step; it leaves once the sandbox runs (the list has it then).
+      const job: CreateJob = s.jobs.get(e.job) ?? {
+        job: e.job,
+        profile: '',
+        backend: '',
+        startedAt: num(e.at_ms),
+        steps: [],
+        error: null,
+        foreign: true,
+      };
+      if (outcome === 'running' && job.foreign) return { ...s, jobs: without(s.jobs, e.job) };
       const steps = [...job.steps, { step: e.step, at: num(e.at_ms) }].slice(-50);
-      return { ...s, jobs: withSet(s.jobs, e.job, { ...job, steps }) };
+      const error = outcome === 'failed' ? e.step : job.error;
+      return { ...s, jobs: withSet(s.jobs, e.job, { ...job, steps, error }) };
     }
     default:
       return s;

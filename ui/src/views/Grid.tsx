@@ -175,18 +175,23 @@ function JobCard({ job }: { job: CreateJob }) {
   const secs = Math.max(0, Math.round((now - job.startedAt) / 1000));
   const last = job.steps[job.steps.length - 1];
   return (
-    <article class="sandbox-card job-card" aria-label={`New sandbox (${job.profile})`} aria-busy={job.error === null}>
+    <article
+      class="sandbox-card job-card"
+      aria-label={job.foreign ? `New sandbox (${job.job})` : `New sandbox (${job.profile})`}
+      aria-busy={job.error === null}
+    >
       <div class="thumb-box">
         <span class="still-placeholder">{job.error ? 'Creation failed' : (last?.step ?? 'Starting…')}</span>
       </div>
       <div class="card-body">
         <div class="card-line">
-          <span class="card-id">New {job.profile} sandbox</span>
+          <span class="card-id">{job.foreign ? `New sandbox (${job.job})` : `New ${job.profile} sandbox`}</span>
           <span class={`state-chip ${job.error ? 'state-lost' : 'state-creating'}`}>{job.error ? 'failed' : 'creating'}</span>
         </div>
         <div class="card-line muted small">
           <span>
-            {job.backend} · {secs} s
+            {job.backend ? `${job.backend} · ` : ''}
+            {secs} s
           </span>
         </div>
         <ol class="job-steps small" aria-label="Progress">

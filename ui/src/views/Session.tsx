@@ -37,11 +37,15 @@ export function Session({ id }: { id: string }) {
     return () => document.removeEventListener('visibilitychange', on);
   }, []);
 
+  // What the last granted take / hand back leads to, until the lease event shows it.
+  const expectControl = useRef<boolean | null>(null);
   const lease = async (command: 'take' | 'hand_back' | 'pause' | 'resume', note: string | null = null): Promise<boolean> => {
     setBusy(true);
     setError(null);
     try {
       await backend.lease(id, { command, note: command === 'hand_back' && note && note.trim() ? note.trim() : null });
+      if (command === 'take') expectControl.current = true;
+      if (command === 'hand_back') expectControl.current = false;
       return true;
     } catch (e) {
       setError(errorMessage(e));
@@ -66,11 +70,15 @@ export function Session({ id }: { id: string }) {
     } else void lease('take');
   };
   useEffect(() => {
+    // A queued press waits until the lease shown agrees with the request that just landed (the
+    // reply can come before the lease event), so it toggles from the right state.
+    if (expectControl.current !== null && expectControl.current !== iControl) return;
+    expectControl.current = null;
     if (!busy && queuedToggle.current) {
       queuedToggle.current = false;
       toggleRef.current();
     }
-  }, [busy]);
+  }, [busy, iControl]);
   useEffect(() => {
     const on = (e: KeyboardEvent): void => {
       if (!isTakeoverShortcut(e)) return;

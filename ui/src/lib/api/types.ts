@@ -260,6 +260,15 @@ frames_decoded: number | null, };
 export type Codec = "h264" | "vp8";
 
 /**
+ * Where the making of a sandbox stands.
+ */
+export type CreateOutcome = { "state": "working" } | { "state": "failed" } | { "state": "running", 
+/**
+ * Its id.
+ */
+sandbox: string, };
+
+/**
  * Make a sandbox.
  */
 export type CreateRequest = { 
@@ -514,9 +523,13 @@ at_ms: number, } | { "type": "create_progress",
  */
 job: string, 
 /**
- * What is happening, in a phrase.
+ * What is happening, in a phrase (for `failed`: why).
  */
 step: string, 
+/**
+ * Still working, failed, or done.
+ */
+outcome: CreateOutcome, 
 /**
  * When (Unix ms).
  */

@@ -125,19 +125,26 @@ class TauriBackend implements Backend {
   ): () => void {
     let stopped = false;
     const unlisten: UnlistenFn[] = [];
+    // Events that arrive while a snapshot is on its way are held and applied after it: the
+    // snapshot replaces state, so applying them first would lose any the snapshot predates.
+    let held: EventMessage[] | null = null;
     onStatus('connecting');
-    const handler = (payload: unknown): void => {
-      if (stopped) return;
-      const m = payload as EventMessage | null;
-      if (!m || typeof m !== 'object' || typeof m.event !== 'object' || m.event === null) return;
+    const deliver = (m: EventMessage): void => {
       try {
         onEvent(m);
       } catch (e) {
         console.error('[airlock] event handling failed', e);
       }
     };
+    const handler = (payload: unknown): void => {
+      if (stopped) return;
+      const m = payload as EventMessage | null;
+      if (!m || typeof m !== 'object' || typeof m.event !== 'object' || m.event === null) return;
+      if (held) held.push(m);
+      else deliver(m);
+    };
     const start = async (): Promise<void> => {
-      // Listen first, then take the snapshot: an event racing the snapshot is applied after it.
+      // Listen first, then take the snapshot, holding events meanwhile.
       for (const ch of EVENT_CHANNELS) {
         const un = await listen<unknown>(ch, (e) => handler(e.payload));
         if (stopped) un();
@@ -151,6 +158,8 @@ class TauriBackend implements Backend {
       await resync();
     };
     const resync = async (): Promise<void> => {
+      if (held) return; // one is on its way already
+      held = [];
       let attempt = 0;
       for (;;) {
         if (stopped) return;
@@ -158,6 +167,9 @@ class TauriBackend implements Backend {
           const s = await this.snapshot();
           if (stopped) return;
           onSnapshot(s);
+          const replay = held ?? [];
+          held = null;
+          for (const m of replay) deliver(m);
           onStatus('open');
           return;
         } catch (e) {

@@ -299,12 +299,39 @@ class WebBackend implements Backend {
     let attempt = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
 
+    // After a lag the snapshot is fetched again; events arriving meanwhile are held and applied
+    // after it (it replaces state, so applying them first would lose those it predates).
+    let held: EventMessage[] | null = null;
+    let generation = 0; // bumped by every snapshot source, so a stale refetch is dropped
+    const deliver = (m: EventMessage): void => {
+      if (held) held.push(m);
+      else onEvent(m);
+    };
     const refetch = (): void => {
+      if (held) return; // one is on its way already
+      held = [];
+      const mine = ++generation;
+      const release = (): void => {
+        if (mine !== generation) return; // superseded by a reconnection's snapshot
+        const replay = held ?? [];
+        held = null;
+        for (const m of replay) {
+          try {
+            onEvent(m);
+          } catch (e) {
+            console.error('[airlock] event handling failed', e);
+          }
+        }
+      };
       this.snapshot().then(
         (s) => {
-          if (!stopped) onSnapshot(s);
+          if (!stopped && mine === generation) onSnapshot(s);
+          release();
         },
-        (e: unknown) => console.warn('[airlock] snapshot refetch failed:', toApiError(e).message),
+        (e: unknown) => {
+          console.warn('[airlock] snapshot refetch failed:', toApiError(e).message);
+          release();
+        },
       );
     };
 
@@ -332,9 +359,11 @@ class WebBackend implements Backend {
         try {
           if (m.kind === 'snapshot') {
             attempt = 0;
+            held = null; // a fresh connection's snapshot supersedes a refetch on its way
+            generation++;
             onSnapshot(m.snapshot);
             onStatus('open');
-          } else if (m.kind === 'event') onEvent(m.message);
+          } else if (m.kind === 'event') deliver(m.message);
           else refetch();
         } catch (e) {
           console.error('[airlock] event handling failed', e);
