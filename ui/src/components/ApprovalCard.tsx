@@ -12,7 +12,7 @@ import { num } from '../lib/num';
 import { askKey, store, useAppState } from '../lib/store';
 import { mapToScreen } from '../lib/video/geometry';
 import { useBackend } from './context';
-import { useNow } from './common';
+import { NumberField, useNow } from './common';
 
 /** A request from outside (the inbox keyboard): act on this card. `n` changes with every request. */
 export interface CardCommand {
@@ -333,17 +333,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
             >
               Allow similar
             </button>
-            <label class="minutes">
-              <span>Minutes</span>
-              <input
-                type="number"
-                min={1}
-                max={1440}
-                step={1}
-                value={minutes}
-                onInput={(e) => setMinutes((e.currentTarget as HTMLInputElement).value)}
-              />
-            </label>
+            <NumberField class="minutes" label="Minutes" min={1} max={1440} value={minutes} onInput={setMinutes} />
           </span>
           {busy && <span class="muted">Sending…</span>}
         </div>

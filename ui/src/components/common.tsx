@@ -121,3 +121,36 @@ export function StillImage({
     <span class={`still ${cls ?? ''}`}>{body}</span>
   );
 }
+
+/** A labelled whole-number input (the value stays text while it is typed; callers parse it). */
+export function NumberField({
+  label,
+  class: cls,
+  min,
+  max,
+  step = 1,
+  value,
+  onInput,
+}: {
+  label: string;
+  class: string;
+  min: number;
+  max: number;
+  step?: number;
+  value: string;
+  onInput: (value: string) => void;
+}) {
+  return (
+    <label class={cls}>
+      <span>{label}</span>
+      <input
+        type="number"
+        min={min}
+        max={max}
+        step={step}
+        value={value}
+        onInput={(e) => onInput((e.currentTarget as HTMLInputElement).value)}
+      />
+    </label>
+  );
+}

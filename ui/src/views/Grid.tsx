@@ -8,7 +8,7 @@ import { ago, newJobId } from '../lib/format';
 import { navigate } from '../lib/router';
 import { holderOf, pendingList, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
 import { useBackend } from '../components/context';
-import { Modal, useNow, useViewer } from '../components/common';
+import { Modal, NumberField, useNow, useViewer } from '../components/common';
 
 export function Grid() {
   const app = useAppState();
@@ -271,28 +271,8 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
           </select>
         </label>
         <div class="field-row">
-          <label class="field">
-            <span>vCPUs</span>
-            <input
-              type="number"
-              min={1}
-              max={8}
-              step={1}
-              value={vcpus}
-              onInput={(e) => setVcpus((e.currentTarget as HTMLInputElement).value)}
-            />
-          </label>
-          <label class="field">
-            <span>Memory (MiB)</span>
-            <input
-              type="number"
-              min={256}
-              max={16384}
-              step={256}
-              value={memory}
-              onInput={(e) => setMemory((e.currentTarget as HTMLInputElement).value)}
-            />
-          </label>
+          <NumberField class="field" label="vCPUs" min={1} max={8} value={vcpus} onInput={setVcpus} />
+          <NumberField class="field" label="Memory (MiB)" min={256} max={16384} step={256} value={memory} onInput={setMemory} />
         </div>
         <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
         {error && (
