@@ -340,9 +340,14 @@ impl From<CommandError> for ErrorBody {
 impl Supervisor {
     /// The console's starting state.
     pub async fn snapshot(&self) -> Snapshot {
+        // The pending approvals come from the same session views as the list, so the two agree
+        // and each session task is asked once.
+        let sandboxes = self.list().await;
+        let mut pending: Vec<Approval> = sandboxes.iter().flat_map(|s| s.session.pending.clone()).collect();
+        pending.sort_by_key(|a| a.id);
         Snapshot {
-            sandboxes: self.list().await,
-            pending: self.pending().await,
+            sandboxes,
+            pending,
             mode: self.mode(),
         }
     }
