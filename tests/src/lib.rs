@@ -111,6 +111,19 @@ impl Env {
             .expect("run airlock")
     }
 
+    /// `airlock ledger verify` on this state dir must pass; the error carries its report.
+    pub fn ledger_verifies(&self) -> Result<()> {
+        let out = self.airlock(&["ledger", "verify"]);
+        if !out.status.success() {
+            bail!(
+                "the ledger does not verify: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(())
+    }
+
     /// Directory of the sandboxes.
     pub fn sandboxes_dir(&self) -> PathBuf {
         self.root.join("sandboxes")

@@ -111,6 +111,28 @@ fn loaded_width(b: &mut Browser, img: &Target, timeout: Duration) -> Result<u64>
     })
 }
 
+/// Waits until the session's control banner says `text`.
+fn banner(b: &mut Browser, text: &str) -> Result<()> {
+    b.wait_visible(
+        PAGE,
+        &Target::any_role("status").has_text(text),
+        Duration::from_secs(10),
+    )
+}
+
+/// The agent's next action (a harmless ctrl+l), to see how it is answered after a control change.
+async fn agent_presses_ctrl_l(
+    agent: &airlock_agents::Gateway,
+    sb: &str,
+) -> Result<airlock_agents::ToolOutcome> {
+    Ok(agent
+        .call(
+            "computer",
+            computer(sb, json!({"action": "key", "text": "ctrl+l"})),
+        )
+        .await?)
+}
+
 fn shot(b: &mut Browser, page: &str, dir: &Path, name: &str) -> Result<()> {
     b.screenshot(page, &dir.join(name))
 }
@@ -394,11 +416,7 @@ impl Scenario<'_> {
             Duration::from_secs(5),
         )?;
         b.click(PAGE, &Target::role("button", "Take control"))?;
-        b.wait_visible(
-            PAGE,
-            &Target::any_role("status").has_text("You are in control"),
-            Duration::from_secs(10),
-        )?;
+        banner(b, "You are in control")?;
         let agent = serve.agent().await?;
         let refused = agent
             .call("exec", json!({"sandbox": sb, "argv": ["true"]}))
@@ -449,17 +467,8 @@ impl Scenario<'_> {
         let note = "I ran the echo myself; carry on";
         b.fill(PAGE, &Target::label("Note to the agent"), note)?;
         b.click(PAGE, &Target::role("button", "Hand back to agent"))?;
-        b.wait_visible(
-            PAGE,
-            &Target::any_role("status").has_text("Agent is driving"),
-            Duration::from_secs(10),
-        )?;
-        let after = agent
-            .call(
-                "computer",
-                computer(&sb, json!({"action": "key", "text": "ctrl+l"})),
-            )
-            .await?;
+        banner(b, "Agent is driving")?;
+        let after = agent_presses_ctrl_l(&agent, &sb).await?;
         ensure!(
             text(&after).contains(&format!("their note: {note}")) && after.images.len() == 1,
             "the agent's first action after the handback: {}",
@@ -467,25 +476,12 @@ impl Scenario<'_> {
         );
         // Ctrl+Alt+Enter toggles control from the keyboard, both ways.
         b.keyboard_press(PAGE, "Control+Alt+Enter")?;
-        b.wait_visible(
-            PAGE,
-            &Target::any_role("status").has_text("You are in control"),
-            Duration::from_secs(10),
-        )?;
+        banner(b, "You are in control")?;
         // A second press hands back; one made while the take request is still in flight is
         // queued and applied when it lands, so no wait is needed in between.
         b.keyboard_press(PAGE, "Control+Alt+Enter")?;
-        b.wait_visible(
-            PAGE,
-            &Target::any_role("status").has_text("Agent is driving"),
-            Duration::from_secs(10),
-        )?;
-        let after = agent
-            .call(
-                "computer",
-                computer(&sb, json!({"action": "key", "text": "ctrl+l"})),
-            )
-            .await?;
+        banner(b, "Agent is driving")?;
+        let after = agent_presses_ctrl_l(&agent, &sb).await?;
         ensure!(
             after.is_error && text(&after).contains("not performed"),
             "the agent's first action after the second handback: {}",
@@ -804,12 +800,7 @@ impl Scenario<'_> {
         );
 
         // The whole session left an intact ledger.
-        let verify = env.airlock(&["ledger", "verify"]);
-        ensure!(
-            verify.status.success(),
-            "{}",
-            String::from_utf8_lossy(&verify.stderr)
-        );
+        env.ledger_verifies()?;
         Ok(())
     }
 }

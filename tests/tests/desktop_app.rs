@@ -137,11 +137,6 @@ fn the_desktop_app_shows_the_grid_approves_an_ask_and_draws_video() -> Result<()
     let body = &resolved[0]["body"];
     assert_eq!(body["what"]["state"]["state"], "approved", "{body}");
     assert_eq!(body["actor"]["operator"], operator.as_str(), "{body}");
-    let verify = env.airlock(&["ledger", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    env.ledger_verifies()?;
     Ok(())
 }

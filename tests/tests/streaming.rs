@@ -356,12 +356,7 @@ async fn browsers_watch_over_webrtc_and_webcodecs_and_the_operator_drives() -> R
         !all.contains("typed-by-operator"),
         "typed text leaked into the ledger"
     );
-    let verify = env.airlock(&["ledger", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    env.ledger_verifies()?;
     Ok(())
 }
 

@@ -16,10 +16,6 @@ fn kinds(entries: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn airlock(env: &Env, args: &[&str]) -> std::process::Output {
-    env.airlock(args)
-}
-
 fn python() -> String {
     std::env::var("AIRLOCK_PYENV").unwrap_or_else(|_| "/opt/airlock/pyenv".into()) + "/bin/python"
 }
@@ -120,12 +116,7 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
         entries.iter().all(|e| !e.to_string().contains("teleport")),
         "bad calls are not logged as steps"
     );
-    let verify = airlock(&env, &["ledger", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    env.ledger_verifies()?;
     Ok(())
 }
 
@@ -241,30 +232,19 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
             assert!(e["body"]["frame_after"].is_string(), "{e}");
         }
     }
-    let verify = airlock(&env, &["ledger", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    env.ledger_verifies()?;
     let export = env.root.join("export.jsonl");
-    let out = airlock(
-        &env,
-        &["ledger", "export", "-o", export.to_str().context("path")?],
-    );
+    let out = env.airlock(&["ledger", "export", "-o", export.to_str().context("path")?]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let blobs = env.root.join("ledger/blobs");
-    let out = airlock(
-        &env,
-        &[
-            "ledger",
-            "verify",
-            "--jsonl",
-            export.to_str().context("path")?,
-            "--blobs",
-            blobs.to_str().context("path")?,
-        ],
-    );
+    let out = env.airlock(&[
+        "ledger",
+        "verify",
+        "--jsonl",
+        export.to_str().context("path")?,
+        "--blobs",
+        blobs.to_str().context("path")?,
+    ]);
     assert!(
         out.status.success(),
         "offline verify: {}",
