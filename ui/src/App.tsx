@@ -8,6 +8,7 @@ import { errorMessage, getBackend, type Backend } from './lib/backend';
 import { routeHash, useRoute, type Route } from './lib/router';
 import { pendingList, store, useAppState } from './lib/store';
 import { applyTheme, currentTheme, toggleTheme } from './lib/theme';
+import { Alert } from './components/common';
 import { BackendContext } from './components/context';
 import { Grid } from './views/Grid';
 import { Inbox } from './views/Inbox';
@@ -120,11 +121,7 @@ function SignIn({ backend, message, onDone }: { backend: Backend; message: strin
             onInput={(e) => setToken((e.currentTarget as HTMLInputElement).value)}
           />
         </label>
-        {error && (
-          <p class="card-error" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert message={error} />
         <button type="submit" class="primary" disabled={busy || token.trim() === ''}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>

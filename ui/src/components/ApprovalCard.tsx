@@ -12,7 +12,7 @@ import { num } from '../lib/num';
 import { askKey, store, useAppState } from '../lib/store';
 import { mapToScreen } from '../lib/video/geometry';
 import { useBackend } from './context';
-import { NumberField, useNow } from './common';
+import { Alert, NumberField, useNow } from './common';
 
 /** A request from outside (the inbox keyboard): act on this card. `n` changes with every request. */
 export interface CardCommand {
@@ -196,11 +196,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
         </p>
       </div>
 
-      {error && (
-        <p class="card-error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
 
       {phase === 'edit' && (
         <div class="edit-panel">

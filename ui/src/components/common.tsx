@@ -154,3 +154,12 @@ export function NumberField({
     </label>
   );
 }
+
+/** A refusal or failure the operator must read (announced to screen readers); nothing without one. */
+export function Alert({ message }: { message: string | null }) {
+  return message ? (
+    <p class="card-error" role="alert">
+      {message}
+    </p>
+  ) : null;
+}

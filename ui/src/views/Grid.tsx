@@ -8,7 +8,7 @@ import { ago, newJobId } from '../lib/format';
 import { navigate } from '../lib/router';
 import { holderOf, pendingList, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
 import { useBackend } from '../components/context';
-import { Modal, NumberField, useNow, useViewer } from '../components/common';
+import { Alert, Modal, NumberField, useNow, useViewer } from '../components/common';
 
 export function Grid() {
   const app = useAppState();
@@ -126,11 +126,7 @@ function SandboxCard({ id }: { id: string }) {
             <span class="muted">{detail ?? 'No agent step yet'}</span>
           )}
         </div>
-        {error && (
-          <p class="card-error" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert message={error} />
         <div class="button-row">
           <button type="button" class="primary" onClick={() => navigate({ view: 'session', id })}>
             Open
@@ -275,11 +271,7 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
           <NumberField class="field" label="Memory (MiB)" min={256} max={16384} step={256} value={memory} onInput={setMemory} />
         </div>
         <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
-        {error && (
-          <p class="card-error" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert message={error} />
         <div class="button-row end">
           <button type="button" onClick={onClose}>
             Cancel

@@ -21,7 +21,7 @@ import { navigate } from '../lib/router';
 import { useAppState } from '../lib/store';
 import { decisionTone } from '../lib/video/steps';
 import { useBackend } from '../components/context';
-import { Modal, StillImage } from '../components/common';
+import { Alert, Modal, StillImage } from '../components/common';
 
 const PAGE = 200;
 
@@ -183,11 +183,7 @@ export function Ledger({ id }: { id: string | null }) {
           </select>
         </label>
       </div>
-      {error && (
-        <p class="card-error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <div class="table-wrap">
         <table class="ledger-table" aria-label="Ledger entries">
           <thead>

@@ -6,7 +6,7 @@ import { errorMessage } from '../lib/backend';
 import { highlightCedar } from '../lib/cedar';
 import { store, useAppState } from '../lib/store';
 import { useBackend } from '../components/context';
-import { Modal } from '../components/common';
+import { Alert, Modal } from '../components/common';
 
 export function Policy() {
   const backend = useBackend();
@@ -50,11 +50,7 @@ export function Policy() {
           Reload
         </button>
       </div>
-      {error && (
-        <p class="card-error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <dl class="policy-facts">
         <div>
           <dt>Version</dt>
@@ -87,11 +83,7 @@ export function Policy() {
           </dd>
         </div>
       </dl>
-      {switchError && !confirm && (
-        <p class="card-error" role="alert">
-          {switchError}
-        </p>
-      )}
+      <Alert message={confirm ? null : switchError} />
       <section class="policy-text" aria-label="Policy text">
         {policy ? (
           <pre class="cedar">
@@ -122,11 +114,7 @@ export function Policy() {
           ) : (
             <p>Denials will refuse actions again. Asks keep waiting for an operator.</p>
           )}
-          {switchError && (
-            <p class="card-error" role="alert">
-              {switchError}
-            </p>
-          )}
+          <Alert message={switchError} />
           <div class="button-row end">
             <button type="button" onClick={() => setConfirm(null)} disabled={busy}>
               Cancel

@@ -14,7 +14,7 @@ import { isTakeoverShortcut } from '../lib/video/keys';
 import { decisionTone } from '../lib/video/steps';
 import { ApprovalCard } from '../components/ApprovalCard';
 import { useBackend } from '../components/context';
-import { Modal, useViewer } from '../components/common';
+import { Alert, Modal, useViewer } from '../components/common';
 
 export function Session({ id }: { id: string }) {
   const backend = useBackend();
@@ -161,11 +161,7 @@ export function Session({ id }: { id: string }) {
               </button>
             )}
           </div>
-          {error && (
-            <p class="card-error" role="alert">
-              {error}
-            </p>
-          )}
+          <Alert message={error} />
           <LiveView id={id} conn={conn} snap={snap} inControl={iControl} />
         </div>
         <aside class="side-column">
