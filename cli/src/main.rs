@@ -383,10 +383,15 @@ pub(crate) fn build_image(profile: Profile) -> Result<Image> {
 
 pub(crate) fn open_store() -> Result<Store> {
     let (store, cleaned) = airlock_host::open_store()?;
-    for id in cleaned {
+    report_cleaned(&cleaned);
+    Ok(store)
+}
+
+/// Tells the user about sandboxes removed on opening the store.
+pub(crate) fn report_cleaned(ids: &[String]) {
+    for id in ids {
         eprintln!("Cleaned up sandbox {id}: its keeper had died (crash or kill), so its processes and files were removed.");
     }
-    Ok(store)
 }
 
 pub(crate) fn keeper_command() -> Result<Vec<String>> {

@@ -10,7 +10,6 @@ use airlock_guest_image::Profile;
 use airlock_host::{Host, HostOptions};
 use airlock_ledger::{Ledger, VerifyReport};
 use airlock_policy::{Decision, Policy};
-use airlock_sandbox::Store;
 use airlock_supervisor::api::CreateRequest;
 use airlock_supervisor::tokens::Tokens;
 use airlock_supervisor::Config;
@@ -71,7 +70,7 @@ pub(crate) enum OperatorCommand {
 pub(crate) fn operator(cmd: OperatorCommand) -> Result<ExitCode> {
     match cmd {
         OperatorCommand::Add { name } => {
-            let path = Store::default_root().join("tokens.json");
+            let path = airlock_host::token_path();
             let token = Tokens::add_operator(&path, &name)?;
             println!("{}", serde_json::json!({"operator": name, "token": token}));
             eprintln!(
@@ -100,11 +99,6 @@ pub(crate) enum LedgerCommand {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-}
-
-/// The ledger directory: `$AIRLOCK_STATE_DIR/ledger` (or the default state dir).
-pub(crate) fn ledger_dir() -> PathBuf {
-    airlock_host::ledger_dir()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -145,9 +139,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
             ui_dir: ui_dir.clone(),
         })
         .await?;
-        for id in &host.cleaned {
-            eprintln!("Cleaned up sandbox {id}: its keeper had died (crash or kill), so its processes and files were removed.");
-        }
+        crate::report_cleaned(&host.cleaned);
         let addr = host.addr;
         if !a.no_sandbox && host.adopted.is_empty() {
             let profile = Profile::from(a.profile).name();
@@ -245,13 +237,13 @@ pub(crate) fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
             jsonl: None,
             blobs: None,
         } => runtime()?.block_on(async {
-            let ledger = open_existing(&ledger_dir()).await?;
+            let ledger = open_existing(&airlock_host::ledger_dir()).await?;
             let r = ledger.verify().await?;
             ledger.close().await;
             print_report(&r)
         }),
         LedgerCommand::Export { output } => runtime()?.block_on(async {
-            let ledger = open_existing(&ledger_dir()).await?;
+            let ledger = open_existing(&airlock_host::ledger_dir()).await?;
             let n = match &output {
                 Some(p) => {
                     let mut f = std::io::BufWriter::new(
@@ -303,7 +295,7 @@ pub(crate) fn agent(cmd: airlock_agents::AgentCommand) -> Result<ExitCode> {
         && cmd.token_file.is_none()
         && std::env::var_os(airlock_agents::TOKEN_ENV).is_none()
     {
-        let path = Store::default_root().join("tokens.json");
+        let path = airlock_host::token_path();
         if let Ok(bytes) = std::fs::read(&path) {
             let tokens: Tokens = serde_json::from_slice(&bytes)
                 .with_context(|| format!("the token file {} is not valid", path.display()))?;
