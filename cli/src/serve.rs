@@ -47,6 +47,10 @@ pub(crate) struct ServeArgs {
     /// the API: a remote operator needs an address their browser can reach.
     #[arg(long, default_value = "127.0.0.1:0")]
     rtc_udp: SocketAddr,
+    /// A web origin (`https://host[:port]`) besides loopback ones whose pages may call the MCP
+    /// endpoint; repeatable. Requests with any other `Origin` get 403 (DNS-rebinding defence).
+    #[arg(long = "mcp-allow-origin", value_name = "ORIGIN")]
+    mcp_allow_origin: Vec<String>,
     /// Run the scripted demo agent in the first sandbox (allowed, asked and denied actions, round
     /// after round).
     #[arg(long)]
@@ -122,6 +126,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
     config.approval_timeout = Duration::from_secs(a.approval_timeout.max(1));
     config.settle = Duration::from_millis(a.settle_ms);
     config.rtc_udp = a.rtc_udp;
+    config.mcp_origins = airlock_supervisor::origin::Origins::new(a.mcp_allow_origin.clone());
     if let Some(dir) = &a.ui {
         if !dir.join("index.html").exists() {
             bail!(

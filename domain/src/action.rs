@@ -205,11 +205,14 @@ pub enum ActionKind {
     Zoom,
     /// [`Action::Exec`].
     Exec,
+    /// A command line a `type` or `key` action submits to a terminal (judged like an exec before
+    /// the keystroke that submits it is sent).
+    TerminalCommand,
 }
 
 impl ActionKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ActionKind; 14] = [
+    pub const ALL: [ActionKind; 15] = [
         ActionKind::Key,
         ActionKind::Type,
         ActionKind::MouseMove,
@@ -224,6 +227,7 @@ impl ActionKind {
         ActionKind::CursorPosition,
         ActionKind::Zoom,
         ActionKind::Exec,
+        ActionKind::TerminalCommand,
     ];
 
     /// The snake_case name.
@@ -243,6 +247,7 @@ impl ActionKind {
             ActionKind::CursorPosition => "cursor_position",
             ActionKind::Zoom => "zoom",
             ActionKind::Exec => "exec",
+            ActionKind::TerminalCommand => "terminal_command",
         }
     }
 
@@ -586,7 +591,8 @@ impl Action {
             | ActionKind::Drag
             | ActionKind::Scroll
             | ActionKind::HoldKey
-            | ActionKind::Exec => false,
+            | ActionKind::Exec
+            | ActionKind::TerminalCommand => false,
         }
     }
 

@@ -143,12 +143,55 @@ pub struct Approval {
     /// The policy's sentence for why it asks, for the operator (empty when not given).
     #[serde(default)]
     pub reason: String,
+    /// What the keystrokes do in a terminal, when they submit command lines or paste there: the
+    /// command lines are what the policy judged and what the operator decides on.
+    #[serde(default)]
+    pub terminal: Option<TerminalInput>,
     /// When it was asked.
     pub requested_ms: u64,
     /// When it expires.
     pub deadline_ms: u64,
     /// Where it stands.
     pub state: ApprovalState,
+}
+
+/// Keystrokes into a terminal, as the gateway understood them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalInput {
+    /// The terminal window's title.
+    pub window: String,
+    /// The lines the keystrokes submit, in order.
+    pub lines: Vec<TerminalLine>,
+    /// What a paste would insert, when the keystrokes paste.
+    pub paste: Option<Paste>,
+}
+
+/// One submitted line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalLine {
+    /// The command line the shell will run (as far as the gateway knows it).
+    pub text: String,
+    /// Why the gateway cannot know the whole line (history recall, completion, a paste, an
+    /// operator's typing), or `None` when it is known exactly.
+    pub unknown: Option<String>,
+    /// Why it cannot be parsed as a command (unbalanced quotes, a here-document), if so.
+    pub unparsed: Option<String>,
+}
+
+/// A paste into a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct Paste {
+    /// Where it comes from: `primary` (the selection) or `clipboard`.
+    pub source: String,
+    /// What the guest's selection or clipboard holds.
+    pub text: String,
+    /// Whether the text was cut to the read limit.
+    pub truncated: bool,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
 }
 
 /// What a resolution leads to.
@@ -179,9 +222,19 @@ impl Approval {
             frame_png: shown.png,
             reasons,
             reason: String::new(),
+            terminal: None,
             requested_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
             state: ApprovalState::Pending,
+        }
+    }
+
+    /// The kind a grant from this approval covers: terminal commands when the keystrokes submitted
+    /// or pasted into a terminal (a grant never widens to all typing), else the action's kind.
+    pub fn grant_kind(&self) -> ActionKind {
+        match self.terminal {
+            Some(_) => ActionKind::TerminalCommand,
+            None => self.action.kind(),
         }
     }
 

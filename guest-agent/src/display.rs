@@ -123,6 +123,12 @@ impl Display {
         }
     }
 
+    /// The focused top-level window, or the one under a point (see [`crate::window::window`]).
+    pub fn window(&self, at: Option<(u16, u16)>) -> Result<airlock_protocol::WindowInfo, String> {
+        let conn = self.conn.lock().map_err(|_| "display lock poisoned")?;
+        crate::window::window(&conn, self.root, at)
+    }
+
     /// The keycode that types a single keysym named as a letter, a digit or `0x…` hex, when the
     /// current keymap has one (in its unshifted or shifted column); `None` sends the key through
     /// xdotool, which remaps a spare keycode for keysyms the keymap lacks.

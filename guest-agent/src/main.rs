@@ -15,6 +15,7 @@ mod fb;
 mod frames;
 mod session;
 mod terminal;
+mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

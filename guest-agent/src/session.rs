@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use airlock_protocol::{
-    encode_frame, validate_exec, validate_input, ErrorKind, FrameDecoder, GuestMessage, HostMessage, Pixels,
-    Reply, Request, PROTOCOL_VERSION,
+    encode_frame, validate_exec, validate_input, validate_window_at, ErrorKind, FrameDecoder, GuestMessage,
+    HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
 };
 
 use crate::channel::{Reader, Writer};
@@ -191,6 +191,23 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
                 Err((kind, message)) => err(kind, message),
             }
         }
+        Request::Window { at } => {
+            let d = match s.display() {
+                Ok(d) => d,
+                Err(e) => return err(ErrorKind::Unavailable, e),
+            };
+            if let Err(e) = validate_window_at(at, d.width, d.height) {
+                return err(ErrorKind::InvalidRequest, e);
+            }
+            match d.window(at) {
+                Ok(w) => Reply::Window(w),
+                Err(e) => err(ErrorKind::Unavailable, e),
+            }
+        }
+        Request::Selection { which } => match crate::window::selection(which) {
+            Ok((text, truncated)) => Reply::Selection { text, truncated },
+            Err(e) => err(ErrorKind::Unavailable, e),
+        },
         Request::StartFrames { max_fps } => {
             match frames::stream(&s.fbdir, max_fps, cancel, |u| s.send(id, Reply::Frame(u))) {
                 Ok(()) => Reply::StreamEnded,

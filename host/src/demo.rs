@@ -60,6 +60,12 @@ pub async fn run_demo(url: String, token: String, sandbox: String, stop: Cancell
 
 #[cfg(test)]
 mod tests {
+    use airlock_agents::StepAction;
+    use airlock_domain::{Action, Screen};
+    use airlock_policy::{Decision, Policy, Subject};
+    use airlock_protocol::WindowInfo;
+    use airlock_supervisor::terminal::{judge, Target};
+
     use super::*;
 
     #[test]
@@ -67,5 +73,55 @@ mod tests {
         let plan = demo_plan("abc123").expect("the shipped plan parses");
         assert_eq!(plan.sandbox, Some(SandboxSpec::Id("abc123".into())));
         assert!(plan.steps.len() >= 5);
+    }
+
+    /// The shipped demo, judged step by step by the shipped policy as the gateway judges it (keys
+    /// go to the desktop's xterm, whose line the demo's typing fills and submits): two asks (`df`
+    /// and the recursive delete) and one deny, as before terminal lines were judged as commands.
+    #[test]
+    fn the_demo_asks_twice_and_is_denied_once() {
+        let plan = demo_plan("sb").expect("the demo plan parses");
+        let policy = Policy::default_policy().expect("the shipped policy loads");
+        let who = Subject {
+            agent: "demo",
+            principal: "alice",
+            sandbox: "sb",
+        };
+        let screen = Screen {
+            width: 1280,
+            height: 800,
+        };
+        let mut line = airlock_shell::Line::empty();
+        let mut decisions = Vec::new();
+        for step in &plan.steps {
+            let action = match &step.action {
+                StepAction::Computer(v) => Action::from_anthropic(v, screen).expect("a valid action"),
+                StepAction::Exec(e) => {
+                    Action::exec(e.argv.clone(), String::new(), None).expect("a valid exec")
+                }
+                StepAction::ComputerOpenai(_) | StepAction::Call(_) | StepAction::Pause(_) => continue,
+            };
+            let target = Target {
+                window: WindowInfo {
+                    id: 1,
+                    title: "terminal".into(),
+                    class: "XTerm".into(),
+                    instance: "xterm".into(),
+                },
+                line: Some(line.clone()),
+                paste: None,
+            };
+            let judged = judge(&policy, &who, &action, &target);
+            if let Some(next) = judged.next {
+                line = next;
+            }
+            decisions.push(judged.evaluation.decision);
+        }
+        let count = |d: Decision| decisions.iter().filter(|x| **x == d).count();
+        assert_eq!(
+            (count(Decision::Ask), count(Decision::Deny)),
+            (2, 1),
+            "{decisions:?}"
+        );
     }
 }

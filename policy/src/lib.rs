@@ -9,14 +9,14 @@
 //!
 //! ```
 //! use airlock_domain::{Action, Screen};
-//! use airlock_policy::{Decision, Policy, Subject};
+//! use airlock_policy::{Decision, Focus, Policy, Subject};
 //! let policy = Policy::default_policy()?;
 //! let screen = Screen { width: 1280, height: 800 };
 //! let rm = Action::exec(vec!["rm".into(), "-rf".into(), "/".into()], String::new(), None)?;
 //! let who = Subject { agent: "bot", principal: "alice", sandbox: "sb1" };
-//! assert_eq!(policy.evaluate(&who, &rm, "").decision, Decision::Deny);
+//! assert_eq!(policy.evaluate(&who, &rm, Focus::NONE).decision, Decision::Deny);
 //! let click = Action::from_anthropic(&serde_json::json!({"action": "left_click", "coordinate": [5, 5]}), screen)?;
-//! assert_eq!(policy.evaluate(&who, &click, "").decision, Decision::Allow);
+//! assert_eq!(policy.evaluate(&who, &click, Focus::NONE).decision, Decision::Allow);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use airlock_domain::Action;
+use airlock_domain::{Action, ActionKind};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression, Schema, ValidationMode, Validator,
@@ -201,10 +201,104 @@ impl Policy {
         self.default
     }
 
-    /// Decides on `action` proposed by `who`; `window_title` is the focused window's title ("" if
-    /// unknown).
-    pub fn evaluate(&self, who: &Subject<'_>, action: &Action, window_title: &str) -> Evaluation {
-        match self.try_evaluate(who, action, window_title) {
+    /// Decides on `action` proposed by `who`, typed into `focus` (for `type` and `key`; [`Focus::NONE`]
+    /// otherwise). An exec is judged by every program its argv starts (shell wrappers unwrapped,
+    /// flags normalised): the strictest decision wins, and an argv that cannot be parsed is judged
+    /// with `context.parsed == false`.
+    pub fn evaluate(&self, who: &Subject<'_>, action: &Action, focus: Focus<'_>) -> Evaluation {
+        let base = action_facts(action, focus);
+        let Action::Exec { argv, .. } = action else {
+            return self.judge(who, action.kind(), base);
+        };
+        let what = format!("`{}`", action.command_line().unwrap_or_default());
+        match airlock_shell::parse_argv(argv) {
+            Ok(commands) if commands.is_empty() => {
+                let program = argv.first().map(|p| base_name(p)).unwrap_or_default();
+                let cmd = CommandFacts {
+                    program,
+                    argv: argv.iter().skip(1).cloned().collect(),
+                    ..CommandFacts::default()
+                };
+                self.judge(who, ActionKind::Exec, with_command(base, &cmd))
+            }
+            Ok(commands) => strictest(commands.iter().map(|c| {
+                let e = self.judge(
+                    who,
+                    ActionKind::Exec,
+                    with_command(base.clone(), &CommandFacts::of(c)),
+                );
+                about(e, &what, commands.len() > 1, &c.program)
+            }))
+            .unwrap_or_else(|| self.judge(who, ActionKind::Exec, base.clone())),
+            Err(error) => about(
+                self.judge(
+                    who,
+                    ActionKind::Exec,
+                    with_command(base, &CommandFacts::unparsed()),
+                ),
+                &format!("{what} cannot be parsed ({error}):"),
+                false,
+                "",
+            ),
+        }
+    }
+
+    /// Decides on a command line submitted to a terminal in `focus`, as the `terminal_command`
+    /// action with the same context as an exec: every program the line starts is judged, the
+    /// strictest decision wins. A line that cannot be parsed, or that the gateway could not see
+    /// whole, is judged with `context.parsed == false`. `None` when the line runs nothing (empty,
+    /// only a comment or assignments).
+    pub fn evaluate_terminal(
+        &self,
+        who: &Subject<'_>,
+        line: TerminalCommand<'_>,
+        focus: Focus<'_>,
+    ) -> Option<Evaluation> {
+        let (text, unknown) = match line {
+            TerminalCommand::Known(text) => (text, None),
+            TerminalCommand::Unknown { known, why } => (known, Some(why)),
+        };
+        let mut base = focus_facts(focus);
+        base.insert("command", s(text));
+        let what = format!("the terminal command `{}`", one_line(text));
+        if let Some(why) = unknown {
+            let e = self.judge(
+                who,
+                ActionKind::TerminalCommand,
+                with_command(base, &CommandFacts::unparsed()),
+            );
+            return Some(about(
+                e,
+                &format!("{what} is not known whole ({why}):"),
+                false,
+                "",
+            ));
+        }
+        match airlock_shell::parse_line(text) {
+            Ok(commands) => strictest(commands.iter().map(|c| {
+                let e = self.judge(
+                    who,
+                    ActionKind::TerminalCommand,
+                    with_command(base.clone(), &CommandFacts::of(c)),
+                );
+                about(e, &what, commands.len() > 1, &c.program)
+            })),
+            Err(error) => Some(about(
+                self.judge(
+                    who,
+                    ActionKind::TerminalCommand,
+                    with_command(base, &CommandFacts::unparsed()),
+                ),
+                &format!("{what} cannot be parsed ({error}):"),
+                false,
+                "",
+            )),
+        }
+    }
+
+    /// Runs the Cedar request for `kind` with `facts`; a rule that fails to evaluate denies.
+    fn judge(&self, who: &Subject<'_>, kind: ActionKind, facts: Facts) -> Evaluation {
+        match self.try_evaluate(who, kind, facts) {
             Ok(e) => e,
             Err(message) => Evaluation {
                 decision: Decision::Deny,
@@ -215,12 +309,7 @@ impl Policy {
         }
     }
 
-    fn try_evaluate(
-        &self,
-        who: &Subject<'_>,
-        action: &Action,
-        window_title: &str,
-    ) -> Result<Evaluation, String> {
+    fn try_evaluate(&self, who: &Subject<'_>, kind: ActionKind, facts: Facts) -> Result<Evaluation, String> {
         let uid = |ty: &str, id: &str| -> Result<EntityUid, String> {
             let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
             Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
@@ -228,7 +317,7 @@ impl Policy {
         let principal_uid = uid("Principal", who.principal)?;
         let agent_uid = uid("Agent", who.agent)?;
         let sandbox_uid = uid("Sandbox", who.sandbox)?;
-        let action_uid = uid("Action", action.kind().as_str())?;
+        let action_uid = uid("Action", kind.as_str())?;
         let entities = Entities::from_entities(
             [
                 Entity::new_no_attrs(principal_uid.clone(), HashSet::new()),
@@ -238,7 +327,8 @@ impl Policy {
             Some(&self.schema),
         )
         .map_err(|e| e.to_string())?;
-        let context = Context::from_pairs(facts(action, window_title)).map_err(|e| e.to_string())?;
+        let context = Context::from_pairs(facts.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .map_err(|e| e.to_string())?;
         let request = Request::new(agent_uid, action_uid, sandbox_uid, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
@@ -255,7 +345,6 @@ impl Policy {
             })
             .collect();
         let rules: Vec<String> = matched.iter().map(|(id, _)| id.clone()).collect();
-        let kind = action.kind();
         Ok(match response.decision() {
             cedar_policy::Decision::Deny if matched.is_empty() => Evaluation {
                 decision: self.default,
@@ -322,9 +411,162 @@ pub fn enforce(evaluation: &Evaluation, mode: Mode) -> Verdict {
     }
 }
 
-fn facts(action: &Action, window_title: &str) -> Vec<(String, RestrictedExpression)> {
-    let s = |v: &str| RestrictedExpression::new_string(v.to_string());
-    let n = |v: i64| RestrictedExpression::new_long(v);
+/// The window keystrokes go to; empty strings when unknown or not applicable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Focus<'a> {
+    /// Its title.
+    pub title: &'a str,
+    /// The class part of its `WM_CLASS` (`XTerm`).
+    pub class: &'a str,
+}
+
+impl Focus<'static> {
+    /// No window (actions that are not keystrokes).
+    pub const NONE: Focus<'static> = Focus { title: "", class: "" };
+}
+
+/// A line submitted to a terminal, as the gateway saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalCommand<'a> {
+    /// The gateway followed every keystroke: this is the line.
+    Known(&'a str),
+    /// The gateway could not follow the line (history recall, completion, a human's typing).
+    Unknown {
+        /// What it did see.
+        known: &'a str,
+        /// Why it cannot know the rest.
+        why: &'a str,
+    },
+}
+
+/// The strictest of several evaluations (deny, then ask, then allow), with the rules and reasons
+/// of every evaluation that reached it; `None` when there are none.
+pub fn strictest(evaluations: impl IntoIterator<Item = Evaluation>) -> Option<Evaluation> {
+    let all: Vec<Evaluation> = evaluations.into_iter().collect();
+    let decision = all.iter().map(|e| e.decision).max_by_key(|d| severity(*d))?;
+    let deciding: Vec<&Evaluation> = all.iter().filter(|e| e.decision == decision).collect();
+    let mut rules: Vec<String> = Vec::new();
+    let mut reasons: Vec<&str> = Vec::new();
+    for e in &deciding {
+        for r in &e.rules {
+            if !rules.contains(r) {
+                rules.push(r.clone());
+            }
+        }
+        if !reasons.contains(&e.reason.as_str()) {
+            reasons.push(&e.reason);
+        }
+    }
+    Some(Evaluation {
+        decision,
+        rules,
+        reason: reasons.join("; "),
+        defaulted: deciding.iter().all(|e| e.defaulted),
+    })
+}
+
+fn severity(d: Decision) -> u8 {
+    match d {
+        Decision::Allow => 0,
+        Decision::Ask => 1,
+        Decision::Deny => 2,
+    }
+}
+
+/// Prefixes an evaluation's reason with what it is about (and which program, when a line starts
+/// several).
+fn about(mut e: Evaluation, what: &str, name_program: bool, program: &str) -> Evaluation {
+    let program = if name_program && !program.is_empty() {
+        format!(" (its {program})")
+    } else {
+        String::new()
+    };
+    e.reason = format!("{what}{program} {}", e.reason);
+    e
+}
+
+/// The context of one Cedar request, by attribute name.
+type Facts = HashMap<&'static str, RestrictedExpression>;
+
+/// What one program a command line starts looks like to rules.
+#[derive(Debug, Clone, Default)]
+struct CommandFacts {
+    program: String,
+    argv: Vec<String>,
+    flags: Vec<String>,
+    wrappers: Vec<String>,
+    redirects: Vec<String>,
+    unparsed: bool,
+}
+
+impl CommandFacts {
+    fn of(c: &airlock_shell::SimpleCommand) -> CommandFacts {
+        CommandFacts {
+            program: c.program.clone(),
+            argv: c.argv.clone(),
+            flags: c.flags.iter().cloned().collect(),
+            wrappers: c.wrappers.clone(),
+            redirects: c.redirects.clone(),
+            unparsed: false,
+        }
+    }
+
+    fn unparsed() -> CommandFacts {
+        CommandFacts {
+            unparsed: true,
+            ..CommandFacts::default()
+        }
+    }
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+fn set(v: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(v.iter().map(|x| s(x)))
+}
+
+fn base_name(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or(p).to_string()
+}
+
+fn one_line(text: &str) -> String {
+    text.replace('\n', "⏎")
+}
+
+fn with_command(mut facts: Facts, c: &CommandFacts) -> Facts {
+    facts.insert("program", s(&c.program));
+    facts.insert("argv", set(&c.argv));
+    facts.insert("flags", set(&c.flags));
+    facts.insert("wrappers", set(&c.wrappers));
+    facts.insert("redirects", set(&c.redirects));
+    facts.insert("parsed", RestrictedExpression::new_bool(!c.unparsed));
+    facts
+}
+
+/// Every attribute, with "" / 0 / false / empty sets where it does not apply.
+fn focus_facts(focus: Focus<'_>) -> Facts {
+    let n = RestrictedExpression::new_long;
+    let mut f: Facts = HashMap::from([
+        ("has_point", RestrictedExpression::new_bool(false)),
+        ("x", n(0)),
+        ("y", n(0)),
+        ("button", s("")),
+        ("clicks", n(0)),
+        ("text", s("")),
+        ("text_len", n(0)),
+        ("key_combo", s("")),
+        ("command", s("")),
+        ("window_title", s(focus.title)),
+        ("window_class", s(focus.class)),
+    ]);
+    f = with_command(f, &CommandFacts::default());
+    f
+}
+
+fn action_facts(action: &Action, focus: Focus<'_>) -> Facts {
+    let n = RestrictedExpression::new_long;
     let point = action.point();
     let (button, clicks) = match action {
         Action::Click { button, count, .. } => (button.as_str(), i64::from(*count)),
@@ -334,27 +576,27 @@ fn facts(action: &Action, window_title: &str) -> Vec<(String, RestrictedExpressi
         _ => ("", 0),
     };
     let text = action.text().unwrap_or("");
-    let program = match action {
-        Action::Exec { argv, .. } => argv
-            .first()
-            .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    let pairs: HashMap<&str, RestrictedExpression> = HashMap::from([
-        ("has_point", RestrictedExpression::new_bool(point.is_some())),
-        ("x", n(point.map_or(0, |p| i64::from(p.x)))),
-        ("y", n(point.map_or(0, |p| i64::from(p.y)))),
-        ("button", s(button)),
-        ("clicks", n(clicks)),
-        ("text", s(text)),
-        ("text_len", n(text.len() as i64)),
-        ("key_combo", s(&action.key_combo().unwrap_or_default())),
-        ("program", s(&program)),
-        ("command", s(&action.command_line().unwrap_or_default())),
-        ("window_title", s(window_title)),
-    ]);
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let mut f = focus_facts(focus);
+    f.insert("has_point", RestrictedExpression::new_bool(point.is_some()));
+    f.insert("x", n(point.map_or(0, |p| i64::from(p.x))));
+    f.insert("y", n(point.map_or(0, |p| i64::from(p.y))));
+    f.insert("button", s(button));
+    f.insert("clicks", n(clicks));
+    f.insert("text", s(text));
+    f.insert("text_len", n(text.len() as i64));
+    f.insert("key_combo", s(&action.key_combo().unwrap_or_default()));
+    f.insert("command", s(&action.command_line().unwrap_or_default()));
+    if let Action::Exec { argv, .. } = action {
+        f = with_command(
+            f,
+            &CommandFacts {
+                program: argv.first().map(|p| base_name(p)).unwrap_or_default(),
+                argv: argv.iter().skip(1).cloned().collect(),
+                ..CommandFacts::default()
+            },
+        );
+    }
+    f
 }
 
 fn cedar_message(e: &impl std::error::Error) -> String {
@@ -394,7 +636,7 @@ mod tests {
     }
 
     fn decide(p: &Policy, a: &Action, title: &str) -> Decision {
-        p.evaluate(&WHO, a, title).decision
+        p.evaluate(&WHO, a, Focus { title, class: "" }).decision
     }
 
     #[test]
@@ -423,7 +665,10 @@ mod tests {
         let e = p.evaluate(
             &WHO,
             &anthropic(json!({"action": "type", "text": "hunter2"})),
-            "Password required",
+            Focus {
+                title: "Password required",
+                class: "Dialog",
+            },
         );
         assert_eq!(e.decision, Decision::Ask);
         assert_eq!(e.rules, vec!["typing-into-a-password-field"]);
@@ -451,7 +696,7 @@ mod tests {
         assert_eq!(decide(&p, &exec(&["cat", "/etc/hostname"]), ""), Decision::Allow);
         assert_eq!(decide(&p, &exec(&["/usr/bin/ls", "-l"]), ""), Decision::Allow);
         assert_eq!(decide(&p, &exec(&["touch", "/tmp/x"]), ""), Decision::Ask);
-        assert_eq!(decide(&p, &exec(&["sh", "-c", "echo hi"]), ""), Decision::Ask);
+        assert_eq!(decide(&p, &exec(&["sh", "-c", "touch x"]), ""), Decision::Ask);
         assert_eq!(decide(&p, &exec(&["rm", "-rf", "/tmp/x"]), ""), Decision::Ask);
         for argv in [
             &["rm", "-rf", "/"][..],
@@ -460,18 +705,220 @@ mod tests {
             &["rm", "-rf", "/*"],
             &["mkfs.ext4", "/dev/vda"],
         ] {
-            let e = p.evaluate(&WHO, &exec(argv), "");
+            let e = p.evaluate(&WHO, &exec(argv), Focus::NONE);
             assert_eq!(e.decision, Decision::Deny, "{argv:?}");
             assert_eq!(e.rules, vec!["wipe-the-system"]);
         }
+        // Typed into a terminal, the line submitted is the command judged (the gateway knows
+        // which window is a terminal); as text alone, typing is typing.
+        assert_eq!(typed(&p, "sudo rm -rf /").decision, Decision::Deny);
         assert_eq!(
             decide(
                 &p,
                 &anthropic(json!({"action": "type", "text": "sudo rm -rf /\n"})),
-                "xterm"
+                "notes.txt"
             ),
-            Decision::Deny
+            Decision::Allow
         );
+    }
+
+    fn rules_of(e: &Evaluation) -> Vec<&str> {
+        e.rules.iter().map(String::as_str).collect()
+    }
+
+    fn typed(p: &Policy, line: &str) -> Evaluation {
+        p.evaluate_terminal(&WHO, TerminalCommand::Known(line), Focus::NONE)
+            .expect("the line runs something")
+    }
+
+    #[test]
+    fn every_spelling_of_a_recursive_delete_asks() {
+        let p = Policy::default_policy().unwrap();
+        for argv in [
+            &["rm", "-rf", "x"][..],
+            &["rm", "-r", "-f", "x"],
+            &["rm", "-fR", "x"],
+            &["rm", "--recursive", "--force", "x"],
+            &["rm", "-R", "x"],
+            &["/bin/rm", "--force", "-r", "x"],
+        ] {
+            let e = p.evaluate(&WHO, &exec(argv), Focus::NONE);
+            assert_eq!(e.decision, Decision::Ask, "{argv:?}");
+            assert!(rules_of(&e).contains(&"recursive-delete"), "{argv:?}: {e:?}");
+        }
+        for line in [
+            "rm -r -f ~/scratch",
+            "rm -fR ~/scratch",
+            "rm --recursive --force ~/scratch",
+            r"r\m -rf x",
+        ] {
+            let e = typed(&p, line);
+            assert!(rules_of(&e).contains(&"recursive-delete"), "{line}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_wiping_the_system_is_denied() {
+        let p = Policy::default_policy().unwrap();
+        for line in [
+            "rm -r -f /",
+            "rm -fR /",
+            "rm --recursive --force --no-preserve-root /",
+            "sudo rm -rf /*",
+            "echo bye; rm -rf /usr",
+            "sh -c 'rm -rf /'",
+            "mkfs.ext4 /dev/vda",
+            "dd if=/dev/zero of=/dev/sda",
+            ":(){ :|:& };:",
+        ] {
+            let e = typed(&p, line);
+            assert_eq!(e.decision, Decision::Deny, "{line}: {e:?}");
+            assert_eq!(rules_of(&e), ["wipe-the-system"], "{line}");
+        }
+    }
+
+    #[test]
+    fn wrappers_are_judged_by_what_they_run() {
+        let p = Policy::default_policy().unwrap();
+        assert_eq!(decide(&p, &exec(&["sh", "-c", "echo hi"]), ""), Decision::Allow);
+        assert_eq!(
+            decide(&p, &exec(&["timeout", "5", "cat", "/etc/hostname"]), ""),
+            Decision::Allow
+        );
+        for argv in [
+            &["env", "-i", "touch", "x"][..],
+            &["nohup", "touch", "x"],
+            &["xargs", "touch"],
+            &["bash", "-lc", "ls; touch x"],
+            &["timeout", "-s", "KILL", "5", "touch", "x"],
+        ] {
+            let e = p.evaluate(&WHO, &exec(argv), Focus::NONE);
+            assert_eq!(e.decision, Decision::Ask, "{argv:?}");
+            assert!(rules_of(&e).contains(&"exec-other"), "{argv:?}: {e:?}");
+            assert!(
+                e.reason.contains("touch"),
+                "the reason names the program: {}",
+                e.reason
+            );
+        }
+        let e = p.evaluate(&WHO, &exec(&["sudo", "ls"]), Focus::NONE);
+        assert_eq!(rules_of(&e), ["another-user"]);
+    }
+
+    #[test]
+    fn programs_that_run_programs_or_send_input_ask() {
+        let p = Policy::default_policy().unwrap();
+        let e = p.evaluate(&WHO, &exec(&["xdotool", "type", "rm -rf ~\n"]), Focus::NONE);
+        assert_eq!(e.decision, Decision::Ask);
+        assert!(rules_of(&e).contains(&"input-injection"), "{e:?}");
+        for argv in [
+            &["find", ".", "-exec", "cat", "{}", ";"][..],
+            &["find", ".", "-execdir", "cat", "{}", "+"],
+            &["find", ".", "-ok", "cat", "{}", ";"],
+            &["find", "/tmp", "-delete"],
+            &["find", "/", "-fprint", "/tmp/list"],
+        ] {
+            let e = p.evaluate(&WHO, &exec(argv), Focus::NONE);
+            assert_eq!(e.decision, Decision::Ask, "{argv:?}");
+            assert!(rules_of(&e).contains(&"find-runs-or-deletes"), "{argv:?}: {e:?}");
+        }
+        let e = p.evaluate(
+            &WHO,
+            &exec(&["find", ".", "-exec", "sh", "-c", "rm -rf /", ";"]),
+            Focus::NONE,
+        );
+        assert_eq!(e.decision, Decision::Deny, "what find runs is judged too");
+        assert_eq!(
+            decide(&p, &exec(&["find", "/tmp", "-name", "*.txt"]), ""),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn command_lines_that_cannot_be_parsed_or_seen_whole_ask() {
+        let p = Policy::default_policy().unwrap();
+        for line in ["echo 'unbalanced", "cat <<EOF", "case x in y) ls;; esac", "ls \\"] {
+            let e = typed(&p, line);
+            assert_eq!(e.decision, Decision::Ask, "{line}: {e:?}");
+            assert!(rules_of(&e).contains(&"unparsed-command"), "{line}: {e:?}");
+            assert!(e.reason.contains("cannot be parsed"), "{}", e.reason);
+        }
+        let e = p
+            .evaluate_terminal(
+                &WHO,
+                TerminalCommand::Unknown {
+                    known: "ls",
+                    why: "after Up (history recall)",
+                },
+                Focus::NONE,
+            )
+            .expect("an unknown line is judged");
+        assert_eq!(e.decision, Decision::Ask);
+        assert!(e.reason.contains("history recall"), "{}", e.reason);
+        assert_eq!(
+            p.evaluate(&WHO, &exec(&["sh", "-c", "echo 'x"]), Focus::NONE)
+                .decision,
+            Decision::Ask
+        );
+    }
+
+    #[test]
+    fn harmless_typed_commands_are_allowed_and_empty_lines_run_nothing() {
+        let p = Policy::default_policy().unwrap();
+        for line in [
+            "ls -la ~",
+            "echo 'hello' > /tmp/x.txt",
+            "cat /etc/hostname | wc -l",
+            "cd /tmp && pwd",
+        ] {
+            assert_eq!(typed(&p, line).decision, Decision::Allow, "{line}");
+        }
+        for line in ["", "   ", "# only a comment", "X=1"] {
+            assert!(
+                p.evaluate_terminal(&WHO, TerminalCommand::Known(line), Focus::NONE)
+                    .is_none(),
+                "{line:?} runs nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn the_strictest_evaluation_wins_with_every_deciding_rule() {
+        let ev = |d, r: &str| Evaluation {
+            decision: d,
+            rules: vec![r.to_string()],
+            reason: format!("because {r}"),
+            defaulted: false,
+        };
+        let e = strictest([
+            ev(Decision::Allow, "a"),
+            ev(Decision::Ask, "b"),
+            ev(Decision::Ask, "c"),
+        ])
+        .unwrap();
+        assert_eq!((e.decision, rules_of(&e)), (Decision::Ask, vec!["b", "c"]));
+        assert_eq!(e.reason, "because b; because c");
+        let e = strictest([ev(Decision::Ask, "b"), ev(Decision::Deny, "d")]).unwrap();
+        assert_eq!((e.decision, rules_of(&e)), (Decision::Deny, vec!["d"]));
+        assert!(strictest([]).is_none());
+    }
+
+    #[test]
+    fn rules_see_the_window_class() {
+        let p = Policy::new(
+            r#"@id("no-typing-in-browsers") forbid(principal, action == Action::"type", resource)
+                 when { context.window_class == "firefox-esr" };
+               @id("rest") permit(principal, action, resource);"#,
+            Decision::Ask,
+        )
+        .unwrap();
+        let t = anthropic(json!({"action": "type", "text": "hi"}));
+        let firefox = Focus {
+            title: "Mozilla Firefox",
+            class: "firefox-esr",
+        };
+        assert_eq!(p.evaluate(&WHO, &t, firefox).decision, Decision::Deny);
+        assert_eq!(p.evaluate(&WHO, &t, Focus::NONE).decision, Decision::Allow);
     }
 
     #[test]
@@ -481,7 +928,7 @@ mod tests {
             Decision::Ask,
         )
         .unwrap();
-        let e = p.evaluate(&WHO, &exec(&["ls"]), "");
+        let e = p.evaluate(&WHO, &exec(&["ls"]), Focus::NONE);
         assert_eq!((e.decision, e.defaulted), (Decision::Ask, true));
         let p = Policy::new(p.text(), Decision::Deny).unwrap();
         assert_eq!(decide(&p, &exec(&["ls"]), ""), Decision::Deny);
@@ -509,17 +956,20 @@ mod tests {
             principal: "bob",
             ..WHO
         };
-        assert_eq!(p.evaluate(&bob, &click(5), "").decision, Decision::Deny);
+        assert_eq!(p.evaluate(&bob, &click(5), Focus::NONE).decision, Decision::Deny);
         let rogue = Subject {
             agent: "rogue",
             ..WHO
         };
-        assert_eq!(p.evaluate(&rogue, &click(5), "").decision, Decision::Deny);
+        assert_eq!(
+            p.evaluate(&rogue, &click(5), Focus::NONE).decision,
+            Decision::Deny
+        );
         let prod = Subject {
             sandbox: "prod",
             ..WHO
         };
-        assert_eq!(p.evaluate(&prod, &click(5), "").decision, Decision::Ask);
+        assert_eq!(p.evaluate(&prod, &click(5), Focus::NONE).decision, Decision::Ask);
     }
 
     #[test]
@@ -552,7 +1002,7 @@ mod tests {
     #[test]
     fn shadow_mode_lets_denials_through_and_says_so() {
         let p = Policy::default_policy().unwrap();
-        let e = p.evaluate(&WHO, &exec(&["rm", "-rf", "/"]), "");
+        let e = p.evaluate(&WHO, &exec(&["rm", "-rf", "/"]), Focus::NONE);
         assert_eq!(
             enforce(&e, Mode::Enforce),
             Verdict {
@@ -567,7 +1017,7 @@ mod tests {
                 shadow_denied: true
             }
         );
-        let ask = p.evaluate(&WHO, &exec(&["touch", "x"]), "");
+        let ask = p.evaluate(&WHO, &exec(&["touch", "x"]), Focus::NONE);
         assert_eq!(enforce(&ask, Mode::Shadow).decision, Decision::Ask);
     }
 }

@@ -30,4 +30,4 @@ pub use messages::*;
 pub const TERMINAL_READY_FILE: &str = "/tmp/.airlock-terminal-ready";
 
 /// The protocol version this crate speaks. A peer announcing another version is refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;

@@ -16,6 +16,10 @@ pub const MAX_EXEC_TIMEOUT_MS: u32 = 600_000;
 pub const MAX_ARGV: usize = 256;
 /// Longest single argv entry in bytes.
 pub const MAX_ARG_LEN: usize = 64 * 1024;
+/// Longest window title or class the guest reports, in bytes (longer ones are cut).
+pub const MAX_WINDOW_TEXT: usize = 1024;
+/// Most selection or clipboard text the guest reports, in bytes (longer text is cut and flagged).
+pub const MAX_SELECTION_TEXT: usize = 64 * 1024;
 
 /// Host → guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,59 @@ pub enum Request {
         /// Upper bound on updates per second.
         max_fps: u16,
     },
+    /// Which top-level window has the keyboard focus (`at: None`) or lies under a point, answered
+    /// with [`Reply::Window`].
+    Window {
+        /// A point on the screen, or `None` for the focused window.
+        at: Option<(u16, u16)>,
+    },
+    /// What a paste would insert: the text of the primary selection or the clipboard, answered
+    /// with [`Reply::Selection`].
+    Selection {
+        /// Which one.
+        which: SelectionKind,
+    },
+}
+
+/// The two X selections a paste reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SelectionKind {
+    /// `PRIMARY`: what was last selected; a middle click and xterm's shift+Insert paste it.
+    Primary,
+    /// `CLIPBOARD`: what was last copied; ctrl+shift+v pastes it in terminals.
+    Clipboard,
+}
+
+/// A top-level window as the guest's X server describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowInfo {
+    /// The X window id (0 when there is no such window).
+    pub id: u32,
+    /// Its title (`_NET_WM_NAME`, else `WM_NAME`), at most [`MAX_WINDOW_TEXT`] bytes.
+    pub title: String,
+    /// The class part of `WM_CLASS` (`XTerm`, `firefox-esr`), at most [`MAX_WINDOW_TEXT`] bytes.
+    pub class: String,
+    /// The instance part of `WM_CLASS` (`xterm`), at most [`MAX_WINDOW_TEXT`] bytes.
+    pub instance: String,
+}
+
+impl WindowInfo {
+    /// Checks the lengths a hostile guest could inflate.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, v) in [
+            ("title", &self.title),
+            ("class", &self.class),
+            ("instance", &self.instance),
+        ] {
+            if v.len() > MAX_WINDOW_TEXT {
+                return Err(format!(
+                    "the window {what} is {} bytes long, over the {MAX_WINDOW_TEXT}-byte limit",
+                    v.len()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A mouse button.
@@ -372,6 +429,15 @@ pub enum Reply {
     Frame(FrameUpdate),
     /// The stream with this id has ended.
     StreamEnded,
+    /// A window (see [`Request::Window`]).
+    Window(WindowInfo),
+    /// Selection text (see [`Request::Selection`]).
+    Selection {
+        /// The text (UTF-8, invalid bytes replaced), at most [`MAX_SELECTION_TEXT`] bytes.
+        text: String,
+        /// Whether the selection held more and was cut.
+        truncated: bool,
+    },
     /// The request failed.
     Error {
         /// Category.
@@ -446,6 +512,16 @@ pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(),
             }
         }
         Input::Button { .. } | Input::QueryPointer => Ok(()),
+    }
+}
+
+/// Checks a window request against the screen size.
+pub fn validate_window_at(at: Option<(u16, u16)>, screen_w: u16, screen_h: u16) -> Result<(), String> {
+    match at {
+        Some((x, y)) if x >= screen_w || y >= screen_h => Err(format!(
+            "the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"
+        )),
+        Some(_) | None => Ok(()),
     }
 }
 

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_protocol::{ExecRequest, ExecResult, Input, Reply, Request};
+use airlock_protocol::{
+    ExecRequest, ExecResult, Input, Reply, Request, SelectionKind, WindowInfo, MAX_SELECTION_TEXT,
+};
 
 use crate::mux::{unexpected, GuestInfo, GuestMux, ReplyStream};
 use crate::ChannelError;
@@ -25,7 +27,9 @@ pub fn reply_timeout(req: &Request) -> Duration {
         | Request::Ping
         | Request::Screenshot
         | Request::Input(_)
-        | Request::StartFrames { .. } => base,
+        | Request::StartFrames { .. }
+        | Request::Window { .. }
+        | Request::Selection { .. } => base,
     }
 }
 
@@ -210,6 +214,33 @@ impl GuestClient {
     pub fn exec(&self, req: ExecRequest) -> Result<ExecResult, ChannelError> {
         match self.call(Request::Exec(req))? {
             Reply::Exec(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The focused top-level window (`at: None`) or the one under a point.
+    pub fn window(&self, at: Option<(u16, u16)>) -> Result<WindowInfo, ChannelError> {
+        match self.call(Request::Window { at })? {
+            Reply::Window(w) => {
+                w.validate().map_err(ChannelError::Protocol)?;
+                Ok(w)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// What a paste from `which` would insert, and whether it was cut to the protocol's limit.
+    pub fn selection(&self, which: SelectionKind) -> Result<(String, bool), ChannelError> {
+        match self.call(Request::Selection { which })? {
+            Reply::Selection { text, truncated } => {
+                if text.len() > MAX_SELECTION_TEXT {
+                    return Err(ChannelError::Protocol(format!(
+                        "the guest sent {} bytes of selection text, over the {MAX_SELECTION_TEXT}-byte limit",
+                        text.len()
+                    )));
+                }
+                Ok((text, truncated))
+            }
             other => Err(unexpected(other)),
         }
     }

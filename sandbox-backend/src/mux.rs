@@ -385,6 +385,8 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Exec(_) => "exec",
         Reply::Frame(_) => "frame",
         Reply::StreamEnded => "stream-ended",
+        Reply::Window(_) => "window",
+        Reply::Selection { .. } => "selection",
         Reply::Error { .. } => "error",
     }
 }

@@ -298,7 +298,8 @@ pub struct ModeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ErrorBody {
     /// Machine-readable: `unknown_sandbox`, `invalid_request`, `lease`, `unknown_approval`,
-    /// `approval`, `sandbox`, `guest`, `ledger`, `session_gone`, `unknown_blob`.
+    /// `approval`, `sandbox`, `guest`, `ledger`, `session_gone`, `unknown_blob`, `forbidden_origin`
+    /// (MCP, a foreign web origin).
     pub code: String,
     /// What went wrong, in a sentence.
     pub message: String,

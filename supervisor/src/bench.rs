@@ -69,6 +69,16 @@ pub fn instant_guest(screen: Screen) -> std::io::Result<UnixStream> {
                     duration_ms: 0,
                 }),
                 Request::StartFrames { .. } => Reply::StreamEnded,
+                Request::Window { .. } => Reply::Window(airlock_protocol::WindowInfo {
+                    id: 1,
+                    title: "bench".into(),
+                    class: "XTerm".into(),
+                    instance: "xterm".into(),
+                }),
+                Request::Selection { .. } => Reply::Selection {
+                    text: String::new(),
+                    truncated: false,
+                },
             };
             let Ok(bytes) = encode_frame(frame.id, &GuestMessage::Reply(reply)) else {
                 return;
@@ -167,7 +177,7 @@ pub async fn gateway(dir: &Path, samples: usize) -> Result<Value, String> {
     let mut policy_us = Vec::new();
     for _ in 0..samples {
         let t = Instant::now();
-        std::hint::black_box(policy.evaluate(&who, &action, ""));
+        std::hint::black_box(policy.evaluate(&who, &action, airlock_policy::Focus::NONE));
         policy_us.push(micros(t.elapsed()));
     }
     let mut append_us = Vec::new();

@@ -5,17 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_domain::{Action, ActionError, Approval, HandbackSummary, Outcome, Point, Refusal, Screen};
+use airlock_domain::{
+    Action, ActionError, ActionKind, Approval, HandbackSummary, Outcome, Paste, Point, Refusal, Screen,
+};
 use airlock_ledger::{Actor, Digest, Draft, EntryKind};
-use airlock_policy::{enforce, Decision, Evaluation, Subject};
-use airlock_protocol::{ExecResult, Input};
+use airlock_policy::{enforce, Decision, Subject};
+use airlock_protocol::{ExecResult, Input, SelectionKind, WindowInfo};
 use airlock_sandbox::GuestClient;
+use airlock_shell::Terminals;
 use serde::Serialize;
 use serde_json::json;
 use tracing::{info, Instrument};
 
 use crate::events::Event;
 use crate::session::{AskEnd, Session, SessionGone};
+use crate::terminal::{is_terminal, judge, paste_source, reach, Judged, Reach, Target};
 use crate::{now_ms, Supervisor};
 
 /// How many times an approved action is asked again because the screen changed meanwhile.
@@ -171,6 +175,15 @@ struct Step<'a> {
     policy_version: &'a str,
 }
 
+/// Who an ask is about, and where the action lands.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    session: &'a Session,
+    agent: &'a AgentId,
+    subject: &'a Subject<'a>,
+    target: &'a Target,
+}
+
 impl Supervisor {
     /// Carries out one agent action, or says why not.
     pub async fn act(&self, call: AgentCall) -> Result<ActionReply, GatewayError> {
@@ -197,33 +210,43 @@ impl Supervisor {
                     .await;
             }
 
-            // Policy.
-            let policy = self.policy();
-            let title = if matches!(
-                kind,
-                airlock_domain::ActionKind::Type | airlock_domain::ActionKind::Key
-            ) {
-                window_title(&session.guest).await
-            } else {
-                String::new()
+            // Where the keys land (a terminal's line is a command), then policy. The terminals'
+            // lines stay locked until the keys were sent, so they are judged in the order they
+            // reach the guest.
+            let mut terminals = match reach(&action) {
+                Reach::Nowhere => None,
+                Reach::Focused | Reach::At(_) => Some(session.terminals.clone().lock_owned().await),
             };
+            if let (Some(t), Some(_)) = (terminals.as_mut(), &admission.handback) {
+                t.forget_all("an operator drove the sandbox since the agent last typed");
+            }
+            let target = match &terminals {
+                Some(t) => read_target(&session.guest, &action, t).await,
+                None => Target::default(),
+            };
+            let policy = self.policy();
             let subject = Subject {
                 agent: &call.agent.agent,
                 principal: &call.agent.principal,
                 sandbox: &session.id,
             };
-            let evaluation = policy.evaluate(&subject, &action, &title);
-            let verdict = enforce(&evaluation, self.mode());
+            let judged = judge(&policy, &subject, &action, &target);
+            let verdict = enforce(&judged.evaluation, self.mode());
             let step = Step {
                 session: &session,
                 agent: &call.agent,
                 epoch: admission.epoch,
                 policy_version: policy.version(),
             };
-            self.decided(&step, &action, &evaluation, &verdict).await?;
+            self.decided(&step, &action, &judged, &verdict).await?;
 
             // Ask → wait.
-            let (action, approved_frame) = match verdict.decision {
+            let evaluation = judged.evaluation.clone();
+            let grant_kind = match judged.terminal {
+                Some(_) => ActionKind::TerminalCommand,
+                None => kind,
+            };
+            let (action, approved_frame, judged) = match verdict.decision {
                 Decision::Deny => {
                     self.refused(
                         &session,
@@ -237,17 +260,21 @@ impl Supervisor {
                         reason: evaluation.reason,
                     });
                 }
-                Decision::Allow => (action, None),
-                Decision::Ask => match session.grant_for(kind).await? {
+                Decision::Allow => (action, None, judged),
+                Decision::Ask => match session.grant_for(grant_kind).await? {
                     Some(grant) => {
                         info!(until_ms = grant.until_ms, by = %grant.by, "covered by a grant");
-                        (action, None)
+                        (action, None, judged)
                     }
                     None => {
-                        let (a, frame) = self
-                            .ask_operator(&session, &call.agent, action, &evaluation)
-                            .await?;
-                        (a, Some(frame))
+                        let asked = Asked {
+                            session: &session,
+                            agent: &call.agent,
+                            subject: &subject,
+                            target: &target,
+                        };
+                        let (a, frame, judged) = self.ask_operator(&asked, action, judged).await?;
+                        (a, Some(frame), judged)
                     }
                 },
             };
@@ -268,6 +295,14 @@ impl Supervisor {
                 tracing::debug!(%frame, "approved on this frame");
             }
             let outcome = execute(&session, &action, self.settle()).await;
+            if let (Some(t), Some(next)) = (terminals.as_mut(), judged.next) {
+                let line = match &outcome {
+                    Ok(_) => next,
+                    Err(_) => airlock_shell::Line::unknown("the keystrokes failed partway"),
+                };
+                t.store(target.window.id, line);
+            }
+            drop(terminals);
             let frame_after = match (&outcome, action.is_observation()) {
                 (Ok(ActionResult::Image(f)), _) => Some(self.store_frame(f).await?),
                 (_, false) => match capture(&session.guest).await {
@@ -296,15 +331,24 @@ impl Supervisor {
         .await
     }
 
-    /// Asks an operator, re-asking when the screen changed after the approval.
+    /// Asks an operator, re-asking when the screen changed after the approval, or when an edit
+    /// needs an approval for a reason the operator was not asked about.
     async fn ask_operator(
         &self,
-        session: &Session,
-        agent: &AgentId,
+        asked: &Asked<'_>,
         action: Action,
-        evaluation: &Evaluation,
-    ) -> Result<(Action, Digest), GatewayError> {
+        judged: Judged,
+    ) -> Result<(Action, Digest, Judged), GatewayError> {
+        let Asked {
+            session,
+            agent,
+            subject,
+            target,
+        } = *asked;
         let mut to_ask = action;
+        let mut judged = judged;
+        // Rules an operator has approved an action against, in this ask.
+        let mut approved_rules: Vec<String> = Vec::new();
         for _ in 0..MAX_REASKS {
             let shown = capture(&session.guest).await.map_err(GatewayError::Guest)?;
             let shown_hash = self.store_frame(&shown).await?;
@@ -316,11 +360,12 @@ impl Supervisor {
                     frame: shown.pixels.clone(),
                     png: shown_hash.to_string(),
                 },
-                evaluation.rules.clone(),
+                judged.evaluation.rules.clone(),
                 now_ms(),
                 self.approval_timeout().as_millis() as u64,
             );
-            approval.reason = evaluation.reason.clone();
+            approval.reason = judged.evaluation.reason.clone();
+            approval.terminal = judged.terminal.clone();
             let run = match session.ask(approval).await? {
                 AskEnd::Decided {
                     outcome: Outcome::Run(a),
@@ -352,24 +397,37 @@ impl Supervisor {
                 }
                 AskEnd::Closed => return Err(SessionGone(session.id.clone()).into()),
             };
-            // An edit goes back through the policy: an operator can narrow an action, but a
-            // denial still wins.
+            approved_rules.extend(judged.evaluation.rules.iter().cloned());
+            // An edit goes back through the policy, judged where it lands (the same window and
+            // terminal line as the original): a denial still wins, and an ask for a reason the
+            // operator was not shown is asked again.
             if run != to_ask {
-                let subject = Subject {
-                    agent: &agent.agent,
-                    principal: &agent.principal,
-                    sandbox: &session.id,
-                };
-                let e = self.policy().evaluate(&subject, &run, "");
-                if enforce(&e, self.mode()).decision == Decision::Deny {
-                    self.refused(session, agent, &run, &e.reason, None).await?;
-                    return Err(GatewayError::Denied { reason: e.reason });
+                let edited = judge(&self.policy(), subject, &run, target);
+                match enforce(&edited.evaluation, self.mode()).decision {
+                    Decision::Deny => {
+                        let reason = edited.evaluation.reason;
+                        self.refused(session, agent, &run, &reason, None).await?;
+                        return Err(GatewayError::Denied { reason });
+                    }
+                    Decision::Ask
+                        if edited
+                            .evaluation
+                            .rules
+                            .iter()
+                            .any(|r| !approved_rules.contains(r)) =>
+                    {
+                        info!(rules = ?edited.evaluation.rules, "the edit needs an approval of its own");
+                        to_ask = run;
+                        judged = edited;
+                        continue;
+                    }
+                    Decision::Ask | Decision::Allow => judged = edited,
                 }
             }
             let now = capture(&session.guest).await.map_err(GatewayError::Guest)?;
             let now_hash = self.store_frame(&now).await?;
             if now.pixels == shown.pixels {
-                return Ok((run, shown_hash));
+                return Ok((run, shown_hash, judged));
             }
             let void = format!(
                 "approval void: the screen changed after the operator approved (shown {shown_hash}, now {now_hash}); asking again"
@@ -430,9 +488,10 @@ impl Supervisor {
         &self,
         step: &Step<'_>,
         action: &Action,
-        evaluation: &Evaluation,
+        judged: &Judged,
         verdict: &airlock_policy::Verdict,
     ) -> Result<(), GatewayError> {
+        let evaluation = &judged.evaluation;
         let Step {
             session,
             agent,
@@ -440,7 +499,7 @@ impl Supervisor {
             policy_version,
         } = *step;
         let what = json!({"action": action, "evaluation": evaluation, "decision": verdict.decision,
-                          "shadow_denied": verdict.shadow_denied});
+                          "shadow_denied": verdict.shadow_denied, "terminal": judged.terminal});
         self.append(Draft {
             epoch: Some(epoch),
             policy_hash: Some(policy_version.to_string()),
@@ -635,21 +694,70 @@ pub(crate) async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
     .await
 }
 
-/// The title of the focused window, or "" when there is none or it cannot be read.
-async fn window_title(guest: &Arc<GuestClient>) -> String {
-    let r = blocking(guest, |g| {
-        g.exec(airlock_protocol::ExecRequest {
-            argv: vec!["xdotool".into(), "getactivewindow".into(), "getwindowname".into()],
-            stdin: Vec::new(),
-            timeout_ms: 2_000,
-            output_cap: 4096,
-        })
-        .map_err(|e| e.to_string())
-    })
-    .await;
-    match r {
-        Ok(e) if e.exit_code == Some(0) => String::from_utf8_lossy(&e.stdout).trim().to_string(),
-        Ok(_) | Err(_) => String::new(),
+/// Where `action`'s keys land, read from the guest: the window (focused, or under the point of a
+/// paste), the terminal's line when it is a terminal, and what a paste would insert. A guest that
+/// cannot say which window it is gets an unknown line, so a line submitted there asks.
+async fn read_target(guest: &Arc<GuestClient>, action: &Action, terminals: &Terminals) -> Target {
+    let at = match reach(action) {
+        Reach::Nowhere => return Target::default(),
+        Reach::Focused => None,
+        Reach::At(Some(p)) => Some((p.x, p.y)),
+        Reach::At(None) => match blocking(guest, |g| g.pointer().map_err(|e| e.to_string())).await {
+            Ok(p) => Some(p),
+            Err(e) => return unknown_window(&e),
+        },
+    };
+    let window = match blocking(guest, move |g| g.window(at).map_err(|e| e.to_string())).await {
+        Ok(w) => w,
+        Err(e) => return unknown_window(&e),
+    };
+    if !is_terminal(&window.class) {
+        return Target {
+            window,
+            line: None,
+            paste: None,
+        };
+    }
+    let paste = match paste_source(action) {
+        None => None,
+        Some(which) => {
+            let source = match which {
+                SelectionKind::Primary => "primary selection",
+                SelectionKind::Clipboard => "clipboard",
+            };
+            Some(
+                match blocking(guest, move |g| g.selection(which).map_err(|e| e.to_string())).await {
+                    Ok((text, truncated)) => Paste {
+                        source: source.into(),
+                        text,
+                        truncated,
+                        error: None,
+                    },
+                    Err(e) => Paste {
+                        source: source.into(),
+                        text: String::new(),
+                        truncated: false,
+                        error: Some(e),
+                    },
+                },
+            )
+        }
+    };
+    Target {
+        line: Some(terminals.line(window.id)),
+        window,
+        paste,
+    }
+}
+
+fn unknown_window(error: &str) -> Target {
+    tracing::warn!(error, "cannot tell which window the keys go to");
+    Target {
+        window: WindowInfo::default(),
+        line: Some(airlock_shell::Line::unknown(format!(
+            "the guest did not say which window the keys go to: {error}"
+        ))),
+        paste: None,
     }
 }
 

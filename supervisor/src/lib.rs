@@ -12,9 +12,11 @@ pub mod events;
 pub mod gateway;
 pub mod mcp;
 pub mod operator;
+pub mod origin;
 pub mod serve;
 pub mod session;
 pub mod stream;
+pub mod terminal;
 pub mod tokens;
 pub mod viewer;
 
@@ -97,6 +99,8 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// Where WebRTC peers bind their UDP sockets (port 0: any free port).
     pub rtc_udp: std::net::SocketAddr,
+    /// Web origins besides loopback ones that may call the MCP endpoint.
+    pub mcp_origins: origin::Origins,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
             memory_mib: 1024,
             boot_timeout: Duration::from_secs(180),
             rtc_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            mcp_origins: origin::Origins::default(),
         }
     }
 }
@@ -548,6 +553,12 @@ impl Supervisor {
     }
 
     /// Viewer socket settings.
+    /// The web origins allowed to call the MCP endpoint.
+    pub fn mcp_origins(&self) -> &origin::Origins {
+        &self.inner.config.mcp_origins
+    }
+
+    /// The viewer settings.
     pub fn viewer_config(&self) -> viewer::ViewerConfig {
         viewer::ViewerConfig {
             rtc: airlock_streaming::rtc::RtcConfig {

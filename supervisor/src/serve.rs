@@ -137,6 +137,28 @@ fn unauthorized(what: &str) -> Response {
         .into_response()
 }
 
+/// Refuses MCP requests from foreign web origins (DNS rebinding), before the token is looked at.
+async fn mcp_origin(State(origins): State<crate::origin::Origins>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(axum::http::header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    match origins.check(origin) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => {
+            tracing::warn!(origin = %refused.origin, "MCP request from a foreign origin refused");
+            (
+                StatusCode::FORBIDDEN,
+                Json(crate::api::ErrorBody {
+                    code: "forbidden_origin".into(),
+                    message: refused.to_string(),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     match bearer(&req) {
         Some(t) if token_eq(&t, &auth.current().agent_token) => {
@@ -191,6 +213,7 @@ pub fn app(
         read_at: Arc::new(std::sync::Mutex::new(None)),
     };
     let mcp_sup = sup.clone();
+    let origins = sup.mcp_origins().clone();
     let mcp: StreamableHttpService<AirlockMcp, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(AirlockMcp::new(mcp_sup.clone())),
         Default::default(),
@@ -198,7 +221,8 @@ pub fn app(
     );
     let mcp = Router::new()
         .fallback_service(mcp)
-        .layer(middleware::from_fn_with_state(auth.clone(), agent_auth));
+        .layer(middleware::from_fn_with_state(auth.clone(), agent_auth))
+        .layer(middleware::from_fn_with_state(origins, mcp_origin));
     let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))

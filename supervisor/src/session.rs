@@ -82,7 +82,7 @@ enum Msg {
         reply: oneshot::Sender<Option<Grant>>,
     },
     Ask {
-        approval: Approval,
+        approval: Box<Approval>,
         reply: oneshot::Sender<AskEnd>,
     },
     Resolve {
@@ -138,6 +138,10 @@ pub struct Session {
     pub screen: Screen,
     /// Its guest connection (requests are multiplexed; the session owns the state around them).
     pub guest: Arc<GuestClient>,
+    /// The line the agent has typed into each terminal window. Held from judging a keystroke until
+    /// it was sent, so keystrokes are judged in the order they reach the guest and two concurrent
+    /// calls cannot split a command between them.
+    pub terminals: Arc<tokio::sync::Mutex<airlock_shell::Terminals>>,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -161,6 +165,7 @@ impl Session {
             id,
             screen,
             guest: Arc::new(guest),
+            terminals: Arc::new(tokio::sync::Mutex::new(airlock_shell::Terminals::default())),
             tx,
         }
     }
@@ -191,7 +196,11 @@ impl Session {
 
     /// Registers an approval and waits until it is decided or expires.
     pub async fn ask(&self, approval: Approval) -> Result<AskEnd, SessionGone> {
-        self.call(|reply| Msg::Ask { approval, reply }).await
+        self.call(|reply| Msg::Ask {
+            approval: Box::new(approval),
+            reply,
+        })
+        .await
     }
 
     /// An operator decides a pending approval.
@@ -328,6 +337,7 @@ impl Owner {
                 let _ = reply.send(self.grants.covering(&self.id, kind, now).cloned());
             }
             Msg::Ask { approval, reply } => {
+                let approval = *approval;
                 self.append(self.draft(
                     EntryKind::ApprovalRequested,
                     Actor::default(),
@@ -424,7 +434,7 @@ impl Owner {
         if let Some(minutes) = grant_minutes {
             let grant = self
                 .grants
-                .issue(&self.id, approval.action.kind(), operator, minutes, now);
+                .issue(&self.id, approval.grant_kind(), operator, minutes, now);
             self.append(self.draft(
                 EntryKind::GrantIssued,
                 Actor::operator(operator),

@@ -111,6 +111,19 @@ impl Env {
             .expect("run airlock")
     }
 
+    /// Runs `sh -c script` in sandbox `sb` through the CLI (the operator's tool: no policy, no
+    /// ledger); returns stdout, and fails on a non-zero exit.
+    pub fn guest_sh(&self, sb: &str, script: &str) -> Result<String> {
+        let out = self.airlock(&["sandbox", "exec", sb, "--", "sh", "-c", script]);
+        if !out.status.success() {
+            bail!(
+                "`{script}` failed in the guest: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// `airlock ledger verify` on this state dir must pass; the error carries its report.
     pub fn ledger_verifies(&self) -> Result<()> {
         let out = self.airlock(&["ledger", "verify"]);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use airlock_browser::{Browser, Target};
 use airlock_tests::serve::{computer, Pending, Serve};
 use airlock_tests::{poll, Env};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
 /// The console page every step but the last uses.
@@ -56,18 +56,6 @@ impl Drop for KeepLog {
 
 fn text(o: &airlock_agents::ToolOutcome) -> String {
     o.texts.join("\n")
-}
-
-/// Runs `sh -c script` in the guest through the CLI; returns stdout (fails on a non-zero exit).
-fn guest_sh(env: &Env, sb: &str, script: &str) -> Result<String> {
-    let out = env.airlock(&["sandbox", "exec", sb, "--", "sh", "-c", script]);
-    if !out.status.success() {
-        bail!(
-            "`{script}` failed in the guest: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Waits for an agent call started by `Serve::ask` to come back.
@@ -323,7 +311,7 @@ impl Scenario<'_> {
 
         // 3. Ask → edit: a recursive delete typed into the terminal; the operator changes the text;
         //    what runs is the edit, not the original.
-        guest_sh(env, &sb, "mkdir -p /tmp/scratch-a && rm -f /tmp/edited.txt")?;
+        env.guest_sh(&sb, "mkdir -p /tmp/scratch-a && rm -f /tmp/edited.txt")?;
         b.click(PAGE, &Target::role("button", "Open").within(&card))?;
         let (call, ask) = serve
             .ask(
@@ -340,6 +328,13 @@ impl Scenario<'_> {
             typed.contains("rm -rf /tmp/scratch-a"),
             "the card shows the text {typed:?}"
         );
+        // Typed into the terminal, the line is a command: the card shows the command line the
+        // policy judged.
+        let command = b.text(PAGE, &Target::label("Command line").within(&card_m))?;
+        ensure!(
+            command.trim() == "rm -rf /tmp/scratch-a",
+            "the card shows the command line {command:?}"
+        );
         b.click(PAGE, &Target::role("button", "Edit").within(&card_m))?;
         let edited_text = "echo edited-by-operator > /tmp/edited.txt\n";
         b.fill(PAGE, &Target::label("Text").within(&card_m), edited_text)?;
@@ -348,13 +343,14 @@ impl Scenario<'_> {
         let r = outcome(call, "edit").await?;
         ensure!(!r.is_error, "the edited typing failed: {}", text(&r));
         let edited = poll("/tmp/edited.txt in the guest", Duration::from_secs(20), || {
-            Ok(guest_sh(env, &sb, "cat /tmp/edited.txt").ok())
+            Ok(env.guest_sh(&sb, "cat /tmp/edited.txt").ok())
         })?;
         ensure!(
             edited.trim() == "edited-by-operator",
             "/tmp/edited.txt holds {edited:?}"
         );
-        guest_sh(env, &sb, "test -d /tmp/scratch-a").context("the original rm -rf ran")?;
+        env.guest_sh(&sb, "test -d /tmp/scratch-a")
+            .context("the original rm -rf ran")?;
         let e = entry(serve, &sb, "the edit", |e| resolved(e, m, "edited")).await?;
         ensure!(
             e["body"]["what"]["state"]["action"]["text"] == edited_text,
@@ -440,7 +436,7 @@ impl Scenario<'_> {
         b.keyboard_type(PAGE, "echo typed-by-console > /tmp/console.txt")?;
         b.keyboard_press(PAGE, "Enter")?;
         let typed = poll("/tmp/console.txt in the guest", Duration::from_secs(20), || {
-            Ok(guest_sh(env, &sb, "cat /tmp/console.txt").ok())
+            Ok(env.guest_sh(&sb, "cat /tmp/console.txt").ok())
         })?;
         ensure!(
             typed.trim() == "typed-by-console",

@@ -49,6 +49,29 @@ describe('ApprovalCard', () => {
     return b;
   };
 
+  it('shows the command line a typed line submits to a terminal, and what a paste inserts', () => {
+    mount(
+      fakeBackend(vi.fn()),
+      approval(4, 'sb-1', {
+        deadline_ms: Date.now() + 42_000,
+        action: { kind: 'type', text: 'rm -fR ~/scratch\n' },
+        terminal: {
+          window: 'terminal',
+          lines: [
+            { text: 'rm -fR ~/scratch', unknown: null, unparsed: null },
+            { text: 'echo hi', unknown: 'after Up (history recall)', unparsed: null },
+          ],
+          paste: { source: 'primary selection', text: 'touch /tmp/x', truncated: false, error: null },
+        },
+      }),
+    );
+    const lines = [...root.querySelectorAll('[aria-label="Command line"]')].map((e) => e.textContent);
+    expect(lines).toEqual(['rm -fR ~/scratch', 'echo hi']);
+    expect(root.textContent).toContain('cannot know the whole line: after Up (history recall)');
+    expect(root.querySelector('[aria-label="Pasted text"]')?.textContent).toBe('touch /tmp/x');
+    expect(button('Allow similar').title).toContain('terminal command actions');
+  });
+
   it('shows the contract names and the countdown', () => {
     mount(fakeBackend(vi.fn()));
     expect(root.querySelector('section[aria-label="Approval 3"]')).not.toBeNull();

@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { actionTarget, describeAction, type Target } from '../lib/actions';
-import type { Approval, ResolveRequest } from '../lib/api/types';
+import type { Approval, ResolveRequest, TerminalInput } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { useBlobUrl } from '../lib/blobs';
 import { countdown } from '../lib/countdown';
@@ -177,6 +177,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
       </div>
 
       <TargetDetail target={target} />
+      <TerminalDetail terminal={approval.terminal} />
 
       <div class="approval-why">
         {askReason && <p class="why-reason">{askReason}</p>}
@@ -324,7 +325,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
             <button
               type="button"
               disabled={busy || cd.expired}
-              title={`Approve, and allow ${approval.action.kind.replace(/_/g, ' ')} actions in ${sandbox} for the minutes given`}
+              title={`Approve, and allow ${grantKind(approval).replace(/_/g, ' ')} actions in ${sandbox} for the minutes given`}
               onClick={allowSimilar}
             >
               Allow similar
@@ -438,6 +439,45 @@ function FrameOverlay({
 /** Text as typed: newlines and tabs become visible marks (the keys they press). */
 function showControlChars(text: string): string {
   return text.replace(/\r?\n/g, '⏎\n').replace(/\n$/, '').replace(/\t/g, '⇥');
+}
+
+/** The kind a grant from this approval covers (the server's `Approval::grant_kind`). */
+function grantKind(a: Approval): string {
+  return a.terminal ? 'terminal_command' : a.action.kind;
+}
+
+/** What keystrokes do in a terminal: the command lines they submit, and what a paste inserts. */
+function TerminalDetail({ terminal }: { terminal: TerminalInput | null | undefined }) {
+  if (!terminal) return null;
+  return (
+    <div class="terminal-detail" aria-label="In the terminal">
+      <p class="muted">In the terminal{terminal.window ? ` “${terminal.window}”` : ''}, this runs:</p>
+      {terminal.lines.map((l, i) => (
+        <div key={i} class="terminal-line">
+          <pre class="command-line" aria-label="Command line">
+            <code>{l.text === '' ? '(an empty line)' : l.text}</code>
+          </pre>
+          {l.unknown && <p class="warn-note">The gateway cannot know the whole line: {l.unknown}.</p>}
+          {l.unparsed && <p class="warn-note">It cannot be parsed: {l.unparsed}.</p>}
+        </div>
+      ))}
+      {terminal.paste && (
+        <div class="terminal-paste">
+          <p class="muted">
+            A paste from the {terminal.paste.source}
+            {terminal.paste.truncated ? ' (cut to the first 64 KiB)' : ''}:
+          </p>
+          {terminal.paste.error ? (
+            <p class="warn-note">It could not be read: {terminal.paste.error}.</p>
+          ) : (
+            <pre class="command-line" aria-label="Pasted text">
+              <code>{terminal.paste.text === '' ? '(nothing)' : terminal.paste.text}</code>
+            </pre>
+          )}
+        </div>
+      )}
+    </div>
+  );
 }
 
 /** Text, keys and commands, which have no place on the frame. */

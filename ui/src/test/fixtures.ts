@@ -18,6 +18,7 @@ export function approval(id: number, sandbox = 'sb-1', extra: Record<string, unk
     frame_png: 'a'.repeat(64),
     reasons: ['exec-other'],
     reason: 'running a program outside the exec allowlist',
+    terminal: null,
     requested_ms: 1000 + id,
     deadline_ms: 121000 + id,
     state: { state: 'pending' },

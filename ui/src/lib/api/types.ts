@@ -97,7 +97,7 @@ timeout_ms: number, };
 /**
  * The kind of an action: what policies, grants and the ledger name it by.
  */
-export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec";
+export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec" | "terminal_command";
 
 /**
  * Who caused an entry: the agent, the principal it acts for, the human operator.
@@ -149,6 +149,11 @@ reasons: Array<string>,
  * The policy's sentence for why it asks, for the operator (empty when not given).
  */
 reason: string, 
+/**
+ * What the keystrokes do in a terminal, when they submit command lines or paste there: the
+ * command lines are what the policy judged and what the operator decides on.
+ */
+terminal: TerminalInput | null, 
 /**
  * When it was asked.
  */
@@ -386,7 +391,8 @@ export type EntryKind = "action_proposed" | "action_decided" | "action_executed"
 export type ErrorBody = { 
 /**
  * Machine-readable: `unknown_sandbox`, `invalid_request`, `lease`, `unknown_approval`,
- * `approval`, `sandbox`, `guest`, `ledger`, `session_gone`, `unknown_blob`.
+ * `approval`, `sandbox`, `guest`, `ledger`, `session_gone`, `unknown_blob`, `forbidden_origin`
+ * (MCP, a foreign web origin).
  */
 code: string, 
 /**
@@ -689,6 +695,27 @@ mode: Mode, };
 export type MouseButton = "left" | "middle" | "right" | "back" | "forward";
 
 /**
+ * A paste into a terminal.
+ */
+export type Paste = { 
+/**
+ * Where it comes from: `primary` (the selection) or `clipboard`.
+ */
+source: string, 
+/**
+ * What the guest's selection or clipboard holds.
+ */
+text: string, 
+/**
+ * Whether the text was cut to the read limit.
+ */
+truncated: boolean, 
+/**
+ * Why it could not be read, if it could not.
+ */
+error: string | null, };
+
+/**
  * A point on the screen, already checked to lie inside it.
  */
 export type Point = { 
@@ -941,6 +968,41 @@ pending: Array<Approval>,
  * Enforce or shadow.
  */
 mode: Mode, };
+
+/**
+ * Keystrokes into a terminal, as the gateway understood them.
+ */
+export type TerminalInput = { 
+/**
+ * The terminal window's title.
+ */
+window: string, 
+/**
+ * The lines the keystrokes submit, in order.
+ */
+lines: Array<TerminalLine>, 
+/**
+ * What a paste would insert, when the keystrokes paste.
+ */
+paste: Paste | null, };
+
+/**
+ * One submitted line.
+ */
+export type TerminalLine = { 
+/**
+ * The command line the shell will run (as far as the gateway knows it).
+ */
+text: string, 
+/**
+ * Why the gateway cannot know the whole line (history recall, completion, a paste, an
+ * operator's typing), or `None` when it is known exactly.
+ */
+unknown: string | null, 
+/**
+ * Why it cannot be parsed as a command (unbalanced quotes, a here-document), if so.
+ */
+unparsed: string | null, };
 
 /**
  * How a viewer wants video delivered.
