@@ -205,6 +205,13 @@ impl Supervisor {
                 }
             };
             if let Some(summary) = admission.handback {
+                // A human typed who knows what into the terminals: their lines are unknown until
+                // the agent clears them (ctrl+c) or submits them (which asks).
+                session
+                    .terminals
+                    .lock()
+                    .await
+                    .forget_all("an operator drove the sandbox since the agent last typed");
                 return self
                     .handback_observation(&session, &call.agent, action, admission.epoch, summary)
                     .await;
@@ -217,9 +224,6 @@ impl Supervisor {
                 Reach::Nowhere => None,
                 Reach::Focused | Reach::At(_) => Some(session.terminals.clone().lock_owned().await),
             };
-            if let (Some(t), Some(_)) = (terminals.as_mut(), &admission.handback) {
-                t.forget_all("an operator drove the sandbox since the agent last typed");
-            }
             let target = match &terminals {
                 Some(t) => read_target(&session.guest, &action, t).await,
                 None => Target::default(),

@@ -227,6 +227,71 @@ async fn a_line_edited_back_to_something_harmless_is_allowed() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_operator_drove_the_first_submitted_line_asks_until_cleared() -> Result<()> {
+    let env = Env::new("sd-human");
+    let (serve, sb, mut events) = started(&env, &ARGS).await?;
+    let lease_path = format!("/sandboxes/{sb}/lease");
+    let (status, v) = serve.post(&lease_path, json!({"command": "take"})).await?;
+    ensure!(status == 200, "{v}");
+    let (status, v) = serve
+        .post(
+            &format!("/sandboxes/{sb}/input"),
+            json!({"action": {"action": "type", "text": "touch /tmp/by-human"}}),
+        )
+        .await?;
+    ensure!(status == 204, "{v}");
+    let (status, v) = serve.post(&lease_path, json!({"command": "hand_back"})).await?;
+    ensure!(status == 200, "{v}");
+    // The first call after the handback gets the fresh screen instead of running.
+    let agent = serve.agent().await?;
+    let first = agent
+        .call("computer", computer(&sb, json!({"action": "screenshot"})))
+        .await?;
+    ensure!(text(&first).contains("control came back"), "{}", text(&first));
+    // The human left text on the line the gateway never saw: submitting it asks.
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            computer(&sb, json!({"action": "key", "text": "Return"})),
+        )
+        .await?;
+    let line = &ask["approval"]["terminal"]["lines"][0];
+    assert!(
+        line["unknown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("an operator drove the sandbox"),
+        "{ask}"
+    );
+    serve
+        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
+        .await?;
+    assert!(outcome(call).await?.is_error);
+    ensure!(
+        !exists(&env, &sb, "/tmp/by-human"),
+        "the human's line ran unapproved"
+    );
+    // ctrl+c clears it: the line is known again and harmless commands run without asking.
+    allowed(
+        &serve,
+        "computer",
+        computer(&sb, json!({"action": "key", "text": "ctrl+c"})),
+    )
+    .await?;
+    allowed(
+        &serve,
+        "computer",
+        computer(
+            &sb,
+            json!({"action": "type", "text": "echo clear > /tmp/after-clear\n"}),
+        ),
+    )
+    .await?;
+    appears(&env, &sb, "/tmp/after-clear")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn programs_that_run_programs_or_send_input_ask() -> Result<()> {
     let env = Env::new("sd-exec");
     let (serve, sb, mut events) = started(&env, &ARGS).await?;
