@@ -103,6 +103,12 @@ pub enum ApprovalError {
     /// A grant's length is out of range.
     #[error("a grant lasts 1 to {MAX_GRANT_MINUTES} minutes, not {0}")]
     GrantLength(u32),
+    /// The policy says this ask is never granted ahead.
+    #[error("approval {id} cannot be granted ahead (\"allow similar\"): the policy asks about each one on its own; approve it without a grant")]
+    NotGrantable {
+        /// The approval.
+        id: u64,
+    },
 }
 
 /// Why an approved action may not run.
@@ -147,12 +153,20 @@ pub struct Approval {
     /// command lines are what the policy judged and what the operator decides on.
     #[serde(default)]
     pub terminal: Option<TerminalInput>,
+    /// Whether "allow similar" may grant this kind ahead (not for asks the policy marks
+    /// `@grant("never")`: unparsed lines, pastes, recursive deletes, another user...).
+    #[serde(default = "yes")]
+    pub grantable: bool,
     /// When it was asked.
     pub requested_ms: u64,
     /// When it expires.
     pub deadline_ms: u64,
     /// Where it stands.
     pub state: ApprovalState,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Keystrokes into a terminal, as the gateway understood them.
@@ -223,6 +237,7 @@ impl Approval {
             reasons,
             reason: String::new(),
             terminal: None,
+            grantable: true,
             requested_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
             state: ApprovalState::Pending,
@@ -265,6 +280,9 @@ impl Approval {
         let (state, outcome) = match resolution {
             Resolution::Approve { grant_minutes } => {
                 if let Some(m) = grant_minutes {
+                    if !self.grantable {
+                        return Err(ApprovalError::NotGrantable { id: self.id });
+                    }
                     if m == 0 || m > MAX_GRANT_MINUTES {
                         return Err(ApprovalError::GrantLength(m));
                     }
@@ -453,6 +471,39 @@ mod tests {
             ),
             Err(ApprovalError::GrantLength(0))
         ));
+    }
+
+    #[test]
+    fn an_ask_the_policy_never_grants_refuses_a_grant_but_can_be_approved() {
+        let mut a = pending(0);
+        a.grantable = false;
+        let e = a
+            .resolve(
+                "alice",
+                Resolution::Approve {
+                    grant_minutes: Some(5),
+                },
+                1,
+            )
+            .unwrap_err();
+        assert_eq!(e, ApprovalError::NotGrantable { id: 7 });
+        assert_eq!(a.state, ApprovalState::Pending);
+        assert_eq!(
+            a.resolve("alice", Resolution::Approve { grant_minutes: None }, 1),
+            Ok(Outcome::Run(click(5)))
+        );
+    }
+
+    #[test]
+    fn keystrokes_into_a_terminal_grant_terminal_commands_not_typing() {
+        let mut a = pending(0);
+        assert_eq!(a.grant_kind(), ActionKind::Click);
+        a.terminal = Some(TerminalInput {
+            window: "terminal".into(),
+            lines: Vec::new(),
+            paste: None,
+        });
+        assert_eq!(a.grant_kind(), ActionKind::TerminalCommand);
     }
 
     #[test]

@@ -104,6 +104,12 @@ pub struct Evaluation {
     pub reason: String,
     /// Whether no rule matched and the default applied.
     pub defaulted: bool,
+    /// What shadow mode does instead of a denial: the decision of the permit rules alone (allow,
+    /// or ask when an `@ask` rule matched); equal to `decision` when it is not a denial.
+    pub shadow: Decision,
+    /// Whether an operator's "allow similar" grant may cover this ask later: not when an asking
+    /// rule is annotated `@grant("never")`.
+    pub grantable: bool,
 }
 
 /// Why a policy could not be loaded.
@@ -136,6 +142,8 @@ pub enum PolicyError {
 #[derive(Debug, Clone)]
 pub struct Policy {
     set: PolicySet,
+    /// The permit rules alone (what shadow mode decides by).
+    permits: PolicySet,
     schema: Schema,
     text: String,
     default: Decision,
@@ -177,8 +185,18 @@ impl Policy {
         h.update(b"\n");
         h.update(text.as_bytes());
         let version = hex::encode(h.finalize());
+        let mut permits = PolicySet::new();
+        for p in set
+            .policies()
+            .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+        {
+            permits
+                .add(p.clone())
+                .map_err(|e| PolicyError::Parse(cedar_message(&e)))?;
+        }
         Ok(Policy {
             set,
+            permits,
             schema,
             text: text.to_string(),
             default,
@@ -213,9 +231,9 @@ impl Policy {
         let what = format!("`{}`", action.command_line().unwrap_or_default());
         match airlock_shell::parse_argv(argv) {
             Ok(commands) if commands.is_empty() => {
-                let program = argv.first().map(|p| base_name(p)).unwrap_or_default();
+                let path = argv.first().map(String::as_str).unwrap_or_default();
                 let cmd = CommandFacts {
-                    program,
+                    program: program_name(path, &base_name(path)),
                     argv: argv.iter().skip(1).cloned().collect(),
                     ..CommandFacts::default()
                 };
@@ -274,7 +292,7 @@ impl Policy {
                 "",
             ));
         }
-        match airlock_shell::parse_line(text) {
+        match airlock_shell::parse_interactive(text) {
             Ok(commands) => strictest(commands.iter().map(|c| {
                 let e = self.judge(
                     who,
@@ -305,6 +323,8 @@ impl Policy {
                 rules: Vec::new(),
                 reason: format!("denied because the policy could not be evaluated: {message}"),
                 defaulted: false,
+                shadow: Decision::Deny,
+                grantable: false,
             },
         }
     }
@@ -331,56 +351,95 @@ impl Policy {
             .map_err(|e| e.to_string())?;
         let request = Request::new(agent_uid, action_uid, sandbox_uid, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
-        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let e = self.decide(kind, &request, &entities, &self.set)?;
+        if e.decision != Decision::Deny || e.defaulted {
+            return Ok(Evaluation {
+                shadow: allow_denied(e.decision),
+                ..e
+            });
+        }
+        // What shadow mode does with a forbidden action: what the permits alone decide (an ask
+        // stays an ask), so a forbid rule matched on purpose cannot turn an ask into an allow.
+        let permits = self.decide(kind, &request, &entities, &self.permits)?;
+        Ok(Evaluation {
+            shadow: allow_denied(permits.decision),
+            ..e
+        })
+    }
+
+    fn decide(
+        &self,
+        kind: ActionKind,
+        request: &Request,
+        entities: &Entities,
+        set: &PolicySet,
+    ) -> Result<Evaluation, String> {
+        let response = Authorizer::new().is_authorized(request, set, entities);
         let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
-        let matched: Vec<(String, Option<String>)> = response
+        struct Matched {
+            id: String,
+            ask: Option<String>,
+            never_granted: bool,
+        }
+        let matched: Vec<Matched> = response
             .diagnostics()
             .reason()
-            .map(|id| {
-                let name = self.set.annotation(id, "id").unwrap_or(id.as_ref()).to_string();
-                (name, self.set.annotation(id, "ask").map(str::to_string))
+            .map(|id| Matched {
+                id: set.annotation(id, "id").unwrap_or(id.as_ref()).to_string(),
+                ask: set.annotation(id, "ask").map(str::to_string),
+                never_granted: set.annotation(id, "grant") == Some("never"),
             })
             .collect();
-        let rules: Vec<String> = matched.iter().map(|(id, _)| id.clone()).collect();
+        let rules: Vec<String> = matched.iter().map(|m| m.id.clone()).collect();
+        let evaluation = |decision, reason, rules, defaulted| Evaluation {
+            decision,
+            rules,
+            reason,
+            defaulted,
+            shadow: decision,
+            grantable: true,
+        };
         Ok(match response.decision() {
-            cedar_policy::Decision::Deny if matched.is_empty() => Evaluation {
-                decision: self.default,
-                rules,
-                reason: format!(
+            cedar_policy::Decision::Deny if matched.is_empty() => evaluation(
+                self.default,
+                format!(
                     "no rule covers this {kind} action; the default is {}",
                     self.default
                 ),
-                defaulted: true,
-            },
-            cedar_policy::Decision::Deny => Evaluation {
-                decision: Decision::Deny,
-                reason: format!("denied by rule {}", rules.join(", ")),
                 rules,
-                defaulted: false,
-            },
+                true,
+            ),
+            cedar_policy::Decision::Deny => evaluation(
+                Decision::Deny,
+                format!("denied by rule {}", rules.join(", ")),
+                rules,
+                false,
+            ),
             cedar_policy::Decision::Allow => {
-                let asks: Vec<&(String, Option<String>)> =
-                    matched.iter().filter(|(_, ask)| ask.is_some()).collect();
+                let asks: Vec<&Matched> = matched.iter().filter(|m| m.ask.is_some()).collect();
                 if asks.is_empty() {
-                    Evaluation {
-                        decision: Decision::Allow,
-                        reason: format!("allowed by rule {}", rules.join(", ")),
+                    evaluation(
+                        Decision::Allow,
+                        format!("allowed by rule {}", rules.join(", ")),
                         rules,
-                        defaulted: false,
-                    }
+                        false,
+                    )
                 } else {
                     let why: Vec<String> = asks
                         .iter()
-                        .map(|(id, ask)| format!("{} (rule {id})", ask.as_deref().unwrap_or("")))
+                        .map(|m| format!("{} (rule {})", m.ask.as_deref().unwrap_or(""), m.id))
                         .collect();
                     Evaluation {
-                        decision: Decision::Ask,
-                        reason: format!("needs an operator's approval: {}", why.join("; ")),
-                        rules: asks.iter().map(|(id, _)| id.clone()).collect(),
-                        defaulted: false,
+                        grantable: asks.iter().all(|m| !m.never_granted),
+                        ..evaluation(
+                            Decision::Ask,
+                            format!("needs an operator's approval: {}", why.join("; ")),
+                            asks.iter().map(|m| m.id.clone()).collect(),
+                            false,
+                        )
                     }
                 }
             }
@@ -397,11 +456,12 @@ pub struct Verdict {
     pub shadow_denied: bool,
 }
 
-/// Applies the enforcement mode: in shadow mode a denial is recorded but the action proceeds.
+/// Applies the enforcement mode: in shadow mode a denial is recorded and the action proceeds as
+/// the policy's permits alone decide — allowed, or asked when an `@ask` rule matched too.
 pub fn enforce(evaluation: &Evaluation, mode: Mode) -> Verdict {
     match (evaluation.decision, mode) {
         (Decision::Deny, Mode::Shadow) => Verdict {
-            decision: Decision::Allow,
+            decision: evaluation.shadow,
             shadow_denied: true,
         },
         (d @ (Decision::Allow | Decision::Ask | Decision::Deny), Mode::Enforce | Mode::Shadow) => Verdict {
@@ -462,7 +522,21 @@ pub fn strictest(evaluations: impl IntoIterator<Item = Evaluation>) -> Option<Ev
         rules,
         reason: reasons.join("; "),
         defaulted: deciding.iter().all(|e| e.defaulted),
+        shadow: all
+            .iter()
+            .map(|e| e.shadow)
+            .max_by_key(|d| severity(*d))
+            .unwrap_or(decision),
+        grantable: deciding.iter().all(|e| e.grantable),
     })
+}
+
+/// Shadow mode never refuses: what would be denied is allowed.
+fn allow_denied(d: Decision) -> Decision {
+    match d {
+        Decision::Deny => Decision::Allow,
+        d @ (Decision::Allow | Decision::Ask) => d,
+    }
 }
 
 fn severity(d: Decision) -> u8 {
@@ -499,15 +573,39 @@ struct CommandFacts {
     unparsed: bool,
 }
 
+/// Directories a program named by path may be judged by its base name from: anything else (a
+/// copy in /tmp, `./ls`) is judged as the path itself, which no allowlist names.
+const SYSTEM_BIN_DIRS: &[&str] = &[
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
+
+/// Redirect targets that write no file.
+const NO_FILE: &[&str] = &["/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"];
+
 impl CommandFacts {
     fn of(c: &airlock_shell::SimpleCommand) -> CommandFacts {
+        // find's primaries decide what it does: spelled through a variable, or handed over by
+        // xargs from its input, they are not seen.
+        let unseen_find_args = c.program == "find"
+            && (c.wrappers.iter().any(|w| w == "xargs")
+                || c.argv.iter().any(|a| a.contains('$') || a.contains('`')));
         CommandFacts {
-            program: c.program.clone(),
-            argv: c.argv.clone(),
+            program: program_name(&c.path, &c.program),
+            argv: with_normal_paths(&c.argv),
             flags: c.flags.iter().cloned().collect(),
-            wrappers: c.wrappers.clone(),
+            wrappers: c
+                .wrappers
+                .iter()
+                .zip(c.wrapper_paths.iter().chain(std::iter::repeat(&String::new())))
+                .map(|(base, path)| program_name(path, base))
+                .collect(),
             redirects: c.redirects.clone(),
-            unparsed: false,
+            unparsed: unseen_find_args,
         }
     }
 
@@ -517,6 +615,91 @@ impl CommandFacts {
             ..CommandFacts::default()
         }
     }
+
+    /// Where output redirections write: the top directory of each absolute target (`/tmp`,
+    /// `/usr`), `~` for the home directory, `.` for a path relative to an unknown directory;
+    /// `/dev/null` and the standard streams write nothing.
+    fn write_roots(&self) -> Vec<String> {
+        let mut roots: Vec<String> = Vec::new();
+        for target in &self.redirects {
+            let root = if target.starts_with("/dev/fd/") || NO_FILE.contains(&target.as_str()) {
+                continue;
+            } else if let Some(abs) = normal_path(target) {
+                abs.split('/')
+                    .nth(1)
+                    .map(|t| format!("/{t}"))
+                    .unwrap_or_else(|| "/".into())
+            } else if target == "~" || target.starts_with("~/") || target.starts_with('$') {
+                "~".to_string()
+            } else {
+                ".".to_string()
+            };
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        roots
+    }
+}
+
+/// The name rules see for a program: its base name when it is named bare or from a system bin
+/// directory, else the path as written.
+fn program_name(path: &str, base: &str) -> String {
+    if !path.contains('/') {
+        return base.to_string();
+    }
+    match normal_path(path) {
+        Some(p)
+            if SYSTEM_BIN_DIRS
+                .iter()
+                .any(|d| p.rsplit_once('/').is_some_and(|(dir, _)| dir == *d)) =>
+        {
+            base.to_string()
+        }
+        Some(_) | None => path.to_string(),
+    }
+}
+
+/// An absolute path with `.`, `..` and repeated or trailing slashes resolved lexically.
+fn normal_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// The arguments, plus the normal form of each absolute path among them (`/usr/` also as `/usr`,
+/// `/tmp/../etc` also as `/etc`), so rules that name paths match every spelling.
+fn with_normal_paths(argv: &[String]) -> Vec<String> {
+    let mut out = argv.to_vec();
+    for a in argv {
+        let normal = match a.strip_suffix("/*") {
+            Some(base) => normal_path(if base.is_empty() { "/" } else { base }).map(|b| {
+                if b == "/" {
+                    "/*".to_string()
+                } else {
+                    format!("{b}/*")
+                }
+            }),
+            None => normal_path(a),
+        };
+        if let Some(n) = normal {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 fn s(v: &str) -> RestrictedExpression {
@@ -541,6 +724,7 @@ fn with_command(mut facts: Facts, c: &CommandFacts) -> Facts {
     facts.insert("flags", set(&c.flags));
     facts.insert("wrappers", set(&c.wrappers));
     facts.insert("redirects", set(&c.redirects));
+    facts.insert("write_roots", set(&c.write_roots()));
     facts.insert("parsed", RestrictedExpression::new_bool(!c.unparsed));
     facts
 }
@@ -587,10 +771,11 @@ fn action_facts(action: &Action, focus: Focus<'_>) -> Facts {
     f.insert("key_combo", s(&action.key_combo().unwrap_or_default()));
     f.insert("command", s(&action.command_line().unwrap_or_default()));
     if let Action::Exec { argv, .. } = action {
+        let path = argv.first().map(String::as_str).unwrap_or_default();
         f = with_command(
             f,
             &CommandFacts {
-                program: argv.first().map(|p| base_name(p)).unwrap_or_default(),
+                program: program_name(path, &base_name(path)),
                 argv: argv.iter().skip(1).cloned().collect(),
                 ..CommandFacts::default()
             },
@@ -889,6 +1074,8 @@ mod tests {
             rules: vec![r.to_string()],
             reason: format!("because {r}"),
             defaulted: false,
+            shadow: d,
+            grantable: true,
         };
         let e = strictest([
             ev(Decision::Allow, "a"),
@@ -919,6 +1106,78 @@ mod tests {
         };
         assert_eq!(p.evaluate(&WHO, &t, firefox).decision, Decision::Deny);
         assert_eq!(p.evaluate(&WHO, &t, Focus::NONE).decision, Decision::Allow);
+    }
+
+    #[test]
+    fn in_shadow_mode_a_forbidden_spelling_cannot_turn_an_ask_into_an_allow() {
+        let p = Policy::default_policy().unwrap();
+        for line in ["touch /tmp/x #:(){", "touch /tmp/x; mkfsx", "rm -rf /"] {
+            let e = typed(&p, line);
+            assert_eq!(e.decision, Decision::Deny, "{line}");
+            assert_eq!(enforce(&e, Mode::Shadow).decision, Decision::Ask, "{line}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn writing_a_file_outside_tmp_asks() {
+        let p = Policy::default_policy().unwrap();
+        for line in [
+            "echo 'touch /tmp/x' >> ~/.bashrc",
+            "cat /bin/sh > /usr/bin/id",
+            "echo x > notes.txt",
+            "echo x > /tmp/../etc/profile",
+            "printf x 2> /root/.inputrc",
+        ] {
+            let e = typed(&p, line);
+            assert_eq!(e.decision, Decision::Ask, "{line}: {e:?}");
+            assert!(rules_of(&e).contains(&"writes-outside-tmp"), "{line}: {e:?}");
+        }
+        for line in ["echo x > /tmp/y.txt", "ls > /dev/null 2>&1", "echo x >> /tmp/a/b"] {
+            assert_eq!(typed(&p, line).decision, Decision::Allow, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_program_named_by_a_path_outside_the_system_bin_directories_is_not_its_base_name() {
+        let p = Policy::default_policy().unwrap();
+        assert_eq!(decide(&p, &exec(&["/tmp/x/ls"]), ""), Decision::Ask);
+        assert_eq!(decide(&p, &exec(&["/usr/bin/ls"]), ""), Decision::Allow);
+        assert_eq!(decide(&p, &exec(&["/usr/bin/../../tmp/ls"]), ""), Decision::Ask);
+        assert_eq!(typed(&p, "./ls").decision, Decision::Ask);
+        assert_eq!(typed(&p, "/bin/ls -la").decision, Decision::Allow);
+    }
+
+    #[test]
+    fn programs_that_write_files_or_run_programs_are_off_the_allowlist() {
+        let p = Policy::default_policy().unwrap();
+        for argv in [
+            &["sort", "-S", "1K", "--compress-program=sh", "f"][..],
+            &["uniq", "a", "b"],
+        ] {
+            assert_eq!(decide(&p, &exec(argv), ""), Decision::Ask, "{argv:?}");
+        }
+        for line in ["E=-exec; find . $E touch x \\;", "echo -delete | xargs find ~"] {
+            let e = typed(&p, line);
+            assert!(rules_of(&e).contains(&"unparsed-command"), "{line}: {e:?}");
+        }
+        let e = typed(&p, "pkexec ls");
+        assert!(rules_of(&e).contains(&"another-user"), "{e:?}");
+    }
+
+    #[test]
+    fn paths_spelled_differently_are_the_same_path_to_the_wipe_rule() {
+        let p = Policy::default_policy().unwrap();
+        for line in ["rm -rf /usr/", "rm -rf //", "rm -rf /tmp/../etc", "rm -rf /./*"] {
+            assert_eq!(typed(&p, line).decision, Decision::Deny, "{line}");
+        }
+    }
+
+    #[test]
+    fn asks_the_policy_marks_never_granted_are_not_grantable() {
+        let p = Policy::default_policy().unwrap();
+        assert!(!typed(&p, "rm -r x").grantable);
+        assert!(!typed(&p, "echo 'x").grantable);
+        assert!(typed(&p, "df -h").grantable);
     }
 
     #[test]
@@ -1001,8 +1260,13 @@ mod tests {
 
     #[test]
     fn shadow_mode_lets_denials_through_and_says_so() {
-        let p = Policy::default_policy().unwrap();
-        let e = p.evaluate(&WHO, &exec(&["rm", "-rf", "/"]), Focus::NONE);
+        let p = Policy::new(
+            r#"@id("all") permit(principal, action, resource);
+               @id("no-touch") forbid(principal, action == Action::"exec", resource) when { context.program == "touch" };"#,
+            Decision::Ask,
+        )
+        .unwrap();
+        let e = p.evaluate(&WHO, &exec(&["touch", "x"]), Focus::NONE);
         assert_eq!(
             enforce(&e, Mode::Enforce),
             Verdict {
@@ -1017,6 +1281,7 @@ mod tests {
                 shadow_denied: true
             }
         );
+        let p = Policy::default_policy().unwrap();
         let ask = p.evaluate(&WHO, &exec(&["touch", "x"]), Focus::NONE);
         assert_eq!(enforce(&ask, Mode::Shadow).decision, Decision::Ask);
     }

@@ -3,13 +3,23 @@
 //! normalised, so that a policy judges what a command does rather than how it is spelled.
 //!
 //! The parser is a recursive-descent parser over the whole line. Every nested construct (a group, a
-//! substitution, a `-c` script, one unwrapped wrapper) counts against [`MAX_DEPTH`], and the line,
-//! each script and each exec argument are capped at [`MAX_LINE`] bytes, so any input, however
-//! hostile, is judged or refused in bounded time and memory, without panicking.
+//! substitution, a `-c` script, one unwrapped wrapper) counts against [`MAX_DEPTH`], the line, each
+//! script and each exec argument are capped at [`MAX_LINE`] bytes, and a line may run at most
+//! [`MAX_COMMANDS`] simple commands, so any input, however hostile, is judged or refused in bounded
+//! time and memory, without panicking.
 //!
 //! Things a shell does that are not judged are refused with a [`ParseError`] rather than guessed:
-//! here-documents, `case`, function definitions, `select`, `((`, `[[`, and assignments to the
-//! variables that change what later commands run (`PATH`, `PROMPT_COMMAND`, `LD_PRELOAD`...).
+//! here-documents, `case`, function definitions, `select`, `coproc`; everything that makes bash
+//! evaluate data as code (arithmetic `$((…))`, `$[…]`, `((…))`, `let`, `[[ … ]]`, array subscripts
+//! and substring offsets that name variables, `${!name}` indirection, `${name@P}` transformations);
+//! and assignments, in any form (`NAME=value`, `export`/`declare`, `env NAME=value`, `for NAME in`,
+//! `${NAME:=value}`, `{NAME}>file`, `read`, `printf -v`...), to the variables that change what later
+//! commands run (`PATH`, `PROMPT_COMMAND`, `LD_PRELOAD`, `BASH_ALIASES`, `IFS`...). Refusals that
+//! leave the rest of the line readable are recorded and the line is read to its end, so that an
+//! unterminated quote after them is still reported as [`ParseError::is_incomplete`].
+//!
+//! [`parse_interactive`] adds what only an interactive bash does before parsing: history expansion
+//! (`!!`, `!-2`, `^old^new`).
 
 use std::collections::BTreeSet;
 use std::iter;
@@ -22,6 +32,9 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_WORDS: usize = 1024;
 /// Most characters brace expansion may produce for one line.
 pub const MAX_EXPANDED: usize = 256 * 1024;
+/// Most simple commands one line or exec argv may run (after unwrapping and substitutions): each is
+/// judged on its own, so this bounds the work of judging a line.
+pub const MAX_COMMANDS: usize = 64;
 
 /// One program that a command line would start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +43,10 @@ pub struct SimpleCommand {
     /// (starts with `$`, contains a glob, a substitution...) — see `literal`. Also "" for a command
     /// made only of redirections (`> /etc/passwd`), which still writes its targets.
     pub program: String,
+    /// The program word as written, after quote removal and unwrapping (`/tmp/x/ls`, `./ls`, `ls`);
+    /// "" when it is not a literal, or for a command made only of redirections. A program named by
+    /// a path is whatever file that path holds, which its base name (`program`) does not tell.
+    pub path: String,
     /// Every word after the program, as the program would receive them (quotes removed, escapes
     /// applied), in order. Redirections are not included. Expansions (`$HOME`, `$(...)`) are kept
     /// as written.
@@ -38,8 +55,12 @@ pub struct SimpleCommand {
     /// sorted and deduplicated.
     pub flags: BTreeSet<String>,
     /// Wrapper programs that were unwrapped to reach this one, outermost first (`sudo`, `sh`,
-    /// `xargs`, `find`...).
+    /// `xargs`, `find`...), by base name.
     pub wrappers: Vec<String>,
+    /// The same wrappers as written (`/tmp/x/sudo`, `nohup`): one entry per entry of `wrappers`.
+    /// A wrapper named by a path outside the system's bin directories is not the wrapper its base
+    /// name says, and runs whatever that file does.
+    pub wrapper_paths: Vec<String>,
     /// Targets of output redirections (`> f`, `>> f`, `2> f`, `&> f`), literal words.
     pub redirects: Vec<String>,
     /// Whether the program word was a literal (no `$`, glob, or substitution in it).
@@ -61,7 +82,7 @@ pub enum ParseError {
     /// A group, substitution or compound command is opened and never closed.
     #[error("the command line opens `{open}` and never closes it")]
     UnclosedGroup {
-        /// What was opened: `(`, `{`, `$(`, `` ` ``, `${`, `if`, `while`, `for`...
+        /// What was opened: `(`, `{`, `$(`, `` ` ``, `${`, `$((`, `[[`, `if`, `while`, `for`...
         open: String,
     },
     /// The line ends in an operator that needs a command after it.
@@ -73,10 +94,12 @@ pub enum ParseError {
     /// A here-document (`<<`, `<<-`), whose text is read from the following lines.
     #[error("the command line has a here-document (`<<`), whose text is not judged")]
     HereDoc,
-    /// A construct that is not judged.
+    /// A construct that is not judged: `case`, a function definition, or one that makes bash
+    /// evaluate data as code (arithmetic expansion, `let`, `[[ … ]]`, indirect expansion...).
     #[error("the command line uses {construct}, which is not judged")]
     Unsupported {
-        /// The construct, as a phrase (`` `case` ``, "a function definition").
+        /// The construct, as a phrase (`` `case` ``, "a function definition", "arithmetic
+        /// expansion `$((…))` (bash evaluates variables' values in it as code)").
         construct: String,
     },
     /// A token where the grammar does not allow one (`)` without `(`, `fi` without `if`, `;;`).
@@ -105,12 +128,25 @@ pub enum ParseError {
         /// The limit.
         max: usize,
     },
-    /// An assignment to a variable that changes what later commands run.
+    /// The line runs more simple commands than are judged ([`MAX_COMMANDS`]).
+    #[error("the command line runs more than {max} commands, more than the gate judges for one line")]
+    TooManyCommands {
+        /// The limit.
+        max: usize,
+    },
+    /// An assignment to a variable that changes what later commands run, or whose array subscript
+    /// bash evaluates as code.
     #[error("the command line assigns {name}, which changes what later commands run, and is not judged")]
     RiskyAssignment {
-        /// The variable.
+        /// The variable (with its subscript, for a subscripted assignment).
         name: String,
     },
+    /// History expansion (`!!`, `!-1`, `!rm`, `^old^new`), which an interactive bash replaces with
+    /// text from an earlier command before parsing the line.
+    #[error(
+        "the line uses history expansion (`!…`), which bash replaces with an earlier command the gate cannot see"
+    )]
+    HistoryExpansion,
     /// The script given to a shell (`sh -c`, `su -c`, `eval`) cannot be judged.
     #[error("the script given to {program} cannot be judged: {error}")]
     Script {
@@ -124,9 +160,9 @@ pub enum ParseError {
 
 impl ParseError {
     /// Whether more input could complete the line: an unterminated quote, a trailing backslash, a
-    /// line ending in `|`, `&&` or `||`, an unclosed `(`, `{`, `$(` or backtick, or an `if`, `while`
-    /// or `for` without its end. An error inside a `-c` script is never incomplete: the shell that
-    /// reads the line has all of it.
+    /// line ending in `|`, `&&` or `||`, an unclosed `(`, `{`, `$(`, backtick, `$((` or `[[`, or an
+    /// `if`, `while` or `for` without its end. An error inside a `-c` script is never incomplete:
+    /// the shell that reads the line has all of it.
     pub fn is_incomplete(&self) -> bool {
         match self {
             ParseError::UnterminatedQuote { .. }
@@ -139,7 +175,9 @@ impl ParseError {
             | ParseError::TooLong { .. }
             | ParseError::TooDeep { .. }
             | ParseError::TooManyWords { .. }
+            | ParseError::TooManyCommands { .. }
             | ParseError::RiskyAssignment { .. }
+            | ParseError::HistoryExpansion
             | ParseError::Script { .. } => false,
         }
     }
@@ -149,6 +187,42 @@ impl ParseError {
 /// the order they appear, commands inside substitutions before the command whose word holds them.
 pub fn parse_line(line: &str) -> Result<Vec<SimpleCommand>, ParseError> {
     parse_script(line, &mut Limits::default())
+}
+
+/// [`parse_line`] for a line typed into an interactive bash, which expands history before parsing:
+/// a `!` outside single quotes (double quotes do not protect it; a backslash does) followed by
+/// anything but a blank, a newline, `=`, `(` or the end of the line, or a line starting with `^`,
+/// is [`ParseError::HistoryExpansion`]. An incomplete line is reported as incomplete first, so
+/// that its continuation is read.
+pub fn parse_interactive(line: &str) -> Result<Vec<SimpleCommand>, ParseError> {
+    match parse_line(line) {
+        Err(error) if error.is_incomplete() => Err(error),
+        _ if expands_history(line) => Err(ParseError::HistoryExpansion),
+        result => result,
+    }
+}
+
+/// Whether an interactive bash would read another line to complete `line`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Continuation {
+    /// Bash runs (or refuses) the line as it is.
+    Complete,
+    /// Bash reads more lines first.
+    Incomplete,
+    /// Not known: the parser stopped before the end of the line, or history expansion replaces
+    /// part of it with text the gate cannot see.
+    Unknown,
+}
+
+/// Whether bash would wait for more after `line` (history expansion included).
+pub(crate) fn continuation(line: &str) -> Continuation {
+    match run_script(line, &mut Limits::default()).stopped {
+        Some(error) if error.is_incomplete() => Continuation::Incomplete,
+        _ if expands_history(line) => Continuation::Unknown,
+        // Bash reports a syntax error and drops the rest of the line.
+        None | Some(ParseError::UnexpectedToken { .. }) => Continuation::Complete,
+        Some(_) => Continuation::Unknown,
+    }
 }
 
 /// The simple commands an exec argv runs: no shell is involved (`;` is an ordinary character), but
@@ -164,7 +238,55 @@ pub fn parse_argv(argv: &[String]) -> Result<Vec<SimpleCommand>, ParseError> {
         });
     }
     let args = argv.iter().map(|a| Arg::literal(a)).collect();
-    resolve(args, Vec::new(), &mut Limits::default())
+    let commands = resolve(args, Wrappers::default(), &mut Limits::default())?;
+    if commands.len() > MAX_COMMANDS {
+        return Err(ParseError::TooManyCommands { max: MAX_COMMANDS });
+    }
+    Ok(commands)
+}
+
+/// Whether an interactive bash would expand history in `line`. Read both as bash 5 does (a
+/// backslash escapes a quote inside `$'…'`) and as older versions do (it does not), and true if
+/// either would.
+fn expands_history(line: &str) -> bool {
+    let quick = line
+        .split('\n')
+        .any(|l| l.trim_start_matches([' ', '\t']).starts_with('^'));
+    quick || history_bang(line, true) || history_bang(line, false)
+}
+
+fn history_bang(line: &str, ansi_c_escapes: bool) -> bool {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Quote {
+        None,
+        Single,
+        AnsiC,
+        Double,
+    }
+    let chars: Vec<char> = line.chars().collect();
+    let mut quote = Quote::None;
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match (quote, c) {
+            (Quote::Single, '\'') | (Quote::AnsiC, '\'') | (Quote::Double, '"') => quote = Quote::None,
+            (Quote::AnsiC, '\\') if ansi_c_escapes => i += 1,
+            (Quote::Single | Quote::AnsiC, _) => {}
+            (Quote::None | Quote::Double, '\\') => i += 1,
+            (Quote::None, '\'') => {
+                let dollar = i > 0 && chars.get(i - 1) == Some(&'$');
+                quote = if dollar { Quote::AnsiC } else { Quote::Single };
+            }
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::None | Quote::Double, '!') => {
+                if !matches!(chars.get(i + 1), None | Some(' ' | '\t' | '\n' | '=' | '(')) {
+                    return true;
+                }
+            }
+            (Quote::None | Quote::Double, _) => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Budgets shared by a line and everything nested in it.
@@ -191,11 +313,41 @@ impl Limits {
 }
 
 fn parse_script(text: &str, limits: &mut Limits) -> Result<Vec<SimpleCommand>, ParseError> {
+    run_script(text, limits).into_result()
+}
+
+/// What parsing a script gave.
+struct Outcome {
+    commands: Vec<SimpleCommand>,
+    /// The first refusal recorded while reading on.
+    refused: Option<ParseError>,
+    /// The error that stopped the parser before the end of the script.
+    stopped: Option<ParseError>,
+}
+
+impl Outcome {
+    /// An incomplete line is reported as such (more input may follow), then the first refusal, then
+    /// whatever stopped the parser.
+    fn into_result(self) -> Result<Vec<SimpleCommand>, ParseError> {
+        match (self.stopped, self.refused) {
+            (Some(stopped), _) if stopped.is_incomplete() => Err(stopped),
+            (_, Some(refused)) => Err(refused),
+            (Some(stopped), None) => Err(stopped),
+            (None, None) => Ok(self.commands),
+        }
+    }
+}
+
+fn run_script(text: &str, limits: &mut Limits) -> Outcome {
     if text.len() > MAX_LINE {
-        return Err(ParseError::TooLong {
-            len: text.len(),
-            max: MAX_LINE,
-        });
+        return Outcome {
+            commands: Vec::new(),
+            refused: None,
+            stopped: Some(ParseError::TooLong {
+                len: text.len(),
+                max: MAX_LINE,
+            }),
+        };
     }
     let mut parser = Parser {
         src: text.chars().collect(),
@@ -203,11 +355,18 @@ fn parse_script(text: &str, limits: &mut Limits) -> Result<Vec<SimpleCommand>, P
         peeked: None,
         limits,
         out: Vec::new(),
+        refused: None,
     };
-    match parser.parse_list()? {
-        Stop::Eof => Ok(parser.out),
-        Stop::RParen => Err(unexpected(")")),
-        Stop::Reserved(word) => Err(unexpected(word)),
+    let stopped = match parser.parse_list() {
+        Ok(Stop::Eof) => None,
+        Ok(Stop::RParen) => Some(unexpected(")")),
+        Ok(Stop::Reserved(word)) => Some(unexpected(word)),
+        Err(error) => Some(error),
+    };
+    Outcome {
+        commands: parser.out,
+        refused: parser.refused,
+        stopped,
     }
 }
 
@@ -267,8 +426,9 @@ impl Word {
                 .all(|(ch, c)| ch.kind == Kind::Plain && ch.c == c)
     }
 
-    /// The variable a `NAME=value`, `NAME+=value` or `NAME[i]=value` word assigns.
-    fn assignment_name(&self) -> Option<String> {
+    /// The variable a `NAME=value`, `NAME+=value` or `NAME[i]=value` word assigns, and the
+    /// subscript as written.
+    fn assignment_name(&self) -> Option<(String, Option<String>)> {
         let mut name = String::new();
         let mut i = 0;
         while let Some(ch) = self.chars.get(i) {
@@ -283,14 +443,49 @@ impl Word {
         if name.is_empty() {
             return None;
         }
+        let mut subscript = None;
         if self.plain_at(i, '[') {
-            i = (i..self.chars.len()).find(|&j| self.plain_at(j, ']'))? + 1;
+            let close = (i..self.chars.len()).find(|&j| self.plain_at(j, ']'))?;
+            subscript = Some(self.chars.get(i + 1..close)?.iter().map(|ch| ch.c).collect());
+            i = close + 1;
         }
         if self.plain_at(i, '=') || (self.plain_at(i, '+') && self.plain_at(i + 1, '=')) {
-            Some(name)
+            Some((name, subscript))
         } else {
             None
         }
+    }
+
+    /// The subscript of a `[subscript]=value` element of a compound array assignment.
+    fn element_subscript(&self) -> Option<String> {
+        if !self.plain_at(0, '[') {
+            return None;
+        }
+        let close = (1..self.chars.len()).find(|&j| self.plain_at(j, ']'))?;
+        let assigns =
+            self.plain_at(close + 1, '=') || (self.plain_at(close + 1, '+') && self.plain_at(close + 2, '='));
+        assigns.then(|| {
+            self.chars
+                .get(1..close)
+                .unwrap_or(&[])
+                .iter()
+                .map(|ch| ch.c)
+                .collect()
+        })
+    }
+
+    /// The variable of a `{NAME}` word before a redirection operator (`{fd}>file`).
+    fn fd_variable(&self) -> Option<String> {
+        let (first, rest) = self.chars.split_first()?;
+        let (last, name) = rest.split_last()?;
+        let plain = |ch: &Ch| ch.kind == Kind::Plain;
+        let is_name = !name.is_empty()
+            && name
+                .iter()
+                .all(|ch| plain(ch) && (ch.c == '_' || ch.c.is_ascii_alphanumeric()))
+            && !name.first().is_some_and(|ch| ch.c.is_ascii_digit());
+        (plain(first) && first.c == '{' && plain(last) && last.c == '}' && is_name)
+            .then(|| name.iter().map(|ch| ch.c).collect())
     }
 
     fn plain_at(&self, i: usize, c: char) -> bool {
@@ -510,9 +705,26 @@ struct Parser<'l> {
     peeked: Option<Token>,
     limits: &'l mut Limits,
     out: Vec<SimpleCommand>,
+    /// The first refusal met; the parser reads on, to tell an incomplete line.
+    refused: Option<ParseError>,
 }
 
 impl Parser<'_> {
+    /// Records a refusal and reads on: the line is refused once read (the first refusal wins), but
+    /// reading it to its end still tells whether it is complete.
+    fn refuse(&mut self, error: ParseError) {
+        self.refused.get_or_insert(error);
+    }
+
+    /// Adds a command the line runs, refusing the line once it runs more than [`MAX_COMMANDS`].
+    fn push(&mut self, command: SimpleCommand) {
+        if self.out.len() < MAX_COMMANDS {
+            self.out.push(command);
+        } else {
+            self.refuse(ParseError::TooManyCommands { max: MAX_COMMANDS });
+        }
+    }
+
     fn cur(&self) -> Option<char> {
         self.src.get(self.pos).copied()
     }
@@ -631,11 +843,13 @@ impl Parser<'_> {
             If,
             Loop(&'static str),
             For,
+            Arithmetic,
+            Test,
             Simple,
         }
         let start = match self.peek()? {
             Token::Op(Op::LParen) => Start::Subshell,
-            Token::Op(Op::DoubleLParen) => return Err(unsupported("an arithmetic command `((`")),
+            Token::Op(Op::DoubleLParen) => Start::Arithmetic,
             Token::Redirect(_) => Start::Simple,
             Token::Word(w) => {
                 if w.is_bare("{") {
@@ -648,7 +862,9 @@ impl Parser<'_> {
                     Start::Loop("until")
                 } else if w.is_bare("for") {
                     Start::For
-                } else if let Some(word) = ["case", "select", "function", "coproc", "[["]
+                } else if w.is_bare("[[") {
+                    Start::Test
+                } else if let Some(word) = ["case", "select", "function", "coproc"]
                     .iter()
                     .find(|s| w.is_bare(s))
                 {
@@ -702,6 +918,25 @@ impl Parser<'_> {
                 p.expect_list("done", keyword)
             }),
             Start::For => self.compound(Self::for_loop),
+            Start::Arithmetic => self.compound(|p| {
+                p.next()?;
+                p.skip_arithmetic("((")?;
+                p.refuse(unsupported(ARITHMETIC_COMMAND));
+                Ok(())
+            }),
+            // `[[ … ]]`: read to its `]]` (substitutions in it still run), then refused.
+            Start::Test => self.compound(|p| {
+                p.next()?;
+                loop {
+                    match p.next()? {
+                        Token::Word(w) if w.is_bare("]]") => break,
+                        Token::Eof => return Err(ParseError::UnclosedGroup { open: "[[".into() }),
+                        _ => {}
+                    }
+                }
+                p.refuse(unsupported(DOUBLE_BRACKET));
+                Ok(())
+            }),
         }
     }
 
@@ -734,29 +969,40 @@ impl Parser<'_> {
         }
     }
 
-    /// `for NAME [in WORDS] ; do LIST done`: the header is skipped (its substitutions still run).
+    /// `for NAME [in WORDS] ; do LIST done`: the header is skipped (its substitutions still run),
+    /// but NAME is assigned like `NAME=value`. `for ((…))` is read, then refused.
     fn for_loop(&mut self) -> Result<(), ParseError> {
         let unclosed = || ParseError::UnclosedGroup { open: "for".into() };
         self.next()?;
         match self.next()? {
-            Token::Word(_) => {}
-            Token::Op(Op::DoubleLParen) => return Err(unsupported("an arithmetic `for ((`")),
-            Token::Eof => return Err(unclosed()),
-            token => return Err(unexpected(&token.describe())),
-        }
-        self.skip_newlines(unclosed)?;
-        if matches!(self.peek()?, Token::Word(w) if w.is_bare("in")) {
-            self.next()?;
-            loop {
-                match self.next()? {
-                    Token::Word(_) => {}
-                    Token::Op(Op::Semi) | Token::Newline => break,
-                    Token::Eof => return Err(unclosed()),
-                    token => return Err(unexpected(&token.describe())),
+            Token::Word(name) => {
+                if let Err(error) = check_variable(&name.text()) {
+                    self.refuse(error);
+                }
+                self.skip_newlines(unclosed)?;
+                if matches!(self.peek()?, Token::Word(w) if w.is_bare("in")) {
+                    self.next()?;
+                    loop {
+                        match self.next()? {
+                            Token::Word(_) => {}
+                            Token::Op(Op::Semi) | Token::Newline => break,
+                            Token::Eof => return Err(unclosed()),
+                            token => return Err(unexpected(&token.describe())),
+                        }
+                    }
+                } else if matches!(self.peek()?, Token::Op(Op::Semi)) {
+                    self.next()?;
                 }
             }
-        } else if matches!(self.peek()?, Token::Op(Op::Semi)) {
-            self.next()?;
+            Token::Op(Op::DoubleLParen) => {
+                self.skip_arithmetic("for ((")?;
+                self.refuse(unsupported(ARITHMETIC_FOR));
+                if matches!(self.peek()?, Token::Op(Op::Semi)) {
+                    self.next()?;
+                }
+            }
+            Token::Eof => return Err(unclosed()),
+            token => return Err(unexpected(&token.describe())),
         }
         self.skip_newlines(unclosed)?;
         match self.next()? {
@@ -786,8 +1032,10 @@ impl Parser<'_> {
                 Token::Word(_) => {
                     if let Token::Word(word) = self.next()? {
                         if words.is_empty() {
-                            if let Some(name) = word.assignment_name() {
-                                check_variable(&name)?;
+                            if let Some((name, subscript)) = word.assignment_name() {
+                                if let Err(error) = check_assigned(&name, subscript.as_deref()) {
+                                    self.refuse(error);
+                                }
                                 continue;
                             }
                         }
@@ -821,35 +1069,36 @@ impl Parser<'_> {
         }
     }
 
+    /// Resolves a simple command into the commands it runs. What cannot be judged about it is
+    /// refused without stopping the parser: the words were all read.
     fn finish_simple(&mut self, words: Vec<Word>, targets: Vec<String>) -> Result<(), ParseError> {
         if words.is_empty() {
             if !targets.is_empty() {
-                self.out.push(SimpleCommand {
+                self.push(SimpleCommand {
                     program: String::new(),
+                    path: String::new(),
                     argv: Vec::new(),
                     flags: BTreeSet::new(),
                     wrappers: Vec::new(),
+                    wrapper_paths: Vec::new(),
                     redirects: targets,
                     literal: true,
                 });
             }
             return Ok(());
         }
-        // Brace expansion may add at most MAX_WORDS words to what the line spelled out.
-        let most = words.len().max(MAX_WORDS);
-        let mut args = Vec::new();
-        for word in words {
-            for chars in brace_expand(word.chars, &mut self.limits.expanded)? {
-                args.push(Arg::from_chars(&chars));
-                if args.len() > most {
-                    return Err(ParseError::TooManyWords { max: MAX_WORDS });
+        let depth = self.limits.depth;
+        let resolved = expand_words(words, &mut self.limits.expanded)
+            .and_then(|args| resolve(args, Wrappers::default(), self.limits));
+        self.limits.depth = depth;
+        match resolved {
+            Ok(commands) => {
+                for mut command in commands {
+                    command.redirects.extend(targets.iter().cloned());
+                    self.push(command);
                 }
             }
-        }
-        check_declarations(&args)?;
-        for mut command in resolve(args, Vec::new(), self.limits)? {
-            command.redirects.extend(targets.iter().cloned());
-            self.out.push(command);
+            Err(error) => self.refuse(error),
         }
         Ok(())
     }
@@ -925,6 +1174,15 @@ impl Parser<'_> {
                     word.push_raw(self.raw(start), Kind::Expansion { quoted: false });
                 }
                 '<' | '>' if word.is_io_number() => return self.lex_redirect(),
+                // `{NAME}>file` opens a descriptor and assigns its number to NAME.
+                '<' | '>' if word.fd_variable().is_some() => {
+                    if let Some(name) = word.fd_variable() {
+                        if let Err(error) = check_variable(&name) {
+                            self.refuse(error);
+                        }
+                    }
+                    return self.lex_redirect();
+                }
                 '<' | '>' => break,
                 '\\' => match self.at(1) {
                     None => return Err(ParseError::TrailingBackslash),
@@ -958,14 +1216,22 @@ impl Parser<'_> {
         Ok(Token::Word(word))
     }
 
-    /// `NAME=(words...)`: the words are read (their substitutions run) and kept as written.
+    /// `NAME=(words...)`: the words are read (their substitutions run) and kept as written; a
+    /// `[subscript]=value` word's subscript is checked like `NAME[subscript]=value`.
     fn lex_array(&mut self, word: &mut Word) -> Result<(), ParseError> {
         let start = self.pos;
         self.pos += 1;
         self.limits.enter()?;
         loop {
             match self.lex()? {
-                Token::Word(_) | Token::Newline => {}
+                Token::Word(element) => {
+                    if let Some(subscript) = element.element_subscript() {
+                        if let Err(error) = check_subscript(&word.text(), &subscript) {
+                            self.refuse(error);
+                        }
+                    }
+                }
+                Token::Newline => {}
                 Token::Op(Op::RParen) => break,
                 Token::Eof => return Err(ParseError::UnclosedGroup { open: "(".into() }),
                 token => return Err(unexpected(&token.describe())),
@@ -1012,6 +1278,7 @@ impl Parser<'_> {
         let expansion = Kind::Expansion { quoted };
         match (self.at(1), self.at(2)) {
             (Some('('), Some('(')) => self.lex_arithmetic()?,
+            (Some('['), _) => self.lex_old_arithmetic()?,
             (Some('('), _) => {
                 self.pos += 2;
                 self.substitution("$(")?;
@@ -1074,16 +1341,25 @@ impl Parser<'_> {
         }
         self.pos += 1;
         self.limits.enter()?;
-        let commands = parse_script(&inner, self.limits)?;
+        let depth = self.limits.depth;
+        let parsed = parse_script(&inner, self.limits);
+        self.limits.depth = depth;
         self.limits.leave();
-        self.out.extend(commands);
+        match parsed {
+            Ok(commands) => commands.into_iter().for_each(|command| self.push(command)),
+            Err(error) if error.is_incomplete() => return Err(error),
+            // The whole substitution was read: the line goes on after it.
+            Err(error) => self.refuse(error),
+        }
         word.push_raw(self.raw(start), Kind::Expansion { quoted });
         Ok(())
     }
 
-    /// `${...}`: skipped to the matching `}`; substitutions inside it run.
+    /// `${...}`: skipped to the matching `}`; substitutions inside it run. The forms that evaluate
+    /// data as code or assign are refused (see [`check_parameter`]).
     fn lex_parameter(&mut self, quoted: bool) -> Result<(), ParseError> {
         self.pos += 2;
+        let start = self.pos;
         self.limits.enter()?;
         let mut scratch = Word::default();
         loop {
@@ -1112,16 +1388,63 @@ impl Parser<'_> {
                 Some(_) => self.pos += 1,
             }
         }
+        if let Err(error) = check_parameter(self.raw(start)) {
+            self.refuse(error);
+        }
         self.pos += 1;
         self.limits.leave();
         Ok(())
     }
 
-    /// `$((...))`: skipped to the matching `))`; substitutions inside it run.
+    /// `$((...))`: read to the matching `))` (substitutions inside it run), then refused.
     fn lex_arithmetic(&mut self) -> Result<(), ParseError> {
         self.pos += 3;
+        self.skip_arithmetic("$((")?;
+        self.refuse(unsupported(ARITHMETIC_EXPANSION));
+        Ok(())
+    }
+
+    /// `$[...]`, bash's old arithmetic expansion: read to the matching `]`, then refused.
+    fn lex_old_arithmetic(&mut self) -> Result<(), ParseError> {
+        self.pos += 2;
         self.limits.enter()?;
-        let unclosed = || ParseError::UnclosedGroup { open: "$((".into() };
+        let mut scratch = Word::default();
+        let mut brackets = 0usize;
+        loop {
+            match self.cur() {
+                None => return Err(ParseError::UnclosedGroup { open: "$[".into() }),
+                Some('[') => {
+                    brackets += 1;
+                    self.pos += 1;
+                }
+                Some(']') if brackets == 0 => break,
+                Some(']') => {
+                    brackets -= 1;
+                    self.pos += 1;
+                }
+                Some('\\') => {
+                    if self.at(1).is_none() {
+                        return Err(ParseError::UnclosedGroup { open: "$[".into() });
+                    }
+                    self.pos += 2;
+                }
+                Some('"') => self.lex_double_quoted(&mut scratch)?,
+                Some('$') => self.lex_dollar(&mut scratch, true)?,
+                Some('`') => self.lex_backtick(&mut scratch, true)?,
+                Some(_) => self.pos += 1,
+            }
+        }
+        self.pos += 1;
+        self.limits.leave();
+        self.refuse(unsupported(OLD_ARITHMETIC_EXPANSION));
+        Ok(())
+    }
+
+    /// After the `((` of `$((`, `((` or `for ((`: the text up to the matching `))`, one level deeper
+    /// (substitutions inside it run).
+    fn skip_arithmetic(&mut self, open: &str) -> Result<(), ParseError> {
+        self.limits.enter()?;
+        let unclosed = || ParseError::UnclosedGroup { open: open.into() };
         let mut scratch = Word::default();
         let mut parens = 0usize;
         loop {
@@ -1142,7 +1465,7 @@ impl Parser<'_> {
                     }
                     return Err(match self.at(1) {
                         None => unclosed(),
-                        Some(_) => unsupported("a `$((` that is not arithmetic"),
+                        Some(_) => unsupported(&format!("a `{open}` that is not arithmetic")),
                     });
                 }
                 Some('\\') => {
@@ -1245,12 +1568,15 @@ fn unsupported(construct: &str) -> ParseError {
 // ---------------------------------------------------------------------------------------------
 // Variables
 
-/// Variables whose value changes what later commands run, or which program a name runs.
-const RISKY_VARIABLES: [&str; 14] = [
+/// Variables whose value changes what later commands run, which program a name runs, or what the
+/// shell reads, writes or runs on its own. Every `LD_` variable and `BASH_FUNC_` function import
+/// is refused too.
+const RISKY_VARIABLES: [&str; 32] = [
     "PATH",
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
     "LD_AUDIT",
+    "GCONV_PATH",
     "BASH_ENV",
     "ENV",
     "PROMPT_COMMAND",
@@ -1261,10 +1587,53 @@ const RISKY_VARIABLES: [&str; 14] = [
     "PS4",
     "SHELLOPTS",
     "BASHOPTS",
+    "BASH_ALIASES",
+    "BASH_CMDS",
+    "BASH_LOADABLES_PATH",
+    "BASH_XTRACEFD",
+    "MAIL",
+    "MAILPATH",
+    "MAILCHECK",
+    "HISTFILE",
+    "HISTCONTROL",
+    "HISTIGNORE",
+    "INPUTRC",
+    "IFS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "FIGNORE",
+    "EXECIGNORE",
+    "TIMEFORMAT",
 ];
 
+// What each construct that evaluates data as code is called in `ParseError::Unsupported`.
+const ARITHMETIC_EXPANSION: &str =
+    "arithmetic expansion `$((…))` (bash evaluates the values of the variables in it as code, which may run commands)";
+const OLD_ARITHMETIC_EXPANSION: &str =
+    "arithmetic expansion `$[…]` (bash evaluates the values of the variables in it as code, which may run commands)";
+const ARITHMETIC_COMMAND: &str =
+    "an arithmetic command `((…))` (bash evaluates the values of the variables in it as code, which may run commands)";
+const ARITHMETIC_FOR: &str =
+    "an arithmetic `for ((…))` (bash evaluates the values of the variables in it as code, which may run commands)";
+const LET: &str =
+    "`let` (bash evaluates its arguments, and the values of the variables in them, as code, which may run commands)";
+const DOUBLE_BRACKET: &str =
+    "`[[ … ]]` (bash evaluates its operands as arithmetic or patterns, and the values of the variables in them as code)";
+const INDIRECT: &str =
+    "indirect expansion `${!…}` (it expands the variable another variable's value names, or lists variables)";
+const TRANSFORMATION: &str =
+    "a parameter transformation `${…@…}` (`@P` expands a value as a prompt, running the commands in it)";
+const ARITHMETIC_SUBSCRIPT: &str =
+    "an array subscript or substring offset in `${…}` that names a variable or \
+     holds an expansion (bash evaluates it as arithmetic, and the variable's value as code)";
+const NAME_REFERENCE: &str =
+    "a name reference (`declare -n`), whose assignments assign the variable it names, which is not seen";
+const INTEGER_VARIABLE: &str =
+    "an integer variable (`declare -i`), whose assignments bash evaluates as arithmetic, running code values hold";
+
 fn check_variable(name: &str) -> Result<(), ParseError> {
-    if RISKY_VARIABLES.contains(&name) || name.starts_with("BASH_FUNC_") {
+    let risky = RISKY_VARIABLES.contains(&name) || name.starts_with("LD_") || name.starts_with("BASH_FUNC_");
+    if risky {
         return Err(ParseError::RiskyAssignment {
             name: name.to_string(),
         });
@@ -1272,17 +1641,219 @@ fn check_variable(name: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// `export`, `declare`, `typeset`, `readonly` and `local` assign like a bare `NAME=value`.
-fn check_declarations(args: &[Arg]) -> Result<(), ParseError> {
-    let Some(first) = args.first() else { return Ok(()) };
-    if !first.literal || !["export", "declare", "typeset", "readonly", "local"].contains(&first.text.as_str())
-    {
-        return Ok(());
+/// An assignment to `name` or `name[subscript]`: refused for a risky variable, and for a subscript
+/// that names a variable or holds an expansion, which bash evaluates as arithmetic, running code a
+/// value holds (`x='a[$(cmd)]'; b[x]=1` runs cmd).
+fn check_assigned(name: &str, subscript: Option<&str>) -> Result<(), ParseError> {
+    check_variable(name)?;
+    match subscript {
+        Some(subscript) => check_subscript(name, subscript),
+        None => Ok(()),
     }
-    for arg in &args[1..] {
-        if let Some(name) = env_assignment(&arg.text) {
-            let name = name.strip_suffix('+').unwrap_or(name);
-            check_variable(name.split('[').next().unwrap_or(name))?;
+}
+
+fn check_subscript(name: &str, subscript: &str) -> Result<(), ParseError> {
+    if evaluates_code(subscript) {
+        return Err(ParseError::RiskyAssignment {
+            name: format!("{name}[{subscript}]"),
+        });
+    }
+    Ok(())
+}
+
+/// `NAME`, `NAME+` or `NAME[subscript]` (what an assignment word holds before its `=`), checked.
+fn check_target(target: &str) -> Result<(), ParseError> {
+    let target = target.strip_suffix('+').unwrap_or(target);
+    match target.split_once('[') {
+        Some((name, rest)) => check_assigned(name, Some(rest.strip_suffix(']').unwrap_or(rest))),
+        None => check_variable(target),
+    }
+}
+
+/// Whether bash evaluating `expression` as arithmetic may run code: it holds an expansion, or
+/// names a variable, whose value bash evaluates as an expression in turn (`a[$(cmd)]`). Letters
+/// inside a number (`0x1f`, `16#ff`) name nothing.
+fn evaluates_code(expression: &str) -> bool {
+    let mut previous = ' ';
+    for c in expression.chars() {
+        let in_number = previous.is_ascii_alphanumeric() || previous == '_' || previous == '#';
+        if c == '$' || c == '`' || ((c == '_' || c.is_alphabetic()) && !in_number) {
+            return true;
+        }
+        previous = c;
+    }
+    false
+}
+
+/// `${…}` (the text between its braces): refused when it evaluates data as code (indirection,
+/// `@` transformations, a subscript or substring offset that names a variable) or assigns a risky
+/// variable (`${NAME:=value}`).
+fn check_parameter(raw: &[char]) -> Result<(), ParseError> {
+    let text: String = raw.iter().collect();
+    let mut rest = text.as_str();
+    if let Some(after) = rest.strip_prefix('!') {
+        // `${!}` is `$!`; anything after the `!` is indirection or a list of names.
+        return if after.is_empty() {
+            Ok(())
+        } else {
+            Err(unsupported(INDIRECT))
+        };
+    }
+    if let Some(after) = rest.strip_prefix('#') {
+        if !after.is_empty() && !after.starts_with([':', '}']) {
+            rest = after;
+            if rest.starts_with('!') && rest.len() > 1 {
+                return Err(unsupported(INDIRECT));
+            }
+        }
+    }
+    let name_len = match rest.chars().next() {
+        Some(c) if c == '_' || c.is_alphabetic() => rest
+            .find(|c: char| !(c == '_' || c.is_alphanumeric()))
+            .unwrap_or(rest.len()),
+        Some(c) if c.is_ascii_digit() => rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()),
+        Some(c) if "@*#?$!-".contains(c) => 1,
+        _ => return Ok(()),
+    };
+    let (name, mut rest) = rest.split_at(name_len);
+    let mut subscript = None;
+    if let Some(after) = rest.strip_prefix('[') {
+        let mut depth = 0usize;
+        let close = after.char_indices().find_map(|(at, c)| match c {
+            '[' => {
+                depth += 1;
+                None
+            }
+            ']' if depth == 0 => Some(at),
+            ']' => {
+                depth -= 1;
+                None
+            }
+            _ => None,
+        });
+        subscript = Some(close.map_or(after, |at| &after[..at]));
+        rest = close.map_or("", |at| &after[at + 1..]);
+    }
+    if rest.starts_with(":=") || rest.starts_with('=') {
+        check_variable(name)?;
+    }
+    if subscript.is_some_and(|s| s != "@" && s != "*" && evaluates_code(s)) {
+        return Err(unsupported(ARITHMETIC_SUBSCRIPT));
+    }
+    if rest.starts_with('@') {
+        return Err(unsupported(TRANSFORMATION));
+    }
+    if let Some(offsets) = rest.strip_prefix(':') {
+        if !offsets.starts_with(['-', '=', '?', '+']) && evaluates_code(offsets) {
+            return Err(unsupported(ARITHMETIC_SUBSCRIPT));
+        }
+    }
+    Ok(())
+}
+
+/// Builtins that assign variables their arguments name, or evaluate their arguments as code, run
+/// after any wrapper (`command export`, `builtin read`).
+fn check_builtin(program: &str, args: &[Arg]) -> Result<(), ParseError> {
+    let words = args.get(1..).unwrap_or(&[]);
+    match program {
+        "read" | "mapfile" | "readarray" | "getopts" | "wait" => check_named(words, Names::Every),
+        // `export PATH` only marks it; `export PATH=x` assigns it.
+        "export" | "readonly" => check_named(words, Names::Assigned),
+        "declare" | "typeset" | "local" => {
+            for word in words.iter().filter(|w| w.text.starts_with('-')) {
+                if word.text.contains('n') {
+                    return Err(unsupported(NAME_REFERENCE));
+                }
+                if word.text.contains('i') {
+                    return Err(unsupported(INTEGER_VARIABLE));
+                }
+            }
+            check_named(words, Names::Assigned)
+        }
+        "unset" => check_named(words, Names::None),
+        "printf" => check_printf(words),
+        "let" => Err(unsupported(LET)),
+        _ => Ok(()),
+    }
+}
+
+/// Which variables a builtin's arguments name that it assigns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// Every one (`read NAME`).
+    Every,
+    /// Those given a value (`export NAME=value`).
+    Assigned,
+    /// None (`unset NAME`), though subscripts are still evaluated.
+    None,
+}
+
+/// The variables words name (`NAME`, `NAME[subscript]`, `NAME=value`, `NAME=([subscript]=value)`):
+/// a risky one the builtin assigns, a subscript bash evaluates as code, or a name that is an
+/// expansion (which may name any variable) is refused.
+fn check_named(words: &[Arg], names: Names) -> Result<(), ParseError> {
+    for word in words {
+        let text = word.text.as_str();
+        let (target, value) = match text.split_once('=') {
+            Some((target, value)) => (target, Some(value)),
+            None => (text, None),
+        };
+        if target.contains(['$', '`']) {
+            return Err(ParseError::RiskyAssignment {
+                name: format!("the variable `{target}` names"),
+            });
+        }
+        let target = target.strip_suffix('+').unwrap_or(target);
+        let (name, subscript) = match target.split_once('[') {
+            Some((name, rest)) => match rest.strip_suffix(']') {
+                Some(subscript) => (name, Some(subscript)),
+                None => continue,
+            },
+            None => (target, None),
+        };
+        let is_name = name.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
+            && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+        if !is_name {
+            continue;
+        }
+        if names == Names::Every || (names == Names::Assigned && value.is_some()) {
+            check_variable(name)?;
+        }
+        if let Some(subscript) = subscript {
+            check_subscript(name, subscript)?;
+        }
+        // A compound assignment's `[subscript]=value` elements.
+        if let Some(elements) = value.and_then(|v| v.strip_prefix('(')) {
+            for element in elements.split('[').skip(1) {
+                if let Some((subscript, _)) = element.split_once(']') {
+                    check_subscript(name, subscript)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `printf -v NAME` assigns NAME; so may a first argument that is an expansion (it may be `-v`).
+fn check_printf(words: &[Arg]) -> Result<(), ParseError> {
+    for (at, word) in words.iter().enumerate() {
+        let text = word.text.as_str();
+        if !word.literal && (word.splittable || text.starts_with(['$', '`'])) {
+            return Err(ParseError::RiskyAssignment {
+                name: "the variable an expansion may give `printf -v`".into(),
+            });
+        }
+        if text == "--" || text == "-" || !text.starts_with('-') {
+            return Ok(());
+        }
+        if let Some(v) = text.find('v') {
+            let name = match text.get(v + 1..) {
+                Some("") | None => words.get(at + 1).map_or("", |w| w.text.as_str()),
+                Some(rest) => rest,
+            };
+            return Err(ParseError::RiskyAssignment {
+                name: format!("`{name}` (with `printf -v`)"),
+            });
         }
     }
     Ok(())
@@ -1384,7 +1955,9 @@ fn brace_group(word: &[Ch]) -> Result<Option<BraceGroup>, ParseError> {
     Ok(None)
 }
 
-/// `1..5`, `01..10..2`, `a..e`: the words a sequence expression stands for.
+/// `1..5`, `01..10..2`, `a..e`: the words a sequence expression stands for. All arithmetic is
+/// checked: any bounds and step (`1..2..-170141183460469231731687303715884105728`) are judged or
+/// refused, never overflow.
 fn sequence(content: &[Ch]) -> Result<Option<Vec<Vec<Ch>>>, ParseError> {
     if content.len() > 64 || content.iter().any(|ch| ch.kind != Kind::Plain) {
         return Ok(None);
@@ -1392,14 +1965,13 @@ fn sequence(content: &[Ch]) -> Result<Option<Vec<Vec<Ch>>>, ParseError> {
     let text: String = content.iter().map(|ch| ch.c).collect();
     let parts: Vec<&str> = text.split("..").collect();
     let (from, to, step) = match parts.as_slice() {
-        [from, to] => (*from, *to, 1i128),
+        [from, to] => (*from, *to, 1u128),
         [from, to, step] => match step.parse::<i128>() {
-            Ok(step) => (*from, *to, step),
+            Ok(step) => (*from, *to, step.unsigned_abs().max(1)),
             Err(_) => return Ok(None),
         },
         _ => return Ok(None),
     };
-    let step = step.abs().max(1);
     let quoted = |s: String| {
         s.chars()
             .map(|c| Ch {
@@ -1408,12 +1980,20 @@ fn sequence(content: &[Ch]) -> Result<Option<Vec<Vec<Ch>>>, ParseError> {
             })
             .collect::<Vec<_>>()
     };
-    let count = |a: i128, b: i128| -> Result<i128, ParseError> {
-        let count = (a - b).abs() / step + 1;
-        if count > MAX_WORDS as i128 {
-            return Err(ParseError::TooManyWords { max: MAX_WORDS });
+    let count = |a: i128, b: i128| -> Result<u128, ParseError> {
+        match (a.abs_diff(b) / step).checked_add(1) {
+            Some(count) if count <= MAX_WORDS as u128 => Ok(count),
+            _ => Err(ParseError::TooManyWords { max: MAX_WORDS }),
         }
-        Ok(count)
+    };
+    // The k-th value from `a` towards `b`.
+    let nth = |a: i128, b: i128, k: u128| -> Option<i128> {
+        let offset = i128::try_from(k.checked_mul(step)?).ok()?;
+        if b >= a {
+            a.checked_add(offset)
+        } else {
+            a.checked_sub(offset)
+        }
     };
     if let (Ok(a), Ok(b)) = (from.parse::<i64>(), to.parse::<i64>()) {
         let (a, b) = (i128::from(a), i128::from(b));
@@ -1424,13 +2004,12 @@ fn sequence(content: &[Ch]) -> Result<Option<Vec<Vec<Ch>>>, ParseError> {
         } else {
             0
         };
-        let direction = if b >= a { 1 } else { -1 };
         let words = (0..count(a, b)?)
-            .map(|k| {
-                let v = a + direction * k * step;
+            .filter_map(|k| nth(a, b, k))
+            .map(|v| {
                 let digits = format!(
                     "{:0width$}",
-                    v.abs(),
+                    v.unsigned_abs(),
                     width = if v < 0 { width.saturating_sub(1) } else { width }
                 );
                 quoted(if v < 0 { format!("-{digits}") } else { digits })
@@ -1447,18 +2026,30 @@ fn sequence(content: &[Ch]) -> Result<Option<Vec<Vec<Ch>>>, ParseError> {
     };
     if let (Some(a), Some(b)) = (single(from), single(to)) {
         let (a, b) = (i128::from(u32::from(a)), i128::from(u32::from(b)));
-        let direction = if b >= a { 1 } else { -1 };
         let words = (0..count(a, b)?)
-            .filter_map(|k| {
-                u32::try_from(a + direction * k * step)
-                    .ok()
-                    .and_then(char::from_u32)
-            })
+            .filter_map(|k| nth(a, b, k))
+            .filter_map(|v| u32::try_from(v).ok().and_then(char::from_u32))
             .map(|c| quoted(c.to_string()))
             .collect();
         return Ok(Some(words));
     }
     Ok(None)
+}
+
+/// A simple command's words after brace expansion, which may add at most [`MAX_WORDS`] words to
+/// what the line spelled out.
+fn expand_words(words: Vec<Word>, budget: &mut usize) -> Result<Vec<Arg>, ParseError> {
+    let most = words.len().max(MAX_WORDS);
+    let mut args = Vec::new();
+    for word in words {
+        for chars in brace_expand(word.chars, budget)? {
+            args.push(Arg::from_chars(&chars));
+            if args.len() > most {
+                return Err(ParseError::TooManyWords { max: MAX_WORDS });
+            }
+        }
+    }
+    Ok(args)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1655,10 +2246,35 @@ enum Inner {
     Opaque,
 }
 
+/// Wrappers unwrapped so far, outermost first: base names, and the words as written.
+#[derive(Debug, Clone, Default)]
+struct Wrappers {
+    names: Vec<String>,
+    paths: Vec<String>,
+}
+
+impl Wrappers {
+    fn push(&mut self, name: &str, path: &str) {
+        self.names.push(name.to_string());
+        self.paths.push(path.to_string());
+    }
+
+    /// `command`, run inside these wrappers.
+    fn wrap(&self, mut command: SimpleCommand) -> SimpleCommand {
+        let mut names = self.names.clone();
+        names.append(&mut command.wrappers);
+        command.wrappers = names;
+        let mut paths = self.paths.clone();
+        paths.append(&mut command.wrapper_paths);
+        command.wrapper_paths = paths;
+        command
+    }
+}
+
 /// The simple commands `args` runs, with wrappers unwrapped.
 fn resolve(
     mut args: Vec<Arg>,
-    mut wrappers: Vec<String>,
+    mut wrappers: Wrappers,
     limits: &mut Limits,
 ) -> Result<Vec<SimpleCommand>, ParseError> {
     let depth = limits.depth;
@@ -1669,9 +2285,13 @@ fn resolve(
         if !first.literal {
             break Ok(vec![simple("", &args, wrappers, false)]);
         }
-        let program = base_name(&first.text);
+        let path = first.text.clone();
+        let program = base_name(&path);
         let inner = match wrapper(&program) {
-            None => break Ok(vec![simple(&program, &args, wrappers, true)]),
+            None => {
+                check_builtin(&program, &args)?;
+                break Ok(vec![simple(&program, &args, wrappers, true)]);
+            }
             Some(Wrapper::Find) => break find(&program, &args, wrappers, limits),
             Some(Wrapper::Shell) => shell(&args),
             Some(Wrapper::Su) => su(&args),
@@ -1690,12 +2310,12 @@ fn resolve(
         match inner {
             Inner::Itself => break Ok(vec![simple(&program, &args, wrappers, true)]),
             Inner::Opaque => {
-                wrappers.push(program);
+                wrappers.push(&program, &path);
                 break Ok(vec![simple("", &args, wrappers, false)]);
             }
             Inner::Runs(next) => {
                 limits.enter()?;
-                wrappers.push(program);
+                wrappers.push(&program, &path);
                 args = next;
             }
             Inner::Script(script) => {
@@ -1704,15 +2324,10 @@ fn resolve(
                     program: program.clone(),
                     error: Box::new(error),
                 })?;
-                wrappers.push(program);
+                wrappers.push(&program, &path);
                 break Ok(commands
                     .into_iter()
-                    .map(|mut command| {
-                        let mut outer = wrappers.clone();
-                        outer.append(&mut command.wrappers);
-                        command.wrappers = outer;
-                        command
-                    })
+                    .map(|command| wrappers.wrap(command))
                     .collect());
             }
         }
@@ -1721,18 +2336,19 @@ fn resolve(
     result
 }
 
-fn simple(program: &str, args: &[Arg], wrappers: Vec<String>, literal: bool) -> SimpleCommand {
+fn simple(program: &str, args: &[Arg], wrappers: Wrappers, literal: bool) -> SimpleCommand {
     let argv: Vec<String> = args.iter().skip(1).map(|a| a.text.clone()).collect();
-    let program = if literal {
-        program.to_string()
-    } else {
-        String::new()
+    let (program, path) = match args.first() {
+        Some(first) if literal => (program.to_string(), first.text.clone()),
+        _ => (String::new(), String::new()),
     };
     SimpleCommand {
         flags: flags_of(&program, &argv),
         program,
+        path,
         argv,
-        wrappers,
+        wrappers: wrappers.names,
+        wrapper_paths: wrappers.paths,
         redirects: Vec::new(),
         literal,
     }
@@ -1827,7 +2443,7 @@ fn scan(args: &[Arg], options: &Options) -> Result<Inner, ParseError> {
         }
         if options.assignments {
             if let Some(name) = env_assignment(text) {
-                check_variable(name)?;
+                check_target(name)?;
                 options_done = true;
                 i += 1;
                 continue;
@@ -1854,7 +2470,7 @@ fn scan(args: &[Arg], options: &Options) -> Result<Inner, ParseError> {
             .count();
         for word in &words[..assignments] {
             if let Some(name) = env_assignment(&word.text) {
-                check_variable(name)?;
+                check_target(name)?;
             }
         }
         words.drain(..assignments);
@@ -2001,7 +2617,7 @@ fn su(args: &[Arg]) -> Inner {
 fn find(
     program: &str,
     args: &[Arg],
-    wrappers: Vec<String>,
+    wrappers: Wrappers,
     limits: &mut Limits,
 ) -> Result<Vec<SimpleCommand>, ParseError> {
     let mut flags = BTreeSet::new();
@@ -2037,13 +2653,16 @@ fn find(
         }
     }
     let argv: Vec<String> = args.iter().skip(1).map(|a| a.text.clone()).collect();
+    let path = args.first().map_or(program, |a| a.text.as_str());
     let mut inner_wrappers = wrappers.clone();
-    inner_wrappers.push(program.to_string());
+    inner_wrappers.push(program, path);
     let mut out = vec![SimpleCommand {
         program: program.to_string(),
+        path: path.to_string(),
         argv,
         flags,
-        wrappers,
+        wrappers: wrappers.names,
+        wrapper_paths: wrappers.paths,
         redirects: Vec::new(),
         literal: true,
     }];
@@ -2651,11 +3270,8 @@ mod tests {
     }
 
     #[test]
-    fn substitutions_inside_parameter_and_arithmetic_expansions_run() {
-        assert_eq!(
-            programs("echo ${X:-$(rm a)} $(( $(rm b) + 1 ))"),
-            ["rm", "rm", "echo"]
-        );
+    fn substitutions_inside_parameter_expansions_run() {
+        assert_eq!(programs("echo ${X:-$(rm a)} ${Y#$(rm b)}"), ["rm", "rm", "echo"]);
     }
 
     #[test]
@@ -3070,6 +3686,13 @@ mod tests {
             ParseError::TooDeep { max: 16 },
             ParseError::TooManyWords { max: 1 },
             ParseError::RiskyAssignment { name: "PATH".into() },
+            ParseError::TooManyCommands { max: MAX_COMMANDS },
+            ParseError::HistoryExpansion,
+            unsupported(ARITHMETIC_EXPANSION),
+            ParseError::Script {
+                program: "sh".into(),
+                error: Box::new(ParseError::HereDoc),
+            },
         ];
         for error in errors {
             let message = error.to_string();
@@ -3090,7 +3713,7 @@ mod tests {
             state
         };
         let alphabet = b" \t\n;&|()<>{}[]$`'\"\\#*?!=-+,.:@%^~0123456789abcdefrmshcx";
-        for _ in 0..3000 {
+        for _ in 0..20000 {
             let len = (next() % 48) as usize;
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
@@ -3104,8 +3727,468 @@ mod tests {
                 .collect();
             let line = String::from_utf8_lossy(&bytes);
             let _ = parse_line(&line);
+            let _ = parse_interactive(&line);
+            let _ = continuation(&line);
             let words: Vec<String> = line.split(' ').map(str::to_string).collect();
             let _ = parse_argv(&words);
+        }
+    }
+
+    fn refused(line: &str) -> ParseError {
+        match parse_line(line) {
+            Ok(commands) => panic!("{line}: parsed as {commands:#?}"),
+            Err(error) => error,
+        }
+    }
+
+    fn is_risky(error: &ParseError) -> bool {
+        match error {
+            ParseError::RiskyAssignment { .. } => true,
+            ParseError::Script { error, .. } => is_risky(error),
+            _ => false,
+        }
+    }
+
+    fn is_unsupported(error: &ParseError) -> bool {
+        match error {
+            ParseError::Unsupported { .. } => true,
+            ParseError::Script { error, .. } => is_unsupported(error),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_brace_range_with_the_most_negative_step_does_not_overflow() {
+        // A step longer than the range gives its first value.
+        assert_eq!(
+            one("echo {1..2..-170141183460469231731687303715884105728}").argv,
+            argv(&["1"])
+        );
+        assert_eq!(one("echo {1..3..-1}").argv, argv(&["1", "2", "3"]));
+        assert_eq!(one("echo {5..1..-2}").argv, argv(&["5", "3", "1"]));
+        assert_eq!(
+            one("echo {a..e..-170141183460469231731687303715884105728}").argv,
+            argv(&["a"])
+        );
+    }
+
+    #[test]
+    fn brace_ranges_with_huge_or_negative_bounds_and_steps_never_panic() {
+        let numbers = [
+            "0".to_string(),
+            "1".into(),
+            "-1".into(),
+            "007".into(),
+            "-05".into(),
+            i64::MIN.to_string(),
+            i64::MAX.to_string(),
+            (i64::MIN + 1).to_string(),
+            (i64::MAX - 1).to_string(),
+            "9223372036854775808".into(),
+            "-9223372036854775809".into(),
+            i128::MIN.to_string(),
+            i128::MAX.to_string(),
+            u128::MAX.to_string(),
+            "a".into(),
+            "Z".into(),
+            "é".into(),
+            "".into(),
+        ];
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let check = |range: String| {
+            let line = format!("echo {{{range}}}");
+            if let Ok(commands) = parse_line(&line) {
+                assert!(commands.iter().all(|c| c.argv.len() <= MAX_WORDS), "{line}");
+            }
+        };
+        for from in &numbers {
+            for to in &numbers {
+                check(format!("{from}..{to}"));
+                for step in &numbers {
+                    check(format!("{from}..{to}..{step}"));
+                }
+            }
+        }
+        for _ in 0..2000 {
+            let pick = |r: u64| -> String {
+                match r % 4 {
+                    0 => (r as i64).to_string(),
+                    1 => ((r as i64) >> (r % 64)).to_string(),
+                    2 => (i128::from(r as i64) << 64).to_string(),
+                    _ => (r % 3).to_string(),
+                }
+            };
+            let (a, b, c) = (pick(next()), pick(next()), pick(next()));
+            check(format!("{a}..{b}..{c}"));
+            check(format!("{a}..{b}"));
+        }
+    }
+
+    #[test]
+    fn the_program_path_is_the_program_word_as_written() {
+        for (line, program, path) in [
+            ("/tmp/x/ls -l", "ls", "/tmp/x/ls"),
+            ("./ls", "ls", "./ls"),
+            ("ls", "ls", "ls"),
+            ("'/tmp/my dir'/ls", "ls", "/tmp/my dir/ls"),
+            ("sudo /tmp/x/rm -rf y", "rm", "/tmp/x/rm"),
+            ("sh -c '../bin/cat f'", "cat", "../bin/cat"),
+            ("find . -exec ./x {} ;", "x", "./x"),
+            ("xargs", "echo", "echo"),
+            ("$X y", "", ""),
+            ("/tmp/*/ls", "", ""),
+        ] {
+            let command = parse_line(line).unwrap().pop().unwrap();
+            assert_eq!(
+                (command.program.as_str(), command.path.as_str()),
+                (program, path),
+                "{line}"
+            );
+        }
+        assert_eq!(one("> /tmp/f").path, "");
+        assert_eq!(parse_line("find /tmp -name x").unwrap()[0].path, "find");
+        let exec = parse_argv(&argv(&["/opt/x/env", "A=1", "./run"])).unwrap();
+        assert_eq!(exec[0].path, "./run");
+    }
+
+    #[test]
+    fn wrappers_named_by_a_path_are_kept_as_written_beside_their_names() {
+        let ls = one("/tmp/x/nohup sudo -u root ls");
+        assert_eq!(ls.wrappers, ["nohup", "sudo"]);
+        assert_eq!(ls.wrapper_paths, ["/tmp/x/nohup", "sudo"]);
+        let rm = one("./env bash -c 'exec /usr/bin/nice rm x'");
+        assert_eq!(rm.wrappers, ["env", "bash", "exec", "nice"]);
+        assert_eq!(rm.wrapper_paths, ["./env", "bash", "exec", "/usr/bin/nice"]);
+        let commands = parse_line("/tmp/find . -exec rm {} +").unwrap();
+        assert_eq!(commands[1].wrapper_paths, ["/tmp/find"]);
+        assert_eq!(one("/tmp/sudo $OPTS rm").wrapper_paths, ["/tmp/sudo"]);
+    }
+
+    #[test]
+    fn variables_the_shell_acts_on_are_refused_in_every_assignment_form() {
+        let names = [
+            "PATH",
+            "BASH_ALIASES",
+            "BASH_CMDS",
+            "MAIL",
+            "MAILPATH",
+            "MAILCHECK",
+            "HISTFILE",
+            "HISTCONTROL",
+            "HISTIGNORE",
+            "INPUTRC",
+            "IFS",
+            "CDPATH",
+            "GLOBIGNORE",
+            "BASH_XTRACEFD",
+            "FIGNORE",
+            "EXECIGNORE",
+            "TIMEFORMAT",
+            "BASH_LOADABLES_PATH",
+            "LD_DEBUG_OUTPUT",
+            "GCONV_PATH",
+        ];
+        let forms = [
+            "N=x ls",
+            "N+=x",
+            "N=(a b)",
+            "N[0]=x",
+            "export N=x",
+            "declare -x N=x",
+            "local N=x",
+            "readonly N=x",
+            "command export N=x",
+            "builtin declare N+=x",
+            "env N=x ls",
+            "env -i 'N=x' ls",
+            "sudo N=x ls",
+            "env -S 'N=x ls'",
+            "for N in x; do ls; done",
+            "echo ${N:=x}",
+            "echo ${N=x}",
+            "ls {N}>/tmp/f",
+            "read N",
+            "read -r -a N",
+            "mapfile -t N",
+            "getopts ab N",
+            "sh -c 'N=x ls'",
+            "echo $(N=x)",
+        ];
+        for name in names {
+            for form in forms {
+                let line = form.replace('N', name);
+                let error = refused(&line);
+                assert!(is_risky(&error), "{line}: {error}");
+                assert!(!error.is_incomplete(), "{line}");
+            }
+        }
+        assert!(parse_line("PROMPT_DIRTRIM=2; export PATH; readonly IFS; unset CDPATH").is_ok());
+        assert!(parse_line("for x in a; do ls; done; echo ${x:=y}; ls {fd}>/tmp/f; read line").is_ok());
+    }
+
+    #[test]
+    fn subscripted_assignments_to_bash_aliases_and_commands_are_refused() {
+        for line in [
+            "BASH_ALIASES[ls]='rm -rf ~'",
+            "BASH_CMDS[ls]=/tmp/x",
+            "BASH_ALIASES=([ls]=x)",
+            "declare BASH_ALIASES[ls]=x",
+            "declare -A BASH_CMDS='([ls]=/tmp/x)'",
+            "echo ${BASH_ALIASES[ls]:=x}",
+            "env 'BASH_ALIASES[ls]=x' ls",
+        ] {
+            assert!(is_risky(&refused(line)), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_subscript_with_an_expansion_or_a_variable_is_refused() {
+        for line in [
+            "a[$(id)]=1",
+            "a[`id`]=1",
+            "a[$x]=1",
+            "a[x]=1",
+            "a[i+1]+=y",
+            "declare 'a[$(id)]=1'",
+            "export a[x]=1",
+            "a=([$(id)]=1)",
+            "a=([x]=1 [1]=2)",
+            "declare -a 'a=([x]=1)'",
+            "unset 'a[$(id)]'",
+            "read 'a[x]'",
+        ] {
+            assert!(is_risky(&refused(line)), "{line}");
+        }
+        for line in [
+            "a[1]=x",
+            "a[0x1f]=y",
+            "a[16#ff]=z",
+            "a=(1 2)",
+            "a=([1]=x [2]=y)",
+            "unset a[1]",
+        ] {
+            assert!(parse_line(line).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn printf_v_is_a_risky_assignment() {
+        for line in [
+            "printf -v x %s y",
+            "printf -vPATH /tmp",
+            "printf -v PATH /tmp",
+            "command printf -v x y",
+            "printf \"$f\" PATH /tmp/x",
+            "printf $f PATH /tmp/x",
+            "xargs printf -v x",
+        ] {
+            assert!(is_risky(&refused(line)), "{line}");
+        }
+        for line in [
+            "printf '%s\\n' -v",
+            "printf -- -v x",
+            "printf 'a%sb' \"$x\"",
+            "printf \"a$x\"",
+        ] {
+            assert_eq!(programs(line), ["printf"], "{line}");
+        }
+    }
+
+    #[test]
+    fn name_references_and_integer_variables_are_refused() {
+        for line in [
+            "declare -n r=PATH",
+            "local -i x",
+            "typeset -ni x=1",
+            "builtin declare -gn r",
+        ] {
+            assert!(is_unsupported(&refused(line)), "{line}");
+        }
+        assert!(parse_line("export -n FOO; declare -a list; local -r x=1").is_ok());
+    }
+
+    #[test]
+    fn arithmetic_that_evaluates_variables_as_code_is_refused_everywhere() {
+        for line in [
+            "echo $((1+1))",
+            "echo \"$((x))\"",
+            "echo $[1+1]",
+            "echo \"$[x]\"",
+            "echo ${a:-$((x))}",
+            "sh -c 'echo $((x))'",
+            "echo `echo $((x))`",
+            "((x))",
+            "((x)) > /tmp/f",
+            "for ((i=0; i<1; i++)); do ls; done",
+            "for ((;;))\ndo ls\ndone",
+            "let x=1",
+            "command let 'a[$(id)]'",
+            "[[ -f x ]]",
+            "[[ $x -eq 1 ]] && ls",
+            "ls; [[ a < b || (c == d) ]]",
+        ] {
+            let error = refused(line);
+            assert!(is_unsupported(&error), "{line}: {error}");
+            assert!(!error.is_incomplete(), "{line}");
+        }
+    }
+
+    #[test]
+    fn substitutions_inside_refused_arithmetic_are_still_read() {
+        assert!(refused("echo $(( $(rm -rf x) ))")
+            .to_string()
+            .contains("arithmetic"));
+        assert!(matches!(
+            parse_line("echo $(( $(rm 'x) ))"),
+            Err(ParseError::UnterminatedQuote { .. })
+        ));
+    }
+
+    #[test]
+    fn parameter_transformations_and_indirection_are_refused() {
+        for line in [
+            "echo ${x@P}",
+            "echo ${x@Q}",
+            "echo \"${a[@]@P}\"",
+            "echo ${!x}",
+            "echo ${!pre*}",
+            "echo ${!a[@]}",
+            "echo ${#!x}",
+            "echo ${a[x]}",
+            "echo ${a[$i]}",
+            "echo ${#a[i]}",
+            "echo ${s:x:1}",
+            "echo ${s:1:$n}",
+            "echo ${@:i}",
+        ] {
+            let error = refused(line);
+            assert!(is_unsupported(&error), "{line}: {error}");
+        }
+        for line in [
+            "echo ${!} ${#} ${#x} ${x:-y} ${x:+y} ${x:?y} ${x: -1} ${x:0:2} ${a[@]} ${a[*]} ${a[1]}",
+            "echo ${x#*@} ${x/@/y} ${@} ${#@} ${*:1} ${10} ${x,,} ${x^^}",
+        ] {
+            assert!(parse_line(line).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_still_reports_a_line_that_continues_as_incomplete() {
+        for line in [
+            "echo $((1)) '",
+            "PATH=/tmp ls \"",
+            "[[ -f x ]] && echo '",
+            "echo `echo $((1))` '",
+            "sh -c 'echo $((x))' && ",
+            "printf -v x y |",
+            "for PATH in a; do",
+            "echo ${!x} $(",
+        ] {
+            let error = refused(line);
+            assert!(error.is_incomplete(), "{line}: {error}");
+        }
+        assert!(refused("[[ -f x").is_incomplete());
+        assert!(refused("echo $[1").is_incomplete());
+        assert!(refused("((x").is_incomplete());
+    }
+
+    #[test]
+    fn history_expansion_is_refused_in_interactive_lines() {
+        for line in [
+            "!!",
+            "sudo !!",
+            "echo !-1",
+            "echo !rm",
+            "echo !$",
+            "echo \"!rm\"",
+            "echo \"'!x'\"",
+            "echo hi!;",
+            "^rm^ls",
+            "  ^a^b",
+            "ls\n^a^b",
+            "echo x # !y",
+            "echo $'\\'' !x",
+        ] {
+            assert_eq!(
+                parse_interactive(line),
+                Err(ParseError::HistoryExpansion),
+                "{line}"
+            );
+            assert!(!ParseError::HistoryExpansion.is_incomplete());
+        }
+        for line in [
+            "! ls",
+            "ls !",
+            "[ a != b ]",
+            "echo '!x'",
+            "echo \\!x",
+            "echo \"\\!x\"",
+            "echo a!=b",
+            "echo $!",
+            "echo x^y",
+        ] {
+            assert!(parse_interactive(line).is_ok(), "{line}");
+        }
+        assert_eq!(parse_line("echo !!").unwrap()[0].argv, ["!!"]);
+        assert!(matches!(
+            parse_interactive("echo !! \""),
+            Err(ParseError::UnterminatedQuote { .. })
+        ));
+        assert_eq!(parse_interactive("PATH=x !!"), Err(ParseError::HistoryExpansion));
+    }
+
+    #[test]
+    fn a_line_running_more_than_64_commands_is_refused() {
+        let most = vec!["ls"; MAX_COMMANDS].join(";");
+        assert_eq!(parse_line(&most).unwrap().len(), MAX_COMMANDS);
+        for line in [
+            format!("{most}; ls"),
+            format!("echo $({most}; ls)"),
+            format!("echo `{most}; ls`"),
+            format!("ls; sh -c '{most}'"),
+            format!("eval {{ls,ls}}\\;{}", "{a,b}".repeat(6)),
+        ] {
+            let error = refused(&line);
+            let inner = match &error {
+                ParseError::Script { error, .. } => error,
+                error => error,
+            };
+            assert!(
+                matches!(inner, ParseError::TooManyCommands { max: MAX_COMMANDS }),
+                "{line}: {error}"
+            );
+        }
+        let mut exec = vec!["find".to_string(), ".".into()];
+        for _ in 0..MAX_COMMANDS {
+            exec.extend(argv(&["-exec", "ls", ";"]));
+        }
+        assert_eq!(
+            parse_argv(&exec),
+            Err(ParseError::TooManyCommands { max: MAX_COMMANDS })
+        );
+    }
+
+    #[test]
+    fn continuation_tells_complete_incomplete_and_unknown_lines() {
+        for (line, expected) in [
+            ("ls", Continuation::Complete),
+            ("echo $((1))", Continuation::Complete),
+            ("PATH=x ls", Continuation::Complete),
+            ("ls )", Continuation::Complete),
+            ("echo 'a", Continuation::Incomplete),
+            ("echo $((1)) '", Continuation::Incomplete),
+            ("case x in a) echo '", Continuation::Unknown),
+            ("cat <<EOF", Continuation::Unknown),
+            ("echo !! '", Continuation::Incomplete),
+            ("echo !!", Continuation::Unknown),
+        ] {
+            assert_eq!(continuation(line), expected, "{line}");
         }
     }
 }

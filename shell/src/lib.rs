@@ -7,12 +7,18 @@
 //! - [`parse_line`] and [`parse_argv`] turn a shell command line or an exec argv into the
 //!   [`SimpleCommand`]s it runs: quotes removed, lists, pipes, groups and substitutions walked,
 //!   wrappers (`sudo`, `env`, `sh -c`, `xargs`, `find -exec`...) unwrapped, and flags normalised
-//!   (`rm -Rf`, `rm -r -f` and `rm --force --recursive` all give `{force, recursive}`). What cannot
-//!   be judged (a here-document, `case`, a function definition, over-long or too deeply nested
-//!   input) is a [`ParseError`], never a guess.
+//!   (`rm -Rf`, `rm -r -f` and `rm --force --recursive` all give `{force, recursive}`). Each command
+//!   keeps its program's base name and the path it was named by (`/tmp/x/ls`). What cannot be
+//!   judged (a here-document, `case`, a function definition, anything that makes bash evaluate data
+//!   as code such as `$((…))` or `${!name}`, an assignment to a variable that changes what later
+//!   commands run, over-long, too deeply nested input or more than 64 commands) is a
+//!   [`ParseError`], never a guess. [`parse_interactive`] also refuses history expansion (`!!`,
+//!   `^a^b`), which only an interactive bash does, for lines typed into a terminal.
 //! - [`Line`] follows what the agent types into one terminal window, and reports each line a
 //!   keystroke submits ([`Submitted`]) *before* that keystroke is sent; [`Terminals`] keeps one
-//!   line per window. A key the tracker cannot follow makes the line unknown rather than wrong.
+//!   line per window. A key the tracker cannot follow makes the line unknown rather than wrong: so
+//!   do an erase after a cursor key (a program reading the terminal applies it elsewhere) and a
+//!   paste (whose lines are still reported).
 //!
 //! Everything here is pure: no I/O, no clock, bounded memory, and no panic on any input.
 //!
@@ -40,5 +46,5 @@
 pub mod command;
 pub mod line;
 
-pub use command::{parse_argv, parse_line, ParseError, SimpleCommand};
+pub use command::{parse_argv, parse_interactive, parse_line, ParseError, SimpleCommand};
 pub use line::{Keystrokes, Line, Submitted, Terminals};

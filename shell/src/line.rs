@@ -8,8 +8,28 @@
 //! is reported as a [`Submitted::Unknown`] while the line stays unknown. Once the editor may have
 //! left emacs mode (`Escape ctrl+j` switches to vi mode, `ctrl+x ctrl+e` hands the line to an
 //! editor), every later line of that window is unknown.
+//!
+//! Keys typed while a program runs in the foreground are read by the kernel's line editing first
+//! (canonical mode), which applies erase keys (`BackSpace`, `ctrl+u`, `ctrl+w`, `ctrl+d`) at the end
+//! of what it holds, where readline would apply them at its cursor, and takes cursor and editing
+//! keys as characters. So once such a key was pressed on a line, an erase after it makes the line
+//! unknown; insertions after it stay known. A paste reports the lines its newlines submit, but
+//! leaves the line unknown: the terminal may insert it differently (bracketed paste, a selection
+//! changed since it was read). Whether a submitted line continues on the next is decided by
+//! [`parse_interactive`](crate::parse_interactive)'s rules; a line the parser could not read to
+//! its end (or that expands history) may continue, so the next line is unknown.
 
-use crate::command::{parse_line, MAX_LINE};
+use crate::command::{continuation, Continuation, MAX_LINE};
+
+/// Why an erase makes the line unknown after a cursor key.
+const ERASE_AFTER_MOVE: &str =
+    "after an erase with the cursor moved, which a program reading the terminal would apply elsewhere";
+/// Why an erase makes the line unknown after an editing key (`Delete`, `ctrl+k`, `ctrl+l`...).
+const ERASE_AFTER_EDIT: &str =
+    "after an erase following an editing key, which a program reading the terminal would apply elsewhere";
+/// Why a paste makes the line unknown.
+const AFTER_PASTE: &str =
+    "after a paste, which the terminal may insert differently (bracketed paste, a changed selection)";
 
 /// Most windows [`Terminals`] follows; the least recently stored is forgotten first.
 pub const MAX_WINDOWS: usize = 64;
@@ -23,7 +43,7 @@ pub enum Keystrokes<'a> {
     /// `shift+a`, `space`, `minus`, `Control_L+c`, `ctrl+shift+v`, `shift+Insert`).
     Key(&'a str),
     /// Text the terminal receives from a paste (selection or clipboard), already read and shown to
-    /// an operator.
+    /// an operator. The lines its newlines submit are reported, but the line is unknown after it.
     Paste(&'a str),
 }
 
@@ -84,6 +104,9 @@ pub struct Line {
     searching: bool,
     /// Why every line of this window is unknown from now on, if it is.
     distrust: Option<String>,
+    /// Why an erase key would make this line unknown: a cursor or editing key was pressed on it,
+    /// which a program reading the terminal takes as characters that its erase keys then remove.
+    edited: Option<&'static str>,
 }
 
 /// What one key press or typed character does to the line, in readline's emacs mode.
@@ -97,6 +120,9 @@ enum Press {
     /// `ctrl+c`.
     Interrupt,
     Backspace,
+    /// `ctrl+h`: backspace for readline, but a character for the kernel when BackSpace is its erase
+    /// key.
+    CtrlH,
     Delete,
     /// `ctrl+d`: delete at the cursor, or end of input on an empty line.
     EofOrDelete,
@@ -168,6 +194,9 @@ impl Line {
             }
         }
         self.insert_run(&mut run);
+        if let Keystrokes::Paste(_) = keys {
+            self.lose(AFTER_PASTE.into());
+        }
         submitted
     }
 
@@ -218,6 +247,28 @@ impl Line {
     }
 
     fn perform(&mut self, press: Press) -> Option<Submitted> {
+        let erases = matches!(
+            press,
+            Press::Backspace | Press::CtrlH | Press::EofOrDelete | Press::KillBackward | Press::RuboutWord
+        );
+        if let (true, Some(why)) = (erases, self.edited) {
+            if press == Press::EofOrDelete && self.pending.is_some() {
+                // On an empty kernel line, ctrl+d is end of input, which runs a continuation.
+                return self.may_submit(why.into());
+            }
+            self.lose(why.into());
+            return None;
+        }
+        let edits = match press {
+            Press::Left | Press::Right | Press::Home | Press::End => Some(ERASE_AFTER_MOVE),
+            Press::Delete | Press::KillForward => Some(ERASE_AFTER_EDIT),
+            // A control character alone on an empty line has no effect either way.
+            Press::Nothing | Press::Abort | Press::CtrlH if !self.text.is_empty() => Some(ERASE_AFTER_EDIT),
+            _ => None,
+        };
+        if let Some(why) = edits {
+            self.edited.get_or_insert(why);
+        }
         match press {
             Press::Insert(c) => self.insert(c),
             Press::Return => return self.submit(),
@@ -227,7 +278,7 @@ impl Line {
             }
             Press::Newline => return self.submit(),
             Press::Interrupt => self.interrupt(),
-            Press::Backspace => {
+            Press::Backspace | Press::CtrlH => {
                 let start = self.previous_boundary();
                 self.text.replace_range(start..self.cursor, "");
                 self.cursor = start;
@@ -328,6 +379,7 @@ impl Line {
         self.pending = None;
         self.mode = Mode::Normal;
         self.searching = false;
+        self.edited = None;
         self.unknown = self.distrust.clone();
     }
 
@@ -354,10 +406,11 @@ impl Line {
         self.pending = None;
         self.mode = Mode::Normal;
         self.searching = false;
+        self.edited = None;
         match self.unknown.take() {
             Some(why) => {
                 self.unknown = self.distrust.clone();
-                if self.unknown.is_none() && incomplete(&full) {
+                if self.unknown.is_none() && continuation(&full) != Continuation::Complete {
                     self.unknown =
                         Some("after a line the gateway could not follow, which may continue".into());
                 }
@@ -365,18 +418,19 @@ impl Line {
             }
             None if full.is_empty() => None,
             None => {
-                if incomplete(&full) {
-                    self.pending = Some(full.clone());
+                match continuation(&full) {
+                    Continuation::Complete => {}
+                    Continuation::Incomplete => self.pending = Some(full.clone()),
+                    Continuation::Unknown => {
+                        self.unknown = Some(
+                            "after a line the gateway could not parse to its end, which may continue".into(),
+                        );
+                    }
                 }
                 Some(Submitted::Line(full))
             }
         }
     }
-}
-
-/// Whether the shell would wait for more lines after `text`.
-fn incomplete(text: &str) -> bool {
-    parse_line(text).is_err_and(|error| error.is_incomplete())
 }
 
 /// What typing one character does.
@@ -412,6 +466,7 @@ fn after_meta(press: Press, name: &str) -> Press {
         }
         Press::Insert(_)
         | Press::Backspace
+        | Press::CtrlH
         | Press::Delete
         | Press::EofOrDelete
         | Press::KillBackward
@@ -446,6 +501,7 @@ fn after_ctrl_x(press: Press, name: &str) -> Press {
         Press::Distrust(why) => Press::Distrust(why),
         Press::Insert(_)
         | Press::Backspace
+        | Press::CtrlH
         | Press::Delete
         | Press::EofOrDelete
         | Press::KillBackward
@@ -472,6 +528,7 @@ fn after_literal(press: Press, name: &str) -> Press {
         | Press::Distrust(_) => Press::MaySubmit(format!("after a quoted or searched-for {name}")),
         Press::Insert(_)
         | Press::Backspace
+        | Press::CtrlH
         | Press::Delete
         | Press::EofOrDelete
         | Press::KillBackward
@@ -815,7 +872,7 @@ fn ctrl_key(key: Key, combo: &str) -> Press {
             'e' => Press::End,
             'f' => Press::Right,
             'g' => Press::Abort,
-            'h' => Press::Backspace,
+            'h' => Press::CtrlH,
             'i' => Press::Lost(format!("after {combo} (completion)")),
             'j' => Press::Newline,
             'k' => Press::KillForward,
@@ -995,7 +1052,7 @@ mod tests {
         keys(
             &mut line,
             &[
-                "Left", "b", "ctrl+a", "Delete", "ctrl+e", "d", "ctrl+b", "ctrl+b", "ctrl+f", "ctrl+d",
+                "Left", "b", "ctrl+a", "Delete", "ctrl+e", "d", "ctrl+b", "ctrl+b", "ctrl+f", "Delete",
             ],
         );
         assert_eq!(line.text().as_deref(), Some("bc"));
@@ -1208,11 +1265,43 @@ mod tests {
     }
 
     #[test]
-    fn pasted_text_with_a_newline_submits() {
+    fn pasted_text_reports_the_lines_its_newlines_submit_and_leaves_the_line_unknown() {
         let mut line = Line::empty();
-        let sent = line.apply(&Keystrokes::Paste("rm -rf x\nls"));
-        assert_eq!(sent, submitted("rm -rf x"));
-        assert_eq!(line.text().as_deref(), Some("ls"));
+        let sent = line.apply(&Keystrokes::Paste("rm -rf x\npwd\nls"));
+        assert_eq!(
+            sent,
+            [Submitted::Line("rm -rf x".into()), Submitted::Line("pwd".into())]
+        );
+        assert_eq!(line.text(), None);
+        let sent = keys(&mut line, &["Return"]);
+        assert_eq!(
+            sent,
+            [Submitted::Unknown {
+                known: "ls".into(),
+                why: AFTER_PASTE.into()
+            }]
+        );
+        assert_eq!(line.text().as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_paste_without_a_newline_makes_the_line_unknown() {
+        for paste in ["ls", ""] {
+            let mut line = Line::empty();
+            text(&mut line, "echo ");
+            assert!(line.apply(&Keystrokes::Paste(paste)).is_empty());
+            assert_eq!(line.text(), None, "{paste:?}");
+            assert!(is_unknown(&keys(&mut line, &["Return"])));
+        }
+    }
+
+    #[test]
+    fn a_paste_ending_in_a_newline_still_leaves_the_next_line_unknown() {
+        let mut line = Line::empty();
+        assert_eq!(line.apply(&Keystrokes::Paste("ls\n")), submitted("ls"));
+        assert_eq!(line.text(), None);
+        keys(&mut line, &["ctrl+c"]);
+        assert_eq!(line, Line::empty());
     }
 
     #[test]
@@ -1383,8 +1472,9 @@ mod tests {
     fn multibyte_characters_are_edited_whole() {
         let mut line = Line::empty();
         text(&mut line, "écho ü");
-        keys(&mut line, &["Left", "BackSpace", "Home", "Delete"]);
-        assert_eq!(line.text().as_deref(), Some("choü"));
+        keys(&mut line, &["BackSpace", "Home", "Delete", "Right", "Right"]);
+        text(&mut line, "ö");
+        assert_eq!(line.text().as_deref(), Some("chöo "));
     }
 
     #[test]
@@ -1533,5 +1623,128 @@ mod tests {
                 terminals.forget_all("a test");
             }
         }
+    }
+
+    fn unknown_why(sent: &[Submitted]) -> &str {
+        match sent {
+            [Submitted::Unknown { why, .. }] => why,
+            other => panic!("not one unknown line: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_erase_after_a_cursor_move_makes_the_line_unknown() {
+        let moves = [
+            "Left", "Home", "ctrl+a", "ctrl+b", "Right", "End", "ctrl+e", "ctrl+f", "KP_Left",
+        ];
+        let erases = ["BackSpace", "ctrl+h", "ctrl+u", "ctrl+w", "ctrl+d"];
+        for move_key in moves {
+            for erase in erases {
+                let mut line = Line::empty();
+                text(&mut line, "rm -rf x");
+                keys(&mut line, &[move_key]);
+                text(&mut line, "y");
+                assert!(keys(&mut line, &[erase]).is_empty(), "{move_key} {erase}");
+                assert_eq!(line.text(), None, "{move_key} {erase}");
+                assert_eq!(unknown_why(&keys(&mut line, &["Return"])), ERASE_AFTER_MOVE);
+            }
+        }
+    }
+
+    #[test]
+    fn cursor_moves_followed_only_by_insertions_stay_known() {
+        let mut line = Line::empty();
+        text(&mut line, "rm x");
+        keys(&mut line, &["Home", "Right", "Right", "ctrl+b", "ctrl+f"]);
+        text(&mut line, "m");
+        keys(&mut line, &["End", "Left", "ctrl+a", "ctrl+e"]);
+        text(&mut line, "y");
+        assert_eq!(keys(&mut line, &["Return"]), submitted("rmm xy"));
+    }
+
+    #[test]
+    fn an_erase_after_an_editing_key_makes_the_line_unknown() {
+        for edit in ["Delete", "ctrl+k", "ctrl+l", "ctrl+g", "ctrl+h"] {
+            let mut line = Line::empty();
+            text(&mut line, "ls -l");
+            keys(&mut line, &[edit]);
+            keys(&mut line, &["BackSpace"]);
+            assert_eq!(line.text(), None, "{edit}");
+            assert_eq!(
+                unknown_why(&keys(&mut line, &["Return"])),
+                ERASE_AFTER_EDIT,
+                "{edit}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_keys_on_an_empty_line_do_not_guard_later_erases() {
+        let mut line = Line::empty();
+        keys(&mut line, &["ctrl+l", "ctrl+g", "ctrl+h"]);
+        text(&mut line, "rm x");
+        keys(&mut line, &["BackSpace", "ctrl+w", "ctrl+u"]);
+        assert_eq!(text(&mut line, "ls\n"), submitted("ls"));
+    }
+
+    #[test]
+    fn the_erase_guard_is_reset_by_a_submit_and_by_ctrl_c() {
+        let mut line = Line::empty();
+        text(&mut line, "ls");
+        keys(&mut line, &["Left", "Return"]);
+        text(&mut line, "rm");
+        keys(&mut line, &["BackSpace", "BackSpace"]);
+        assert_eq!(line.text().as_deref(), Some(""));
+        text(&mut line, "ls");
+        keys(&mut line, &["Home", "ctrl+c"]);
+        text(&mut line, "rm");
+        keys(&mut line, &["ctrl+u"]);
+        assert_eq!(text(&mut line, "ls\n"), submitted("ls"));
+    }
+
+    #[test]
+    fn ctrl_d_after_a_cursor_move_on_an_empty_continuation_line_may_submit() {
+        let mut line = Line::empty();
+        text(&mut line, "rm x \\\n");
+        keys(&mut line, &["Left"]);
+        let sent = keys(&mut line, &["ctrl+d"]);
+        assert_eq!(unknown_why(&sent), ERASE_AFTER_MOVE);
+        assert_eq!(line.text(), None);
+    }
+
+    #[test]
+    fn a_refused_line_that_leaves_a_quote_open_continues_on_the_next_line() {
+        let mut line = Line::empty();
+        assert_eq!(text(&mut line, "echo $((1)) '\n"), submitted("echo $((1)) '"));
+        assert_eq!(
+            text(&mut line, "'; rm -rf ~ #'\n"),
+            submitted("echo $((1)) '\n'; rm -rf ~ #'")
+        );
+        assert_eq!(text(&mut line, "ls\n"), submitted("ls"));
+    }
+
+    #[test]
+    fn a_line_the_parser_stops_in_leaves_the_next_line_unknown() {
+        for first in ["case x in a) echo '", "echo !-1 '"] {
+            let mut line = Line::empty();
+            let sent = text(&mut line, &format!("{first}\n"));
+            assert_eq!(sent, submitted(first));
+            if first.contains('!') {
+                // An incomplete line is followed first; history expansion is seen once it is whole.
+                assert!(matches!(&text(&mut line, "'\n")[..], [Submitted::Line(_)]));
+            }
+            assert_eq!(line.text(), None, "{first}");
+            assert!(is_unknown(&text(&mut line, "echo '; rm -rf ~ #'\n")), "{first}");
+            assert_eq!(text(&mut line, "ls\n"), submitted("ls"), "{first}");
+        }
+    }
+
+    #[test]
+    fn a_line_with_history_expansion_leaves_the_next_line_unknown() {
+        let mut line = Line::empty();
+        assert_eq!(text(&mut line, "sudo !!\n"), submitted("sudo !!"));
+        assert_eq!(line.text(), None);
+        keys(&mut line, &["ctrl+c"]);
+        assert_eq!(text(&mut line, "ls\n"), submitted("ls"));
     }
 }

@@ -217,12 +217,13 @@ impl Supervisor {
                     .await;
             }
 
-            // Where the keys land (a terminal's line is a command), then policy. The terminals'
-            // lines stay locked until the keys were sent, so they are judged in the order they
-            // reach the guest.
-            let mut terminals = match reach(&action) {
-                Reach::Nowhere => None,
-                Reach::Focused | Reach::At(_) => Some(session.terminals.clone().lock_owned().await),
+            // Where the keys land (a terminal's line is a command), then policy. Every input
+            // action holds the terminals' lines until it was sent, so keystrokes are judged in the
+            // order they reach the guest and no concurrent click moves the focus between judging
+            // and typing.
+            let mut terminals = match action.is_observation() {
+                true => None,
+                false => Some(session.terminals.clone().lock_owned().await),
             };
             let target = match &terminals {
                 Some(t) => read_target(&session.guest, &action, t).await,
@@ -250,6 +251,10 @@ impl Supervisor {
                 Some(_) => ActionKind::TerminalCommand,
                 None => kind,
             };
+            let grant = match (verdict.decision, judged.evaluation.grantable) {
+                (Decision::Ask, true) => session.grant_for(grant_kind).await?,
+                (Decision::Ask | Decision::Allow | Decision::Deny, _) => None,
+            };
             let (action, approved_frame, judged) = match verdict.decision {
                 Decision::Deny => {
                     self.refused(
@@ -265,7 +270,7 @@ impl Supervisor {
                     });
                 }
                 Decision::Allow => (action, None, judged),
-                Decision::Ask => match session.grant_for(grant_kind).await? {
+                Decision::Ask => match grant {
                     Some(grant) => {
                         info!(until_ms = grant.until_ms, by = %grant.by, "covered by a grant");
                         (action, None, judged)
@@ -300,11 +305,7 @@ impl Supervisor {
             }
             let outcome = execute(&session, &action, self.settle()).await;
             if let (Some(t), Some(next)) = (terminals.as_mut(), judged.next) {
-                let line = match &outcome {
-                    Ok(_) => next,
-                    Err(_) => airlock_shell::Line::unknown("the keystrokes failed partway"),
-                };
-                t.store(target.window.id, line);
+                keep_line(&session.guest, &action, &target, &outcome, next, t).await;
             }
             drop(terminals);
             let frame_after = match (&outcome, action.is_observation()) {
@@ -370,6 +371,7 @@ impl Supervisor {
             );
             approval.reason = judged.evaluation.reason.clone();
             approval.terminal = judged.terminal.clone();
+            approval.grantable = judged.evaluation.grantable;
             let run = match session.ask(approval).await? {
                 AskEnd::Decided {
                     outcome: Outcome::Run(a),
@@ -752,6 +754,37 @@ async fn read_target(guest: &Arc<GuestClient>, action: &Action, terminals: &Term
         window,
         paste,
     }
+}
+
+/// Keeps a terminal's line once the keys were sent — unless they failed partway, went to a window
+/// the guest could not name, or the keyboard focus moved meanwhile (a window that closed while
+/// text was typed): then no line is known any more.
+async fn keep_line(
+    guest: &Arc<GuestClient>,
+    action: &Action,
+    target: &Target,
+    outcome: &Result<ActionResult, String>,
+    next: airlock_shell::Line,
+    terminals: &mut Terminals,
+) {
+    if outcome.is_err() {
+        terminals.forget_all("keystrokes failed partway");
+        return;
+    }
+    if target.window.id == 0 {
+        terminals.forget_all("keys went to a window the guest could not name");
+        return;
+    }
+    if reach(action) == Reach::Focused {
+        match blocking(guest, |g| g.window(None).map_err(|e| e.to_string())).await {
+            Ok(w) if w.id == target.window.id => {}
+            Ok(_) | Err(_) => {
+                terminals.forget_all("the keyboard focus moved while keys were sent");
+                return;
+            }
+        }
+    }
+    terminals.store(target.window.id, next);
 }
 
 fn unknown_window(error: &str) -> Target {

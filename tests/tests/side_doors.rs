@@ -292,6 +292,62 @@ async fn after_an_operator_drove_the_first_submitted_line_asks_until_cleared() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_held_during_a_click_is_judged_like_a_key_press() -> Result<()> {
+    let env = Env::new("sd-hold");
+    let (serve, sb, mut events) = started(&env, &ARGS).await?;
+    allowed(
+        &serve,
+        "computer",
+        computer(&sb, json!({"action": "type", "text": "touch /tmp/held"})),
+    )
+    .await?;
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            computer(
+                &sb,
+                json!({"action": "left_click", "coordinate": [640, 400], "text": "Return"}),
+            ),
+        )
+        .await?;
+    assert_eq!(command_lines(&ask), ["touch /tmp/held"], "{ask}");
+    serve
+        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
+        .await?;
+    assert!(outcome(call).await?.is_error);
+    ensure!(!exists(&env, &sb, "/tmp/held"), "the held Return ran the line");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_redirected_into_a_shell_start_up_file_asks() -> Result<()> {
+    let env = Env::new("sd-write");
+    let (serve, sb, mut events) = started(&env, &ARGS).await?;
+    let (call, ask) = serve
+        .ask(
+            &mut events,
+            "computer",
+            computer(
+                &sb,
+                json!({"action": "type", "text": "echo 'touch /tmp/rc' >> ~/.bashrc\n"}),
+            ),
+        )
+        .await?;
+    assert!(rules(&ask).contains(&"writes-outside-tmp".to_string()), "{ask}");
+    serve
+        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
+        .await?;
+    assert!(outcome(call).await?.is_error);
+    ensure!(
+        !env.guest_sh(&sb, "cat /root/.bashrc 2>/dev/null || true")?
+            .contains("/tmp/rc"),
+        "the start-up file was written"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn programs_that_run_programs_or_send_input_ask() -> Result<()> {
     let env = Env::new("sd-exec");
     let (serve, sb, mut events) = started(&env, &ARGS).await?;

@@ -72,6 +72,12 @@ describe('ApprovalCard', () => {
     expect(button('Allow similar').title).toContain('terminal command actions');
   });
 
+  it('offers no grant for an ask the policy never grants ahead', () => {
+    mount(fakeBackend(vi.fn()), approval(5, 'sb-1', { deadline_ms: Date.now() + 42_000, grantable: false }));
+    expect(button('Allow similar').disabled).toBe(true);
+    expect(button('Approve').disabled).toBe(false);
+  });
+
   it('shows the contract names and the countdown', () => {
     mount(fakeBackend(vi.fn()));
     expect(root.querySelector('section[aria-label="Approval 3"]')).not.toBeNull();

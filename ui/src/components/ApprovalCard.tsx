@@ -324,8 +324,12 @@ export function ApprovalCard({ approval, compact, command }: Props) {
           <span class="allow-similar">
             <button
               type="button"
-              disabled={busy || cd.expired}
-              title={`Approve, and allow ${grantKind(approval).replace(/_/g, ' ')} actions in ${sandbox} for the minutes given`}
+              disabled={busy || cd.expired || approval.grantable === false}
+              title={
+                approval.grantable === false
+                  ? 'The policy asks about each of these on its own: approve it without a grant'
+                  : `Approve, and allow ${grantKind(approval).replace(/_/g, ' ')} actions in ${sandbox} for the minutes given`
+              }
               onClick={allowSimilar}
             >
               Allow similar

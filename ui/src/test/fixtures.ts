@@ -19,6 +19,7 @@ export function approval(id: number, sandbox = 'sb-1', extra: Record<string, unk
     reasons: ['exec-other'],
     reason: 'running a program outside the exec allowlist',
     terminal: null,
+    grantable: true,
     requested_ms: 1000 + id,
     deadline_ms: 121000 + id,
     state: { state: 'pending' },

@@ -155,6 +155,11 @@ reason: string,
  */
 terminal: TerminalInput | null, 
 /**
+ * Whether "allow similar" may grant this kind ahead (not for asks the policy marks
+ * `@grant("never")`: unparsed lines, pastes, recursive deletes, another user...).
+ */
+grantable: boolean, 
+/**
  * When it was asked.
  */
 requested_ms: number, 
