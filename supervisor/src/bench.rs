@@ -180,6 +180,35 @@ pub async fn gateway(dir: &Path, samples: usize) -> Result<Value, String> {
         std::hint::black_box(policy.evaluate(&who, &action, airlock_policy::Focus::NONE));
         policy_us.push(micros(t.elapsed()));
     }
+    // Typing a command line into a terminal: judged as text alone (the baseline, as before
+    // terminal lines were commands), and as the gateway judges it now (the line tracked, parsed,
+    // each program it starts evaluated).
+    let typed = Action::from_anthropic(
+        &json!({"action": "type", "text": "ls -la ~ | grep notes > /tmp/found; echo done\n"}),
+        screen,
+    )
+    .map_err(|e| e.to_string())?;
+    let terminal = crate::terminal::Target {
+        window: airlock_protocol::WindowInfo {
+            id: 1,
+            title: "terminal".into(),
+            class: "XTerm".into(),
+            instance: "xterm".into(),
+        },
+        line: Some(airlock_shell::Line::empty()),
+        paste: None,
+    };
+    let (mut as_text_us, mut as_command_us) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        let t = Instant::now();
+        std::hint::black_box(policy.evaluate(&who, &typed, terminal.focus()));
+        as_text_us.push(micros(t.elapsed()));
+        let t = Instant::now();
+        std::hint::black_box(crate::terminal::judge(&policy, &who, &typed, &terminal));
+        as_command_us.push(micros(t.elapsed()));
+    }
+    let as_text_p50 = percentile(as_text_us, 0.5);
+    let as_command_p50 = percentile(as_command_us, 0.5);
     let mut append_us = Vec::new();
     for _ in 0..samples {
         let t = Instant::now();
@@ -226,6 +255,9 @@ pub async fn gateway(dir: &Path, samples: usize) -> Result<Value, String> {
         "instant_guest_input_and_after_frame_us_p50": guest_p50,
         "gateway_overhead_excluding_guest_us_p50": ((total_p50 - guest_p50) * 10.0).round() / 10.0,
         "policy_evaluate_us_p50": percentile(policy_us, 0.5),
+        "typed_line_judged_as_text_us_p50": as_text_p50,
+        "typed_line_judged_as_terminal_command_us_p50": as_command_p50,
+        "typed_line_command_over_text_ratio": ((as_command_p50 / as_text_p50.max(0.001)) * 100.0).round() / 100.0,
         "ledger_durable_append_us_p50": percentile(append_us, 0.5),
         "ledger_appends_per_allowed_action": 2,
         "blob_put_existing_us_p50": percentile(blob_us, 0.5),

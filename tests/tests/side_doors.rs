@@ -51,6 +51,18 @@ async fn outcome(call: Pending) -> Result<airlock_agents::ToolOutcome> {
         .context("the agent task")??)
 }
 
+/// The operator denies the ask; the agent's call comes back refused.
+async fn deny(serve: &Serve, sb: &str, ask: &Value, call: Pending) -> Result<()> {
+    serve
+        .decide(sb, approval_id(ask)?, json!({"decision": "deny"}))
+        .await?;
+    ensure!(
+        outcome(call).await?.is_error,
+        "the denied call did not fail: {ask}"
+    );
+    Ok(())
+}
+
 fn approval_id(ask: &Value) -> Result<u64> {
     ask["approval"]["id"]
         .as_u64()
@@ -151,10 +163,7 @@ async fn every_spelling_of_a_recursive_delete_asks() -> Result<()> {
             rules(&ask).contains(&"recursive-delete".to_string()),
             "{args}: {ask}"
         );
-        serve
-            .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-            .await?;
-        assert!(outcome(call).await?.is_error);
+        deny(&serve, &sb, &ask, call).await?;
     }
     ensure!(exists(&env, &sb, "/tmp/scratch"), "a delete ran");
     // The wipe rule denies every spelling outright, without asking.
@@ -264,10 +273,7 @@ async fn after_an_operator_drove_the_first_submitted_line_asks_until_cleared() -
             .contains("an operator drove the sandbox"),
         "{ask}"
     );
-    serve
-        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-        .await?;
-    assert!(outcome(call).await?.is_error);
+    deny(&serve, &sb, &ask, call).await?;
     ensure!(
         !exists(&env, &sb, "/tmp/by-human"),
         "the human's line ran unapproved"
@@ -312,10 +318,7 @@ async fn a_key_held_during_a_click_is_judged_like_a_key_press() -> Result<()> {
         )
         .await?;
     assert_eq!(command_lines(&ask), ["touch /tmp/held"], "{ask}");
-    serve
-        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-        .await?;
-    assert!(outcome(call).await?.is_error);
+    deny(&serve, &sb, &ask, call).await?;
     ensure!(!exists(&env, &sb, "/tmp/held"), "the held Return ran the line");
     Ok(())
 }
@@ -335,10 +338,7 @@ async fn output_redirected_into_a_shell_start_up_file_asks() -> Result<()> {
         )
         .await?;
     assert!(rules(&ask).contains(&"writes-outside-tmp".to_string()), "{ask}");
-    serve
-        .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-        .await?;
-    assert!(outcome(call).await?.is_error);
+    deny(&serve, &sb, &ask, call).await?;
     ensure!(
         !env.guest_sh(&sb, "cat /root/.bashrc 2>/dev/null || true")?
             .contains("/tmp/rc"),
@@ -379,10 +379,7 @@ async fn programs_that_run_programs_or_send_input_ask() -> Result<()> {
             .ask(&mut events, "exec", json!({"sandbox": sb, "argv": argv}))
             .await?;
         assert!(rules(&ask).contains(&rule.to_string()), "{argv}: {ask}");
-        serve
-            .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-            .await?;
-        assert!(outcome(call).await?.is_error);
+        deny(&serve, &sb, &ask, call).await?;
     }
     ensure!(!exists(&env, &sb, "/tmp/injected") && !exists(&env, &sb, "/tmp/found"));
     // find that only looks is still allowed.
@@ -440,10 +437,7 @@ async fn a_paste_into_the_terminal_asks_showing_what_it_inserts() -> Result<()> 
             ask["approval"]["terminal"]["paste"]["source"],
             "primary selection"
         );
-        serve
-            .decide(&sb, approval_id(&ask)?, json!({"decision": "deny"}))
-            .await?;
-        assert!(outcome(call).await?.is_error);
+        deny(&serve, &sb, &ask, call).await?;
     }
     ensure!(!exists(&env, &sb, "/tmp/pasted"));
     Ok(())
