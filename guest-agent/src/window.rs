@@ -59,7 +59,12 @@ pub fn selection(which: SelectionKind) -> Result<(String, bool), String> {
         .map_err(x_err)?
         .owner;
     if owner == x11rb::NONE {
-        return Ok((String::new(), false));
+        // Nobody owns it: xterm then pastes CUT_BUFFER0 (which it also sets when it selects), so
+        // that is what a paste of the primary selection would insert.
+        return match which {
+            SelectionKind::Primary => cut_buffer(&conn, root),
+            SelectionKind::Clipboard => Ok((String::new(), false)),
+        };
     }
     let win = conn.generate_id().map_err(x_err)?;
     conn.create_window(
@@ -102,6 +107,21 @@ pub fn selection(which: SelectionKind) -> Result<(String, bool), String> {
         return Ok((text, truncated));
     }
     Err("the selection's owner did not convert it to text".into())
+}
+
+/// The text of `CUT_BUFFER0` on the root window ("" when unset).
+fn cut_buffer(conn: &RustConnection, root: Window) -> Result<(String, bool), String> {
+    let limit = (MAX_SELECTION_TEXT as u32).div_ceil(4) + 1;
+    let r = conn
+        .get_property(false, root, AtomEnum::CUT_BUFFE_R0, AtomEnum::STRING, 0, limit)
+        .map_err(x_err)?
+        .reply()
+        .map_err(x_err)?;
+    let truncated = r.bytes_after > 0 || r.value.len() > MAX_SELECTION_TEXT;
+    Ok((
+        cut(String::from_utf8_lossy(&r.value).into_owned(), MAX_SELECTION_TEXT),
+        truncated,
+    ))
 }
 
 /// Waits for the `SelectionNotify` to `win`; `false` when the owner refused the conversion.

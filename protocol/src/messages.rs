@@ -70,7 +70,8 @@ pub enum Request {
 /// The two X selections a paste reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SelectionKind {
-    /// `PRIMARY`: what was last selected; a middle click and xterm's shift+Insert paste it.
+    /// `PRIMARY`: what was last selected; a middle click and xterm's shift+Insert paste it (xterm
+    /// falls back to `CUT_BUFFER0` when nobody owns it, and so does the guest's answer).
     Primary,
     /// `CLIPBOARD`: what was last copied; ctrl+shift+v pastes it in terminals.
     Clipboard,

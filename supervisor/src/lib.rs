@@ -285,7 +285,18 @@ impl Supervisor {
                 continue;
             }
             match self.attach(&s.record.id).await {
-                Ok(()) => adopted.push(s.record.id.clone()),
+                Ok(()) => {
+                    // Whatever was typed into its terminals before this supervisor started is
+                    // not known: their lines ask until cleared.
+                    if let Ok(session) = self.session(&s.record.id).await {
+                        session
+                            .terminals
+                            .lock()
+                            .await
+                            .forget_all("the supervisor started while the sandbox was running");
+                    }
+                    adopted.push(s.record.id.clone());
+                }
                 Err(e) => warn!(sandbox = %s.record.id, error = %e, "could not adopt a running sandbox"),
             }
         }

@@ -6,7 +6,7 @@ import type { Backend } from '../lib/backend';
 import { ApiError } from '../lib/backend/errors';
 import { store } from '../lib/store';
 import { approval, sandbox, snapshot } from '../test/fixtures';
-import { ApprovalCard } from './ApprovalCard';
+import { ApprovalCard, hasInvisible } from './ApprovalCard';
 import { BackendContext } from './context';
 
 vi.mock('../lib/blobs', () => ({ useBlobUrl: () => ({ url: null, error: null }) }));
@@ -70,6 +70,12 @@ describe('ApprovalCard', () => {
     expect(root.textContent).toContain('cannot know the whole line: after Up (history recall)');
     expect(root.querySelector('[aria-label="Pasted text"]')?.textContent).toBe('touch /tmp/x');
     expect(button('Allow similar').title).toContain('terminal command actions');
+  });
+
+  it('warns when a command line holds invisible or direction-changing characters', () => {
+    expect(hasInvisible('rm -rf ~/x\u202e')).toBe(true);
+    expect(hasInvisible('ls\u200b -la')).toBe(true);
+    expect(hasInvisible('ls -la ~')).toBe(false);
   });
 
   it('offers no grant for an ask the policy never grants ahead', () => {

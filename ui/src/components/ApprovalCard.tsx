@@ -445,6 +445,19 @@ function showControlChars(text: string): string {
   return text.replace(/\r?\n/g, '⏎\n').replace(/\n$/, '').replace(/\t/g, '⇥');
 }
 
+/** Zero-width and bidirectional-control characters, which make text read as something it is not. */
+const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
+
+export function hasInvisible(text: string): boolean {
+  return INVISIBLE.test(text);
+}
+
+function InvisibleWarning({ text }: { text: string }) {
+  return hasInvisible(text) ? (
+    <p class="warn-note">It holds invisible or direction-changing characters: what you see is not all it says.</p>
+  ) : null;
+}
+
 /** The kind a grant from this approval covers (the server's `Approval::grant_kind`). */
 function grantKind(a: Approval): string {
   return a.terminal ? 'terminal_command' : a.action.kind;
@@ -461,6 +474,7 @@ function TerminalDetail({ terminal }: { terminal: TerminalInput | null | undefin
           <pre class="command-line" aria-label="Command line">
             <code>{l.text === '' ? '(an empty line)' : l.text}</code>
           </pre>
+          <InvisibleWarning text={l.text} />
           {l.unknown && <p class="warn-note">The gateway cannot know the whole line: {l.unknown}.</p>}
           {l.unparsed && <p class="warn-note">It cannot be parsed: {l.unparsed}.</p>}
         </div>
@@ -474,9 +488,12 @@ function TerminalDetail({ terminal }: { terminal: TerminalInput | null | undefin
           {terminal.paste.error ? (
             <p class="warn-note">It could not be read: {terminal.paste.error}.</p>
           ) : (
-            <pre class="command-line" aria-label="Pasted text">
-              <code>{terminal.paste.text === '' ? '(nothing)' : terminal.paste.text}</code>
-            </pre>
+            <>
+              <pre class="command-line" aria-label="Pasted text">
+                <code>{terminal.paste.text === '' ? '(nothing)' : terminal.paste.text}</code>
+              </pre>
+              <InvisibleWarning text={terminal.paste.text} />
+            </>
           )}
         </div>
       )}
