@@ -25,6 +25,8 @@
 
 #![deny(missing_docs)]
 
+pub mod request;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
