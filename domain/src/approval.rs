@@ -165,6 +165,15 @@ pub struct Approval {
     pub state: ApprovalState,
 }
 
+/// The kind a grant covers for an action of `kind`: terminal commands when its keystrokes submit
+/// or paste into a terminal (a grant never widens to all typing), else its own kind.
+pub fn grant_kind(kind: ActionKind, into_terminal: bool) -> ActionKind {
+    match into_terminal {
+        true => ActionKind::TerminalCommand,
+        false => kind,
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -247,10 +256,7 @@ impl Approval {
     /// The kind a grant from this approval covers: terminal commands when the keystrokes submitted
     /// or pasted into a terminal (a grant never widens to all typing), else the action's kind.
     pub fn grant_kind(&self) -> ActionKind {
-        match self.terminal {
-            Some(_) => ActionKind::TerminalCommand,
-            None => self.action.kind(),
-        }
+        grant_kind(self.action.kind(), self.terminal.is_some())
     }
 
     /// Applies an operator's decision.

@@ -19,7 +19,7 @@ pub mod lease;
 
 pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
 pub use approval::{
-    Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Paste, Resolution, Shown,
-    TerminalInput, TerminalLine,
+    grant_kind, Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Paste,
+    Resolution, Shown, TerminalInput, TerminalLine,
 };
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};

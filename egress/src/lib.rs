@@ -269,7 +269,8 @@ fn embedded_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-fn cut(s: &str, max: usize) -> String {
+/// The first `max` characters of `s` (for errors that quote hostile input).
+pub(crate) fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::{parse_host, Host, HostError};
+use crate::{cut, parse_host, Host, HostError};
 
 /// Largest HTTP request head (request line and headers) a proxy request may have.
 pub const MAX_HTTP_HEAD: usize = 16 * 1024;
@@ -306,10 +306,6 @@ pub enum Socks5Reply {
 /// The reply to a SOCKS5 request (bound address `0.0.0.0:0`: the guest never learns the host's).
 pub fn socks5_reply(code: Socks5Reply) -> [u8; 10] {
     [5, code as u8, 0, 1, 0, 0, 0, 0, 0, 0]
-}
-
-fn cut(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 #[cfg(test)]

@@ -732,7 +732,7 @@ fn with_command(mut facts: Facts, c: &CommandFacts) -> Facts {
 /// Every attribute, with "" / 0 / false / empty sets where it does not apply.
 fn focus_facts(focus: Focus<'_>) -> Facts {
     let n = RestrictedExpression::new_long;
-    let mut f: Facts = HashMap::from([
+    let f: Facts = HashMap::from([
         ("has_point", RestrictedExpression::new_bool(false)),
         ("x", n(0)),
         ("y", n(0)),
@@ -745,8 +745,7 @@ fn focus_facts(focus: Focus<'_>) -> Facts {
         ("window_title", s(focus.title)),
         ("window_class", s(focus.class)),
     ]);
-    f = with_command(f, &CommandFacts::default());
-    f
+    with_command(f, &CommandFacts::default())
 }
 
 fn action_facts(action: &Action, focus: Focus<'_>) -> Facts {
@@ -770,17 +769,7 @@ fn action_facts(action: &Action, focus: Focus<'_>) -> Facts {
     f.insert("text_len", n(text.len() as i64));
     f.insert("key_combo", s(&action.key_combo().unwrap_or_default()));
     f.insert("command", s(&action.command_line().unwrap_or_default()));
-    if let Action::Exec { argv, .. } = action {
-        let path = argv.first().map(String::as_str).unwrap_or_default();
-        f = with_command(
-            f,
-            &CommandFacts {
-                program: program_name(path, &base_name(path)),
-                argv: argv.iter().skip(1).cloned().collect(),
-                ..CommandFacts::default()
-            },
-        );
-    }
+    // An exec's program facts come from parsing its argv (`Policy::evaluate`).
     f
 }
 

@@ -474,15 +474,7 @@ pub fn validate_key_combo(combo: &str) -> Result<(), String> {
 
 /// Checks an input against the screen size and the protocol's limits.
 pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(), String> {
-    let point = |x: u16, y: u16| {
-        if x >= screen_w || y >= screen_h {
-            Err(format!(
-                "the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"
-            ))
-        } else {
-            Ok(())
-        }
-    };
+    let point = |x: u16, y: u16| validate_point(x, y, screen_w, screen_h);
     match input {
         Input::MouseMove { x, y } | Input::Scroll { x, y, .. } => point(*x, *y),
         Input::Click { x, y, count, .. } => {
@@ -519,10 +511,18 @@ pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(),
 /// Checks a window request against the screen size.
 pub fn validate_window_at(at: Option<(u16, u16)>, screen_w: u16, screen_h: u16) -> Result<(), String> {
     match at {
-        Some((x, y)) if x >= screen_w || y >= screen_h => Err(format!(
+        Some((x, y)) => validate_point(x, y, screen_w, screen_h),
+        None => Ok(()),
+    }
+}
+
+fn validate_point(x: u16, y: u16, screen_w: u16, screen_h: u16) -> Result<(), String> {
+    if x >= screen_w || y >= screen_h {
+        Err(format!(
             "the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"
-        )),
-        Some(_) | None => Ok(()),
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_domain::{
-    Action, ActionError, ActionKind, Approval, HandbackSummary, Outcome, Paste, Point, Refusal, Screen,
+    Action, ActionError, Approval, HandbackSummary, Outcome, Paste, Point, Refusal, Screen,
 };
 use airlock_ledger::{Actor, Digest, Draft, EntryKind};
 use airlock_policy::{enforce, Decision, Subject};
@@ -247,12 +247,11 @@ impl Supervisor {
 
             // Ask → wait.
             let evaluation = judged.evaluation.clone();
-            let grant_kind = match judged.terminal {
-                Some(_) => ActionKind::TerminalCommand,
-                None => kind,
-            };
             let grant = match (verdict.decision, judged.evaluation.grantable) {
-                (Decision::Ask, true) => session.grant_for(grant_kind).await?,
+                (Decision::Ask, true) => {
+                    let kind = airlock_domain::grant_kind(kind, judged.terminal.is_some());
+                    session.grant_for(kind).await?
+                }
                 (Decision::Ask | Decision::Allow | Decision::Deny, _) => None,
             };
             let (action, approved_frame, judged) = match verdict.decision {

@@ -66,12 +66,14 @@ fn is_loopback_origin(origin: &str) -> bool {
     };
     let host = if let Some(v6) = rest.strip_prefix('[') {
         match v6.split_once(']') {
-            Some((h, port)) if port.is_empty() || valid_port(port) => return h == "::1",
+            Some((h, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(valid_port) => {
+                return h == "::1"
+            }
             _ => return false,
         }
     } else {
         match rest.split_once(':') {
-            Some((h, port)) if valid_port(&format!(":{port}")) => h,
+            Some((h, port)) if valid_port(port) => h,
             Some(_) => return false,
             None => rest,
         }
@@ -83,9 +85,9 @@ fn is_loopback_origin(origin: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// One to five digits.
 fn valid_port(port: &str) -> bool {
-    port.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
