@@ -51,6 +51,15 @@ pub(crate) struct ServeArgs {
     /// endpoint; repeatable. Requests with any other `Origin` get 403 (DNS-rebinding defence).
     #[arg(long = "mcp-allow-origin", value_name = "ORIGIN")]
     mcp_allow_origin: Vec<String>,
+    /// For tests: the egress gateway resolves NAME to ADDR (`web.test=127.0.0.1`); repeatable.
+    /// With any mapping given, names not listed do not resolve at all, so a test's traffic never
+    /// leaves the machine.
+    #[arg(long = "egress-map", value_name = "NAME=ADDR")]
+    egress_map: Vec<String>,
+    /// The DNS server (`ADDR:PORT`, UDP) the egress gateway asks about names it has allowed and
+    /// `--egress-map` does not list (default: the host's resolver).
+    #[arg(long = "egress-dns", value_name = "ADDR:PORT")]
+    egress_dns: Option<SocketAddr>,
     /// Run the scripted demo agent in the first sandbox (allowed, asked and denied actions, round
     /// after round).
     #[arg(long)]
@@ -127,6 +136,17 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
     config.settle = Duration::from_millis(a.settle_ms);
     config.rtc_udp = a.rtc_udp;
     config.mcp_origins = airlock_supervisor::origin::Origins::new(a.mcp_allow_origin.clone());
+    for m in &a.egress_map {
+        let (name, addr) = m
+            .split_once('=')
+            .with_context(|| format!("--egress-map {m:?} is not NAME=ADDR"))?;
+        let host = airlock_egress::parse_host(name).with_context(|| format!("--egress-map {m:?}"))?;
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .with_context(|| format!("--egress-map {m:?}: {addr:?} is not an IP address"))?;
+        config.egress_resolver.map.insert(host.to_string(), addr);
+    }
+    config.egress_resolver.server = a.egress_dns;
     if let Some(dir) = &a.ui {
         if !dir.join("index.html").exists() {
             bail!(

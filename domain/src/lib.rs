@@ -15,11 +15,16 @@
 
 pub mod action;
 pub mod approval;
+pub mod egress;
 pub mod lease;
 
 pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
 pub use approval::{
     grant_kind, Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Paste,
     Resolution, Shown, TerminalInput, TerminalLine,
+};
+pub use egress::{
+    Destination, DestinationView, DnsGroup, EgressAsk, EgressAskError, EgressAskState, EgressGrant,
+    EgressGrants, EgressOutcome, EgressProtocol, EgressRecord, EgressResolution, EgressScope, NetworkView,
 };
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};

@@ -25,7 +25,10 @@
 
 #![deny(missing_docs)]
 
+pub mod dns;
 pub mod request;
+pub mod resolve;
+pub mod tls;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

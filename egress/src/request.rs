@@ -291,6 +291,8 @@ pub fn parse_socks5_request(buf: &[u8]) -> Result<Parse<ProxyRequest>, RequestEr
 pub enum Socks5Reply {
     /// The tunnel is open.
     Succeeded = 0,
+    /// The request could not be served (it was malformed).
+    GeneralFailure = 1,
     /// Refused by policy (or an operator).
     NotAllowed = 2,
     /// The host could not be reached.

@@ -69,6 +69,8 @@ pub fn run(req: &ExecRequest, allowed: &[PathBuf]) -> Result<ExecResult, (ErrorK
         .env("HOME", "/root")
         .env("DISPLAY", ":0")
         .env("LANG", "C.UTF-8")
+        // The only way out of the sandbox is the proxy endpoints (see the image's init).
+        .envs(crate::egress::proxy_env())
         .current_dir("/root")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -10,6 +10,7 @@
 
 mod channel;
 mod display;
+mod egress;
 mod exec;
 mod fb;
 mod frames;

@@ -12,6 +12,7 @@ use airlock_protocol::{
 
 use crate::channel::{Reader, Writer};
 use crate::display::{Display, InputOutcome};
+use crate::egress::Egress;
 use crate::fb::Framebuffer;
 use crate::{exec, frames, Config};
 
@@ -24,13 +25,18 @@ struct Shared {
     exec_dirs: Arc<Vec<std::path::PathBuf>>,
 }
 
+/// Writes one message as a frame; frames from concurrent senders never interleave.
+fn write_message(out: &Mutex<Writer>, id: u32, msg: &GuestMessage) -> Result<(), String> {
+    let bytes = encode_frame(id, msg).map_err(|e| e.to_string())?;
+    let mut out = out.lock().map_err(|_| "writer lock poisoned")?;
+    out.write_all(&bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write to the host: {e}"))
+}
+
 impl Shared {
     fn send(&self, id: u32, reply: Reply) -> Result<(), String> {
-        let bytes = encode_frame(id, &GuestMessage::Reply(reply)).map_err(|e| e.to_string())?;
-        let mut out = self.out.lock().map_err(|_| "writer lock poisoned")?;
-        out.write_all(&bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("cannot write to the host: {e}"))
+        write_message(&self.out, id, &GuestMessage::Reply(reply))
     }
 
     fn error(&self, id: u32, kind: ErrorKind, message: String) {
@@ -49,9 +55,25 @@ impl Shared {
 }
 
 /// Serves requests until the host closes the channel or breaks the protocol.
-pub fn serve(config: &Config, mut reader: Reader, writer: Writer) -> Result<(), String> {
+pub fn serve(config: &Config, reader: Reader, writer: Writer) -> Result<(), String> {
+    let out = Arc::new(Mutex::new(writer));
+    let egress = {
+        let out = out.clone();
+        Egress::start(Arc::new(move |id, msg| write_message(&out, id, &msg)))
+    };
+    let r = serve_requests(config, reader, out, &egress);
+    egress.close_all();
+    r
+}
+
+fn serve_requests(
+    config: &Config,
+    mut reader: Reader,
+    out: Arc<Mutex<Writer>>,
+    egress: &Egress,
+) -> Result<(), String> {
     let shared = Shared {
-        out: Arc::new(Mutex::new(writer)),
+        out,
         display: Arc::new(Mutex::new(None)),
         inflight: Arc::new(Mutex::new(HashMap::new())),
         fbdir: config.fbdir.clone(),
@@ -85,6 +107,7 @@ pub fn serve(config: &Config, mut reader: Reader, writer: Writer) -> Result<(), 
                 }
             };
             match msg {
+                HostMessage::Stream(m) => egress.on_host(frame.id, m),
                 HostMessage::Cancel => {
                     if let Some(flag) = shared
                         .inflight
@@ -158,6 +181,8 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
     match req {
         Request::Hello { .. } => err(ErrorKind::OutOfOrder, "hello was already done".into()),
         Request::Ping => Reply::Pong,
+        // This agent's streams go to whoever holds the channel: nothing to switch.
+        Request::AttachEgress => Reply::Done,
         Request::Screenshot => match Framebuffer::open(&s.fbdir).and_then(|fb| {
             fb.read(0, 0, fb.width, fb.height)
                 .map(|px| Pixels::compress(0, 0, fb.width, fb.height, &px))

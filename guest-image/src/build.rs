@@ -191,6 +191,10 @@ fn keys(inputs: &BuildInputs) -> Result<Keys, BuildError> {
     h.update(format!("airlock-image-v{BUILDER_FORMAT}\n{recipe_hash}\n").as_bytes());
     h.update(Sha256::digest(&agent));
     h.update(Sha256::digest(init.as_bytes()));
+    for (path, data, mode) in crate::NETWORK_FILES {
+        h.update(format!("{path} {mode:o} ").as_bytes());
+        h.update(Sha256::digest(data.as_bytes()));
+    }
     h.update(Sha256::digest(initramfs_init(&[]).as_bytes()));
     let image_hash = hex(&h.finalize());
     Ok(Keys {
@@ -268,6 +272,9 @@ pub fn build(inputs: &BuildInputs, progress: &mut dyn FnMut(Progress<'_>)) -> Re
     put("usr/local/bin/airlock-guest-agent", &k.agent, 0o755)?;
     put("usr/sbin/airlock-init", k.init.as_bytes(), 0o755)?;
     put("etc/hostname", b"sandbox\n", 0o644)?;
+    for (path, data, mode) in crate::NETWORK_FILES {
+        put(path, data.as_bytes(), *mode)?;
+    }
     put(
         "etc/hosts",
         b"127.0.0.1 localhost sandbox\n::1 localhost\n",

@@ -147,9 +147,11 @@ impl Host {
             std::sync::Arc::new(HostImages),
             opts.config,
         );
-        let adopted = sup.start().await?;
         let listener = airlock_supervisor::serve::bind(opts.listen).await?;
         let addr = listener.addr;
+        // Before any sandbox is adopted: no sandbox may ever reach the supervisor's own port.
+        sup.set_own_addresses(vec![addr]);
+        let adopted = sup.start().await?;
         let stop = CancellationToken::new();
         let app = airlock_supervisor::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir);
         let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));

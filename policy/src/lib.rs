@@ -2,10 +2,14 @@
 //! action, outside any model.
 //!
 //! Semantics, on top of Cedar's: a matching `forbid` denies (deny wins); a matching `permit`
-//! annotated `@ask("why")` asks an operator; any other matching `permit` allows; when nothing
-//! matches, the configured default applies (ask unless configured otherwise). Policies are checked
+//! annotated `@ask("why")` asks an operator; any other matching `permit` allows; a `permit`
+//! annotated `@fallback` counts only when no other rule matches (a default for the actions it
+//! names, such as asking about any destination no rule names); when nothing matches, the
+//! configured default applies (ask unless configured otherwise). Policies are checked
 //! against [`SCHEMA`] when loaded, and a rule that fails to evaluate denies (fail closed).
-//! Every rule carries an `@id`, and decisions name the rules that made them.
+//! Every rule carries an `@id`, and decisions name the rules that made them. A connection a
+//! sandbox asks the egress gateway for is the `connect` action ([`Policy::evaluate_connect`]),
+//! judged by its destination's name before resolution and again by the address it resolved to.
 //!
 //! ```
 //! use airlock_domain::{Action, Screen};
@@ -130,6 +134,9 @@ pub enum PolicyError {
     /// `@ask` on a forbid rule.
     #[error("rule {0:?} is a forbid: @ask only applies to permit rules")]
     AskOnForbid(String),
+    /// `@fallback` on a forbid rule.
+    #[error("rule {0:?} is a forbid: @fallback only applies to permit rules")]
+    FallbackOnForbid(String),
     /// Not a decision name.
     #[error("{0:?} is not a decision; use allow, ask or deny")]
     Decision(String),
@@ -174,6 +181,9 @@ impl Policy {
                 .to_string();
             if p.annotation("ask").is_some() && p.effect() == cedar_policy::Effect::Forbid {
                 return Err(PolicyError::AskOnForbid(id));
+            }
+            if p.annotation("fallback").is_some() && p.effect() == cedar_policy::Effect::Forbid {
+                return Err(PolicyError::FallbackOnForbid(id));
             }
             if !ids.insert(id.clone()) {
                 return Err(PolicyError::DuplicateId(id));
@@ -226,7 +236,7 @@ impl Policy {
     pub fn evaluate(&self, who: &Subject<'_>, action: &Action, focus: Focus<'_>) -> Evaluation {
         let base = action_facts(action, focus);
         let Action::Exec { argv, .. } = action else {
-            return self.judge(who, action.kind(), base);
+            return self.judge(who, action.kind().as_str(), base);
         };
         let what = format!("`{}`", action.command_line().unwrap_or_default());
         match airlock_shell::parse_argv(argv) {
@@ -237,21 +247,21 @@ impl Policy {
                     argv: argv.iter().skip(1).cloned().collect(),
                     ..CommandFacts::default()
                 };
-                self.judge(who, ActionKind::Exec, with_command(base, &cmd))
+                self.judge(who, ActionKind::Exec.as_str(), with_command(base, &cmd))
             }
             Ok(commands) => strictest(commands.iter().map(|c| {
                 let e = self.judge(
                     who,
-                    ActionKind::Exec,
+                    ActionKind::Exec.as_str(),
                     with_command(base.clone(), &CommandFacts::of(c)),
                 );
                 about(e, &what, commands.len() > 1, &c.program)
             }))
-            .unwrap_or_else(|| self.judge(who, ActionKind::Exec, base.clone())),
+            .unwrap_or_else(|| self.judge(who, ActionKind::Exec.as_str(), base.clone())),
             Err(error) => about(
                 self.judge(
                     who,
-                    ActionKind::Exec,
+                    ActionKind::Exec.as_str(),
                     with_command(base, &CommandFacts::unparsed()),
                 ),
                 &format!("{what} cannot be parsed ({error}):"),
@@ -282,7 +292,7 @@ impl Policy {
         if let Some(why) = unknown {
             let e = self.judge(
                 who,
-                ActionKind::TerminalCommand,
+                ActionKind::TerminalCommand.as_str(),
                 with_command(base, &CommandFacts::unparsed()),
             );
             return Some(about(
@@ -296,7 +306,7 @@ impl Policy {
             Ok(commands) => strictest(commands.iter().map(|c| {
                 let e = self.judge(
                     who,
-                    ActionKind::TerminalCommand,
+                    ActionKind::TerminalCommand.as_str(),
                     with_command(base.clone(), &CommandFacts::of(c)),
                 );
                 about(e, &what, commands.len() > 1, &c.program)
@@ -304,7 +314,7 @@ impl Policy {
             Err(error) => Some(about(
                 self.judge(
                     who,
-                    ActionKind::TerminalCommand,
+                    ActionKind::TerminalCommand.as_str(),
                     with_command(base, &CommandFacts::unparsed()),
                 ),
                 &format!("{what} cannot be parsed ({error}):"),
@@ -314,9 +324,47 @@ impl Policy {
         }
     }
 
-    /// Runs the Cedar request for `kind` with `facts`; a rule that fails to evaluate denies.
-    fn judge(&self, who: &Subject<'_>, kind: ActionKind, facts: Facts) -> Evaluation {
-        match self.try_evaluate(who, kind, facts) {
+    /// Decides on a connection a program in `who`'s sandbox asks the egress gateway for, as the
+    /// `connect` action (context: the schema's `Connection`). The gateway asks twice: with
+    /// `resolved: None` before it resolves the host (an ask there goes to an operator), then with
+    /// the address the host resolved to; it refuses the connection when either evaluation
+    /// denies. The semantics are [`Policy::evaluate`]'s: a forbid wins, `@ask` permits ask,
+    /// `@grant("never")` makes an ask not grantable, and a request that cannot be built denies.
+    ///
+    /// ```
+    /// use airlock_policy::{connect_rule, Connect, Decision, Policy, Resolved, Subject};
+    /// let who = Subject { agent: "bot", principal: "alice", sandbox: "sb1" };
+    /// let docs = Connect { host: "docs.example.org", port: 443, protocol: "connect", ip_literal: false, resolved: None };
+    /// let policy = Policy::default_policy()?;
+    /// assert_eq!(policy.evaluate_connect(&who, &docs).decision, Decision::Ask);
+    /// let policy = policy.with_rule(&connect_rule("docs.example.org", 443))?;
+    /// assert_eq!(policy.evaluate_connect(&who, &docs).decision, Decision::Allow);
+    /// let local = Resolved { address: "127.0.0.1", class: "loopback" };
+    /// let second = Connect { resolved: Some(local), ..docs };
+    /// assert_eq!(policy.evaluate_connect(&who, &second).decision, Decision::Deny);
+    /// # Ok::<(), airlock_policy::PolicyError>(())
+    /// ```
+    pub fn evaluate_connect(&self, who: &Subject<'_>, c: &Connect<'_>) -> Evaluation {
+        let e = self.judge(who, CONNECT, connect_facts(c));
+        about(e, &format!("the connection to {}", c.destination()), false, "")
+    }
+
+    /// A new policy: this one's text with `text` appended and the same default decision, parsed
+    /// and validated anew (a rule whose `@id` is taken is [`PolicyError::DuplicateId`]). This
+    /// policy is unchanged.
+    pub fn with_rule(&self, text: &str) -> Result<Policy, PolicyError> {
+        let separator = match (self.text.is_empty(), self.text.ends_with('\n')) {
+            (true, _) => "",
+            (false, true) => "\n",
+            (false, false) => "\n\n",
+        };
+        Policy::new(&format!("{}{separator}{text}", self.text), self.default)
+    }
+
+    /// Runs the Cedar request for the action named `action` with `facts`; a request that cannot
+    /// be built, or a rule that fails to evaluate, denies.
+    fn judge(&self, who: &Subject<'_>, action: &str, facts: Facts) -> Evaluation {
+        match self.try_evaluate(who, action, facts) {
             Ok(e) => e,
             Err(message) => Evaluation {
                 decision: Decision::Deny,
@@ -329,7 +377,7 @@ impl Policy {
         }
     }
 
-    fn try_evaluate(&self, who: &Subject<'_>, kind: ActionKind, facts: Facts) -> Result<Evaluation, String> {
+    fn try_evaluate(&self, who: &Subject<'_>, action: &str, facts: Facts) -> Result<Evaluation, String> {
         let uid = |ty: &str, id: &str| -> Result<EntityUid, String> {
             let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
             Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
@@ -337,7 +385,7 @@ impl Policy {
         let principal_uid = uid("Principal", who.principal)?;
         let agent_uid = uid("Agent", who.agent)?;
         let sandbox_uid = uid("Sandbox", who.sandbox)?;
-        let action_uid = uid("Action", kind.as_str())?;
+        let action_uid = uid("Action", action)?;
         let entities = Entities::from_entities(
             [
                 Entity::new_no_attrs(principal_uid.clone(), HashSet::new()),
@@ -351,7 +399,7 @@ impl Policy {
             .map_err(|e| e.to_string())?;
         let request = Request::new(agent_uid, action_uid, sandbox_uid, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
-        let e = self.decide(kind, &request, &entities, &self.set)?;
+        let e = self.decide(action, &request, &entities, &self.set)?;
         if e.decision != Decision::Deny || e.defaulted {
             return Ok(Evaluation {
                 shadow: allow_denied(e.decision),
@@ -360,7 +408,7 @@ impl Policy {
         }
         // What shadow mode does with a forbidden action: what the permits alone decide (an ask
         // stays an ask), so a forbid rule matched on purpose cannot turn an ask into an allow.
-        let permits = self.decide(kind, &request, &entities, &self.permits)?;
+        let permits = self.decide(action, &request, &entities, &self.permits)?;
         Ok(Evaluation {
             shadow: allow_denied(permits.decision),
             ..e
@@ -369,7 +417,7 @@ impl Policy {
 
     fn decide(
         &self,
-        kind: ActionKind,
+        action: &str,
         request: &Request,
         entities: &Entities,
         set: &PolicySet,
@@ -383,16 +431,22 @@ impl Policy {
             id: String,
             ask: Option<String>,
             never_granted: bool,
+            fallback: bool,
         }
-        let matched: Vec<Matched> = response
+        let mut matched: Vec<Matched> = response
             .diagnostics()
             .reason()
             .map(|id| Matched {
                 id: set.annotation(id, "id").unwrap_or(id.as_ref()).to_string(),
                 ask: set.annotation(id, "ask").map(str::to_string),
                 never_granted: set.annotation(id, "grant") == Some("never"),
+                fallback: set.annotation(id, "fallback").is_some(),
             })
             .collect();
+        // A `@fallback` permit decides only when no other rule matched.
+        if matched.iter().any(|m| !m.fallback) {
+            matched.retain(|m| !m.fallback);
+        }
         let rules: Vec<String> = matched.iter().map(|m| m.id.clone()).collect();
         let evaluation = |decision, reason, rules, defaulted| Evaluation {
             decision,
@@ -406,7 +460,7 @@ impl Policy {
             cedar_policy::Decision::Deny if matched.is_empty() => evaluation(
                 self.default,
                 format!(
-                    "no rule covers this {kind} action; the default is {}",
+                    "no rule covers this {action} action; the default is {}",
                     self.default
                 ),
                 rules,
@@ -497,6 +551,62 @@ pub enum TerminalCommand<'a> {
         /// Why it cannot know the rest.
         why: &'a str,
     },
+}
+
+/// A connection a program in a sandbox asks the egress gateway for, as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connect<'a> {
+    /// The destination host, normalised: a lower-case DNS name without a trailing dot, or the
+    /// address text of an IP literal (`203.0.113.7`, `[2001:db8::1]`).
+    pub host: &'a str,
+    /// The destination port.
+    pub port: u16,
+    /// How the program asked: `http` (a forwarded absolute-URI request), `connect` (an HTTP
+    /// CONNECT tunnel) or `socks5`.
+    pub protocol: &'a str,
+    /// Whether `host` is an IP literal.
+    pub ip_literal: bool,
+    /// Where the host resolved to: `None` in the first evaluation, before resolution.
+    pub resolved: Option<Resolved<'a>>,
+}
+
+impl Connect<'_> {
+    /// `host:port`, and the address when resolved, for reasons.
+    fn destination(&self) -> String {
+        match self.resolved {
+            None => format!("{}:{}", self.host, self.port),
+            Some(r) => format!(
+                "{}:{} (resolved to {}, {})",
+                self.host, self.port, r.address, r.class
+            ),
+        }
+    }
+}
+
+/// The address a connection's host resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    /// The address as text (`127.0.0.1`, `2001:db8::1`).
+    pub address: &'a str,
+    /// Its class, one string per `airlock_egress::AddressClass` variant: `public`, `loopback`,
+    /// `private`, `shared_nat`, `link_local`, `metadata`, `unspecified`, `multicast`, `reserved`.
+    /// Anything but `public` is refused by the default policy unless a rule makes an exception.
+    pub class: &'a str,
+}
+
+/// The Cedar text of a rule that allows connections to exactly `host` on `port`: what an
+/// operator adds to stop being asked about that destination. Its `@id` is
+/// `allow-connect-{host}-{port}`, so adding it twice is a [`PolicyError::DuplicateId`]; forbids
+/// (IP literals, exfiltration helpers, special addresses in the default policy) still win over
+/// it. Quotes, backslashes and control characters in `host` are escaped.
+pub fn connect_rule(host: &str, port: u16) -> String {
+    let host = cedar_escape(host);
+    format!(
+        "// Added by an operator: allow connections to {host} port {port}.\n\
+         @id(\"allow-connect-{host}-{port}\")\n\
+         permit (principal, action == Action::\"connect\", resource)\n\
+         when {{ context.host == \"{host}\" && context.port == {port} }};\n"
+    )
 }
 
 /// The strictest of several evaluations (deny, then ask, then allow), with the rules and reasons
@@ -771,6 +881,39 @@ fn action_facts(action: &Action, focus: Focus<'_>) -> Facts {
     f.insert("command", s(&action.command_line().unwrap_or_default()));
     // An exec's program facts come from parsing its argv (`Policy::evaluate`).
     f
+}
+
+/// The name of the action a connection is judged as.
+const CONNECT: &str = "connect";
+
+/// A connection's context: every attribute of the schema's `Connection`, with "" for the address
+/// and its class before resolution.
+fn connect_facts(c: &Connect<'_>) -> Facts {
+    let (address, class) = c.resolved.map_or(("", ""), |r| (r.address, r.class));
+    HashMap::from([
+        ("host", s(c.host)),
+        ("port", RestrictedExpression::new_long(i64::from(c.port))),
+        ("protocol", s(c.protocol)),
+        ("ip_literal", RestrictedExpression::new_bool(c.ip_literal)),
+        ("resolved", RestrictedExpression::new_bool(c.resolved.is_some())),
+        ("address", s(address)),
+        ("address_class", s(class)),
+    ])
+}
+
+/// `text` as the inside of a Cedar string literal: quotes, backslashes and control characters
+/// escaped, so it can neither end the string nor a `//` comment's line.
+fn cedar_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn cedar_message(e: &impl std::error::Error) -> String {
@@ -1273,5 +1416,253 @@ mod tests {
         let p = Policy::default_policy().unwrap();
         let ask = p.evaluate(&WHO, &exec(&["touch", "x"]), Focus::NONE);
         assert_eq!(enforce(&ask, Mode::Shadow).decision, Decision::Ask);
+    }
+
+    fn connect(host: &str, port: u16) -> Connect<'_> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        Connect {
+            host,
+            port,
+            protocol: "connect",
+            ip_literal: bare.parse::<std::net::IpAddr>().is_ok(),
+            resolved: None,
+        }
+    }
+
+    fn resolved<'a>(host: &'a str, port: u16, address: &'a str, class: &'a str) -> Connect<'a> {
+        Connect {
+            resolved: Some(Resolved { address, class }),
+            ..connect(host, port)
+        }
+    }
+
+    /// The default policy with an operator's rule for docs.example.org:443.
+    fn docs_allowed() -> Policy {
+        Policy::default_policy()
+            .unwrap()
+            .with_rule(&connect_rule("docs.example.org", 443))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_connection_to_a_destination_no_rule_names_asks_and_is_grantable() {
+        let p = Policy::default_policy().unwrap();
+        let e = p.evaluate_connect(&WHO, &connect("docs.example.org", 443));
+        assert_eq!(e.decision, Decision::Ask);
+        assert_eq!(rules_of(&e), ["new-destination"]);
+        assert!(e.grantable);
+        assert!(!e.defaulted);
+        assert!(e.reason.contains("docs.example.org:443"), "{}", e.reason);
+    }
+
+    #[test]
+    fn a_connection_to_an_ip_literal_is_denied() {
+        let p = Policy::default_policy().unwrap();
+        for host in ["203.0.113.7", "[2001:db8::1]"] {
+            let e = p.evaluate_connect(&WHO, &connect(host, 443));
+            assert_eq!(e.decision, Decision::Deny, "{host}");
+            assert_eq!(rules_of(&e), ["ip-literal"], "{host}");
+        }
+    }
+
+    #[test]
+    fn a_paste_site_and_its_subdomains_are_denied() {
+        let p = Policy::default_policy().unwrap();
+        for host in [
+            "pastebin.com",
+            "eu.pastebin.com",
+            "x.y.ngrok-free.app",
+            "0x0.st",
+            "dnslog.cn",
+        ] {
+            let e = p.evaluate_connect(&WHO, &connect(host, 443));
+            assert_eq!(e.decision, Decision::Deny, "{host}");
+            assert_eq!(rules_of(&e), ["exfiltration-helpers"], "{host}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_merely_ends_like_a_paste_site_is_not_one() {
+        let p = Policy::default_policy().unwrap();
+        for host in ["notpastebin.com", "pastebin.com.example.org"] {
+            let e = p.evaluate_connect(&WHO, &connect(host, 443));
+            assert_eq!(rules_of(&e), ["new-destination"], "{host}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_host_that_resolves_to_loopback_is_denied() {
+        let e = docs_allowed()
+            .evaluate_connect(&WHO, &resolved("docs.example.org", 443, "127.0.0.1", "loopback"));
+        assert_eq!(e.decision, Decision::Deny);
+        assert_eq!(rules_of(&e), ["special-address"]);
+        assert!(e.reason.contains("127.0.0.1"), "{}", e.reason);
+    }
+
+    #[test]
+    fn an_allowed_host_that_resolves_to_a_public_address_is_not_denied() {
+        let e = docs_allowed()
+            .evaluate_connect(&WHO, &resolved("docs.example.org", 443, "203.0.113.7", "public"));
+        assert_eq!(e.decision, Decision::Allow);
+    }
+
+    #[test]
+    fn every_address_class_but_public_is_denied_once_resolved() {
+        let p = docs_allowed();
+        for class in [
+            "loopback",
+            "private",
+            "shared_nat",
+            "link_local",
+            "metadata",
+            "unspecified",
+            "multicast",
+            "reserved",
+            "",
+        ] {
+            let e = p.evaluate_connect(&WHO, &resolved("docs.example.org", 443, "10.0.0.1", class));
+            assert_eq!(e.decision, Decision::Deny, "{class:?}");
+            assert_eq!(rules_of(&e), ["special-address"], "{class:?}");
+        }
+    }
+
+    #[test]
+    fn an_operator_rule_allows_exactly_its_host_and_port() {
+        let p = docs_allowed();
+        let e = p.evaluate_connect(&WHO, &connect("docs.example.org", 443));
+        assert_eq!(e.decision, Decision::Allow);
+        assert_eq!(rules_of(&e), ["allow-connect-docs.example.org-443"]);
+        for other in [
+            connect("docs.example.org", 8443),
+            connect("evil.docs.example.org", 443),
+        ] {
+            let e = p.evaluate_connect(&WHO, &other);
+            assert_eq!(e.decision, Decision::Ask, "{other:?}");
+            assert_eq!(rules_of(&e), ["new-destination"], "{other:?}");
+        }
+    }
+
+    #[test]
+    fn an_operator_rule_does_not_override_a_forbid() {
+        let p = Policy::default_policy()
+            .unwrap()
+            .with_rule(&connect_rule("[2001:db8::1]", 443))
+            .unwrap()
+            .with_rule(&connect_rule("pastebin.com", 443))
+            .unwrap();
+        let e = p.evaluate_connect(&WHO, &connect("[2001:db8::1]", 443));
+        assert_eq!(rules_of(&e), ["ip-literal"]);
+        let e = p.evaluate_connect(&WHO, &connect("pastebin.com", 443));
+        assert_eq!(rules_of(&e), ["exfiltration-helpers"]);
+    }
+
+    #[test]
+    fn an_exception_to_the_special_address_rule_lets_only_its_host_reach_loopback() {
+        let rule = r#"when { context.resolved && context.address_class != "public" };"#;
+        assert!(DEFAULT_POLICY.contains(rule));
+        let text = DEFAULT_POLICY.replace(
+            rule,
+            &format!(
+                r#"{} unless {{ context.host == "intranet.test" }};"#,
+                rule.trim_end_matches(';')
+            ),
+        );
+        let p = Policy::new(&text, Decision::Ask).unwrap();
+        let e = p.evaluate_connect(&WHO, &resolved("intranet.test", 80, "127.0.0.1", "loopback"));
+        assert_ne!(e.decision, Decision::Deny, "{e:?}");
+        let e = p.evaluate_connect(&WHO, &resolved("other.test", 80, "127.0.0.1", "loopback"));
+        assert_eq!(rules_of(&e), ["special-address"]);
+    }
+
+    #[test]
+    fn adding_a_rule_whose_id_is_taken_is_refused() {
+        let rule = connect_rule("docs.example.org", 443);
+        let e = docs_allowed().with_rule(&rule).unwrap_err();
+        assert!(
+            matches!(&e, PolicyError::DuplicateId(id) if id == "allow-connect-docs.example.org-443"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn adding_a_rule_keeps_the_default_decision_and_leaves_the_policy_unchanged() {
+        let p = Policy::new(
+            r#"@id("observe") permit(principal, action == Action::"wait", resource);"#,
+            Decision::Deny,
+        )
+        .unwrap();
+        let q = p.with_rule(&connect_rule("docs.example.org", 443)).unwrap();
+        assert_eq!(q.default_decision(), Decision::Deny);
+        assert!(q.text().starts_with(p.text()));
+        assert_ne!(p.version(), q.version());
+        let e = p.evaluate_connect(&WHO, &connect("docs.example.org", 443));
+        assert_eq!((e.decision, e.defaulted), (Decision::Deny, true));
+    }
+
+    #[test]
+    fn a_host_that_would_break_out_of_the_rule_is_escaped() {
+        let host = "a\"b\\c\nd";
+        let p = Policy::default_policy()
+            .unwrap()
+            .with_rule(&connect_rule(host, 80))
+            .unwrap();
+        assert_eq!(
+            p.evaluate_connect(&WHO, &connect(host, 80)).decision,
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate_connect(&WHO, &connect("a", 80)).decision,
+            Decision::Ask
+        );
+    }
+
+    #[test]
+    fn desktop_rules_never_match_a_connection() {
+        let p = Policy::default_policy().unwrap();
+        let network = [
+            "new-destination",
+            "ip-literal",
+            "exfiltration-helpers",
+            "special-address",
+        ];
+        for c in [
+            connect("docs.example.org", 443),
+            connect("203.0.113.7", 22),
+            resolved("docs.example.org", 443, "203.0.113.7", "public"),
+        ] {
+            let e = p.evaluate_connect(&WHO, &c);
+            assert!(
+                e.rules.iter().all(|r| network.contains(&r.as_str())),
+                "{c:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_over_every_action_cannot_read_attributes_only_some_actions_have() {
+        let e = Policy::new(
+            r#"@id("x") forbid(principal, action, resource) when { context.program == "curl" };"#,
+            Decision::Ask,
+        )
+        .unwrap_err();
+        assert!(matches!(e, PolicyError::Invalid(_)), "{e}");
+    }
+
+    #[test]
+    fn fallback_on_a_forbid_is_a_clear_error() {
+        let e = Policy::new(
+            r#"@id("x") @fallback forbid(principal, action == Action::"connect", resource);"#,
+            Decision::Ask,
+        )
+        .unwrap_err();
+        assert!(matches!(e, PolicyError::FallbackOnForbid(_)), "{e}");
+    }
+
+    #[test]
+    fn a_connection_whose_context_does_not_fit_the_schema_is_denied() {
+        let p = Policy::default_policy().unwrap();
+        let e = p.judge(&WHO, CONNECT, focus_facts(Focus::NONE));
+        assert_eq!((e.decision, e.shadow), (Decision::Deny, Decision::Deny));
+        assert!(e.reason.contains("could not be evaluated"), "{}", e.reason);
     }
 }

@@ -20,9 +20,11 @@
 //! ```
 
 mod codec;
+mod flow;
 mod messages;
 
 pub use codec::{encode_frame, Frame, FrameDecoder, FrameError, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+pub use flow::{Flow, FlowError};
 pub use messages::*;
 
 /// File the guest's terminal writes once it has the keyboard focus and a running shell: input sent
@@ -30,4 +32,4 @@ pub use messages::*;
 pub const TERMINAL_READY_FILE: &str = "/tmp/.airlock-terminal-ready";
 
 /// The protocol version this crate speaks. A peer announcing another version is refused.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;

@@ -28,6 +28,8 @@ pub enum HostMessage {
     Request(Request),
     /// Cancel the request or stream with this frame's id (stops a frame stream).
     Cancel,
+    /// Traffic of the egress stream with this frame's id (see [`StreamMessage`]).
+    Stream(StreamMessage),
 }
 
 /// What the host can ask of the guest agent.
@@ -65,6 +67,10 @@ pub enum Request {
         /// Which one.
         which: SelectionKind,
     },
+    /// The sender becomes the sandbox's egress gateway: the streams the guest opens (connections
+    /// to its proxy endpoint) and its notices go to it from now on. Answered with [`Reply::Done`].
+    /// A keeper answers it itself and routes the guest's streams to the client that sent it.
+    AttachEgress,
 }
 
 /// The two X selections a paste reads.
@@ -378,6 +384,128 @@ pub struct FrameUpdate {
 pub enum GuestMessage {
     /// A reply or stream item for the request with this frame's id.
     Reply(Reply),
+    /// Traffic of the egress stream with this frame's id (see [`StreamMessage`]).
+    Stream(StreamMessage),
+    /// Something the guest reports on its own (frame id 0).
+    Notice(Notice),
+}
+
+/// Most bytes one [`StreamMessage::Data`] carries.
+pub const MAX_STREAM_CHUNK: usize = 32 * 1024;
+/// Bytes either side may send on a stream before the other grants more with
+/// [`StreamMessage::Credit`]: per-stream flow control, so one download cannot fill the channel
+/// ahead of screenshots, input and approvals.
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+/// Most streams open at once on one channel; the guest refuses connections beyond it and the
+/// host closes any stream the guest opens beyond it.
+pub const MAX_STREAMS: usize = 256;
+/// Most names one [`Notice::DnsRefused`] reports, and the longest name in bytes.
+pub const MAX_NOTICE_NAMES: usize = 256;
+/// Longest name a [`Notice::DnsRefused`] carries, in bytes (presentation form, escapes included).
+pub const MAX_NOTICE_NAME: usize = 1024;
+/// Longest reason a [`StreamMessage::Close`] carries, in bytes.
+pub const MAX_CLOSE_REASON: usize = 1024;
+
+/// One connection a program in the sandbox made to the guest's proxy endpoint, carried over the
+/// channel to the host's egress gateway. The guest opens a stream (choosing its id, the frame
+/// id); from then on both sides send data within the credit the other granted, and either may
+/// end it. The guest side is untrusted convenience: it forwards bytes, and the host parses the
+/// proxy request, decides and dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMessage {
+    /// Guest → host only: a program connected to the proxy endpoint of this kind. Each side starts
+    /// with [`STREAM_WINDOW`] bytes of credit.
+    Open {
+        /// Which endpoint it connected to.
+        kind: ProxyKind,
+    },
+    /// Bytes of the connection, at most [`MAX_STREAM_CHUNK`], never more than the credit left.
+    Data(Vec<u8>),
+    /// The sender has consumed this many bytes: the peer may send that many more.
+    Credit(u32),
+    /// The sender will send no more data (the connection's write half closed).
+    Eof,
+    /// The stream is over, in both directions; a reason when it ended badly. No reply expected.
+    Close {
+        /// What went wrong, at most [`MAX_CLOSE_REASON`] bytes.
+        reason: Option<String>,
+    },
+}
+
+/// The guest's proxy endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyKind {
+    /// HTTP proxy: `CONNECT host:port` tunnels and absolute-URI `http://` requests.
+    Http,
+    /// SOCKS5 with remote name resolution (`socks5h`).
+    Socks5,
+}
+
+impl ProxyKind {
+    /// The endpoint's port on the guest's 127.0.0.1.
+    pub fn port(self) -> u16 {
+        match self {
+            ProxyKind::Http => 3128,
+            ProxyKind::Socks5 => 1080,
+        }
+    }
+}
+
+/// What the guest reports without being asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// DNS lookups the guest's resolver refused since its last notice (it answers every query
+    /// REFUSED and resolves nothing): each name with how often it was asked.
+    DnsRefused {
+        /// At most [`MAX_NOTICE_NAMES`] names, each at most [`MAX_NOTICE_NAME`] bytes.
+        names: Vec<(String, u32)>,
+        /// Lookups refused but not listed, because too many distinct names were asked.
+        unlisted: u32,
+    },
+}
+
+impl Notice {
+    /// Checks the sizes a hostile guest could inflate.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Notice::DnsRefused { names, .. } => {
+                if names.len() > MAX_NOTICE_NAMES {
+                    return Err(format!(
+                        "a DNS notice lists {} names, over the limit of {MAX_NOTICE_NAMES}",
+                        names.len()
+                    ));
+                }
+                match names.iter().find(|(n, _)| n.len() > MAX_NOTICE_NAME) {
+                    Some((n, _)) => Err(format!(
+                        "a DNS notice names a {}-byte name, over the {MAX_NOTICE_NAME}-byte limit",
+                        n.len()
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl StreamMessage {
+    /// Checks the sizes a hostile peer could inflate.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            StreamMessage::Data(d) if d.len() > MAX_STREAM_CHUNK => Err(format!(
+                "a stream data message carries {} bytes, over the {MAX_STREAM_CHUNK}-byte limit",
+                d.len()
+            )),
+            StreamMessage::Close { reason: Some(r) } if r.len() > MAX_CLOSE_REASON => Err(format!(
+                "a stream close reason is {} bytes long, over the {MAX_CLOSE_REASON}-byte limit",
+                r.len()
+            )),
+            StreamMessage::Open { .. }
+            | StreamMessage::Data(_)
+            | StreamMessage::Credit(_)
+            | StreamMessage::Eof
+            | StreamMessage::Close { .. } => Ok(()),
+        }
+    }
 }
 
 /// Reasons the guest agent refuses or fails a request.

@@ -4,13 +4,15 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_protocol::{
-    ExecRequest, ExecResult, Input, Reply, Request, SelectionKind, WindowInfo, MAX_SELECTION_TEXT,
+    ExecRequest, ExecResult, Input, Reply, Request, SelectionKind, StreamMessage, WindowInfo,
+    MAX_SELECTION_TEXT,
 };
 
-use crate::mux::{unexpected, GuestInfo, GuestMux, ReplyStream};
+use crate::mux::{unexpected, EgressSink, GuestInfo, GuestMux, ReplyStream};
 use crate::ChannelError;
 
 /// How long to wait for the reply to `req`: emulated guests are slow, typing takes time per key,
@@ -29,7 +31,8 @@ pub fn reply_timeout(req: &Request) -> Duration {
         | Request::Input(_)
         | Request::StartFrames { .. }
         | Request::Window { .. }
-        | Request::Selection { .. } => base,
+        | Request::Selection { .. }
+        | Request::AttachEgress => base,
     }
 }
 
@@ -268,6 +271,28 @@ impl GuestClient {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Makes this client the sandbox's egress gateway: the guest's streams and notices go to
+    /// `sink` (through the keeper, which routes them to the client that attached last).
+    pub fn attach_egress(&self, sink: Arc<dyn EgressSink>) -> Result<(), ChannelError> {
+        self.mux.set_egress_sink(Some(sink));
+        match self.call(Request::AttachEgress) {
+            Ok(Reply::Done) => Ok(()),
+            Ok(other) => {
+                self.mux.set_egress_sink(None);
+                Err(unexpected(other))
+            }
+            Err(e) => {
+                self.mux.set_egress_sink(None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends traffic of egress stream `id` to the guest.
+    pub fn send_stream(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        self.mux.send_stream(id, msg)
     }
 
     /// Starts the damage-region frame stream.

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use airlock_guest_image::Image;
 use airlock_protocol::{
-    encode_frame, ErrorKind, FrameDecoder, GuestMessage, HostMessage, Reply, Request, PROTOCOL_VERSION,
+    encode_frame, ErrorKind, FrameDecoder, GuestMessage, HostMessage, Notice, Reply, Request, StreamMessage,
+    MAX_STREAMS, PROTOCOL_VERSION,
 };
 
 use crate::backend::{backend_for, LaunchSpec};
 use crate::client::reply_timeout;
-use crate::mux::{GuestInfo, GuestMux};
+use crate::mux::{EgressSink, GuestInfo, GuestMux};
 use crate::state::{GuestSummary, SandboxState};
 use crate::store::{read_record, write_record};
 use crate::{ChannelError, LaunchError};
@@ -132,12 +133,17 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
     }
     tracing::info!(id = %rec.id, boot_ms = rec.boot_ms, "sandbox running");
 
+    let relay = Arc::new(Relay {
+        mux: mux.clone(),
+        gateway: Mutex::new(None),
+    });
+    mux.set_egress_sink(Some(relay.clone()));
     {
         let (mux, info) = (mux.clone(), info.clone());
         std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (mux, info) = (mux.clone(), info.clone());
-                std::thread::spawn(move || serve_client(conn, mux, info));
+            for (n, conn) in listener.incoming().flatten().enumerate() {
+                let (mux, info, relay) = (mux.clone(), info.clone(), relay.clone());
+                std::thread::spawn(move || serve_client(conn, mux, info, &relay, n as u64));
             }
         });
     }
@@ -199,6 +205,125 @@ pub fn tail(path: &PathBuf) -> String {
 
 type ClientWriter = Arc<Mutex<UnixStream>>;
 
+/// Routes the guest's egress streams to the client that attached as the sandbox's gateway last.
+struct Relay {
+    mux: GuestMux,
+    gateway: Mutex<Option<Gateway>>,
+}
+
+/// The attached gateway client and the streams open through it.
+struct Gateway {
+    client: u64,
+    writer: ClientWriter,
+    open: std::collections::HashSet<u32>,
+}
+
+impl Relay {
+    fn attach(&self, client: u64, writer: ClientWriter) {
+        let old = self.gateway.lock().ok().and_then(|mut g| {
+            g.replace(Gateway {
+                client,
+                writer,
+                open: Default::default(),
+            })
+        });
+        if let Some(old) = old {
+            self.close_guest_side(old.open, "another egress gateway took over this sandbox");
+        }
+    }
+
+    /// The client went away: if it was the gateway, its streams end.
+    fn detach(&self, client: u64) {
+        let gone = self.gateway.lock().ok().and_then(|mut g| match g.as_ref() {
+            Some(gw) if gw.client == client => g.take(),
+            _ => None,
+        });
+        if let Some(gw) = gone {
+            self.close_guest_side(gw.open, "the egress gateway went away");
+        }
+    }
+
+    fn close_guest_side(&self, open: std::collections::HashSet<u32>, reason: &str) {
+        for id in open {
+            let close = StreamMessage::Close {
+                reason: Some(reason.to_string()),
+            };
+            let _ = self.mux.send_stream(id, close);
+        }
+    }
+
+    /// Stream traffic from the gateway client to the guest.
+    fn to_guest(&self, client: u64, id: u32, msg: StreamMessage) {
+        let mine = match self.gateway.lock() {
+            Ok(mut g) => match g.as_mut() {
+                Some(gw) if gw.client == client => {
+                    if matches!(msg, StreamMessage::Close { .. }) {
+                        gw.open.remove(&id);
+                    }
+                    true
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        };
+        if mine {
+            let _ = self.mux.send_stream(id, msg);
+        }
+    }
+
+    fn forward(&self, id: u32, msg: GuestMessage) {
+        let Ok(mut g) = self.gateway.lock() else { return };
+        let Some(gw) = g.as_mut() else {
+            if let GuestMessage::Stream(StreamMessage::Open { .. }) = msg {
+                drop(g);
+                let reason = "no egress gateway is attached to this sandbox".to_string();
+                let _ = self
+                    .mux
+                    .send_stream(id, StreamMessage::Close { reason: Some(reason) });
+            }
+            return;
+        };
+        match &msg {
+            // The gateway closes streams beyond its own limit; the relay only bounds its table.
+            GuestMessage::Stream(StreamMessage::Open { .. }) if gw.open.len() < 4 * MAX_STREAMS => {
+                gw.open.insert(id);
+            }
+            GuestMessage::Stream(StreamMessage::Close { .. }) => {
+                gw.open.remove(&id);
+            }
+            _ => {}
+        }
+        let writer = gw.writer.clone();
+        drop(g);
+        let Ok(bytes) = encode_frame(id, &msg) else { return };
+        let sent = writer
+            .lock()
+            .map(|mut s| s.write_all(&bytes).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            tracing::warn!("cannot write to the egress gateway client; detaching it");
+            let client = self
+                .gateway
+                .lock()
+                .ok()
+                .and_then(|g| g.as_ref().map(|gw| gw.client));
+            if let Some(c) = client {
+                self.detach(c);
+            }
+        }
+    }
+}
+
+impl EgressSink for Relay {
+    fn stream(&self, id: u32, msg: StreamMessage) {
+        self.forward(id, GuestMessage::Stream(msg));
+    }
+
+    fn notice(&self, notice: Notice) {
+        self.forward(0, GuestMessage::Notice(notice));
+    }
+}
+
 fn send(w: &ClientWriter, id: u32, reply: Reply) -> bool {
     let Ok(bytes) = encode_frame(id, &GuestMessage::Reply(reply)) else {
         return false;
@@ -210,7 +335,7 @@ fn send(w: &ClientWriter, id: u32, reply: Reply) -> bool {
 }
 
 /// Serves one local client: the same protocol as the guest speaks, requests forwarded through the mux.
-fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
+fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay, client: u64) {
     let Ok(mut reader) = conn.try_clone() else { return };
     let writer: ClientWriter = Arc::new(Mutex::new(conn));
     let streams: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>> = Arc::default();
@@ -242,6 +367,11 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
             };
             let id = frame.id;
             match msg {
+                HostMessage::Stream(m) => relay.to_guest(client, id, m),
+                HostMessage::Request(Request::AttachEgress) if hello => {
+                    relay.attach(client, writer.clone());
+                    send(&writer, id, Reply::Done);
+                }
                 HostMessage::Cancel => {
                     if let Some(f) = streams.lock().ok().and_then(|m| m.get(&id).cloned()) {
                         f.store(true, Ordering::Relaxed);
@@ -296,6 +426,7 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo) {
         }
     }
     // The client is gone: stop its streams.
+    relay.detach(client);
     let flags: Vec<Arc<AtomicBool>> = streams
         .lock()
         .map(|m| m.values().cloned().collect())

@@ -13,7 +13,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_protocol::{
-    encode_frame, FrameDecoder, GuestMessage, HostMessage, Reply, Request, PROTOCOL_VERSION,
+    encode_frame, FrameDecoder, GuestMessage, HostMessage, Notice, Reply, Request, StreamMessage,
+    PROTOCOL_VERSION,
 };
 
 use crate::ChannelError;
@@ -71,8 +72,18 @@ struct Routes {
     closed: Option<String>,
 }
 
+/// Takes what the guest sends without being asked: egress stream traffic and notices. Called on
+/// the channel's reader thread, so it must never block (queue, or drop with a reason).
+pub trait EgressSink: Send + Sync {
+    /// Traffic of stream `id` (the guest chose the id when it opened the stream).
+    fn stream(&self, id: u32, msg: StreamMessage);
+    /// A notice.
+    fn notice(&self, notice: Notice);
+}
+
 struct Inner {
     writer: Mutex<Box<dyn Write + Send>>,
+    sink: Mutex<Option<Arc<dyn EgressSink>>>,
     routes: Mutex<Routes>,
     next_id: AtomicU32,
     dropped: AtomicU64,
@@ -97,6 +108,7 @@ impl GuestMux {
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),
             routes: Mutex::new(Routes::default()),
+            sink: Mutex::new(None),
             next_id: AtomicU32::new(1),
             dropped: AtomicU64::new(0),
         });
@@ -142,8 +154,18 @@ impl GuestMux {
                     Ok(None) => break,
                     Err(e) => return (e.to_string(), true),
                 };
-                let GuestMessage::Reply(reply) = match frame.decode::<GuestMessage>() {
-                    Ok(m) => m,
+                let reply = match frame.decode::<GuestMessage>() {
+                    Ok(GuestMessage::Reply(r)) => r,
+                    Ok(GuestMessage::Stream(m)) => {
+                        self.to_sink(frame.id, m);
+                        continue;
+                    }
+                    Ok(GuestMessage::Notice(n)) => {
+                        if let Some(sink) = self.sink() {
+                            sink.notice(n);
+                        }
+                        continue;
+                    }
                     Err(e) => return (e.to_string(), true),
                 };
                 if let Err(reason) = self.route(frame.id, reply) {
@@ -151,6 +173,35 @@ impl GuestMux {
                 }
             }
         }
+    }
+
+    fn sink(&self) -> Option<Arc<dyn EgressSink>> {
+        self.inner.sink.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Hands stream traffic to the egress sink; without one, a stream the guest opens is closed
+    /// at once and anything else is dropped (it belongs to a stream already refused).
+    fn to_sink(&self, id: u32, msg: StreamMessage) {
+        match (self.sink(), msg) {
+            (Some(sink), msg) => sink.stream(id, msg),
+            (None, StreamMessage::Open { .. }) => {
+                let reason = "no egress gateway is attached to this sandbox".to_string();
+                let _ = self.send_stream(id, StreamMessage::Close { reason: Some(reason) });
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Routes the guest's streams and notices to `sink` from now on (`None`: refuse them).
+    pub fn set_egress_sink(&self, sink: Option<Arc<dyn EgressSink>>) {
+        if let Ok(mut s) = self.inner.sink.lock() {
+            *s = sink;
+        }
+    }
+
+    /// Sends traffic of stream `id` to the guest.
+    pub fn send_stream(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        self.write(id, &HostMessage::Stream(msg))
     }
 
     fn route(&self, id: u32, reply: Reply) -> Result<(), String> {

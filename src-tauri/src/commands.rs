@@ -1,7 +1,7 @@
 //! The console's commands: each parses nothing and decides nothing — it calls the supervisor and
 //! returns its answer, or its error as `{code, message}` (the same body the HTTP API sends).
 
-use airlock_domain::{Approval, LeaseChange};
+use airlock_domain::{Approval, EgressAsk, EgressResolution, LeaseChange, NetworkView};
 use airlock_ledger::{Actor, Entry, VerifyReport};
 use airlock_policy::Mode;
 use airlock_supervisor::api::{
@@ -74,6 +74,29 @@ pub(crate) async fn resolve(
 #[tauri::command]
 pub(crate) async fn pending(console: State<'_, Console>) -> Reply<Vec<Approval>> {
     Ok(console.sup.pending().await)
+}
+
+#[tauri::command]
+pub(crate) fn pending_egress(console: State<'_, Console>) -> Vec<EgressAsk> {
+    console.sup.pending_egress()
+}
+
+#[tauri::command]
+pub(crate) async fn resolve_egress(
+    console: State<'_, Console>,
+    id: String,
+    ask: u64,
+    resolution: EgressResolution,
+) -> Reply<EgressAsk> {
+    Ok(console
+        .sup
+        .resolve_egress(&id, ask, &console.operator, resolution)
+        .await?)
+}
+
+#[tauri::command]
+pub(crate) fn network(console: State<'_, Console>, id: String) -> Reply<NetworkView> {
+    Ok(console.sup.network(&id)?)
 }
 
 #[tauri::command]

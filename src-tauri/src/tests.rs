@@ -95,6 +95,10 @@ fn reads_answer_from_the_supervisor() {
     assert_eq!(snap["sandboxes"], json!([]));
     assert_eq!(snap["pending"], json!([]));
     assert_eq!(call(&w, "pending", json!({})).expect("pending"), json!([]));
+    assert_eq!(
+        call(&w, "pending_egress", json!({})).expect("pending_egress"),
+        json!([])
+    );
     assert_eq!(call(&w, "list_sandboxes", json!({})).expect("list"), json!([]));
     let report = call(&w, "verify_ledger", json!({})).expect("verify");
     assert_eq!(report["first_broken"], Value::Null, "{report}");
@@ -158,6 +162,15 @@ fn bad_requests_come_back_as_coded_errors() {
     )
     .expect_err("no sandbox");
     assert_eq!(code(e), "unknown_sandbox");
+    let e = call(
+        &w,
+        "resolve_egress",
+        json!({"id": "nope", "ask": 1, "resolution": {"decision": "allow", "scope": {"kind": "once"}}}),
+    )
+    .expect_err("no sandbox");
+    assert_eq!(code(e), "unknown_sandbox");
+    let e = call(&w, "network", json!({"id": "nope"})).expect_err("no sandbox");
+    assert_eq!(code(e), "unknown_sandbox");
     let e = call(&w, "view_url", json!({"id": "nope"})).expect_err("no sandbox");
     assert_eq!(code(e), "unknown_sandbox");
     let e = call(&w, "blob", json!({"hash": "not-hex"})).expect_err("bad hash");
@@ -196,4 +209,12 @@ fn events_go_to_channels_by_kind() {
         at_ms: 1,
     });
     assert_eq!(channel(&msg), "airlock://create");
+    let msg = airlock_supervisor::api::EventMessage::from(airlock_supervisor::Event::Egress {
+        sandbox: "sb".into(),
+        record: airlock_domain::EgressRecord::DnsRefused {
+            groups: vec![],
+            unlisted: 0,
+        },
+    });
+    assert_eq!(channel(&msg), "airlock://network");
 }

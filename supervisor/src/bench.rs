@@ -69,6 +69,7 @@ pub fn instant_guest(screen: Screen) -> std::io::Result<UnixStream> {
                     duration_ms: 0,
                 }),
                 Request::StartFrames { .. } => Reply::StreamEnded,
+                Request::AttachEgress => Reply::Done,
                 Request::Window { .. } => Reply::Window(airlock_protocol::WindowInfo {
                     id: 1,
                     title: "bench".into(),

@@ -3,7 +3,7 @@
 //! Each event has a namespaced topic (`sandbox://{id}/action`, `sandbox://{id}/approval`, …) and a
 //! typed payload. Events are small: frames are referenced by hash, never embedded.
 
-use airlock_domain::{Action, Approval, Grant, Holder};
+use airlock_domain::{Action, Approval, EgressAsk, EgressRecord, Grant, Holder};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -68,6 +68,24 @@ pub enum Event {
     ApprovalResolved {
         /// The approval in its final state.
         approval: Approval,
+    },
+    /// A connection waits for an operator to allow its destination (or an agent asked ahead); sent
+    /// again when another attempt joins the same ask.
+    EgressAsked {
+        /// The ask.
+        ask: EgressAsk,
+    },
+    /// A network ask was decided or expired.
+    EgressResolved {
+        /// The ask in its final state.
+        ask: EgressAsk,
+    },
+    /// Something the egress gateway recorded (a decision, a close, refused DNS lookups).
+    Egress {
+        /// The sandbox.
+        sandbox: String,
+        /// The ledger record.
+        record: EgressRecord,
     },
     /// A time-boxed grant was issued.
     GrantIssued {
@@ -136,8 +154,8 @@ pub enum CreateOutcome {
 }
 
 impl Event {
-    /// What the event is about: `action`, `approval`, `grant`, `lease`, `state`, `create` or
-    /// `policy` (the desktop app forwards each on the channel `airlock://{kind}`).
+    /// What the event is about: `action`, `approval`, `egress`, `network`, `grant`, `lease`,
+    /// `state`, `create` or `policy` (the desktop app forwards each on the channel `airlock://{kind}`).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ActionDecided { .. } | Event::ActionExecuted { .. } | Event::ActionRefused { .. } => {
@@ -145,6 +163,8 @@ impl Event {
             }
             Event::ApprovalRequested { .. } | Event::ApprovalResolved { .. } => "approval",
             Event::GrantIssued { .. } => "grant",
+            Event::EgressAsked { .. } | Event::EgressResolved { .. } => "egress",
+            Event::Egress { .. } => "network",
             Event::LeaseChanged { .. } => "lease",
             Event::SandboxState { .. } => "state",
             Event::CreateProgress { .. } => "create",
@@ -161,6 +181,10 @@ impl Event {
             Event::ApprovalRequested { approval } | Event::ApprovalResolved { approval } => {
                 format!("sandbox://{}/approval", approval.sandbox)
             }
+            Event::EgressAsked { ask } | Event::EgressResolved { ask } => {
+                format!("sandbox://{}/egress", ask.sandbox)
+            }
+            Event::Egress { sandbox, .. } => format!("sandbox://{sandbox}/network"),
             Event::GrantIssued { grant } => format!("sandbox://{}/grant", grant.sandbox),
             Event::LeaseChanged { sandbox, .. } => format!("sandbox://{sandbox}/lease"),
             Event::SandboxState { sandbox, .. } => format!("sandbox://{sandbox}/state"),

@@ -165,6 +165,9 @@ pub enum GatewayError {
     /// The sandbox's session ended.
     #[error(transparent)]
     Gone(#[from] SessionGone),
+    /// A network request failed.
+    #[error(transparent)]
+    Egress(#[from] crate::egress::EgressError),
 }
 
 /// Where an action stands in the ledger: its sandbox, agent, lease epoch and policy version.
@@ -191,6 +194,9 @@ impl Supervisor {
         async move {
             // Parse.
             let session = self.session_for(call.sandbox.as_deref()).await?;
+            if let Some(hub) = self.egress_hub(&session.id) {
+                hub.note_agent(&call.agent.agent);
+            }
             let action = parse(&call.request, session.screen)?;
             let kind = action.kind();
             tracing::debug!(%kind, "parsed");

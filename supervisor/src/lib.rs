@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod egress;
 pub mod events;
 pub mod gateway;
 pub mod mcp;
@@ -101,6 +102,8 @@ pub struct Config {
     pub rtc_udp: std::net::SocketAddr,
     /// Web origins besides loopback ones that may call the MCP endpoint.
     pub mcp_origins: origin::Origins,
+    /// How the egress gateway resolves names it has allowed (tests map names to their servers).
+    pub egress_resolver: egress::Resolver,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
             boot_timeout: Duration::from_secs(180),
             rtc_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             mcp_origins: origin::Origins::default(),
+            egress_resolver: egress::Resolver::default(),
         }
     }
 }
@@ -183,6 +187,10 @@ struct Inner {
     images: Arc<dyn ImageSource>,
     config: Config,
     next_approval: AtomicU64,
+    /// Each supervised sandbox's egress gateway.
+    egress: std::sync::Mutex<HashMap<String, Arc<egress::Hub>>>,
+    /// Where this supervisor listens: never reachable from a sandbox.
+    own_addresses: RwLock<Vec<std::net::SocketAddr>>,
 }
 
 /// The supervisor. Cheap to clone.
@@ -220,6 +228,8 @@ impl Supervisor {
                 images,
                 config,
                 next_approval: AtomicU64::new(now_ms()),
+                egress: std::sync::Mutex::new(HashMap::new()),
+                own_addresses: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -342,7 +352,127 @@ impl Supervisor {
             self.ledger().clone(),
             self.events().clone(),
         );
+        let guest = session.guest.clone();
         self.inner.sessions.write().await.insert(id.to_string(), session);
+        match egress::Hub::attach(self.clone(), id.to_string(), guest).await {
+            Ok(hub) => {
+                if let Ok(mut m) = self.inner.egress.lock() {
+                    m.insert(id.to_string(), hub);
+                }
+            }
+            Err(e) => {
+                warn!(sandbox = %id, error = %e, "the sandbox has no egress gateway: its connections are refused")
+            }
+        }
+    }
+
+    /// A sandbox's egress gateway.
+    pub fn egress_hub(&self, id: &str) -> Option<Arc<egress::Hub>> {
+        self.inner.egress.lock().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// A sandbox's network: destinations, asks, grants, refused DNS lookups.
+    pub fn network(&self, id: &str) -> Result<airlock_domain::NetworkView, CommandError> {
+        self.egress_hub(id)
+            .map(|h| h.view())
+            .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))
+    }
+
+    /// Every pending network ask, across sandboxes.
+    pub fn pending_egress(&self) -> Vec<airlock_domain::EgressAsk> {
+        let hubs: Vec<Arc<egress::Hub>> = self
+            .inner
+            .egress
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let mut asks: Vec<airlock_domain::EgressAsk> = hubs.iter().flat_map(|h| h.pending()).collect();
+        asks.sort_by_key(|a| a.id);
+        asks
+    }
+
+    /// An operator decides a network ask.
+    pub async fn resolve_egress(
+        &self,
+        id: &str,
+        ask: u64,
+        operator: &str,
+        resolution: airlock_domain::EgressResolution,
+    ) -> Result<airlock_domain::EgressAsk, CommandError> {
+        let span = tracing::info_span!("resolve_egress", sandbox = id, ask, operator);
+        async move {
+            let hub = self
+                .egress_hub(id)
+                .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))?;
+            hub.resolve(ask, operator, resolution)
+                .await
+                .map_err(|e| CommandError::Invalid(e.to_string()))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// An agent asks ahead for network destinations (one card for the operator).
+    pub async fn request_network(
+        &self,
+        id: Option<&str>,
+        agent: &str,
+        hosts: &[(String, u16)],
+        reason: &str,
+    ) -> Result<airlock_domain::EgressAsk, GatewayError> {
+        let session = self.session_for(id).await?;
+        let hub = self.egress_hub(&session.id).ok_or_else(|| {
+            egress::EgressError::Invalid(format!("sandbox {} has no egress gateway", session.id))
+        })?;
+        hub.note_agent(agent);
+        Ok(hub.request(agent, hosts, reason).await?)
+    }
+
+    /// Adds a rule to the policy in force (an operator's "add to policy"), on the record.
+    pub async fn add_policy_rule(&self, rule: &str, operator: &str) -> Result<(), CommandError> {
+        let updated = {
+            let current = self.policy();
+            current
+                .with_rule(rule)
+                .map_err(|e| CommandError::Invalid(e.to_string()))?
+        };
+        let version = updated.version().to_string();
+        if let Ok(mut p) = self.inner.policy.write() {
+            *p = Arc::new(updated);
+        }
+        self.record(
+            None,
+            EntryKind::PolicyChanged,
+            Actor::operator(operator),
+            json!({"event": "rule_added", "rule": rule, "policy_version": version}),
+        )
+        .await
+    }
+
+    /// Addresses this supervisor listens on: the egress gateway never dials them.
+    pub fn set_own_addresses(&self, addrs: Vec<std::net::SocketAddr>) {
+        if let Ok(mut a) = self.inner.own_addresses.write() {
+            *a = addrs;
+        }
+    }
+
+    /// Whether `ip:port` is where this supervisor listens (an unspecified listen address covers
+    /// every local address).
+    pub fn is_own_address(&self, ip: std::net::IpAddr, port: u16) -> bool {
+        let own = self
+            .inner
+            .own_addresses
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        own.iter().any(|a| {
+            a.port() == port
+                && (a.ip() == ip || a.ip().is_unspecified() || (a.ip().is_loopback() && ip.is_loopback()))
+        })
+    }
+
+    pub(crate) fn egress_resolver(&self) -> &egress::Resolver {
+        &self.inner.config.egress_resolver
     }
 
     /// Creates a sandbox and puts it under supervision; with `spec.job`, `create_progress` events
@@ -423,6 +553,9 @@ impl Supervisor {
     #[tracing::instrument(skip(self, by), fields(by = ?by.operator))]
     pub async fn destroy_sandbox(&self, id: &str, by: &Actor) -> Result<(), CommandError> {
         let removed = self.inner.sessions.write().await.remove(id);
+        if let Ok(mut m) = self.inner.egress.lock() {
+            m.remove(id);
+        }
         if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
             s.stop();
         }

@@ -112,6 +112,20 @@ pub fn tools() -> Vec<Tool> {
                 }
             })),
         ),
+        Tool::new(
+            "request_network",
+            "Ask the operator, before you start, to let the sandbox reach these network destinations (its programs reach the network only through Airlock's egress gateway, which asks about every new destination). Waits for the operator's decision and returns it.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "hosts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 32,
+                              "description": "Destinations as host or host:port (port 443 when not given)."},
+                    "reason": {"type": "string", "description": "Why the task needs them, for the operator."},
+                    "sandbox": {"type": "string", "description": TARGET}
+                },
+                "required": ["hosts", "reason"]
+            })),
+        ),
         Tool::new("sandbox_list", "List the sandboxes under supervision.", schema(json!({"type": "object", "properties": {}}))),
         Tool::new(
             "sandbox_destroy",
@@ -147,6 +161,39 @@ fn target(args: &mut JsonObject) -> Result<(Option<String>, Option<u64>), String
         ),
     };
     Ok((sandbox, epoch))
+}
+
+/// The arguments of `request_network`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestNetwork {
+    hosts: Vec<String>,
+    reason: String,
+    #[serde(default)]
+    sandbox: Option<String>,
+}
+
+/// Splits `host:port` (`[v6]:port`); a bare host means port 443.
+fn host_port(s: &str) -> Result<(String, u16), String> {
+    let split = match s.rsplit_once(':') {
+        Some((h, p))
+            if !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            Some((h, p))
+        }
+        _ => None,
+    };
+    match split {
+        Some((h, p)) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(|p| (h.to_string(), p))
+            .ok_or_else(|| format!("{s:?} does not end in a port from 1 to 65535")),
+        None => Ok((s.to_string(), 443)),
+    }
 }
 
 fn only(args: &JsonObject, allowed: &[&str], tool: &str) -> Result<(), String> {
@@ -238,6 +285,23 @@ impl AirlockMcp {
                 let info = self.sup.create_sandbox(spec, &actor).await.map_err(|e| e.to_string())?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(info).to_string())]).into())
             }
+            "request_network" => {
+                let a: RequestNetwork = serde_json::from_value(Value::Object(args))
+                    .map_err(|e| format!("request_network takes hosts (a list of host or host:port) and a reason: {e}"))?;
+                let hosts = a.hosts.iter().map(|h| host_port(h)).collect::<Result<Vec<_>, _>>()?;
+                let ask = self
+                    .sup
+                    .request_network(a.sandbox.as_deref(), &agent.agent, &hosts, &a.reason)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = serde_json::to_string(&ask).map_err(|e| e.to_string())?;
+                Ok(match ask.state {
+                    airlock_domain::EgressAskState::Allowed { .. } => CallToolResult::success(vec![ContentBlock::text(text)]).into(),
+                    airlock_domain::EgressAskState::Pending
+                    | airlock_domain::EgressAskState::Denied { .. }
+                    | airlock_domain::EgressAskState::Expired => CallToolResult::error(vec![ContentBlock::text(text)]).into(),
+                })
+            }
             "sandbox_list" => {
                 only(&args, &[], name)?;
                 let list = self.sup.list().await;
@@ -250,7 +314,7 @@ impl AirlockMcp {
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!({"destroyed": id}).to_string())]).into())
             }
             other => Err(format!(
-                "there is no tool {other:?}; the tools are computer, computer_openai, exec, sandbox_create, sandbox_list, sandbox_destroy"
+                "there is no tool {other:?}; the tools are computer, computer_openai, exec, request_network, sandbox_create, sandbox_list, sandbox_destroy"
             )),
         }
     }

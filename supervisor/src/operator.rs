@@ -84,6 +84,9 @@ pub fn router(sup: Supervisor) -> Router {
         .route("/sandboxes/{id}/input", post(input))
         .route("/sandboxes/{id}/approvals/{approval}", post(resolve))
         .route("/approvals", get(pending))
+        .route("/sandboxes/{id}/network", get(network))
+        .route("/sandboxes/{id}/egress/{ask}", post(resolve_egress))
+        .route("/egress", get(pending_egress))
         .route("/me", get(me))
         .route("/snapshot", get(snapshot))
         .route("/ledger/export", get(export))
@@ -201,6 +204,23 @@ async fn resolve(
     Json(body): Json<ResolveRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(sup.resolve_requested(&id, approval, &op.0, body).await?))
+}
+
+async fn network(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(sup.network(&id)?))
+}
+
+async fn resolve_egress(
+    State(sup): State<Supervisor>,
+    Extension(op): Extension<OperatorId>,
+    Path((id, ask)): Path<(String, u64)>,
+    Json(body): Json<airlock_domain::EgressResolution>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(sup.resolve_egress(&id, ask, &op.0, body).await?))
+}
+
+async fn pending_egress(State(sup): State<Supervisor>) -> impl IntoResponse {
+    Json(sup.pending_egress())
 }
 
 async fn pending(State(sup): State<Supervisor>) -> impl IntoResponse {

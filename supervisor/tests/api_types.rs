@@ -66,6 +66,9 @@ fn generate() -> String {
     export::<airlock_ledger::Entry>(&cfg);
     export::<airlock_ledger::VerifyReport>(&cfg);
     export::<airlock_domain::LeaseChange>(&cfg);
+    export::<airlock_domain::NetworkView>(&cfg);
+    export::<airlock_domain::EgressResolution>(&cfg);
+    export::<airlock_domain::EgressRecord>(&cfg);
     export::<airlock_streaming::wire::ClientMessage>(&cfg);
     export::<airlock_streaming::wire::ServerMessage>(&cfg);
     let mut out = String::from(

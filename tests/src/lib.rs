@@ -3,6 +3,7 @@
 //! README's test command does that).
 
 pub mod serve;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -60,6 +61,28 @@ pub fn minimal_image() -> Image {
     image(Profile::Minimal)
 }
 
+/// Runs the `airlock` CLI with state dir `root`.
+pub fn airlock_in(root: &Path, args: &[&str]) -> Output {
+    Command::new(bin_dir().join("airlock"))
+        .args(args)
+        .env("AIRLOCK_STATE_DIR", root)
+        .env("AIRLOCK_CACHE_DIR", cache_dir())
+        .output()
+        .expect("run airlock")
+}
+
+/// [`Env::guest_sh`] for state dir `root` (usable from another thread).
+pub fn guest_sh_in(root: &Path, sb: &str, script: &str) -> Result<String> {
+    let out = airlock_in(root, &["sandbox", "exec", sb, "--", "sh", "-c", script]);
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed in the guest: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A private state directory (removed on drop, after destroying what is left in it).
 pub struct Env {
     /// The state dir.
@@ -103,25 +126,13 @@ impl Env {
 
     /// Runs the `airlock` CLI with this state dir.
     pub fn airlock(&self, args: &[&str]) -> Output {
-        Command::new(bin_dir().join("airlock"))
-            .args(args)
-            .env("AIRLOCK_STATE_DIR", &self.root)
-            .env("AIRLOCK_CACHE_DIR", cache_dir())
-            .output()
-            .expect("run airlock")
+        airlock_in(&self.root, args)
     }
 
     /// Runs `sh -c script` in sandbox `sb` through the CLI (the operator's tool: no policy, no
     /// ledger); returns stdout, and fails on a non-zero exit.
     pub fn guest_sh(&self, sb: &str, script: &str) -> Result<String> {
-        let out = self.airlock(&["sandbox", "exec", sb, "--", "sh", "-c", script]);
-        if !out.status.success() {
-            bail!(
-                "`{script}` failed in the guest: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        guest_sh_in(&self.root, sb, script)
     }
 
     /// `airlock ledger verify` on this state dir must pass; the error carries its report.

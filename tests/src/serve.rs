@@ -24,6 +24,7 @@ pub struct Serve {
     /// The operator id behind that token.
     pub operator: String,
     http: reqwest::Client,
+    log: std::path::PathBuf,
 }
 
 impl Serve {
@@ -78,7 +79,13 @@ impl Serve {
             operator_token: s(&tokens["operator_token"]),
             operator: s(&tokens["operator"]),
             http: reqwest::Client::new(),
+            log: env.root.join("serve.log"),
         })
+    }
+
+    /// Where the server's log goes.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// The MCP endpoint.

@@ -6,9 +6,12 @@ import { act } from 'preact/test-utils';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Backend } from './lib/backend';
 import type { EventMessage, Snapshot } from './lib/api/types';
-import { approval, cast, entry, sandbox, snapshot } from './test/fixtures';
+import { approval, cast, egressAsk, entry, networkView, sandbox, snapshot } from './test/fixtures';
 
 let emit: (m: EventMessage) => void = () => undefined;
+const resolveEgress = vi.fn(async () => {
+  throw new Error('network ask 8 is already decided');
+});
 const fake = cast<Backend>({
   kind: 'web',
   auth: null,
@@ -24,8 +27,19 @@ const fake = cast<Backend>({
   viewUrl: async () => {
     throw new Error('no viewer in tests');
   },
-  ledger: async () => [entry(1, 'lifecycle', { event: 'supervisor_started' })],
-  policy: async () => ({ version: 'abc', default: 'ask', mode: 'enforce', text: '@id("x")\npermit (principal, action, resource);' }),
+  pendingEgress: async () => [egressAsk(8, 'sb-1', { deadline_ms: Date.now() + 60_000 })],
+  network: async () => networkView(),
+  resolveEgress,
+  ledger: async () => [
+    entry(1, 'lifecycle', { event: 'supervisor_started' }),
+    entry(2, 'egress', { event: 'dns_refused', groups: [{ group: 'exfil.test', count: 1000, examples: [] }], unlisted: 0 }),
+  ],
+  policy: async () => ({
+    version: 'abc',
+    default: 'ask',
+    mode: 'enforce',
+    text: '@id("x")\npermit (principal, action, resource);\n\n@id("new-destination")\npermit (principal, action == Action::"connect", resource);\n',
+  }),
   blob: async () => new Blob([]),
   notify: vi.fn(async () => undefined),
 });
@@ -71,7 +85,7 @@ describe('console', () => {
   it('shows the grid', () => {
     expect(byLabel('Sandbox sb-1')).not.toBeNull();
     expect(byLabel('Sandbox sb-2')?.textContent).toContain('operator bo');
-    expect(byLabel('Sandbox sb-1')?.textContent).toContain('1 pending');
+    expect(byLabel('Sandbox sb-1')?.textContent).toContain('2 pending'); // an approval and a network ask
     expect(buttons()).toEqual(expect.arrayContaining(['Open', 'Pause agent', 'Destroy', 'New sandbox']));
   });
 
@@ -91,6 +105,36 @@ describe('console', () => {
     expect(byLabel('Approval 3')).not.toBeNull();
   });
 
+  it('shows network asks in the inbox, driven by the same keys', async () => {
+    const item = byLabel('Network request 8 in sb-1');
+    expect(item).not.toBeNull();
+    expect(item?.textContent).toContain('web.test:80');
+    act(() => (item as HTMLElement).click());
+    await tick();
+    expect(item?.getAttribute('aria-selected')).toBe('true');
+    const card = document.querySelector('section[aria-label="Network ask"]');
+    expect(card?.textContent).toContain('web.test:80');
+    expect([...(card?.querySelectorAll('button') ?? [])].map((b) => b.textContent?.trim())).toEqual(
+      expect.arrayContaining(['Allow once', 'Allow for this sandbox', 'Add to policy', 'Deny']),
+    );
+    // the approve key allows it once
+    act(() => {
+      document.dispatchEvent(new KeyboardEvent('keydown', { key: 'a', bubbles: true }));
+    });
+    await tick();
+    expect(resolveEgress).toHaveBeenCalledWith('sb-1', 8, { decision: 'allow', scope: { kind: 'once' } });
+    expect(card?.querySelector('[role="alert"]')?.textContent).toBe('network ask 8 is already decided');
+    // a new ask arrives by event, then leaves when resolved
+    act(() => emit(cast<EventMessage>({ topic: 'sandbox://sb-2/egress', event: { type: 'egress_asked', ask: egressAsk(11, 'sb-2', { deadline_ms: Date.now() + 60_000 }) } })));
+    await tick();
+    expect(byLabel('Network request 11 in sb-2')).not.toBeNull();
+    act(() =>
+      emit(cast<EventMessage>({ topic: 'sandbox://sb-2/egress', event: { type: 'egress_resolved', ask: egressAsk(11, 'sb-2', { state: { state: 'expired' } }) } })),
+    );
+    await tick();
+    expect(byLabel('Network request 11 in sb-2')).toBeNull();
+  });
+
   it('shows the session', async () => {
     await go('#/session/sb-2');
     expect(root.textContent).toContain('bo is in control');
@@ -99,15 +143,29 @@ describe('console', () => {
     expect(buttons()).toContain('Take control');
   });
 
+  it('shows a sandbox\'s network asks and its network', async () => {
+    await go('#/session/sb-1');
+    await tick(10);
+    expect(document.querySelectorAll('section[aria-label="Network ask"]')).toHaveLength(1);
+    expect(byLabel('Approval 3')).not.toBeNull();
+    const panel = byLabel('Network');
+    expect(panel?.textContent).toContain('web.test:80');
+    expect(panel?.textContent).toContain('exfil.test');
+  });
+
   it('shows the ledger and policy', async () => {
     await go('#/ledger');
     await tick();
     for (const l of ['Sandbox', 'Kind', 'Decision', 'Actor', 'Ledger entries']) expect(byLabel(l)).not.toBeNull();
     expect(byLabel('Ledger entries')?.textContent).toContain('supervisor started');
+    expect(byLabel('Ledger entries')?.textContent).toContain('DNS refused: exfil.test ×1000');
     await go('#/policy');
     await tick();
     const sw = document.querySelector('[role="switch"][aria-label="Shadow mode"]');
     expect(sw?.getAttribute('aria-checked')).toBe('false');
     expect(root.querySelector('pre')?.textContent).toContain('@id("x")');
+    expect([...root.querySelectorAll('h2')].some((h) => h.textContent?.startsWith('Network'))).toBe(true);
+    expect(byLabel('Network rules')?.textContent).toContain('@id("new-destination")');
+    expect(byLabel('Action rules')?.textContent).not.toContain('new-destination');
   });
 });

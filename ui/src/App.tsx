@@ -6,7 +6,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeAction } from './lib/actions';
 import { errorMessage, getBackend, type Backend } from './lib/backend';
 import { routeHash, useRoute, type Route } from './lib/router';
-import { pendingList, store, useAppState } from './lib/store';
+import { destinationsText } from './lib/egress';
+import { askCount, egressKey, store, useAppState } from './lib/store';
 import { applyTheme, currentTheme, toggleTheme } from './lib/theme';
 import { Alert } from './components/common';
 import { BackendContext } from './components/context';
@@ -136,6 +137,7 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
   const [theme, setTheme] = useState(currentTheme());
   const [meError, setMeError] = useState<string | null>(null);
   const refreshing = useRef(false);
+  const egressRead = useRef(0);
 
   useEffect(() => {
     backend.me().then(
@@ -155,25 +157,51 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
           refreshing.current = false;
         });
     };
+    // The snapshot does not carry network asks: read them after each one (only the latest
+    // read counts; asks that events bring meanwhile are kept by the store).
+    const readEgress = (): void => {
+      const mine = ++egressRead.current;
+      store.dispatch({ type: 'egress_fetch' });
+      backend.pendingEgress().then(
+        (asks) => {
+          if (mine === egressRead.current) store.dispatch({ type: 'egress_pending', asks });
+        },
+        (e: unknown) => {
+          console.warn('[airlock] pending network asks could not be read:', errorMessage(e));
+          if (mine === egressRead.current) store.dispatch({ type: 'egress_pending', asks: null });
+        },
+      );
+    };
+    const background = (): boolean => document.hidden || !document.hasFocus();
     return backend.subscribe(
       (m) => {
         const before = store.get();
         store.dispatch({ type: 'event', message: m });
         const e = m.event;
         if (e.type === 'sandbox_state' && e.state !== 'destroyed' && !before.sandboxes.has(e.sandbox)) refreshList();
-        if (e.type === 'approval_requested' && (document.hidden || !document.hasFocus())) {
+        if (e.type === 'approval_requested' && background()) {
           void backend.notify(
             `Approval needed in ${e.approval.sandbox}`,
             `${describeAction(e.approval.action)}${e.approval.reasons.length ? ` — ${e.approval.reasons.join(', ')}` : ''}`,
           );
         }
+        if (e.type === 'egress_asked' && background()) {
+          // Only a new ask is news (a re-send means another connection joined one already shown).
+          const k = egressKey(e.ask.sandbox, e.ask.id);
+          if (!before.egress.has(k) && store.get().egress.has(k)) {
+            void backend.notify(`Network ask in ${e.ask.sandbox}`, `${destinationsText(e.ask.destinations)} — ${e.ask.reason}`);
+          }
+        }
       },
       (status) => store.dispatch({ type: 'status', status }),
-      (snapshot) => store.dispatch({ type: 'snapshot', snapshot }),
+      (snapshot) => {
+        store.dispatch({ type: 'snapshot', snapshot });
+        readEgress();
+      },
     );
   }, [backend]);
 
-  const pending = pendingList(app).length;
+  const pending = askCount(app);
   useEffect(() => {
     document.title = pending > 0 ? `(${pending}) Airlock` : 'Airlock';
   }, [pending]);

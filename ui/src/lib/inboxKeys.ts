@@ -74,9 +74,9 @@ export function reselect(prevKeys: readonly string[], prevIndex: number, nextKey
 
 /** The shortcuts, for the help panel. */
 export const INBOX_SHORTCUTS: readonly [string, string][] = [
-  ['↑ / k', 'Previous approval'],
-  ['↓ / j', 'Next approval'],
-  ['a', 'Approve the selected approval'],
+  ['↑ / k', 'Previous approval or network ask'],
+  ['↓ / j', 'Next approval or network ask'],
+  ['a', 'Approve the selected approval (a network ask: allow once)'],
   ['d', 'Deny: type a reason, Enter confirms'],
   ['e', 'Edit the action, then "Approve edited"'],
   ['Enter', 'Open the sandbox'],

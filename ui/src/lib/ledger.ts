@@ -1,9 +1,11 @@
 // Ledger entries for people: decision, actor, one-line summary, stills, filters. Pure. The `what`
 // payloads are free-form JSON written by the supervisor's record calls; everything is read
-// defensively (an unknown shape falls back to compact JSON).
+// defensively (an unknown shape falls back to compact JSON). Egress entries hold a typed
+// `EgressRecord` and are read through it (`./egress`).
 
 import { describeAction, ellipsize, holderShort } from './actions';
 import type { Action, Entry, EntryKind, Holder, VerifyReport } from './api/types';
+import { egressDecision, egressSummary, isEgressRecord } from './egress';
 import { num } from './num';
 
 export const ENTRY_KINDS: readonly EntryKind[] = [
@@ -26,6 +28,8 @@ export const DECISIONS: readonly string[] = [
   'ask',
   'deny',
   'shadow_denied',
+  'allowed',
+  'granted',
   'approved',
   'edited',
   'denied',
@@ -103,6 +107,8 @@ export function entryDecision(e: Entry): string | null {
     }
     case 'human_input':
       return what.ok === false ? 'failed' : 'done';
+    case 'egress':
+      return isEgressRecord(w) ? egressDecision(w) : null;
     default:
       return null;
   }
@@ -231,7 +237,7 @@ export function entrySummary(e: Entry): string {
       return mode ? `mode → ${mode}` : brief(w);
     }
     case 'egress':
-      return brief(w);
+      return isEgressRecord(w) ? egressSummary(w) : brief(w);
     default:
       return brief(w);
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { action } from '../test/fixtures';
 import { actionTarget, commandLine, describeAction, ellipsize, holderShort, holderText } from './actions';
-import { highlightCedar } from './cedar';
+import { highlightCedar, isNetworkRule, policySections, splitStatements } from './cedar';
 import { parseRoute, routeHash } from './router';
 
 describe('actions', () => {
@@ -64,5 +64,45 @@ describe('cedar highlighting', () => {
     expect(toks.find((t) => t.cls === 'effect')?.text).toBe('permit');
     expect(toks.find((t) => t.cls === 'entity')?.text).toBe('Action::');
     expect(highlightCedar('"unterminated').map((t) => t.text).join('')).toBe('"unterminated');
+  });
+});
+
+describe('policy sections', () => {
+  const text = [
+    '// header',
+    '@id("look")',
+    'permit (principal, action == Action::"screenshot", resource);',
+    '',
+    '// Network. An example in a comment: permit (principal, action == Action::"connect", resource);',
+    '@id("new-destination")',
+    '@ask("a connection; to somewhere new")',
+    'permit (principal, action == Action::"connect", resource)',
+    'when { !context.resolved }; // trailing',
+    '',
+    '@id("wipe")',
+    'forbid (principal, action, resource) when { context.command like "*;*" };',
+    '// the end',
+    '',
+  ].join('\n');
+
+  it('cuts the text into statements that join back into it', () => {
+    const parts = splitStatements(text);
+    expect(parts).toHaveLength(3);
+    expect(parts.join('')).toBe(text);
+    expect(parts[1]).toContain('@ask("a connection; to somewhere new")');
+    expect(parts[1]?.endsWith('// trailing\n')).toBe(true);
+    expect(parts[2]?.endsWith('// the end\n')).toBe(true);
+  });
+
+  it('puts the rules about Action::"connect" under Network, judging code and not comments', () => {
+    expect(isNetworkRule('// permit (principal, action == Action::"connect", resource);\npermit (principal, action, resource);')).toBe(false);
+    const { actions, network, networkRules } = policySections(text);
+    expect(networkRules).toBe(1);
+    expect(network.startsWith('// Network.')).toBe(true);
+    expect(network).toContain('@id("new-destination")');
+    expect(actions).toContain('@id("look")');
+    expect(actions).toContain('@id("wipe")');
+    expect(actions).not.toContain('new-destination');
+    expect(policySections('permit (principal, action, resource);')).toEqual({ actions: 'permit (principal, action, resource);', network: '', networkRules: 0 });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { approval, ev, sandbox, snapshot } from '../test/fixtures';
-import { apply, askKey, holderOf, initialState, pendingList, reduce, sandboxState, Store, type AppState } from './store';
+import { approval, egressAsk, ev, sandbox, snapshot } from '../test/fixtures';
+import { apply, askCount, askKey, egressList, holderOf, initialState, pendingList, reduce, sandboxState, Store, type AppState } from './store';
 
 const snap = (s: AppState, ...args: Parameters<typeof snapshot>): AppState =>
   reduce(s, { type: 'snapshot', snapshot: snapshot(...args) });
@@ -134,5 +134,51 @@ describe('store reducer', () => {
     st.dispatch({ type: 'status', status: 'open' });
     expect(n).toBe(1);
     expect(st.get().status).toBe('open');
+  });
+});
+
+describe('network asks in the store', () => {
+  const ids = (s: AppState, sb?: string): number[] => egressList(s, sb).map((a) => Number(a.id));
+
+  it('an ask arrives, grows, and leaves when resolved; a late re-send does not bring it back', () => {
+    let s = snap(initialState, [sandbox('a')], [approval(1, 'a')]);
+    s = apply(s, ev({ type: 'egress_asked', ask: egressAsk(5, 'a', { waiting: 1 }) }));
+    s = apply(s, ev({ type: 'egress_asked', ask: egressAsk(5, 'a', { waiting: 2 }) })); // another connection joined
+    expect(ids(s)).toEqual([5]);
+    expect(Number(egressList(s)[0]?.waiting)).toBe(2);
+    expect(askCount(s)).toBe(2);
+    expect(askCount(s, 'a')).toBe(2);
+    const rev = s.networkRev.get('a') ?? 0;
+    s = apply(s, ev({ type: 'egress_resolved', ask: egressAsk(5, 'a', { state: { state: 'expired' } }) }));
+    expect(ids(s)).toEqual([]);
+    expect(s.networkRev.get('a')).toBe(rev + 1);
+    s = apply(s, ev({ type: 'egress_asked', ask: egressAsk(5, 'a', { waiting: 3 }) }));
+    expect(ids(s)).toEqual([]);
+    s = apply(s, ev({ type: 'egress', sandbox: 'a', record: { event: 'dns_refused', groups: [], unlisted: 1 } }));
+    expect(s.networkRev.get('a')).toBe(rev + 2);
+  });
+
+  it('the list read after a snapshot replaces the asks, keeping those events brought meanwhile', () => {
+    let s = snap(initialState, [sandbox('a'), sandbox('b')], []);
+    s = apply(s, ev({ type: 'egress_asked', ask: egressAsk(1, 'a') })); // from before: resolved while away
+    s = reduce(s, { type: 'egress_fetch' });
+    s = apply(s, ev({ type: 'egress_asked', ask: egressAsk(9, 'b', { requested_ms: 1 }) })); // newer than the list
+    s = apply(s, ev({ type: 'egress_resolved', ask: egressAsk(3, 'a', { state: { state: 'denied', by: 'ana', reason: null } }) }));
+    s = reduce(s, { type: 'egress_pending', asks: [egressAsk(2, 'a'), egressAsk(3, 'a')] });
+    expect(ids(s)).toEqual([9, 2]);
+    expect(ids(s, 'a')).toEqual([2]);
+    expect(s.egressFresh).toBeNull();
+    // a failed read keeps what is shown
+    s = reduce(reduce(s, { type: 'egress_fetch' }), { type: 'egress_pending', asks: null });
+    expect(ids(s)).toEqual([9, 2]);
+  });
+
+  it('a destroyed sandbox takes its asks along', () => {
+    let s = snap(initialState, [sandbox('a'), sandbox('b')], []);
+    s = reduce(s, { type: 'egress_pending', asks: [egressAsk(1, 'a'), egressAsk(2, 'b')] });
+    s = apply(s, ev({ type: 'sandbox_state', sandbox: 'a', state: 'destroyed', detail: null, at_ms: 1 }));
+    expect(ids(s)).toEqual([2]);
+    s = snap(s, [sandbox('c')], []);
+    expect(ids(s)).toEqual([]);
   });
 });

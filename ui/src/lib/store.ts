@@ -1,10 +1,11 @@
 // The console's state: one pure reducer (`reduce`, with `apply` for supervisor events) and a tiny
 // observable store around it. Snapshots REPLACE sandboxes, approvals and leases, so a reconnect
-// never duplicates anything.
+// never duplicates anything. Network asks are not in the snapshot: the shell reads them after
+// each one (`egress_fetch` … `egress_pending`), and asks that events bring meanwhile are kept.
 
 import { useEffect, useState } from 'preact/hooks';
 import { describeAction } from './actions';
-import type { Approval, EventMessage, Holder, Mode, SandboxInfo, Snapshot } from './api/types';
+import type { Approval, EgressAsk, EventMessage, Holder, Mode, SandboxInfo, Snapshot } from './api/types';
 import type { StreamStatus } from './backend';
 import { num } from './num';
 
@@ -41,6 +42,14 @@ export interface AppState {
   lifecycle: ReadonlyMap<string, { state: string; detail: string | null }>;
   /** Pending approvals keyed `${sandbox}/${id}`. */
   pending: ReadonlyMap<string, Approval>;
+  /** Pending network asks keyed `${sandbox}/${id}`. */
+  egress: ReadonlyMap<string, EgressAsk>;
+  /** Ids of network asks seen decided or expired (a list read earlier must not bring them back). */
+  egressSettled: ReadonlySet<number>;
+  /** Ids of network asks events brought since the pending list was asked for; null when none is on its way. */
+  egressFresh: ReadonlySet<number> | null;
+  /** Per sandbox, a number that changes with every network event (the Network panel re-reads then). */
+  networkRev: ReadonlyMap<string, number>;
   lastStep: ReadonlyMap<string, StepSummary>;
   lease: ReadonlyMap<string, LeaseInfo>;
   /** The policy's sentence for recent asks, keyed by `askKey(sandbox, action)`. */
@@ -57,6 +66,10 @@ export const initialState: AppState = {
   sandboxes: new Map(),
   lifecycle: new Map(),
   pending: new Map(),
+  egress: new Map(),
+  egressSettled: new Set(),
+  egressFresh: null,
+  networkRev: new Map(),
   lastStep: new Map(),
   lease: new Map(),
   askReasons: new Map(),
@@ -71,6 +84,10 @@ export type StoreAction =
   | { type: 'snapshot'; snapshot: Snapshot }
   | { type: 'event'; message: EventMessage }
   | { type: 'sandboxes'; list: SandboxInfo[] }
+  /** The pending network asks are being read (after a snapshot). */
+  | { type: 'egress_fetch' }
+  /** …and here they are (null: the read failed, what is shown stays). */
+  | { type: 'egress_pending'; asks: EgressAsk[] | null }
   | { type: 'status'; status: StreamStatus }
   | { type: 'me'; operator: string | null }
   | { type: 'mode'; mode: Mode }
@@ -82,6 +99,9 @@ export type StoreAction =
 
 /** Most ask reasons remembered. */
 const MAX_ASK_REASONS = 200;
+
+/** Most settled network ask ids remembered. */
+const MAX_SETTLED = 500;
 
 /** Key of an ask: the sandbox and the action as JSON (the approval carries the same action). */
 export function askKey(sandbox: string, action: unknown): string {
@@ -95,6 +115,9 @@ export function askKey(sandbox: string, action: unknown): string {
 }
 
 export const approvalKey = (sandbox: string, id: number | bigint): string => `${sandbox}/${num(id)}`;
+
+/** Key of a network ask. */
+export const egressKey = (sandbox: string, id: number | bigint): string => `${sandbox}/${num(id)}`;
 
 function withSet<K, V>(m: ReadonlyMap<K, V>, k: K, v: V): Map<K, V> {
   const n = new Map(m);
@@ -111,13 +134,47 @@ function without<K, V>(m: ReadonlyMap<K, V>, k: K): ReadonlyMap<K, V> {
 
 function removeSandbox(s: AppState, id: string): AppState {
   const pending = new Map([...s.pending].filter(([, a]) => a.sandbox !== id));
+  const egress = new Map([...s.egress].filter(([, a]) => a.sandbox !== id));
   return {
     ...s,
     sandboxes: without(s.sandboxes, id),
     lifecycle: without(s.lifecycle, id),
     lastStep: without(s.lastStep, id),
     lease: without(s.lease, id),
+    networkRev: without(s.networkRev, id),
     pending: pending.size === s.pending.size ? s.pending : pending,
+    egress: egress.size === s.egress.size ? s.egress : egress,
+  };
+}
+
+function bumpNetwork(s: AppState, sandbox: string): ReadonlyMap<string, number> {
+  return withSet(s.networkRev, sandbox, (s.networkRev.get(sandbox) ?? 0) + 1);
+}
+
+function withId(set: ReadonlySet<number> | null, id: number): ReadonlySet<number> | null {
+  if (set === null || set.has(id)) return set;
+  const n = new Set(set);
+  n.add(id);
+  return n;
+}
+
+function settle(settled: ReadonlySet<number>, id: number): ReadonlySet<number> {
+  if (settled.has(id)) return settled;
+  const n = new Set(settled);
+  n.add(id);
+  while (n.size > MAX_SETTLED) n.delete(n.values().next().value as number);
+  return n;
+}
+
+/** A network ask that is no longer pending leaves the list, and cannot come back. */
+function egressSettled(s: AppState, ask: EgressAsk): AppState {
+  const id = num(ask.id);
+  return {
+    ...s,
+    egress: without(s.egress, egressKey(ask.sandbox, id)),
+    egressSettled: settle(s.egressSettled, id),
+    egressFresh: withId(s.egressFresh, id),
+    networkRev: bumpNetwork(s, ask.sandbox),
   };
 }
 
@@ -140,6 +197,18 @@ export function pendingList(s: AppState, sandbox?: string): Approval[] {
   const out = [...s.pending.values()].filter((a) => sandbox === undefined || a.sandbox === sandbox);
   out.sort((a, b) => num(a.requested_ms) - num(b.requested_ms) || num(a.id) - num(b.id));
   return out;
+}
+
+/** Pending network asks, oldest first. */
+export function egressList(s: AppState, sandbox?: string): EgressAsk[] {
+  const out = [...s.egress.values()].filter((a) => sandbox === undefined || a.sandbox === sandbox);
+  out.sort((a, b) => num(a.requested_ms) - num(b.requested_ms) || num(a.id) - num(b.id));
+  return out;
+}
+
+/** Everything waiting for an operator: approvals and network asks. */
+export function askCount(s: AppState, sandbox?: string): number {
+  return pendingList(s, sandbox).length + egressList(s, sandbox).length;
 }
 
 /** A supervisor event applied to the state. */
@@ -195,6 +264,22 @@ export function apply(s: AppState, m: EventMessage): AppState {
       const a = e.approval;
       return { ...s, pending: without(s.pending, approvalKey(a.sandbox, a.id)) };
     }
+    case 'egress_asked': {
+      const a = e.ask;
+      const id = num(a.id);
+      if (a.state.state !== 'pending') return egressSettled(s, a);
+      if (s.egressSettled.has(id)) return s; // a late re-send of an ask already decided
+      return {
+        ...s,
+        egress: withSet(s.egress, egressKey(a.sandbox, id), a),
+        egressFresh: withId(s.egressFresh, id),
+        networkRev: bumpNetwork(s, a.sandbox),
+      };
+    }
+    case 'egress_resolved':
+      return egressSettled(s, e.ask);
+    case 'egress':
+      return { ...s, networkRev: bumpNetwork(s, e.sandbox) };
     case 'grant_issued':
       return s;
     case 'lease_changed': {
@@ -242,11 +327,13 @@ export function reduce(s: AppState, a: StoreAction): AppState {
       for (const ap of all) if (ap.state?.state === 'pending') pending.set(approvalKey(ap.sandbox, ap.id), ap);
       const keep = <V>(m: ReadonlyMap<string, V>): Map<string, V> =>
         new Map([...m].filter(([id]) => sandboxes.has(id)));
+      const egress = new Map([...s.egress].filter(([, ask]) => sandboxes.has(ask.sandbox)));
       return {
         ...s,
         sandboxes,
         lease,
         pending,
+        egress: egress.size === s.egress.size ? s.egress : egress,
         lifecycle: keep(s.lifecycle),
         lastStep: keep(s.lastStep),
         mode: a.snapshot.mode === 'shadow' ? 'shadow' : 'enforce',
@@ -263,6 +350,20 @@ export function reduce(s: AppState, a: StoreAction): AppState {
         if (cur && l.epoch > cur.epoch) lease.set(id, l);
       }
       return { ...s, sandboxes, lease };
+    }
+    case 'egress_fetch':
+      return { ...s, egressFresh: new Set() };
+    case 'egress_pending': {
+      const fresh = s.egressFresh;
+      if (a.asks === null) return { ...s, egressFresh: null };
+      const egress = new Map<string, EgressAsk>();
+      for (const ask of a.asks) {
+        if (!ask || ask.state?.state !== 'pending' || s.egressSettled.has(num(ask.id))) continue;
+        egress.set(egressKey(ask.sandbox, ask.id), ask);
+      }
+      // Asks that events brought while the list was on its way are newer than it.
+      for (const [k, ask] of s.egress) if (fresh?.has(num(ask.id))) egress.set(k, ask);
+      return { ...s, egress, egressFresh: null };
     }
     case 'status':
       return s.status === a.status ? s : { ...s, status: a.status };

@@ -1,7 +1,7 @@
 // Test fixtures. The generated types may use bigint for u64 fields while JSON gives numbers: the
 // fixtures are built as JSON would arrive and cast.
 
-import type { Action, Approval, Entry, EventMessage, Event, SandboxInfo, Snapshot } from '../lib/api/types';
+import type { Action, Approval, EgressAsk, Entry, EventMessage, Event, NetworkView, SandboxInfo, Snapshot } from '../lib/api/types';
 
 export const cast = <T>(v: unknown): T => v as T;
 
@@ -23,6 +23,65 @@ export function approval(id: number, sandbox = 'sb-1', extra: Record<string, unk
     requested_ms: 1000 + id,
     deadline_ms: 121000 + id,
     state: { state: 'pending' },
+    ...extra,
+  });
+}
+
+export function egressAsk(id: number, sandbox = 'sb-1', extra: Record<string, unknown> = {}): EgressAsk {
+  return cast<EgressAsk>({
+    id,
+    sandbox,
+    agent: 'claude',
+    destinations: [{ host: 'web.test', port: 80 }],
+    protocol: 'http',
+    waiting: 2,
+    agent_reason: null,
+    frame_png: 'b'.repeat(64),
+    rules: ['new-destination'],
+    reason: 'a connection to a destination no rule names',
+    policy_rule:
+      '// Added by an operator: allow connections to web.test port 80.\n@id("allow-connect-web.test-80")\n' +
+      'permit (principal, action == Action::"connect", resource)\nwhen { context.host == "web.test" && context.port == 80 };\n',
+    grantable: true,
+    requested_ms: 2000 + id,
+    deadline_ms: 122000 + id,
+    state: { state: 'pending' },
+    ...extra,
+  });
+}
+
+export function networkView(extra: Record<string, unknown> = {}): NetworkView {
+  return cast<NetworkView>({
+    sandbox: 'sb-1',
+    destinations: [
+      {
+        destination: { host: 'web.test', port: 80 },
+        outcome: 'allowed',
+        rules: ['test-upstreams'],
+        connections: 3,
+        open: 1,
+        bytes_up: 120,
+        bytes_down: 2150,
+        last_seen_ms: Date.now() - 12_000,
+      },
+      {
+        destination: { host: 'pastebin.com', port: 443 },
+        outcome: 'denied',
+        rules: ['exfiltration-helpers'],
+        connections: 1,
+        open: 0,
+        bytes_up: 0,
+        bytes_down: 0,
+        last_seen_ms: Date.now() - 5_000,
+      },
+    ],
+    asks: [],
+    grants: [
+      { destination: { host: 'api.test', port: 443 }, by: 'ana', from_ms: 1, until_ms: null },
+      { destination: { host: 'cdn.test', port: 443 }, by: 'bo', from_ms: 1, until_ms: Date.now() + 10 * 60_000 },
+    ],
+    dns_refused: [{ group: 'exfil.test', count: 1000, examples: ['a1.exfil.test', 'a2.exfil.test', 'a3.exfil.test'] }],
+    dns_unlisted: 7,
     ...extra,
   });
 }

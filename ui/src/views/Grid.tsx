@@ -6,7 +6,7 @@ import type { CreateRequest } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { ago, newJobId } from '../lib/format';
 import { navigate } from '../lib/router';
-import { holderOf, pendingList, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
+import { askCount, holderOf, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
 import { useBackend } from '../components/context';
 import { Alert, Modal, NumberField, useNow, useViewer } from '../components/common';
 
@@ -54,7 +54,7 @@ function SandboxCard({ id }: { id: string }) {
   if (!info) return null;
   const holder = holderOf(app, id);
   const state = sandboxState(app, id);
-  const pending = pendingList(app, id).length;
+  const pending = askCount(app, id);
   const step = app.lastStep.get(id);
   const paused = holder?.holder === 'paused';
   const detail = app.lifecycle.get(id)?.detail;

@@ -1,22 +1,48 @@
-// Every pending approval across sandboxes, oldest first, driven from the keyboard.
+// Everything waiting for an operator across sandboxes — action approvals and network asks —
+// oldest first, driven from the keyboard (on a network ask, approve allows it once).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeAction } from '../lib/actions';
-import type { Approval } from '../lib/api/types';
+import type { Approval, EgressAsk } from '../lib/api/types';
 import { countdown } from '../lib/countdown';
+import { destinationsText } from '../lib/egress';
 import { INBOX_SHORTCUTS, inboxCommand, moveSelection, reselect } from '../lib/inboxKeys';
 import { num } from '../lib/num';
 import { navigate } from '../lib/router';
-import { approvalKey, pendingList, useAppState } from '../lib/store';
+import { approvalKey, egressKey, egressList, pendingList, useAppState, type AppState } from '../lib/store';
 import { isTextField } from '../lib/video/keys';
 import { ApprovalCard, type CardCommand } from '../components/ApprovalCard';
+import { EgressCard } from '../components/EgressCard';
 import { StillImage, useNow } from '../components/common';
+
+/** One thing waiting: an action approval or a network ask. */
+type Item =
+  | { kind: 'approval'; key: string; sandbox: string; approval: Approval }
+  | { kind: 'egress'; key: string; sandbox: string; ask: EgressAsk };
+
+/** Approvals and network asks, oldest first. */
+function inboxItems(app: AppState): Item[] {
+  const items: { item: Item; at: number; id: number }[] = [
+    ...pendingList(app).map((a) => ({
+      item: { kind: 'approval' as const, key: `approval:${approvalKey(a.sandbox, a.id)}`, sandbox: a.sandbox, approval: a },
+      at: num(a.requested_ms),
+      id: num(a.id),
+    })),
+    ...egressList(app).map((a) => ({
+      item: { kind: 'egress' as const, key: `egress:${egressKey(a.sandbox, a.id)}`, sandbox: a.sandbox, ask: a },
+      at: num(a.requested_ms),
+      id: num(a.id),
+    })),
+  ];
+  items.sort((a, b) => a.at - b.at || a.id - b.id);
+  return items.map((x) => x.item);
+}
 
 export function Inbox() {
   const app = useAppState();
   const now = useNow(1000);
-  const list = pendingList(app);
-  const keys = list.map((a) => approvalKey(a.sandbox, a.id));
+  const list = inboxItems(app);
+  const keys = list.map((a) => a.key);
   const [index, setIndex] = useState(list.length > 0 ? 0 : -1);
   const prevKeys = useRef<string[]>(keys);
   const [help, setHelp] = useState(false);
@@ -32,13 +58,15 @@ export function Inbox() {
     prevKeys.current = keys;
   }, [joined]);
 
-  const selected: Approval | undefined = index >= 0 ? list[index] : undefined;
-  const selectedKey = selected ? approvalKey(selected.sandbox, selected.id) : null;
+  const selected: Item | undefined = index >= 0 ? list[index] : undefined;
+  const selectedKey = selected ? selected.key : null;
 
   // Moving the selection drops a command not yet carried out (and the key check above keeps it
   // from ever reaching another card in between).
   useEffect(() => setCommand(null), [selectedKey]);
 
+  const approvals = list.filter((i) => i.kind === 'approval').length;
+  const asks = list.length - approvals;
   const stateRef = useRef({ list, index, selected, selectedKey });
   stateRef.current = { list, index, selected, selectedKey };
 
@@ -103,7 +131,10 @@ export function Inbox() {
     <div class="view inbox-view">
       <div class="view-head">
         <h1>Inbox</h1>
-        <span class="muted count">{list.length === 1 ? '1 approval waiting' : `${list.length} approvals waiting`}</span>
+        <span class="muted count">
+          {approvals === 1 ? '1 approval waiting' : `${approvals} approvals waiting`}
+          {asks > 0 && (asks === 1 ? ', 1 network ask' : `, ${asks} network asks`)}
+        </span>
         <span class="spacer" />
         <button type="button" aria-expanded={help} onClick={() => setHelp((h) => !h)}>
           Keyboard shortcuts
@@ -128,13 +159,45 @@ export function Inbox() {
       ) : (
         <div class="inbox-layout">
           <ul class="inbox-list" aria-label="Pending approvals" ref={listRef} tabIndex={-1}>
-            {list.map((a, i) => {
+            {list.map((item, i) => {
+              const sel = i === index;
+              if (item.kind === 'egress') {
+                const a = item.ask;
+                const id = num(a.id);
+                const cd = countdown(num(a.deadline_ms), now);
+                return (
+                  <li
+                    key={item.key}
+                    aria-label={`Network request ${id} in ${a.sandbox}`}
+                    aria-selected={sel}
+                    aria-current={sel ? 'true' : undefined}
+                    class={`inbox-item egress-item ${sel ? 'selected' : ''}`}
+                    onClick={() => setIndex(i)}
+                  >
+                    <StillImage hash={a.frame_png} alt={`Screen for network request ${id}`} class="inbox-thumb" />
+                    <span class="inbox-text">
+                      <span class="inbox-line">
+                        <span class="mono small">{a.sandbox}</span>
+                        <span class={`countdown small ${cd.warn ? 'warn' : ''}`}>{cd.text}</span>
+                      </span>
+                      <span class="inbox-summary" title={destinationsText(a.destinations)}>
+                        <span class="inbox-tag">network</span> {destinationsText(a.destinations)}
+                      </span>
+                      <span class="muted small">
+                        {a.protocol === null ? 'asked ahead' : num(a.waiting) === 1 ? '1 connection waits' : `${num(a.waiting)} connections wait`}
+                        {' · '}
+                        {a.reason || a.rules.join(', ') || 'policy default'}
+                      </span>
+                    </span>
+                  </li>
+                );
+              }
+              const a = item.approval;
               const id = num(a.id);
               const cd = countdown(num(a.deadline_ms), now);
-              const sel = i === index;
               return (
                 <li
-                  key={approvalKey(a.sandbox, a.id)}
+                  key={item.key}
                   aria-label={`Approval ${id} in ${a.sandbox}`}
                   aria-selected={sel}
                   aria-current={sel ? 'true' : undefined}
@@ -159,7 +222,11 @@ export function Inbox() {
           <div class="inbox-detail">
             {selected && (
               <>
-                <ApprovalCard key={selectedKey} approval={selected} command={command && command.key === selectedKey ? command : null} />
+                {selected.kind === 'approval' ? (
+                  <ApprovalCard key={selectedKey} approval={selected.approval} command={command && command.key === selectedKey ? command : null} />
+                ) : (
+                  <EgressCard key={selectedKey} ask={selected.ask} command={command && command.key === selectedKey ? command : null} />
+                )}
                 <div class="button-row">
                   <button type="button" onClick={() => navigate({ view: 'session', id: selected.sandbox })}>
                     Open {selected.sandbox}
@@ -170,7 +237,7 @@ export function Inbox() {
           </div>
         </div>
       )}
-      <p class="hint small">Keys: ↑/↓ or j/k select · a approve · d deny · e edit · Enter open · ? shortcuts</p>
+      <p class="hint small">Keys: ↑/↓ or j/k select · a approve (a network ask: allow once) · d deny · e edit · Enter open · ? shortcuts</p>
     </div>
   );
 }

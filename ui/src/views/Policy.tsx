@@ -1,9 +1,10 @@
-// The policy in force: version, default, mode (with the shadow-mode switch) and the Cedar text.
+// The policy in force: version, default, mode (with the shadow-mode switch) and the Cedar text —
+// the rules about agent actions, then the network rules (those about `Action::"connect"`).
 
 import { useEffect, useState } from 'preact/hooks';
 import type { Mode, PolicyView } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
-import { highlightCedar } from '../lib/cedar';
+import { highlightCedar, policySections } from '../lib/cedar';
 import { store, useAppState } from '../lib/store';
 import { useBackend } from '../components/context';
 import { Alert, Modal } from '../components/common';
@@ -86,19 +87,7 @@ export function Policy() {
       <Alert message={confirm ? null : switchError} />
       <section class="policy-text" aria-label="Policy text">
         {policy ? (
-          <pre class="cedar">
-            <code>
-              {highlightCedar(policy.text).map((t, i) =>
-                t.cls ? (
-                  <span key={i} class={`tok-${t.cls}`}>
-                    {t.text}
-                  </span>
-                ) : (
-                  t.text
-                ),
-              )}
-            </code>
-          </pre>
+          <PolicyText text={policy.text} />
         ) : (
           !error && <p class="empty">Loading the policy…</p>
         )}
@@ -126,5 +115,39 @@ export function Policy() {
         </Modal>
       )}
     </div>
+  );
+}
+
+/** The Cedar text, the network rules under their own heading. */
+function PolicyText({ text }: { text: string }) {
+  const { actions, network, networkRules } = policySections(text);
+  if (networkRules === 0) return <Cedar text={text} label="Policy rules" />;
+  return (
+    <>
+      <h2 class="policy-heading">Actions</h2>
+      <Cedar text={actions} label="Action rules" />
+      <h2 class="policy-heading">
+        Network <span class="muted small">{networkRules === 1 ? '1 rule' : `${networkRules} rules`} about connections</span>
+      </h2>
+      <Cedar text={network} label="Network rules" />
+    </>
+  );
+}
+
+function Cedar({ text, label }: { text: string; label: string }) {
+  return (
+    <pre class="cedar" aria-label={label}>
+      <code>
+        {highlightCedar(text).map((t, i) =>
+          t.cls ? (
+            <span key={i} class={`tok-${t.cls}`}>
+              {t.text}
+            </span>
+          ) : (
+            t.text
+          ),
+        )}
+      </code>
+    </pre>
   );
 }

@@ -1,5 +1,5 @@
 // One sandbox: the live screen (focused viewer), take control / hand back, the command-view
-// timeline, and this sandbox's pending approvals.
+// timeline, this sandbox's pending approvals and network asks, and its network.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { holderText } from '../lib/actions';
@@ -7,12 +7,14 @@ import { errorMessage } from '../lib/backend';
 import { clock } from '../lib/format';
 import { num } from '../lib/num';
 import { navigate } from '../lib/router';
-import { holderOf, pendingList, sandboxState, useAppState } from '../lib/store';
+import { egressList, holderOf, pendingList, sandboxState, useAppState } from '../lib/store';
 import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
 import { InputCapture } from '../lib/video/input';
 import { isTakeoverShortcut } from '../lib/video/keys';
 import { decisionTone } from '../lib/video/steps';
 import { ApprovalCard } from '../components/ApprovalCard';
+import { EgressCard } from '../components/EgressCard';
+import { NetworkPanel } from '../components/NetworkPanel';
 import { useBackend } from '../components/context';
 import { Alert, Modal, useViewer } from '../components/common';
 
@@ -29,6 +31,12 @@ export function Session({ id }: { id: string }) {
   const me = app.me;
   const iControl = holder?.holder === 'human' && me !== null && holder.operator === me;
   const pending = pendingList(app, id);
+  const asks = egressList(app, id);
+  // Approvals and network asks together, oldest first.
+  const waiting = [
+    ...pending.map((a) => ({ at: num(a.requested_ms), id: num(a.id), card: <ApprovalCard key={`approval:${a.sandbox}/${num(a.id)}`} approval={a} compact /> })),
+    ...asks.map((a) => ({ at: num(a.requested_ms), id: num(a.id), card: <EgressCard key={`egress:${a.sandbox}/${num(a.id)}`} ask={a} compact /> })),
+  ].sort((a, b) => a.at - b.at || a.id - b.id);
 
   // The video follows the window's visibility: hidden windows get the command view.
   useEffect(() => {
@@ -163,16 +171,15 @@ export function Session({ id }: { id: string }) {
           </div>
           <Alert message={error} />
           <LiveView id={id} conn={conn} snap={snap} inControl={iControl} />
+          <NetworkPanel sandbox={id} />
         </div>
         <aside class="side-column">
-          {pending.length > 0 && (
+          {waiting.length > 0 && (
             <div class="session-approvals">
               <h2>
-                Waiting for you <span class="count-badge">{pending.length}</span>
+                Waiting for you <span class="count-badge">{waiting.length}</span>
               </h2>
-              {pending.map((a) => (
-                <ApprovalCard key={`${a.sandbox}/${num(a.id)}`} approval={a} compact />
-              ))}
+              {waiting.map((w) => w.card)}
             </div>
           )}
           <Timeline snap={snap} />

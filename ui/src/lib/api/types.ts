@@ -314,11 +314,78 @@ export type Decision = "allow" | "ask" | "deny";
 export type DecisionVerb = "approve" | "edit" | "deny";
 
 /**
+ * A host and port, the host normalised (lower case, no trailing dot; an address literal as text).
+ */
+export type Destination = { 
+/**
+ * The host.
+ */
+host: string, 
+/**
+ * The port.
+ */
+port: number, };
+
+/**
+ * One destination as the console's Network panel shows it.
+ */
+export type DestinationView = { 
+/**
+ * Where to.
+ */
+destination: Destination, 
+/**
+ * The last attempt's outcome.
+ */
+outcome: EgressOutcome, 
+/**
+ * The rules that decided it.
+ */
+rules: Array<string>, 
+/**
+ * Connections made or attempted.
+ */
+connections: number, 
+/**
+ * Connections open now.
+ */
+open: number, 
+/**
+ * Bytes up, all connections.
+ */
+bytes_up: number, 
+/**
+ * Bytes down, all connections.
+ */
+bytes_down: number, 
+/**
+ * Last attempt (Unix ms).
+ */
+last_seen_ms: number, };
+
+/**
  * A SHA-256 digest: an entry hash, a chain link or a blob's content address.
  *
  * Displays, parses and (de)serializes as 64 lowercase hex characters.
  */
 export type Digest = string;
+
+/**
+ * Refused DNS lookups of names under one domain.
+ */
+export type DnsGroup = { 
+/**
+ * The last two labels of the names (`exfil.test`).
+ */
+group: string, 
+/**
+ * Lookups.
+ */
+count: number, 
+/**
+ * Up to three names asked.
+ */
+examples: Array<string>, };
 
 /**
  * What a caller appends. The ledger adds `seq`, `prev` and `hash`.
@@ -363,6 +430,238 @@ frame_after: Digest | null,
  * The action, decision, result…: free-form JSON. Numbers are kept as serde_json prints them.
  */
 what: JsonValue, };
+
+/**
+ * An operator is asked whether a sandbox may reach destinations.
+ */
+export type EgressAsk = { 
+/**
+ * Unique within the supervisor (shared with action approvals' ids).
+ */
+id: number, 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The agent working in the sandbox (the last one that acted), or `""` when none has.
+ */
+agent: string, 
+/**
+ * Where to. One for a held connection; several when an agent asks ahead.
+ */
+destinations: Array<Destination>, 
+/**
+ * How the held connections reached the gateway (`None` when asked ahead).
+ */
+protocol: EgressProtocol | null, 
+/**
+ * Connections held until the decision (attempts to the same destination merge here).
+ */
+waiting: number, 
+/**
+ * The agent's reason, when it asked ahead.
+ */
+agent_reason: string | null, 
+/**
+ * The ledger blob of the screen when it was asked (what the agent was doing), if taken.
+ */
+frame_png: string | null, 
+/**
+ * The policy's rules that asked.
+ */
+rules: Array<string>, 
+/**
+ * The policy's sentence.
+ */
+reason: string, 
+/**
+ * The Cedar rule "add to policy" would add.
+ */
+policy_rule: string, 
+/**
+ * Whether it may be allowed beyond once.
+ */
+grantable: boolean, 
+/**
+ * When it was asked.
+ */
+requested_ms: number, 
+/**
+ * When it expires.
+ */
+deadline_ms: number, 
+/**
+ * Where it stands.
+ */
+state: EgressAskState, };
+
+/**
+ * Where an egress ask stands.
+ */
+export type EgressAskState = { "state": "pending" } | { "state": "allowed", 
+/**
+ * The operator.
+ */
+by: string, 
+/**
+ * How far.
+ */
+scope: EgressScope, } | { "state": "denied", 
+/**
+ * The operator.
+ */
+by: string, 
+/**
+ * Their reason.
+ */
+reason: string | null, } | { "state": "expired" };
+
+/**
+ * A standing permission to reach one destination from one sandbox.
+ */
+export type EgressGrant = { 
+/**
+ * The destination.
+ */
+destination: Destination, 
+/**
+ * Who granted it.
+ */
+by: string, 
+/**
+ * When.
+ */
+from_ms: number, 
+/**
+ * When it lapses; `None` for the sandbox's life.
+ */
+until_ms: number | null, };
+
+/**
+ * How a connection attempt was decided.
+ */
+export type EgressOutcome = "allowed" | "granted" | "approved" | "denied" | "refused" | "failed";
+
+/**
+ * How a program in the sandbox reached the egress gateway.
+ */
+export type EgressProtocol = "http" | "connect" | "socks5";
+
+/**
+ * What the ledger records about egress: typed, one record per event, no bodies, no secrets.
+ */
+export type EgressRecord = { "event": "decided", 
+/**
+ * The gateway's number for the connection (unique per sandbox session).
+ */
+connection: number, 
+/**
+ * Where to.
+ */
+destination: Destination, 
+/**
+ * How.
+ */
+protocol: EgressProtocol, 
+/**
+ * The agent working in the sandbox, or `""`.
+ */
+agent: string, 
+/**
+ * What was decided.
+ */
+outcome: EgressOutcome, 
+/**
+ * The policy rules that decided (or the grant's destination rule).
+ */
+rules: Array<string>, 
+/**
+ * The operator who decided an ask, or granted ahead.
+ */
+approver: string | null, 
+/**
+ * Why, in a sentence.
+ */
+reason: string, } | { "event": "closed", 
+/**
+ * The gateway's number for the connection.
+ */
+connection: number, 
+/**
+ * Where to.
+ */
+destination: Destination, 
+/**
+ * The address dialled, when one was.
+ */
+address: string | null, 
+/**
+ * Bytes from the sandbox to the upstream.
+ */
+bytes_up: number, 
+/**
+ * Bytes from the upstream to the sandbox.
+ */
+bytes_down: number, 
+/**
+ * From the proxy request to the close, milliseconds.
+ */
+duration_ms: number, 
+/**
+ * What went wrong, if it ended badly.
+ */
+error: string | null, } | { "event": "dns_refused", 
+/**
+ * Groups, most asked first.
+ */
+groups: Array<DnsGroup>, 
+/**
+ * Lookups not listed (too many distinct names).
+ */
+unlisted: number, } | { "event": "requested", 
+/**
+ * The ask's id.
+ */
+ask: number, 
+/**
+ * The agent.
+ */
+agent: string, 
+/**
+ * Where to.
+ */
+destinations: Array<Destination>, 
+/**
+ * The agent's reason.
+ */
+reason: string, } | { "event": "ask_resolved", 
+/**
+ * The ask in its final state.
+ */
+ask: EgressAsk, };
+
+/**
+ * An operator's answer to an egress ask.
+ */
+export type EgressResolution = { "decision": "allow", 
+/**
+ * How far.
+ */
+scope: EgressScope, } | { "decision": "deny", 
+/**
+ * Why (shown to the program in the refusal).
+ */
+reason: string | null, };
+
+/**
+ * How far an operator's "allow" reaches.
+ */
+export type EgressScope = { "kind": "once" } | { "kind": "minutes", 
+/**
+ * 1 to [`MAX_GRANT_MINUTES`].
+ */
+minutes: number, } | { "kind": "sandbox" } | { "kind": "policy" };
 
 /**
  * One committed entry.
@@ -488,7 +787,23 @@ approval: Approval, } | { "type": "approval_resolved",
 /**
  * The approval in its final state.
  */
-approval: Approval, } | { "type": "grant_issued", 
+approval: Approval, } | { "type": "egress_asked", 
+/**
+ * The ask.
+ */
+ask: EgressAsk, } | { "type": "egress_resolved", 
+/**
+ * The ask in its final state.
+ */
+ask: EgressAsk, } | { "type": "egress", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The ledger record.
+ */
+record: EgressRecord, } | { "type": "grant_issued", 
 /**
  * The grant.
  */
@@ -698,6 +1013,35 @@ mode: Mode, };
  * A mouse button, as agents name them.
  */
 export type MouseButton = "left" | "middle" | "right" | "back" | "forward";
+
+/**
+ * A sandbox's network, for the console.
+ */
+export type NetworkView = { 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * Destinations attempted, most recent first.
+ */
+destinations: Array<DestinationView>, 
+/**
+ * Asks waiting for an operator.
+ */
+asks: Array<EgressAsk>, 
+/**
+ * Grants in force.
+ */
+grants: Array<EgressGrant>, 
+/**
+ * DNS lookups refused since the sandbox started, aggregated.
+ */
+dns_refused: Array<DnsGroup>, 
+/**
+ * Refused lookups not listed.
+ */
+dns_unlisted: number, };
 
 /**
  * A paste into a terminal.

@@ -5,6 +5,8 @@
 import type {
   Approval,
   CreateRequest,
+  EgressAsk,
+  EgressResolution,
   Entry,
   EventMessage,
   LeaseChange,
@@ -12,6 +14,7 @@ import type {
   LedgerQuery,
   Me,
   Mode,
+  NetworkView,
   PolicyView,
   ResolveRequest,
   SandboxInfo,
@@ -33,6 +36,12 @@ export interface Backend {
   lease(id: string, req: LeaseRequest): Promise<LeaseChange>;
   resolve(id: string, approvalId: number, req: ResolveRequest): Promise<Approval>;
   pending(): Promise<Approval[]>;
+  /** Every pending network ask, across sandboxes (the snapshot does not carry them). */
+  pendingEgress(): Promise<EgressAsk[]>;
+  /** An operator's answer to a network ask; resolves to the ask in its final state. */
+  resolveEgress(sandbox: string, askId: number, resolution: EgressResolution): Promise<EgressAsk>;
+  /** A sandbox's network: destinations, pending asks, grants, refused DNS lookups. */
+  network(sandbox: string): Promise<NetworkView>;
   ledger(q: LedgerQuery): Promise<Entry[]>;
   verifyLedger(): Promise<VerifyReport>;
   /** Every entry as JSON Lines. */

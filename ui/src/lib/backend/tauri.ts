@@ -6,6 +6,8 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
   Approval,
   CreateRequest,
+  EgressAsk,
+  EgressResolution,
   Entry,
   EventMessage,
   LeaseChange,
@@ -13,6 +15,7 @@ import type {
   LedgerQuery,
   Me,
   Mode,
+  NetworkView,
   PolicyView,
   ResolveRequest,
   SandboxInfo,
@@ -26,6 +29,8 @@ import type { Backend, StreamStatus } from './index';
 export const EVENT_CHANNELS = [
   'airlock://action',
   'airlock://approval',
+  'airlock://egress',
+  'airlock://network',
   'airlock://grant',
   'airlock://lease',
   'airlock://state',
@@ -87,6 +92,15 @@ class TauriBackend implements Backend {
   }
   pending(): Promise<Approval[]> {
     return call('pending');
+  }
+  pendingEgress(): Promise<EgressAsk[]> {
+    return call('pending_egress');
+  }
+  resolveEgress(id: string, ask: number, resolution: EgressResolution): Promise<EgressAsk> {
+    return call('resolve_egress', { id, ask, resolution });
+  }
+  network(id: string): Promise<NetworkView> {
+    return call('network', { id });
   }
   ledger(query: LedgerQuery): Promise<Entry[]> {
     return call('ledger', { query });

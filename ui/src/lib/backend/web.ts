@@ -4,6 +4,8 @@
 import type {
   Approval,
   CreateRequest,
+  EgressAsk,
+  EgressResolution,
   Entry,
   EventMessage,
   LeaseChange,
@@ -11,6 +13,7 @@ import type {
   LedgerQuery,
   Me,
   Mode,
+  NetworkView,
   PolicyView,
   ResolveRequest,
   SandboxInfo,
@@ -244,6 +247,15 @@ class WebBackend implements Backend {
   }
   pending(): Promise<Approval[]> {
     return this.json('GET', '/approvals');
+  }
+  pendingEgress(): Promise<EgressAsk[]> {
+    return this.json('GET', '/egress');
+  }
+  resolveEgress(sandbox: string, askId: number, resolution: EgressResolution): Promise<EgressAsk> {
+    return this.json('POST', `/sandboxes/${encodeURIComponent(sandbox)}/egress/${askId}`, resolution);
+  }
+  network(sandbox: string): Promise<NetworkView> {
+    return this.json('GET', `/sandboxes/${encodeURIComponent(sandbox)}/network`);
   }
   ledger(q: LedgerQuery): Promise<Entry[]> {
     return this.json('GET', `/ledger${ledgerSearch(q)}`);

@@ -71,7 +71,7 @@ export function attachStill(
 /** Which way a step's decision leans, for colour: allow / ask / deny / other. */
 export function decisionTone(d: string | null): 'allow' | 'ask' | 'deny' | 'other' {
   const v = String(d ?? '').toLowerCase();
-  if (['allow', 'allowed', 'approve', 'approved', 'edited', 'ok', 'done'].includes(v)) return 'allow';
+  if (['allow', 'allowed', 'granted', 'approve', 'approved', 'edited', 'ok', 'done'].includes(v)) return 'allow';
   if (['ask', 'pending', 'waiting', 'shadow_denied'].includes(v)) return 'ask';
   if (['deny', 'denied', 'reject', 'rejected', 'refused', 'expired', 'failed', 'timeout', 'blocked', 'error'].includes(v))
     return 'deny';

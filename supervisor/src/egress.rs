@@ -1,0 +1,1355 @@
+//! The egress gateway: the only way out of a sandbox. Every connection a program makes to the
+//! guest's proxy endpoint arrives here as a stream over the guest channel.
+//!
+//! The host is authoritative; the guest only forwards bytes. Per connection: parse the proxy
+//! request (HTTP `CONNECT`, absolute-URI `http://`, SOCKS5 with a remote name) and normalise the
+//! host → grants, then the policy decides allow / ask / deny on `connect` → an ask holds the
+//! connection until an operator decides (concurrent attempts to one destination share one ask) →
+//! only then resolve the name (on the host; the guest never resolves anything) → the policy judges
+//! the resolved address (private, loopback, metadata… are refused unless a rule makes an
+//! exception; the supervisor's own listening ports never) → dial the pinned address → for TLS,
+//! check that the ClientHello's server name is the host that was allowed → splice, within each
+//! side's credit. Every attempt goes on the ledger at decision and at close.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_domain::{
+    Destination, DestinationView, DnsGroup, EgressAsk, EgressAskError, EgressAskState, EgressGrants,
+    EgressOutcome, EgressProtocol, EgressRecord, EgressResolution, EgressScope, NetworkView,
+};
+use airlock_egress::request::{
+    parse_http, parse_socks5_greeting, parse_socks5_request, socks5_reply, Parse, ProxyRequest, Socks5Reply,
+    SOCKS5_METHOD_REPLY,
+};
+use airlock_egress::{classify, AddressClass, Host};
+use airlock_ledger::{Actor, Draft, EntryKind};
+use airlock_policy::{Connect, Decision, Resolved, Subject};
+use airlock_protocol::{Flow, Notice, ProxyKind, StreamMessage, MAX_STREAMS};
+use airlock_sandbox::{EgressSink, GuestClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::{now_ms, Event, Supervisor};
+
+/// How long dialling an upstream may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a program may take to send its proxy request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Destinations the Network view remembers per sandbox; the least recently seen go first.
+const MAX_DESTINATIONS: usize = 1024;
+/// DNS groups remembered per sandbox.
+const MAX_DNS_GROUPS: usize = 256;
+/// How often refused DNS lookups are written to the ledger, at most.
+const DNS_FLUSH: Duration = Duration::from_secs(2);
+
+/// How the gateway resolves a name the policy allowed. By default the host's resolver; tests map
+/// names to their own servers on 127.0.0.1 and point unmapped names at their own DNS server, so
+/// nothing ever leaves the machine.
+#[derive(Debug, Clone, Default)]
+pub struct Resolver {
+    /// Names and the address each resolves to.
+    pub map: HashMap<String, IpAddr>,
+    /// A DNS server (UDP) for names the map does not list; with a map and no server, unlisted
+    /// names do not resolve at all.
+    pub server: Option<SocketAddr>,
+}
+
+impl Resolver {
+    async fn resolve(&self, host: &Host, port: u16) -> Result<IpAddr, String> {
+        let name = match host {
+            Host::Ip(ip) => return Ok(*ip),
+            Host::Name(name) => name,
+        };
+        if let Some(ip) = self.map.get(name) {
+            return Ok(*ip);
+        }
+        if let Some(server) = self.server {
+            return ask_server(server, name).await;
+        }
+        if !self.map.is_empty() {
+            return Err(format!(
+                "the name {name} does not resolve (the gateway's resolver map does not list it)"
+            ));
+        }
+        let mut addrs = tokio::net::lookup_host((name.as_str(), port))
+            .await
+            .map_err(|e| format!("the name {name} does not resolve: {e}"))?;
+        addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| format!("the name {name} resolves to no address"))
+    }
+}
+
+/// One `A` lookup at a DNS server, over UDP, with a deadline.
+async fn ask_server(server: SocketAddr, name: &str) -> Result<IpAddr, String> {
+    use airlock_egress::resolve::{a_answers, a_query};
+    let id = rand_id();
+    let query = a_query(id, name).map_err(|e| e.to_string())?;
+    let bind: SocketAddr = match server {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = tokio::net::UdpSocket::bind(bind)
+        .await
+        .map_err(|e| format!("cannot open a socket to ask {server} about {name}: {e}"))?;
+    socket
+        .connect(server)
+        .await
+        .map_err(|e| format!("cannot reach the DNS server {server}: {e}"))?;
+    socket
+        .send(&query)
+        .await
+        .map_err(|e| format!("cannot ask the DNS server {server}: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+            .await
+            .map_err(|_| format!("the DNS server {server} did not answer about {name} in time"))?
+            .map_err(|e| format!("the DNS server {server} failed: {e}"))?;
+        match a_answers(&buf[..n], id) {
+            Ok(addrs) => {
+                return addrs
+                    .first()
+                    .map(|a| IpAddr::V4(*a))
+                    .ok_or_else(|| format!("the name {name} has no IPv4 address"))
+            }
+            Err(airlock_egress::resolve::ResolveError::WrongId { .. }) => continue,
+            Err(e) => return Err(format!("the name {name} does not resolve: {e}")),
+        }
+    }
+}
+
+/// A query id nobody can guess ahead (the id is the only defence of a UDP query against forged
+/// answers from the local network).
+fn rand_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u16
+}
+
+/// The policy's name for an address class.
+fn class_name(c: AddressClass) -> &'static str {
+    match c {
+        AddressClass::Public => "public",
+        AddressClass::Loopback => "loopback",
+        AddressClass::Private => "private",
+        AddressClass::SharedNat => "shared_nat",
+        AddressClass::LinkLocal => "link_local",
+        AddressClass::Metadata => "metadata",
+        AddressClass::Unspecified => "unspecified",
+        AddressClass::Multicast => "multicast",
+        AddressClass::Reserved => "reserved",
+    }
+}
+
+/// One sandbox's egress: its streams, asks, grants and what it has reached.
+pub struct Hub {
+    sandbox: String,
+    sup: Supervisor,
+    guest: Arc<GuestClient>,
+    runtime: tokio::runtime::Handle,
+    streams: Mutex<HashMap<u32, StreamSlot>>,
+    state: Mutex<State>,
+}
+
+struct StreamSlot {
+    /// Guest → host accounting, checked before anything is queued (bounds memory per stream).
+    flow: Flow,
+    tx: mpsc::UnboundedSender<StreamMessage>,
+}
+
+#[derive(Default)]
+struct State {
+    agent: String,
+    next_connection: u64,
+    grants: EgressGrants,
+    asks: HashMap<u64, PendingAsk>,
+    destinations: HashMap<Destination, DestinationView>,
+    dns_total: Option<airlock_egress::dns::Refusals>,
+    dns_pending: Option<airlock_egress::dns::Refusals>,
+    dns_flush_scheduled: bool,
+}
+
+struct PendingAsk {
+    ask: EgressAsk,
+    decided: watch::Sender<Option<EgressAskState>>,
+}
+
+/// What the gate decided about one attempt.
+struct Verdict {
+    outcome: EgressOutcome,
+    rules: Vec<String>,
+    approver: Option<String>,
+    reason: String,
+}
+
+impl Verdict {
+    fn lets_through(&self) -> bool {
+        match self.outcome {
+            EgressOutcome::Allowed | EgressOutcome::Granted | EgressOutcome::Approved => true,
+            EgressOutcome::Denied | EgressOutcome::Refused | EgressOutcome::Failed => false,
+        }
+    }
+}
+
+impl Hub {
+    /// The hub for a sandbox, attached as its guest's egress gateway.
+    pub async fn attach(
+        sup: Supervisor,
+        sandbox: String,
+        guest: Arc<GuestClient>,
+    ) -> Result<Arc<Hub>, String> {
+        let hub = Arc::new(Hub {
+            sandbox,
+            sup,
+            guest: guest.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            streams: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
+        });
+        let sink: Arc<dyn EgressSink> = hub.clone();
+        tokio::task::spawn_blocking(move || guest.attach_egress(sink))
+            .await
+            .map_err(|e| format!("attaching the egress gateway panicked: {e}"))?
+            .map_err(|e| format!("cannot attach the egress gateway: {e}"))?;
+        Ok(hub)
+    }
+
+    /// Notes the agent working in the sandbox (asks and records name it).
+    pub fn note_agent(&self, agent: &str) {
+        if let Ok(mut st) = self.state.lock() {
+            if st.agent != agent {
+                st.agent = agent.to_string();
+            }
+        }
+    }
+
+    fn send(&self, id: u32, msg: StreamMessage) {
+        if let Err(e) = self.guest.send_stream(id, msg) {
+            tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
+        }
+    }
+
+    fn close(&self, id: u32, reason: Option<String>) {
+        if let Ok(mut s) = self.streams.lock() {
+            s.remove(&id);
+        }
+        self.send(id, StreamMessage::Close { reason });
+    }
+
+    /// The sandbox's network, for the console.
+    pub fn view(&self) -> NetworkView {
+        let now = now_ms();
+        let Ok(st) = self.state.lock() else {
+            return NetworkView {
+                sandbox: self.sandbox.clone(),
+                destinations: vec![],
+                asks: vec![],
+                grants: vec![],
+                dns_refused: vec![],
+                dns_unlisted: 0,
+            };
+        };
+        let mut destinations: Vec<DestinationView> = st.destinations.values().cloned().collect();
+        destinations.sort_by_key(|d| std::cmp::Reverse(d.last_seen_ms));
+        let mut asks: Vec<EgressAsk> = st.asks.values().map(|p| p.ask.clone()).collect();
+        asks.sort_by_key(|a| a.id);
+        let (dns_refused, dns_unlisted) = match &st.dns_total {
+            Some(r) => {
+                let d = r.clone().drain();
+                (d.groups.into_iter().map(dns_group).collect(), d.overflow)
+            }
+            None => (vec![], 0),
+        };
+        NetworkView {
+            sandbox: self.sandbox.clone(),
+            destinations,
+            asks,
+            grants: st.grants.active(now),
+            dns_refused,
+            dns_unlisted,
+        }
+    }
+
+    /// Pending asks.
+    pub fn pending(&self) -> Vec<EgressAsk> {
+        self.view().asks
+    }
+
+    /// An operator decides an ask.
+    pub async fn resolve(
+        &self,
+        ask: u64,
+        operator: &str,
+        resolution: EgressResolution,
+    ) -> Result<EgressAsk, EgressError> {
+        let now = now_ms();
+        let decided = {
+            let mut st = self.state.lock().map_err(|_| EgressError::Poisoned)?;
+            let pending = st.asks.get_mut(&ask).ok_or(EgressError::UnknownAsk(ask))?;
+            pending.ask.resolve(operator, resolution, now)?;
+            let p = st.asks.remove(&ask).ok_or(EgressError::UnknownAsk(ask))?;
+            if let EgressAskState::Allowed { by, scope } = &p.ask.state {
+                for d in &p.ask.destinations {
+                    st.grants.issue(d, by, *scope, now);
+                }
+            }
+            p
+        };
+        if let EgressAskState::Allowed {
+            scope: EgressScope::Policy,
+            ..
+        } = &decided.ask.state
+        {
+            for d in &decided.ask.destinations {
+                self.sup
+                    .add_policy_rule(&airlock_policy::connect_rule(&d.host, d.port), operator)
+                    .await
+                    .map_err(|e| EgressError::Policy(e.to_string()))?;
+            }
+        }
+        let _ = decided.decided.send(Some(decided.ask.state.clone()));
+        self.ask_ended(&decided.ask).await;
+        Ok(decided.ask)
+    }
+
+    async fn ask_ended(&self, ask: &EgressAsk) {
+        let by = match &ask.state {
+            EgressAskState::Allowed { by, .. } | EgressAskState::Denied { by, .. } => {
+                Actor::operator(by.clone())
+            }
+            EgressAskState::Pending | EgressAskState::Expired => Actor::default(),
+        };
+        self.record(by, EgressRecord::AskResolved { ask: ask.clone() })
+            .await;
+        self.sup
+            .events()
+            .publish(Event::EgressResolved { ask: ask.clone() });
+    }
+
+    /// An agent asks ahead for destinations: one card, no connection held.
+    pub async fn request(
+        &self,
+        agent: &str,
+        hosts: &[(String, u16)],
+        reason: &str,
+    ) -> Result<EgressAsk, EgressError> {
+        if hosts.is_empty() || hosts.len() > 32 {
+            return Err(EgressError::Invalid(format!(
+                "request_network takes 1 to 32 destinations, not {}",
+                hosts.len()
+            )));
+        }
+        let mut destinations = Vec::new();
+        for (h, port) in hosts {
+            let host = airlock_egress::parse_host(h).map_err(|e| EgressError::Invalid(e.to_string()))?;
+            destinations.push(Destination {
+                host: host.to_string(),
+                port: *port,
+            });
+        }
+        let (ask, mut rx) = self
+            .open_ask(
+                destinations.clone(),
+                None,
+                Some(reason.to_string()),
+                vec![],
+                String::new(),
+                true,
+            )
+            .await;
+        self.record(
+            Actor {
+                agent: Some(agent.to_string()),
+                ..Actor::default()
+            },
+            EgressRecord::Requested {
+                ask: ask.id,
+                agent: agent.to_string(),
+                destinations,
+                reason: reason.to_string(),
+            },
+        )
+        .await;
+        let wait = Duration::from_millis(ask.deadline_ms.saturating_sub(now_ms()));
+        if tokio::time::timeout(wait, rx.wait_for(|d| d.is_some()))
+            .await
+            .is_err()
+        {
+            self.expire(ask.id).await;
+        }
+        let state = rx.borrow().clone().unwrap_or(EgressAskState::Expired);
+        Ok(EgressAsk { state, ..ask })
+    }
+
+    /// Registers an ask (or joins the pending one for the same single destination) and returns it
+    /// with a receiver of its decision.
+    async fn open_ask(
+        &self,
+        destinations: Vec<Destination>,
+        protocol: Option<EgressProtocol>,
+        agent_reason: Option<String>,
+        rules: Vec<String>,
+        reason: String,
+        grantable: bool,
+    ) -> (EgressAsk, watch::Receiver<Option<EgressAskState>>) {
+        if protocol.is_some() {
+            if let Ok(mut st) = self.state.lock() {
+                let existing = st.asks.values_mut().find(|p| {
+                    p.ask.protocol.is_some()
+                        && p.ask.destinations == destinations
+                        && p.ask.state == EgressAskState::Pending
+                });
+                if let Some(p) = existing {
+                    p.ask.waiting = p.ask.waiting.saturating_add(1);
+                    let (ask, rx) = (p.ask.clone(), p.decided.subscribe());
+                    drop(st);
+                    self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
+                    return (ask, rx);
+                }
+            }
+        }
+        let frame_png = match crate::gateway::capture(&self.guest).await {
+            Ok(frame) => self
+                .sup
+                .ledger()
+                .put_blob(&frame.png)
+                .await
+                .ok()
+                .map(|d| d.to_string()),
+            Err(_) => None,
+        };
+        let now = now_ms();
+        let policy_rule = destinations
+            .iter()
+            .map(|d| airlock_policy::connect_rule(&d.host, d.port))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let (tx, rx) = watch::channel(None);
+        let mut st = match self.state.lock() {
+            Ok(s) => s,
+            Err(e) => e.into_inner(),
+        };
+        let ask = EgressAsk {
+            id: self.sup.next_approval_id(),
+            sandbox: self.sandbox.clone(),
+            agent: st.agent.clone(),
+            destinations,
+            protocol,
+            waiting: u32::from(protocol.is_some()),
+            agent_reason,
+            frame_png,
+            rules,
+            reason,
+            policy_rule,
+            grantable,
+            requested_ms: now,
+            deadline_ms: now.saturating_add(self.sup.approval_timeout().as_millis() as u64),
+            state: EgressAskState::Pending,
+        };
+        st.asks.insert(
+            ask.id,
+            PendingAsk {
+                ask: ask.clone(),
+                decided: tx,
+            },
+        );
+        drop(st);
+        self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
+        (ask, rx)
+    }
+
+    /// Expires an ask whose deadline passed (no-op if it was decided).
+    async fn expire(&self, id: u64) {
+        let expired = {
+            let Ok(mut st) = self.state.lock() else { return };
+            match st.asks.get_mut(&id) {
+                Some(p) => match p.ask.expire(now_ms()) {
+                    true => st.asks.remove(&id),
+                    false => None,
+                },
+                None => None,
+            }
+        };
+        if let Some(p) = expired {
+            let _ = p.decided.send(Some(p.ask.state.clone()));
+            self.ask_ended(&p.ask).await;
+        }
+    }
+
+    async fn record(&self, actor: Actor, record: EgressRecord) {
+        let what = match serde_json::to_value(&record) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an egress record");
+                return;
+            }
+        };
+        let draft = Draft {
+            ts_ms: now_ms(),
+            sandbox: Some(self.sandbox.clone()),
+            kind: EntryKind::Egress,
+            actor,
+            epoch: None,
+            policy_hash: Some(self.sup.policy().version().to_string()),
+            frame_before: None,
+            frame_after: None,
+            what,
+        };
+        if let Err(e) = self.sup.ledger().append(draft).await {
+            tracing::error!(sandbox = %self.sandbox, error = %e, "cannot record egress");
+        }
+        self.sup.events().publish(Event::Egress {
+            sandbox: self.sandbox.clone(),
+            record,
+        });
+    }
+
+    /// Decides an attempt: grants, then the policy, then (for an ask) the operator.
+    async fn decide(&self, dest: &Destination, host: &Host, protocol: EgressProtocol) -> Verdict {
+        let now = now_ms();
+        let agent = {
+            let Ok(mut st) = self.state.lock() else {
+                return refused("the gateway's state is poisoned");
+            };
+            if let Some(g) = st.grants.covering(dest, now) {
+                return Verdict {
+                    outcome: EgressOutcome::Granted,
+                    rules: vec![],
+                    approver: Some(g.by.clone()),
+                    reason: format!("{dest} is granted to this sandbox by {}", g.by),
+                };
+            }
+            st.agent.clone()
+        };
+        let policy = self.sup.policy();
+        let who = Subject {
+            agent: if agent.is_empty() { "unknown" } else { &agent },
+            principal: "unknown",
+            sandbox: &self.sandbox,
+        };
+        let eval = policy.evaluate_connect(
+            &who,
+            &Connect {
+                host: &dest.host,
+                port: dest.port,
+                protocol: protocol.as_str(),
+                ip_literal: matches!(host, Host::Ip(_)),
+                resolved: None,
+            },
+        );
+        let verdict = airlock_policy::enforce(&eval, self.sup.mode());
+        match verdict.decision {
+            Decision::Allow => Verdict {
+                outcome: EgressOutcome::Allowed,
+                rules: eval.rules,
+                approver: None,
+                reason: eval.reason,
+            },
+            Decision::Deny => Verdict {
+                outcome: EgressOutcome::Denied,
+                rules: eval.rules,
+                approver: None,
+                reason: eval.reason,
+            },
+            Decision::Ask => {
+                let (ask, mut rx) = self
+                    .open_ask(
+                        vec![dest.clone()],
+                        Some(protocol),
+                        None,
+                        eval.rules.clone(),
+                        eval.reason.clone(),
+                        eval.grantable,
+                    )
+                    .await;
+                let wait = Duration::from_millis(ask.deadline_ms.saturating_sub(now_ms()));
+                if tokio::time::timeout(wait, rx.wait_for(|d| d.is_some()))
+                    .await
+                    .is_err()
+                {
+                    self.expire(ask.id).await;
+                }
+                let end = rx.borrow().clone().unwrap_or(EgressAskState::Expired);
+                let (outcome, approver, reason) = match end {
+                    EgressAskState::Allowed { by, scope } => (
+                        EgressOutcome::Approved,
+                        Some(by.clone()),
+                        format!("{by} allowed {dest} ({})", scope_text(scope)),
+                    ),
+                    EgressAskState::Denied { by, reason } => (
+                        EgressOutcome::Refused,
+                        Some(by.clone()),
+                        match reason {
+                            Some(r) => format!("{by} denied {dest}: {r}"),
+                            None => format!("{by} denied {dest}"),
+                        },
+                    ),
+                    EgressAskState::Pending | EgressAskState::Expired => (
+                        EgressOutcome::Refused,
+                        None,
+                        format!("nobody answered the ask about {dest} in time"),
+                    ),
+                };
+                Verdict {
+                    outcome,
+                    rules: eval.rules,
+                    approver,
+                    reason,
+                }
+            }
+        }
+    }
+
+    /// The second judgement: the address the name resolved to.
+    fn judge_address(
+        &self,
+        dest: &Destination,
+        host: &Host,
+        protocol: EgressProtocol,
+        ip: IpAddr,
+    ) -> Result<(), String> {
+        if self.sup.is_own_address(ip, dest.port) {
+            return Err(format!(
+                "{dest} resolves to {ip}, where the Airlock supervisor itself listens: never reachable from a sandbox"
+            ));
+        }
+        let agent = self.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
+        let class = classify(ip);
+        let address = ip.to_string();
+        let eval = self.sup.policy().evaluate_connect(
+            &Subject {
+                agent: if agent.is_empty() { "unknown" } else { &agent },
+                principal: "unknown",
+                sandbox: &self.sandbox,
+            },
+            &Connect {
+                host: &dest.host,
+                port: dest.port,
+                protocol: protocol.as_str(),
+                ip_literal: matches!(host, Host::Ip(_)),
+                resolved: Some(Resolved {
+                    address: &address,
+                    class: class_name(class),
+                }),
+            },
+        );
+        // Only a rule's denial counts here: the destination itself was decided already.
+        match eval.decision {
+            Decision::Deny if !eval.defaulted => Err(eval.reason),
+            Decision::Deny | Decision::Allow | Decision::Ask => Ok(()),
+        }
+    }
+
+    fn seen(&self, dest: &Destination, verdict: &Verdict, up: u64, down: u64, opened: bool) {
+        let Ok(mut st) = self.state.lock() else { return };
+        let now = now_ms();
+        if !st.destinations.contains_key(dest) && st.destinations.len() >= MAX_DESTINATIONS {
+            let oldest = st
+                .destinations
+                .values()
+                .min_by_key(|d| d.last_seen_ms)
+                .map(|d| d.destination.clone());
+            if let Some(o) = oldest {
+                st.destinations.remove(&o);
+            }
+        }
+        let v = st
+            .destinations
+            .entry(dest.clone())
+            .or_insert_with(|| DestinationView {
+                destination: dest.clone(),
+                outcome: verdict.outcome,
+                rules: vec![],
+                connections: 0,
+                open: 0,
+                bytes_up: 0,
+                bytes_down: 0,
+                last_seen_ms: now,
+            });
+        if opened {
+            v.connections += 1;
+            v.outcome = verdict.outcome;
+            v.rules = verdict.rules.clone();
+            if verdict.lets_through() {
+                v.open += 1;
+            }
+        } else {
+            v.open = v.open.saturating_sub(1);
+        }
+        v.bytes_up += up;
+        v.bytes_down += down;
+        v.last_seen_ms = now;
+    }
+
+    async fn on_dns(self: Arc<Self>, names: Vec<(String, u32)>, unlisted: u32) {
+        let schedule = {
+            let Ok(mut st) = self.state.lock() else { return };
+            let st = &mut *st;
+            for r in [&mut st.dns_total, &mut st.dns_pending] {
+                let agg = r.get_or_insert_with(|| airlock_egress::dns::Refusals::new(MAX_DNS_GROUPS));
+                for (n, c) in &names {
+                    agg.record(n, *c);
+                }
+                if unlisted > 0 {
+                    agg.record("(unlisted)", unlisted);
+                }
+            }
+            !std::mem::replace(&mut st.dns_flush_scheduled, true)
+        };
+        if schedule {
+            tokio::time::sleep(DNS_FLUSH).await;
+            let drained = {
+                let Ok(mut st) = self.state.lock() else { return };
+                st.dns_flush_scheduled = false;
+                st.dns_pending.take().map(|mut r| r.drain())
+            };
+            if let Some(d) = drained {
+                let record = EgressRecord::DnsRefused {
+                    groups: d.groups.into_iter().map(dns_group).collect(),
+                    unlisted: d.overflow,
+                };
+                self.record(Actor::default(), record).await;
+            }
+        }
+    }
+
+    fn connection_number(&self) -> u64 {
+        self.state
+            .lock()
+            .map(|mut s| {
+                s.next_connection += 1;
+                s.next_connection
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn scope_text(scope: EgressScope) -> String {
+    match scope {
+        EgressScope::Once => "this connection".into(),
+        EgressScope::Minutes { minutes } => format!("for {minutes} minutes"),
+        EgressScope::Sandbox => "for the sandbox's life".into(),
+        EgressScope::Policy => "added to the policy".into(),
+    }
+}
+
+fn dns_group(g: airlock_egress::dns::RefusedGroup) -> DnsGroup {
+    DnsGroup {
+        group: g.group,
+        count: g.count,
+        examples: g.examples,
+    }
+}
+
+fn refused(reason: &str) -> Verdict {
+    Verdict {
+        outcome: EgressOutcome::Refused,
+        rules: vec![],
+        approver: None,
+        reason: reason.to_string(),
+    }
+}
+
+/// Why an egress command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    /// No such ask.
+    #[error("no network ask {0} is pending")]
+    UnknownAsk(u64),
+    /// The ask refused the resolution.
+    #[error(transparent)]
+    Ask(#[from] EgressAskError),
+    /// Adding the rule to the policy failed.
+    #[error("cannot add the rule to the policy: {0}")]
+    Policy(String),
+    /// A bad request.
+    #[error("{0}")]
+    Invalid(String),
+    /// A lock was poisoned by a panic.
+    #[error("the egress gateway's state is poisoned")]
+    Poisoned,
+}
+
+impl EgressSink for Hub {
+    fn stream(&self, id: u32, msg: StreamMessage) {
+        if let Err(e) = msg.validate() {
+            self.close(id, Some(e));
+            return;
+        }
+        let mut streams = match self.streams.lock() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        match msg {
+            StreamMessage::Open { kind } => {
+                if streams.contains_key(&id) {
+                    streams.remove(&id);
+                    drop(streams);
+                    self.close(id, Some(format!("stream {id} was opened twice")));
+                    return;
+                }
+                if streams.len() >= MAX_STREAMS {
+                    drop(streams);
+                    self.close(
+                        id,
+                        Some(format!(
+                            "{MAX_STREAMS} connections are open already; this one is refused"
+                        )),
+                    );
+                    return;
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                streams.insert(
+                    id,
+                    StreamSlot {
+                        flow: Flow::default(),
+                        tx,
+                    },
+                );
+                drop(streams);
+                let Some(hub) = self.sup.egress_hub(&self.sandbox) else {
+                    self.close(id, Some("the sandbox's egress gateway is shutting down".into()));
+                    return;
+                };
+                let span = tracing::info_span!("egress", sandbox = %self.sandbox, stream = id);
+                self.runtime
+                    .spawn(async move { serve_stream(hub, id, kind, rx).await }.instrument(span));
+            }
+            msg => {
+                let Some(slot) = streams.get_mut(&id) else {
+                    return; // late traffic for a stream that ended
+                };
+                if let StreamMessage::Data(d) = &msg {
+                    if let Err(e) = slot.flow.received(d.len()) {
+                        streams.remove(&id);
+                        drop(streams);
+                        self.close(id, Some(e.to_string()));
+                        return;
+                    }
+                }
+                let ends = matches!(msg, StreamMessage::Close { .. });
+                let _ = slot.tx.send(msg);
+                if ends {
+                    streams.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn notice(&self, notice: Notice) {
+        if let Err(e) = notice.validate() {
+            tracing::warn!(sandbox = %self.sandbox, error = %e, "a guest notice was refused");
+            return;
+        }
+        match notice {
+            Notice::DnsRefused { names, unlisted } => {
+                if let Some(hub) = self.sup.egress_hub(&self.sandbox) {
+                    self.runtime.spawn(hub.on_dns(names, unlisted));
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of one stream received from the guest, with credit granted back as they are used.
+struct FromGuest {
+    rx: mpsc::UnboundedReceiver<StreamMessage>,
+    /// Guest → host credit (what this side grants back).
+    recv: Flow,
+    /// Host → guest credit (what this side may still send).
+    send: Flow,
+    eof: bool,
+    closed: Option<Option<String>>,
+}
+
+impl FromGuest {
+    /// The next data from the guest (`None` at its end of stream or close); credits and other
+    /// control messages are applied on the way.
+    async fn next_data(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if self.eof || self.closed.is_some() {
+                return None;
+            }
+            match self.rx.recv().await {
+                Some(StreamMessage::Data(d)) => {
+                    let _ = self.recv.received(d.len());
+                    return Some(d);
+                }
+                Some(other) => self.apply(other),
+                None => self.closed = Some(None),
+            }
+        }
+    }
+
+    fn apply(&mut self, msg: StreamMessage) {
+        match msg {
+            StreamMessage::Credit(n) => {
+                if let Err(e) = self.send.credited(n) {
+                    self.closed = Some(Some(e.to_string()));
+                }
+            }
+            StreamMessage::Eof => self.eof = true,
+            StreamMessage::Close { reason } => self.closed = Some(reason),
+            StreamMessage::Open { .. } => self.closed = Some(Some("a stream was opened twice".into())),
+            StreamMessage::Data(_) => {}
+        }
+    }
+}
+
+/// What a connection's close records.
+#[derive(Default)]
+struct Tally {
+    up: u64,
+    down: u64,
+    address: Option<String>,
+}
+
+async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::UnboundedReceiver<StreamMessage>) {
+    let started = Instant::now();
+    let mut g = FromGuest {
+        rx,
+        recv: Flow::default(),
+        send: Flow::default(),
+        eof: false,
+        closed: None,
+    };
+    let mut tally = Tally::default();
+    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&hub, id, kind, &mut g)).await;
+    let (req, head, rest) = match request {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            hub.close(id, Some(e));
+            return;
+        }
+        Err(_) => {
+            hub.close(id, Some("the program sent no proxy request in time".into()));
+            return;
+        }
+    };
+    let (host, port, protocol) = match &req {
+        ProxyRequest::Connect { host, port } => (
+            host.clone(),
+            *port,
+            match kind {
+                ProxyKind::Http => EgressProtocol::Connect,
+                ProxyKind::Socks5 => EgressProtocol::Socks5,
+            },
+        ),
+        ProxyRequest::Forward { host, port, .. } => (host.clone(), *port, EgressProtocol::Http),
+    };
+    let dest = Destination {
+        host: host.to_string(),
+        port,
+    };
+    let connection = hub.connection_number();
+    let verdict = hub.decide(&dest, &host, protocol).await;
+    let agent = hub.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
+    hub.seen(&dest, &verdict, 0, 0, true);
+    hub.record(
+        Actor {
+            agent: (!agent.is_empty()).then(|| agent.clone()),
+            operator: verdict.approver.clone(),
+            ..Actor::default()
+        },
+        EgressRecord::Decided {
+            connection,
+            destination: dest.clone(),
+            protocol,
+            agent,
+            outcome: verdict.outcome,
+            rules: verdict.rules.clone(),
+            approver: verdict.approver.clone(),
+            reason: verdict.reason.clone(),
+        },
+    )
+    .await;
+    if !verdict.lets_through() {
+        refuse(&hub, id, kind, &mut g, &dest, &verdict.reason, Refusal::Policy).await;
+        return;
+    }
+    let target = Target {
+        req: &req,
+        head: &head,
+        dest: &dest,
+        host: &host,
+        protocol,
+    };
+    let result = connect_and_splice(&hub, id, kind, &mut g, &target, rest, &mut tally).await;
+    let error = match result {
+        Ok(()) => None,
+        Err((e, stage)) => {
+            if let Stage::BeforeReply = stage {
+                refuse(&hub, id, kind, &mut g, &dest, &e, Refusal::Upstream).await;
+            }
+            Some(e)
+        }
+    };
+    hub.close(id, error.clone());
+    hub.seen(&dest, &verdict, tally.up, tally.down, false);
+    hub.record(
+        Actor::default(),
+        EgressRecord::Closed {
+            connection,
+            destination: dest,
+            address: tally.address,
+            bytes_up: tally.up,
+            bytes_down: tally.down,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        },
+    )
+    .await;
+}
+
+/// Reads the proxy request; returns it, its bytes, and the bytes after it (the start of the
+/// connection).
+async fn read_request(
+    hub: &Hub,
+    id: u32,
+    kind: ProxyKind,
+    g: &mut FromGuest,
+) -> Result<(ProxyRequest, Vec<u8>, Vec<u8>), String> {
+    let mut buf = Vec::new();
+    let mut greeted = false;
+    loop {
+        let parsed = match kind {
+            ProxyKind::Http => parse_http(&buf).map_err(|e| e.to_string())?,
+            ProxyKind::Socks5 if !greeted => match parse_socks5_greeting(&buf).map_err(|e| e.to_string())? {
+                Parse::NeedMore => Parse::NeedMore,
+                Parse::Done { consumed, .. } => {
+                    buf.drain(..consumed);
+                    greeted = true;
+                    send_data(hub, id, g, SOCKS5_METHOD_REPLY.to_vec()).await?;
+                    continue;
+                }
+            },
+            ProxyKind::Socks5 => parse_socks5_request(&buf).map_err(|e| {
+                let reply = socks5_reply(Socks5Reply::GeneralFailure);
+                hub.send(id, StreamMessage::Data(reply.to_vec()));
+                e.to_string()
+            })?,
+        };
+        match parsed {
+            Parse::Done { value, consumed } => {
+                let rest = buf.split_off(consumed);
+                return Ok((value, buf, rest));
+            }
+            Parse::NeedMore => {}
+        }
+        let Some(d) = g.next_data().await else {
+            return Err(match g.closed.take().flatten() {
+                Some(r) => r,
+                None => "the program closed the connection before its proxy request was complete".into(),
+            });
+        };
+        if let Some(n) = g.recv.consumed(d.len()) {
+            hub.send(id, StreamMessage::Credit(n));
+        }
+        buf.extend_from_slice(&d);
+    }
+}
+
+/// Sends bytes to the guest within its credit, waiting for credit as needed.
+async fn send_data(hub: &Hub, id: u32, g: &mut FromGuest, mut data: Vec<u8>) -> Result<(), String> {
+    while !data.is_empty() {
+        while g.send.sendable() == 0 {
+            match g.rx.recv().await {
+                Some(StreamMessage::Data(d)) => {
+                    // Data from the guest while this side waits: keep it accounted; the caller
+                    // has nowhere to put it yet, so it is an error of ordering only for HTTP
+                    // pipelining, which the gateway does not support.
+                    let _ = g.recv.received(d.len());
+                }
+                Some(other) => g.apply(other),
+                None => return Err("the stream ended".into()),
+            }
+            if let Some(Some(r)) = &g.closed {
+                return Err(r.clone());
+            }
+            if g.closed.is_some() {
+                return Err("the program closed the connection".into());
+            }
+        }
+        let n = g.send.sendable().min(data.len());
+        let rest = data.split_off(n);
+        g.send.sent(n);
+        hub.send(id, StreamMessage::Data(data));
+        data = rest;
+    }
+    Ok(())
+}
+
+enum Refusal {
+    Policy,
+    Upstream,
+}
+
+/// Tells the program why, in its protocol: an HTTP error page naming the rule, or a SOCKS reply.
+async fn refuse(
+    hub: &Hub,
+    id: u32,
+    kind: ProxyKind,
+    g: &mut FromGuest,
+    dest: &Destination,
+    why: &str,
+    r: Refusal,
+) {
+    let bytes = match kind {
+        ProxyKind::Http => refusal_page(dest, why, r),
+        ProxyKind::Socks5 => socks5_reply(match r {
+            Refusal::Policy => Socks5Reply::NotAllowed,
+            Refusal::Upstream => Socks5Reply::HostUnreachable,
+        })
+        .to_vec(),
+    };
+    let _ = send_data(hub, id, g, bytes).await;
+    hub.send(id, StreamMessage::Eof);
+    hub.close(id, Some(why.to_string()));
+}
+
+/// The page a browser or curl shows when the gateway refuses.
+fn refusal_page(dest: &Destination, why: &str, r: Refusal) -> Vec<u8> {
+    let (status, title) = match r {
+        Refusal::Policy => ("403 Forbidden", "Airlock refused this connection"),
+        Refusal::Upstream => ("502 Bad Gateway", "Airlock could not reach this destination"),
+    };
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\
+         <h1>{title}</h1><p>Destination: <code>{}</code></p><p>{}</p>\
+         <p>Network access from this sandbox goes through Airlock's egress gateway; an operator decides \
+         which destinations it may reach.</p></body></html>\n",
+        esc(&dest.to_string()),
+        esc(why)
+    );
+    let header_reason: String = why
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(300)
+        .collect();
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         X-Airlock-Refusal: {header_reason}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+enum Stage {
+    /// Nothing was sent to the program yet: it can still get a refusal in its protocol.
+    BeforeReply,
+    /// The tunnel or response had begun.
+    After,
+}
+
+/// What a connection asked for.
+struct Target<'a> {
+    req: &'a ProxyRequest,
+    /// The proxy request's bytes.
+    head: &'a [u8],
+    dest: &'a Destination,
+    host: &'a Host,
+    protocol: EgressProtocol,
+}
+
+async fn connect_and_splice(
+    hub: &Hub,
+    id: u32,
+    kind: ProxyKind,
+    g: &mut FromGuest,
+    t: &Target<'_>,
+    rest: Vec<u8>,
+    tally: &mut Tally,
+) -> Result<(), (String, Stage)> {
+    let (req, dest, host, protocol) = (t.req, t.dest, t.host, t.protocol);
+    let before = |e: String| (e, Stage::BeforeReply);
+    let ip = hub
+        .sup
+        .egress_resolver()
+        .resolve(host, dest.port)
+        .await
+        .map_err(before)?;
+    hub.judge_address(dest, host, protocol, ip).map_err(before)?;
+    tally.address = Some(ip.to_string());
+    let addr = SocketAddr::new(ip, dest.port);
+    let mut upstream = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(before(format!("cannot connect to {dest} at {addr}: {e}"))),
+        Err(_) => return Err(before(format!("connecting to {dest} at {addr} timed out"))),
+    };
+    let _ = upstream.set_nodelay(true);
+    let after = |e: String| (e, Stage::After);
+    let mut first = rest;
+    match req {
+        ProxyRequest::Connect { .. } => {
+            let reply = match kind {
+                ProxyKind::Http => b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+                ProxyKind::Socks5 => socks5_reply(Socks5Reply::Succeeded).to_vec(),
+            };
+            send_data(hub, id, g, reply).await.map_err(after)?;
+            check_server_name(hub, id, g, host, &mut first)
+                .await
+                .map_err(after)?;
+        }
+        ProxyRequest::Forward { method, path, .. } => {
+            // What follows the head (the start of a body) goes after the rewritten head.
+            let mut head = origin_form_head(method, path, t.head);
+            head.append(&mut first);
+            first = head;
+        }
+    }
+    if !first.is_empty() {
+        upstream
+            .write_all(&first)
+            .await
+            .map_err(|e| after(format!("cannot write to {dest}: {e}")))?;
+        tally.up += first.len() as u64;
+    }
+    splice(hub, id, g, &mut upstream, dest, tally)
+        .await
+        .map_err(after)
+}
+
+/// Reads the start of a tunnel; when it is TLS, the ClientHello's server name must be the host
+/// the policy allowed (for a name; an address literal has none to compare).
+async fn check_server_name(
+    hub: &Hub,
+    id: u32,
+    g: &mut FromGuest,
+    host: &Host,
+    first: &mut Vec<u8>,
+) -> Result<(), String> {
+    loop {
+        if first.is_empty() {
+            match g.next_data().await {
+                Some(d) => {
+                    if let Some(n) = g.recv.consumed(d.len()) {
+                        hub.send(id, StreamMessage::Credit(n));
+                    }
+                    first.extend_from_slice(&d);
+                }
+                None => return Ok(()),
+            }
+        }
+        if first.first() != Some(&0x16) {
+            return Ok(()); // not TLS: a plain protocol through the tunnel
+        }
+        match airlock_egress::tls::client_hello_sni(first).map_err(|e| e.to_string())? {
+            Parse::NeedMore => {
+                let Some(d) = g.next_data().await else {
+                    return Err("the program closed the tunnel in the middle of its TLS ClientHello".into());
+                };
+                if let Some(n) = g.recv.consumed(d.len()) {
+                    hub.send(id, StreamMessage::Credit(n));
+                }
+                first.extend_from_slice(&d);
+            }
+            Parse::Done { value, .. } => {
+                return match (value, host) {
+                    (Some(sni), Host::Name(name)) if sni != *name => Err(format!(
+                        "the TLS server name {sni:?} is not the host {name} that was allowed"
+                    )),
+                    (Some(_) | None, Host::Name(_) | Host::Ip(_)) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites an absolute-URI request head to origin form for the upstream: `METHOD /path
+/// HTTP/1.1`, the program's headers without proxy headers, and `Connection: close` (one request
+/// per connection: a second request on it could name another host).
+fn origin_form_head(method: &str, path: &str, head: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    let text = String::from_utf8_lossy(head);
+    for line in text.split("\r\n").skip(1) {
+        if line.is_empty() {
+            break;
+        }
+        let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+        ) {
+            continue;
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
+}
+
+async fn splice(
+    hub: &Hub,
+    id: u32,
+    g: &mut FromGuest,
+    upstream: &mut TcpStream,
+    dest: &Destination,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let (mut up_r, mut up_w) = upstream.split();
+    let mut buf = vec![0u8; airlock_protocol::MAX_STREAM_CHUNK];
+    let mut upstream_done = false;
+    loop {
+        if upstream_done && (g.eof || g.closed.is_some()) {
+            return Ok(());
+        }
+        if let Some(Some(r)) = &g.closed {
+            return Err(r.clone());
+        }
+        if g.closed.is_some() {
+            return Ok(());
+        }
+        let can_read = !upstream_done && g.send.sendable() > 0;
+        tokio::select! {
+            msg = g.rx.recv() => match msg {
+                Some(StreamMessage::Data(d)) => {
+                    let _ = g.recv.received(d.len());
+                    up_w.write_all(&d).await.map_err(|e| format!("cannot write to {dest}: {e}"))?;
+                    tally.up += d.len() as u64;
+                    if let Some(n) = g.recv.consumed(d.len()) {
+                        hub.send(id, StreamMessage::Credit(n));
+                    }
+                }
+                Some(StreamMessage::Eof) => {
+                    g.eof = true;
+                    let _ = up_w.shutdown().await;
+                }
+                Some(other) => g.apply(other),
+                None => g.closed = Some(None),
+            },
+            n = up_r.read(&mut buf[..g.send.sendable().max(1)]), if can_read => match n {
+                Ok(0) => {
+                    upstream_done = true;
+                    hub.send(id, StreamMessage::Eof);
+                }
+                Ok(n) => {
+                    g.send.sent(n);
+                    tally.down += n as u64;
+                    hub.send(id, StreamMessage::Data(buf[..n].to_vec()));
+                }
+                Err(e) => return Err(format!("the connection to {dest} failed: {e}")),
+            },
+        }
+    }
+}

