@@ -1,6 +1,7 @@
 //! `airlock`: build guest images, create and drive sandboxes, benchmark them.
 
 mod bench;
+mod bench_egress;
 mod bench_stream;
 mod serve;
 
@@ -101,6 +102,14 @@ enum BenchCommand {
     /// Gateway overhead per allowed action (guest excluded) and proposed → approval event latency.
     Gateway {
         #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// Egress: download throughput through the gateway against the channel's raw throughput,
+    /// tunnel-open latency, ask → card at an operator's WebSocket, and an allowed action's latency
+    /// while a download saturates the channel (per backend; local upstream only).
+    Egress {
+        /// Samples per latency figure.
+        #[arg(long, default_value_t = 20)]
         samples: usize,
     },
     /// Streaming: operator input → pixels in Chromium (WebRTC), takeover latency, idle command-view
@@ -337,6 +346,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: BenchCommand::Stream { samples },
         } => {
             println!("{}", serde_json::to_string_pretty(&bench_stream::run(samples)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Egress { samples },
+        } => {
+            println!("{}", serde_json::to_string_pretty(&bench_egress::run(samples)?)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { backend, keep } => demo(backend, keep),

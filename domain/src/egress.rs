@@ -73,6 +73,10 @@ pub enum EgressResolution {
     Allow {
         /// How far.
         scope: EgressScope,
+        /// Bytes each connection may send upstream before it is paused and asked about again
+        /// (`None`: no budget).
+        #[serde(default)]
+        upload_budget: Option<u64>,
     },
     /// Refuse it.
     Deny {
@@ -94,6 +98,8 @@ pub enum EgressAskState {
         by: String,
         /// How far.
         scope: EgressScope,
+        /// Bytes each connection may send before it is asked about again.
+        upload_budget: Option<u64>,
     },
     /// Refused by an operator.
     Denied {
@@ -169,8 +175,20 @@ pub struct EgressAsk {
     pub requested_ms: u64,
     /// When it expires.
     pub deadline_ms: u64,
+    /// Set when a connection went over its upload budget and is paused: what it sent and its
+    /// budget (an "allow" lets it go on; the new budget, if any, counts from here).
+    pub over_budget: Option<OverBudget>,
     /// Where it stands.
     pub state: EgressAskState,
+}
+
+/// A paused connection's upload so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct OverBudget {
+    /// Bytes sent upstream so far.
+    pub sent: u64,
+    /// The budget it was allowed.
+    pub budget: u64,
 }
 
 impl EgressAsk {
@@ -193,7 +211,7 @@ impl EgressAsk {
         }
         let by = by.to_string();
         self.state = match resolution {
-            EgressResolution::Allow { scope } => {
+            EgressResolution::Allow { scope, upload_budget } => {
                 match scope {
                     EgressScope::Once if self.protocol.is_none() => {
                         return Err(EgressAskError::NothingToAllowOnce { id: self.id })
@@ -209,7 +227,11 @@ impl EgressAsk {
                     }
                     EgressScope::Minutes { .. } | EgressScope::Sandbox | EgressScope::Policy => {}
                 }
-                EgressAskState::Allowed { by, scope }
+                EgressAskState::Allowed {
+                    by,
+                    scope,
+                    upload_budget,
+                }
             }
             EgressResolution::Deny { reason } => EgressAskState::Denied { by, reason },
         };
@@ -247,6 +269,8 @@ pub struct EgressGrant {
     pub from_ms: u64,
     /// When it lapses; `None` for the sandbox's life.
     pub until_ms: Option<u64>,
+    /// Bytes each connection it lets through may send before it is paused and asked about.
+    pub upload_budget: Option<u64>,
 }
 
 /// The egress grants of one sandbox.
@@ -262,6 +286,7 @@ impl EgressGrants {
         destination: &Destination,
         by: &str,
         scope: EgressScope,
+        upload_budget: Option<u64>,
         now_ms: u64,
     ) -> Option<EgressGrant> {
         let until_ms = match scope {
@@ -274,6 +299,7 @@ impl EgressGrants {
             by: by.to_string(),
             from_ms: now_ms,
             until_ms,
+            upload_budget,
         };
         self.grants.retain(|old| old.destination != *destination);
         self.grants.push(g.clone());
@@ -453,21 +479,22 @@ mod tests {
             grantable: true,
             requested_ms: 1_000,
             deadline_ms: 2_000,
+            over_budget: None,
             state: EgressAskState::Pending,
+        }
+    }
+
+    fn allow(scope: EgressScope) -> EgressResolution {
+        EgressResolution::Allow {
+            scope,
+            upload_budget: None,
         }
     }
 
     #[test]
     fn an_allowed_ask_lets_its_connections_go() {
         let mut a = ask(Some(EgressProtocol::Connect));
-        a.resolve(
-            "op",
-            EgressResolution::Allow {
-                scope: EgressScope::Once,
-            },
-            1_500,
-        )
-        .expect("pending");
+        a.resolve("op", allow(EgressScope::Once), 1_500).expect("pending");
         assert!(a.allowed());
         assert_eq!(
             a.resolve("op", EgressResolution::Deny { reason: None }, 1_600),
@@ -479,13 +506,7 @@ mod tests {
     fn a_decision_after_the_deadline_is_an_expiry() {
         let mut a = ask(Some(EgressProtocol::Http));
         assert_eq!(
-            a.resolve(
-                "op",
-                EgressResolution::Allow {
-                    scope: EgressScope::Sandbox
-                },
-                2_000
-            ),
+            a.resolve("op", allow(EgressScope::Sandbox), 2_000),
             Err(EgressAskError::Expired { id: 7 })
         );
         assert_eq!(a.state, EgressAskState::Expired);
@@ -495,13 +516,7 @@ mod tests {
     fn an_ask_ahead_cannot_be_allowed_once() {
         let mut a = ask(None);
         assert_eq!(
-            a.resolve(
-                "op",
-                EgressResolution::Allow {
-                    scope: EgressScope::Once
-                },
-                1_500
-            ),
+            a.resolve("op", allow(EgressScope::Once), 1_500),
             Err(EgressAskError::NothingToAllowOnce { id: 7 })
         );
     }
@@ -511,13 +526,7 @@ mod tests {
         let mut a = ask(Some(EgressProtocol::Connect));
         a.grantable = false;
         assert_eq!(
-            a.resolve(
-                "op",
-                EgressResolution::Allow {
-                    scope: EgressScope::Sandbox
-                },
-                1_500
-            ),
+            a.resolve("op", allow(EgressScope::Sandbox), 1_500),
             Err(EgressAskError::NotGrantable { id: 7 })
         );
     }
@@ -529,7 +538,7 @@ mod tests {
             host: "docs.example.org".into(),
             port: 443,
         };
-        g.issue(&d, "op", EgressScope::Minutes { minutes: 1 }, 0);
+        g.issue(&d, "op", EgressScope::Minutes { minutes: 1 }, None, 0);
         assert!(g.covering(&d, 59_999).is_some());
         let other_port = Destination {
             port: 80,
@@ -546,8 +555,8 @@ mod tests {
             host: "a.test".into(),
             port: 80,
         };
-        assert!(g.issue(&d, "op", EgressScope::Once, 0).is_none());
-        g.issue(&d, "op", EgressScope::Sandbox, 0);
+        assert!(g.issue(&d, "op", EgressScope::Once, None, 0).is_none());
+        g.issue(&d, "op", EgressScope::Sandbox, None, 0);
         assert!(g.covering(&d, u64::MAX - 1).is_some());
     }
 
@@ -559,7 +568,8 @@ mod tests {
         assert_eq!(
             r,
             EgressResolution::Allow {
-                scope: EgressScope::Minutes { minutes: 15 }
+                scope: EgressScope::Minutes { minutes: 15 },
+                upload_budget: None,
             }
         );
     }

@@ -26,5 +26,6 @@ pub use approval::{
 pub use egress::{
     Destination, DestinationView, DnsGroup, EgressAsk, EgressAskError, EgressAskState, EgressGrant,
     EgressGrants, EgressOutcome, EgressProtocol, EgressRecord, EgressResolution, EgressScope, NetworkView,
+    OverBudget,
 };
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};

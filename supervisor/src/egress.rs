@@ -194,6 +194,8 @@ struct Verdict {
     rules: Vec<String>,
     approver: Option<String>,
     reason: String,
+    /// Bytes the connection may send before it is paused and asked about again.
+    upload_budget: Option<u64>,
 }
 
 impl Verdict {
@@ -240,6 +242,18 @@ impl Hub {
     fn send(&self, id: u32, msg: StreamMessage) {
         if let Err(e) = self.guest.send_stream(id, msg) {
             tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
+        }
+    }
+
+    /// The gateway used `n` bytes of stream `id`: credit goes back to the guest in batches.
+    fn consumed(&self, id: u32, n: usize) {
+        let credit = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|mut s| s.get_mut(&id).and_then(|slot| slot.flow.consumed(n)));
+        if let Some(c) = credit {
+            self.send(id, StreamMessage::Credit(c));
         }
     }
 
@@ -302,9 +316,16 @@ impl Hub {
             let pending = st.asks.get_mut(&ask).ok_or(EgressError::UnknownAsk(ask))?;
             pending.ask.resolve(operator, resolution, now)?;
             let p = st.asks.remove(&ask).ok_or(EgressError::UnknownAsk(ask))?;
-            if let EgressAskState::Allowed { by, scope } = &p.ask.state {
-                for d in &p.ask.destinations {
-                    st.grants.issue(d, by, *scope, now);
+            if let EgressAskState::Allowed {
+                by,
+                scope,
+                upload_budget,
+            } = &p.ask.state
+            {
+                if p.ask.over_budget.is_none() {
+                    for d in &p.ask.destinations {
+                        st.grants.issue(d, by, *scope, *upload_budget, now);
+                    }
                 }
             }
             p
@@ -362,14 +383,16 @@ impl Hub {
             });
         }
         let (ask, mut rx) = self
-            .open_ask(
-                destinations.clone(),
-                None,
-                Some(reason.to_string()),
-                vec![],
-                String::new(),
-                true,
-            )
+            .open_ask(AskSpec {
+                asked_ms: now_ms(),
+                destinations: destinations.clone(),
+                protocol: None,
+                agent_reason: Some(reason.to_string()),
+                rules: vec![],
+                reason: format!("{agent} asks ahead for network access"),
+                grantable: true,
+                over_budget: None,
+            })
             .await;
         self.record(
             Actor {
@@ -396,20 +419,24 @@ impl Hub {
     }
 
     /// Registers an ask (or joins the pending one for the same single destination) and returns it
-    /// with a receiver of its decision.
-    async fn open_ask(
-        &self,
-        destinations: Vec<Destination>,
-        protocol: Option<EgressProtocol>,
-        agent_reason: Option<String>,
-        rules: Vec<String>,
-        reason: String,
-        grantable: bool,
-    ) -> (EgressAsk, watch::Receiver<Option<EgressAskState>>) {
-        if protocol.is_some() {
+    /// with a receiver of its decision. `asked_ms` is when the request arrived. The card goes out
+    /// at once; the frame of what the agent was doing follows in a second event when captured.
+    async fn open_ask(&self, spec: AskSpec) -> (EgressAsk, watch::Receiver<Option<EgressAskState>>) {
+        let AskSpec {
+            asked_ms,
+            destinations,
+            protocol,
+            agent_reason,
+            rules,
+            reason,
+            grantable,
+            over_budget,
+        } = spec;
+        if protocol.is_some() && over_budget.is_none() {
             if let Ok(mut st) = self.state.lock() {
                 let existing = st.asks.values_mut().find(|p| {
                     p.ask.protocol.is_some()
+                        && p.ask.over_budget.is_none()
                         && p.ask.destinations == destinations
                         && p.ask.state == EgressAskState::Pending
                 });
@@ -422,6 +449,45 @@ impl Hub {
                 }
             }
         }
+        let policy_rule = destinations
+            .iter()
+            .map(|d| airlock_policy::connect_rule(&d.host, d.port))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let (tx, rx) = watch::channel(None);
+        let ask = {
+            let mut st = match self.state.lock() {
+                Ok(s) => s,
+                Err(e) => e.into_inner(),
+            };
+            let ask = EgressAsk {
+                id: self.sup.next_approval_id(),
+                sandbox: self.sandbox.clone(),
+                agent: st.agent.clone(),
+                destinations,
+                protocol,
+                waiting: u32::from(protocol.is_some()),
+                agent_reason,
+                frame_png: None,
+                rules,
+                reason,
+                policy_rule,
+                grantable,
+                over_budget,
+                requested_ms: asked_ms,
+                deadline_ms: asked_ms.saturating_add(self.sup.approval_timeout().as_millis() as u64),
+                state: EgressAskState::Pending,
+            };
+            st.asks.insert(
+                ask.id,
+                PendingAsk {
+                    ask: ask.clone(),
+                    decided: tx,
+                },
+            );
+            ask
+        };
+        self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
         let frame_png = match crate::gateway::capture(&self.guest).await {
             Ok(frame) => self
                 .sup
@@ -430,45 +496,23 @@ impl Hub {
                 .await
                 .ok()
                 .map(|d| d.to_string()),
-            Err(_) => None,
+            Err(e) => {
+                tracing::debug!(sandbox = %self.sandbox, error = %e, "no frame for the network ask");
+                None
+            }
         };
-        let now = now_ms();
-        let policy_rule = destinations
-            .iter()
-            .map(|d| airlock_policy::connect_rule(&d.host, d.port))
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        let (tx, rx) = watch::channel(None);
-        let mut st = match self.state.lock() {
-            Ok(s) => s,
-            Err(e) => e.into_inner(),
+        let updated = self.state.lock().ok().and_then(|mut st| {
+            let p = st.asks.get_mut(&ask.id)?;
+            p.ask.frame_png = frame_png.clone();
+            Some(p.ask.clone())
+        });
+        let ask = match updated {
+            Some(a) => {
+                self.sup.events().publish(Event::EgressAsked { ask: a.clone() });
+                a
+            }
+            None => EgressAsk { frame_png, ..ask },
         };
-        let ask = EgressAsk {
-            id: self.sup.next_approval_id(),
-            sandbox: self.sandbox.clone(),
-            agent: st.agent.clone(),
-            destinations,
-            protocol,
-            waiting: u32::from(protocol.is_some()),
-            agent_reason,
-            frame_png,
-            rules,
-            reason,
-            policy_rule,
-            grantable,
-            requested_ms: now,
-            deadline_ms: now.saturating_add(self.sup.approval_timeout().as_millis() as u64),
-            state: EgressAskState::Pending,
-        };
-        st.asks.insert(
-            ask.id,
-            PendingAsk {
-                ask: ask.clone(),
-                decided: tx,
-            },
-        );
-        drop(st);
-        self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
         (ask, rx)
     }
 
@@ -519,7 +563,13 @@ impl Hub {
     }
 
     /// Decides an attempt: grants, then the policy, then (for an ask) the operator.
-    async fn decide(&self, dest: &Destination, host: &Host, protocol: EgressProtocol) -> Verdict {
+    async fn decide(
+        &self,
+        dest: &Destination,
+        host: &Host,
+        protocol: EgressProtocol,
+        asked_ms: u64,
+    ) -> Verdict {
         let now = now_ms();
         let agent = {
             let Ok(mut st) = self.state.lock() else {
@@ -531,6 +581,7 @@ impl Hub {
                     rules: vec![],
                     approver: Some(g.by.clone()),
                     reason: format!("{dest} is granted to this sandbox by {}", g.by),
+                    upload_budget: g.upload_budget,
                 };
             }
             st.agent.clone()
@@ -558,38 +609,41 @@ impl Hub {
                 rules: eval.rules,
                 approver: None,
                 reason: eval.reason,
+                upload_budget: None,
             },
             Decision::Deny => Verdict {
                 outcome: EgressOutcome::Denied,
                 rules: eval.rules,
                 approver: None,
                 reason: eval.reason,
+                upload_budget: None,
             },
             Decision::Ask => {
-                let (ask, mut rx) = self
-                    .open_ask(
-                        vec![dest.clone()],
-                        Some(protocol),
-                        None,
-                        eval.rules.clone(),
-                        eval.reason.clone(),
-                        eval.grantable,
-                    )
-                    .await;
-                let wait = Duration::from_millis(ask.deadline_ms.saturating_sub(now_ms()));
-                if tokio::time::timeout(wait, rx.wait_for(|d| d.is_some()))
-                    .await
-                    .is_err()
-                {
-                    self.expire(ask.id).await;
-                }
-                let end = rx.borrow().clone().unwrap_or(EgressAskState::Expired);
+                let ask = AskSpec {
+                    asked_ms,
+                    destinations: vec![dest.clone()],
+                    protocol: Some(protocol),
+                    agent_reason: None,
+                    rules: eval.rules.clone(),
+                    reason: eval.reason.clone(),
+                    grantable: eval.grantable,
+                    over_budget: None,
+                };
+                let end = self.ask_and_wait(ask).await;
+                let mut upload_budget = None;
                 let (outcome, approver, reason) = match end {
-                    EgressAskState::Allowed { by, scope } => (
-                        EgressOutcome::Approved,
-                        Some(by.clone()),
-                        format!("{by} allowed {dest} ({})", scope_text(scope)),
-                    ),
+                    EgressAskState::Allowed {
+                        by,
+                        scope,
+                        upload_budget: budget,
+                    } => {
+                        upload_budget = budget;
+                        (
+                            EgressOutcome::Approved,
+                            Some(by.clone()),
+                            format!("{by} allowed {dest} ({})", scope_text(scope)),
+                        )
+                    }
                     EgressAskState::Denied { by, reason } => (
                         EgressOutcome::Refused,
                         Some(by.clone()),
@@ -609,9 +663,24 @@ impl Hub {
                     rules: eval.rules,
                     approver,
                     reason,
+                    upload_budget,
                 }
             }
         }
+    }
+
+    /// Opens an ask (or joins one) and waits for its decision; expiry counts as a refusal.
+    async fn ask_and_wait(&self, spec: AskSpec) -> EgressAskState {
+        let (ask, mut rx) = self.open_ask(spec).await;
+        let wait = Duration::from_millis(ask.deadline_ms.saturating_sub(now_ms()));
+        if tokio::time::timeout(wait, rx.wait_for(|d| d.is_some()))
+            .await
+            .is_err()
+        {
+            self.expire(ask.id).await;
+        }
+        let end = rx.borrow().clone();
+        end.unwrap_or(EgressAskState::Expired)
     }
 
     /// The second judgement: the address the name resolved to.
@@ -761,7 +830,23 @@ fn refused(reason: &str) -> Verdict {
         rules: vec![],
         approver: None,
         reason: reason.to_string(),
+        upload_budget: None,
     }
+}
+
+/// What an ask is about.
+struct AskSpec {
+    /// When the request arrived.
+    asked_ms: u64,
+    destinations: Vec<Destination>,
+    /// `None` when an agent asks ahead.
+    protocol: Option<EgressProtocol>,
+    agent_reason: Option<String>,
+    rules: Vec<String>,
+    reason: String,
+    grantable: bool,
+    /// Set when a connection is paused over its upload budget.
+    over_budget: Option<airlock_domain::OverBudget>,
 }
 
 /// Why an egress command failed.
@@ -865,13 +950,14 @@ impl EgressSink for Hub {
     }
 }
 
-/// Bytes of one stream received from the guest, with credit granted back as they are used.
+/// Bytes of one stream received from the guest (the sink accounted them against the credit it
+/// granted; [`Hub::consumed`] grants it back as they are used).
 struct FromGuest {
     rx: mpsc::UnboundedReceiver<StreamMessage>,
-    /// Guest → host credit (what this side grants back).
-    recv: Flow,
     /// Host → guest credit (what this side may still send).
     send: Flow,
+    /// Data that arrived while this side waited for credit, to be read first.
+    stash: std::collections::VecDeque<Vec<u8>>,
     eof: bool,
     closed: Option<Option<String>>,
 }
@@ -880,15 +966,15 @@ impl FromGuest {
     /// The next data from the guest (`None` at its end of stream or close); credits and other
     /// control messages are applied on the way.
     async fn next_data(&mut self) -> Option<Vec<u8>> {
+        if let Some(d) = self.stash.pop_front() {
+            return Some(d);
+        }
         loop {
             if self.eof || self.closed.is_some() {
                 return None;
             }
             match self.rx.recv().await {
-                Some(StreamMessage::Data(d)) => {
-                    let _ = self.recv.received(d.len());
-                    return Some(d);
-                }
+                Some(StreamMessage::Data(d)) => return Some(d),
                 Some(other) => self.apply(other),
                 None => self.closed = Some(None),
             }
@@ -916,14 +1002,16 @@ struct Tally {
     up: u64,
     down: u64,
     address: Option<String>,
+    /// Total bytes up the connection may send before it is paused and asked about again.
+    budget: Option<u64>,
 }
 
 async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::UnboundedReceiver<StreamMessage>) {
     let started = Instant::now();
     let mut g = FromGuest {
         rx,
-        recv: Flow::default(),
         send: Flow::default(),
+        stash: Default::default(),
         eof: false,
         closed: None,
     };
@@ -956,7 +1044,8 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         port,
     };
     let connection = hub.connection_number();
-    let verdict = hub.decide(&dest, &host, protocol).await;
+    let asked_ms = now_ms();
+    let verdict = hub.decide(&dest, &host, protocol, asked_ms).await;
     let agent = hub.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
     hub.seen(&dest, &verdict, 0, 0, true);
     hub.record(
@@ -977,6 +1066,7 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         },
     )
     .await;
+    tally.budget = verdict.upload_budget;
     if !verdict.lets_through() {
         refuse(&hub, id, kind, &mut g, &dest, &verdict.reason, Refusal::Policy).await;
         return;
@@ -1056,9 +1146,7 @@ async fn read_request(
                 None => "the program closed the connection before its proxy request was complete".into(),
             });
         };
-        if let Some(n) = g.recv.consumed(d.len()) {
-            hub.send(id, StreamMessage::Credit(n));
-        }
+        hub.consumed(id, d.len());
         buf.extend_from_slice(&d);
     }
 }
@@ -1068,12 +1156,8 @@ async fn send_data(hub: &Hub, id: u32, g: &mut FromGuest, mut data: Vec<u8>) -> 
     while !data.is_empty() {
         while g.send.sendable() == 0 {
             match g.rx.recv().await {
-                Some(StreamMessage::Data(d)) => {
-                    // Data from the guest while this side waits: keep it accounted; the caller
-                    // has nowhere to put it yet, so it is an error of ordering only for HTTP
-                    // pipelining, which the gateway does not support.
-                    let _ = g.recv.received(d.len());
-                }
+                // Data from the guest while this side waits for credit: kept for the reader.
+                Some(StreamMessage::Data(d)) => g.stash.push_back(d),
                 Some(other) => g.apply(other),
                 None => return Err("the stream ended".into()),
             }
@@ -1224,7 +1308,7 @@ async fn connect_and_splice(
             .map_err(|e| after(format!("cannot write to {dest}: {e}")))?;
         tally.up += first.len() as u64;
     }
-    splice(hub, id, g, &mut upstream, dest, tally)
+    splice(hub, id, g, &mut upstream, (dest, protocol), tally)
         .await
         .map_err(after)
 }
@@ -1242,9 +1326,7 @@ async fn check_server_name(
         if first.is_empty() {
             match g.next_data().await {
                 Some(d) => {
-                    if let Some(n) = g.recv.consumed(d.len()) {
-                        hub.send(id, StreamMessage::Credit(n));
-                    }
+                    hub.consumed(id, d.len());
                     first.extend_from_slice(&d);
                 }
                 None => return Ok(()),
@@ -1258,9 +1340,7 @@ async fn check_server_name(
                 let Some(d) = g.next_data().await else {
                     return Err("the program closed the tunnel in the middle of its TLS ClientHello".into());
                 };
-                if let Some(n) = g.recv.consumed(d.len()) {
-                    hub.send(id, StreamMessage::Credit(n));
-                }
+                hub.consumed(id, d.len());
                 first.extend_from_slice(&d);
             }
             Parse::Done { value, .. } => {
@@ -1272,6 +1352,49 @@ async fn check_server_name(
                 }
             }
         }
+    }
+}
+
+/// Pauses a connection whose next `more` bytes would pass its upload budget and asks the operator
+/// again (nothing is read from the program meanwhile, so it stops sending); an allow lets it go on
+/// with the new budget, if one was given, counted from here.
+async fn over_budget(
+    hub: &Hub,
+    dest: &Destination,
+    protocol: EgressProtocol,
+    tally: &mut Tally,
+    more: usize,
+) -> Result<(), String> {
+    let Some(budget) = tally.budget else {
+        return Ok(());
+    };
+    if tally.up.saturating_add(more as u64) <= budget {
+        return Ok(());
+    }
+    let spec = AskSpec {
+        asked_ms: now_ms(),
+        destinations: vec![dest.clone()],
+        protocol: Some(protocol),
+        agent_reason: None,
+        rules: vec!["upload-budget".into()],
+        reason: format!(
+            "the connection to {dest} has sent {} bytes; {more} more would pass its upload budget of {budget} bytes: it is paused until an operator decides",
+            tally.up
+        ),
+        grantable: true,
+        over_budget: Some(airlock_domain::OverBudget { sent: tally.up, budget }),
+    };
+    match hub.ask_and_wait(spec).await {
+        EgressAskState::Allowed { upload_budget, .. } => {
+            tally.budget = upload_budget.map(|b| tally.up.saturating_add(b));
+            Ok(())
+        }
+        EgressAskState::Denied { by, .. } => Err(format!(
+            "the upload to {dest} passed its budget of {budget} bytes and {by} stopped it"
+        )),
+        EgressAskState::Pending | EgressAskState::Expired => Err(format!(
+            "the upload to {dest} passed its budget of {budget} bytes and nobody allowed more in time"
+        )),
     }
 }
 
@@ -1304,12 +1427,20 @@ async fn splice(
     id: u32,
     g: &mut FromGuest,
     upstream: &mut TcpStream,
-    dest: &Destination,
+    (dest, protocol): (&Destination, EgressProtocol),
     tally: &mut Tally,
 ) -> Result<(), String> {
     let (mut up_r, mut up_w) = upstream.split();
     let mut buf = vec![0u8; airlock_protocol::MAX_STREAM_CHUNK];
     let mut upstream_done = false;
+    while let Some(d) = g.stash.pop_front() {
+        over_budget(hub, dest, protocol, tally, d.len()).await?;
+        up_w.write_all(&d)
+            .await
+            .map_err(|e| format!("cannot write to {dest}: {e}"))?;
+        tally.up += d.len() as u64;
+        hub.consumed(id, d.len());
+    }
     loop {
         if upstream_done && (g.eof || g.closed.is_some()) {
             return Ok(());
@@ -1324,12 +1455,10 @@ async fn splice(
         tokio::select! {
             msg = g.rx.recv() => match msg {
                 Some(StreamMessage::Data(d)) => {
-                    let _ = g.recv.received(d.len());
+                    over_budget(hub, dest, protocol, tally, d.len()).await?;
                     up_w.write_all(&d).await.map_err(|e| format!("cannot write to {dest}: {e}"))?;
                     tally.up += d.len() as u64;
-                    if let Some(n) = g.recv.consumed(d.len()) {
-                        hub.send(id, StreamMessage::Credit(n));
-                    }
+                    hub.consumed(id, d.len());
                 }
                 Some(StreamMessage::Eof) => {
                     g.eof = true;

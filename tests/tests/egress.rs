@@ -73,7 +73,14 @@ async fn started_on(env: &Env, backend: &'static str) -> Result<Net> {
         "--egress-dns",
         &dns_addr,
     ];
-    for name in ["web.test", "secure.test", "asked.test", "denied.test", "api.test"] {
+    for name in [
+        "web.test",
+        "secure.test",
+        "asked.test",
+        "denied.test",
+        "api.test",
+        "budget.test",
+    ] {
         args.push("--egress-map");
         args.push(Box::leak(format!("{name}=127.0.0.1").into_boxed_str()));
     }
@@ -537,5 +544,87 @@ async fn a_microvm_reaches_allowed_hosts_only_through_the_gateway() -> Result<()
         is(r, "closed", "web.test")
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_its_budget_is_paused_and_asked_about_again() -> Result<()> {
+    let env = Env::new("egress-budget");
+    let mut n = started(&env).await?;
+    // 1 MiB: four times the stream's credit window, so credit must flow back during the upload.
+    let script = format!(
+        "head -c 1048576 /dev/zero > /tmp/up && curl -sS -m 120 --data-binary @/tmp/up http://budget.test:{}/upload",
+        n.web.port
+    );
+    let call = {
+        let (root, sb) = (env.root.clone(), n.sb.clone());
+        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+    };
+    let first = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
+    let id = first["ask"]["id"].as_u64().context("ask id")?;
+    let (status, body) = n
+        .serve
+        .post(
+            &format!("/sandboxes/{}/egress/{id}", n.sb),
+            json!({"decision": "allow", "scope": {"kind": "once"}, "upload_budget": 65536}),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    // The connection goes on until 64 KiB are sent, then waits for a second ask.
+    let second = loop {
+        let e = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
+        if !e["ask"]["over_budget"].is_null() {
+            break e["ask"].clone();
+        }
+    };
+    ensure!(second["over_budget"]["budget"] == 65536, "{second}");
+    let sent = second["over_budget"]["sent"].as_u64().unwrap_or(u64::MAX);
+    ensure!(sent <= 65536, "it sent {sent} bytes before it was paused");
+    ensure!(
+        n.web.seen.requests().is_empty(),
+        "the upstream saw the whole upload before the second ask: {:?}",
+        n.web.seen.requests()
+    );
+    let id = second["id"].as_u64().context("ask id")?;
+    let (status, body) = n
+        .serve
+        .post(
+            &format!("/sandboxes/{}/egress/{id}", n.sb),
+            json!({"decision": "allow", "scope": {"kind": "once"}}),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    let out = tokio::time::timeout(Duration::from_secs(120), call).await???;
+    ensure!(out.starts_with("hello from budget.test"), "curl printed {out:?}");
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "budget.test")).await?;
+    ensure!(closed["bytes_up"].as_u64().unwrap_or(0) > 1_048_576, "{closed}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_gateway_mid_download_ends_the_guests_flows_and_nothing_else() -> Result<()> {
+    let env = Env::new("egress-kill");
+    let mut n = started(&env).await?;
+    let script = format!(
+        "curl -sS -m 120 --limit-rate 200k -o /dev/null http://web.test:{}/bytes/100000000",
+        n.web.port
+    );
+    let call = {
+        let (root, sb) = (env.root.clone(), n.sb.clone());
+        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+    };
+    poll("the download to start", Duration::from_secs(60), || {
+        Ok((!n.web.seen.requests().is_empty()).then_some(()))
+    })?;
+    n.serve.kill9();
+    let ended = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .context("the guest's download went on after the gateway died")??;
+    ensure!(ended.is_err(), "the download completed: {ended:?}");
+    let alive = guest_sh_in(&env.root, &n.sb, "echo alive")?;
+    ensure!(
+        alive == "alive\n",
+        "the sandbox does not answer after the gateway died: {alive:?}"
+    );
     Ok(())
 }

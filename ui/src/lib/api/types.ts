@@ -492,6 +492,11 @@ requested_ms: number,
  */
 deadline_ms: number, 
 /**
+ * Set when a connection went over its upload budget and is paused: what it sent and its
+ * budget (an "allow" lets it go on; the new budget, if any, counts from here).
+ */
+over_budget: OverBudget | null, 
+/**
  * Where it stands.
  */
 state: EgressAskState, };
@@ -507,7 +512,11 @@ by: string,
 /**
  * How far.
  */
-scope: EgressScope, } | { "state": "denied", 
+scope: EgressScope, 
+/**
+ * Bytes each connection may send before it is asked about again.
+ */
+upload_budget: number | null, } | { "state": "denied", 
 /**
  * The operator.
  */
@@ -536,7 +545,11 @@ from_ms: number,
 /**
  * When it lapses; `None` for the sandbox's life.
  */
-until_ms: number | null, };
+until_ms: number | null, 
+/**
+ * Bytes each connection it lets through may send before it is paused and asked about.
+ */
+upload_budget: number | null, };
 
 /**
  * How a connection attempt was decided.
@@ -648,7 +661,12 @@ export type EgressResolution = { "decision": "allow",
 /**
  * How far.
  */
-scope: EgressScope, } | { "decision": "deny", 
+scope: EgressScope, 
+/**
+ * Bytes each connection may send upstream before it is paused and asked about again
+ * (`None`: no budget).
+ */
+upload_budget: number | null, } | { "decision": "deny", 
 /**
  * Why (shown to the program in the refusal).
  */
@@ -1042,6 +1060,19 @@ dns_refused: Array<DnsGroup>,
  * Refused lookups not listed.
  */
 dns_unlisted: number, };
+
+/**
+ * A paused connection's upload so far.
+ */
+export type OverBudget = { 
+/**
+ * Bytes sent upstream so far.
+ */
+sent: number, 
+/**
+ * The budget it was allowed.
+ */
+budget: number, };
 
 /**
  * A paste into a terminal.
