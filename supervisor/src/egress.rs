@@ -1045,32 +1045,48 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
     };
     let connection = hub.connection_number();
     let asked_ms = now_ms();
+    let parsed = started.elapsed();
     let verdict = hub.decide(&dest, &host, protocol, asked_ms).await;
+    let judged = started.elapsed();
     let agent = hub.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
     hub.seen(&dest, &verdict, 0, 0, true);
-    hub.record(
-        Actor {
-            agent: (!agent.is_empty()).then(|| agent.clone()),
-            operator: verdict.approver.clone(),
-            ..Actor::default()
-        },
-        EgressRecord::Decided {
-            connection,
-            destination: dest.clone(),
-            protocol,
-            agent,
-            outcome: verdict.outcome,
-            rules: verdict.rules.clone(),
-            approver: verdict.approver.clone(),
-            reason: verdict.reason.clone(),
-        },
-    )
-    .await;
+    let recorder = hub.clone();
+    let decided_actor = Actor {
+        agent: (!agent.is_empty()).then(|| agent.clone()),
+        operator: verdict.approver.clone(),
+        ..Actor::default()
+    };
+    let decided_record = EgressRecord::Decided {
+        connection,
+        destination: dest.clone(),
+        protocol,
+        agent,
+        outcome: verdict.outcome,
+        rules: verdict.rules.clone(),
+        approver: verdict.approver.clone(),
+        reason: verdict.reason.clone(),
+    };
+    // The decision is committed to the ledger while the gateway resolves and dials; the first
+    // byte of the connection waits for the commit.
+    let mut decided = Some(tokio::spawn(async move {
+        recorder.record(decided_actor, decided_record).await;
+    }));
     tally.budget = verdict.upload_budget;
     if !verdict.lets_through() {
+        committed(&mut decided).await;
         refuse(&hub, id, kind, &mut g, &dest, &verdict.reason, Refusal::Policy).await;
         return;
     }
+    // Resolve, judge the address and dial while the decision is being committed: not one byte of
+    // the connection moves before the decision is on the record.
+    let dialed = dial(&hub, &dest, &host, protocol, &mut tally).await;
+    tracing::debug!(
+        %dest,
+        parse_us = parsed.as_micros() as u64,
+        decide_us = (judged - parsed).as_micros() as u64,
+        dial_us = (started.elapsed() - judged).as_micros() as u64,
+        "connection decided and dialled"
+    );
     let target = Target {
         req: &req,
         head: &head,
@@ -1078,7 +1094,16 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         host: &host,
         protocol,
     };
-    let result = connect_and_splice(&hub, id, kind, &mut g, &target, rest, &mut tally).await;
+    let result = match dialed {
+        Ok(upstream) => {
+            let conn = Upstream {
+                stream: upstream,
+                decided: &mut decided,
+            };
+            tunnel(&hub, id, kind, &mut g, &target, rest, conn, &mut tally).await
+        }
+        Err(e) => Err((e, Stage::BeforeReply)),
+    };
     let error = match result {
         Ok(()) => None,
         Err((e, stage)) => {
@@ -1089,6 +1114,7 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         }
     };
     hub.close(id, error.clone());
+    committed(&mut decided).await;
     hub.seen(&dest, &verdict, tally.up, tally.down, false);
     hub.record(
         Actor::default(),
@@ -1255,32 +1281,60 @@ struct Target<'a> {
     protocol: EgressProtocol,
 }
 
-async fn connect_and_splice(
+/// Resolves the host (on the host, now that the destination is allowed), judges the address and
+/// dials it.
+async fn dial(
+    hub: &Hub,
+    dest: &Destination,
+    host: &Host,
+    protocol: EgressProtocol,
+    tally: &mut Tally,
+) -> Result<TcpStream, String> {
+    let ip = hub.sup.egress_resolver().resolve(host, dest.port).await?;
+    hub.judge_address(dest, host, protocol, ip)?;
+    tally.address = Some(ip.to_string());
+    let addr = SocketAddr::new(ip, dest.port);
+    let upstream = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("cannot connect to {dest} at {addr}: {e}")),
+        Err(_) => return Err(format!("connecting to {dest} at {addr} timed out")),
+    };
+    let _ = upstream.set_nodelay(true);
+    Ok(upstream)
+}
+
+/// Waits until the decision record is committed (once).
+async fn committed(decided: &mut Option<tokio::task::JoinHandle<()>>) {
+    if let Some(h) = decided.take() {
+        if let Err(e) = h.await {
+            tracing::error!(error = %e, "recording an egress decision failed");
+        }
+    }
+}
+
+/// A dialled upstream whose first byte waits for the decision's ledger commit.
+struct Upstream<'a> {
+    stream: TcpStream,
+    decided: &'a mut Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the tunnel (or forwards the request) on a dialled upstream and splices.
+#[allow(clippy::too_many_arguments)]
+async fn tunnel(
     hub: &Hub,
     id: u32,
     kind: ProxyKind,
     g: &mut FromGuest,
     t: &Target<'_>,
     rest: Vec<u8>,
+    conn: Upstream<'_>,
     tally: &mut Tally,
 ) -> Result<(), (String, Stage)> {
+    let Upstream {
+        stream: mut upstream,
+        decided,
+    } = conn;
     let (req, dest, host, protocol) = (t.req, t.dest, t.host, t.protocol);
-    let before = |e: String| (e, Stage::BeforeReply);
-    let ip = hub
-        .sup
-        .egress_resolver()
-        .resolve(host, dest.port)
-        .await
-        .map_err(before)?;
-    hub.judge_address(dest, host, protocol, ip).map_err(before)?;
-    tally.address = Some(ip.to_string());
-    let addr = SocketAddr::new(ip, dest.port);
-    let mut upstream = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(before(format!("cannot connect to {dest} at {addr}: {e}"))),
-        Err(_) => return Err(before(format!("connecting to {dest} at {addr} timed out"))),
-    };
-    let _ = upstream.set_nodelay(true);
     let after = |e: String| (e, Stage::After);
     let mut first = rest;
     match req {
@@ -1301,6 +1355,8 @@ async fn connect_and_splice(
             first = head;
         }
     }
+    // Nothing goes upstream before the decision is on the record.
+    committed(decided).await;
     if !first.is_empty() {
         upstream
             .write_all(&first)
