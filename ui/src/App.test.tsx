@@ -122,7 +122,7 @@ describe('console', () => {
       document.dispatchEvent(new KeyboardEvent('keydown', { key: 'a', bubbles: true }));
     });
     await tick();
-    expect(resolveEgress).toHaveBeenCalledWith('sb-1', 8, { decision: 'allow', scope: { kind: 'once' } });
+    expect(resolveEgress).toHaveBeenCalledWith('sb-1', 8, { decision: 'allow', scope: { kind: 'once' }, upload_budget: null });
     expect(card?.querySelector('[role="alert"]')?.textContent).toBe('network ask 8 is already decided');
     // a new ask arrives by event, then leaves when resolved
     act(() => emit(cast<EventMessage>({ topic: 'sandbox://sb-2/egress', event: { type: 'egress_asked', ask: egressAsk(11, 'sb-2', { deadline_ms: Date.now() + 60_000 }) } })));

@@ -23,7 +23,7 @@ const flush = async (): Promise<void> => {
   });
 };
 
-const ALLOW = { decision: 'allow' } as const;
+const ALLOW = { decision: 'allow', upload_budget: null } as const;
 
 describe('EgressCard', () => {
   let root: HTMLElement;
@@ -122,6 +122,13 @@ describe('EgressCard', () => {
       await flush();
       expect(resolveEgress).toHaveBeenLastCalledWith('sb-1', 12, body);
     }
+
+    render(null, root);
+    mount(b);
+    type(input('Upload budget (KiB)'), '64');
+    act(() => button('Allow once').click());
+    await flush();
+    expect(resolveEgress).toHaveBeenLastCalledWith('sb-1', 12, { ...ALLOW, scope: { kind: 'once' }, upload_budget: 65536 });
 
     render(null, root);
     mount(b);

@@ -18,6 +18,8 @@ import {
   destinationsText,
   grantMinutes,
   grantUnavailable,
+  overBudgetText,
+  uploadBudget,
   MAX_GRANT_MINUTES,
   onceUnavailable,
   protocolText,
@@ -46,6 +48,7 @@ export function EgressCard({ ask, compact, command }: Props) {
   const [phase, setPhase] = useState<Phase>('idle');
   const [error, setError] = useState<string | null>(null);
   const [minutes, setMinutes] = useState(String(DEFAULT_GRANT_MINUTES));
+  const [budgetKiB, setBudgetKiB] = useState('');
   const [reason, setReason] = useState('');
   const reasonRef = useRef<HTMLInputElement>(null);
   const cd = countdown(num(ask.deadline_ms), now);
@@ -75,15 +78,32 @@ export function EgressCard({ ask, compact, command }: Props) {
     }
   };
 
+  /** The upload budget field in bytes, or null after showing why it is not one. */
+  const budget = (): number | null | undefined => {
+    const b = uploadBudget(budgetKiB);
+    if (b !== null && typeof b === 'object') {
+      setError(b.error);
+      return undefined;
+    }
+    return b;
+  };
   const once = (): void => {
-    if (noOnce) setError(noOnce);
-    else void decide(allowOnce());
+    if (noOnce) return setError(noOnce);
+    const b = budget();
+    if (b !== undefined) void decide(allowOnce(b));
   };
   const forMinutes = (): void => {
-    const r = allowForMinutes(minutes);
+    const b = budget();
+    if (b === undefined) return;
+    const r = allowForMinutes(minutes, b);
     if ('error' in r) setError(r.error);
     else void decide(r);
   };
+  const forSandbox = (): void => {
+    const b = budget();
+    if (b !== undefined) void decide(allowForSandbox(b));
+  };
+  const paused = overBudgetText(ask);
   const startDeny = (): void => {
     setPhase('deny');
     setError(null);
@@ -188,6 +208,12 @@ export function EgressCard({ ask, compact, command }: Props) {
         </pre>
       </div>
 
+      {paused && (
+        <p class="warn-note" aria-label="Upload budget">
+          {paused}
+        </p>
+      )}
+
       {noGrant && <p class="warn-note small">{noGrant}</p>}
 
       <Alert message={error} />
@@ -253,7 +279,7 @@ export function EgressCard({ ask, compact, command }: Props) {
             type="button"
             disabled={closed || noGrant !== null}
             title={noGrant ?? `Allow these destinations in ${sandbox} for as long as it lives`}
-            onClick={() => void decide(allowForSandbox())}
+            onClick={forSandbox}
           >
             Allow for this sandbox
           </button>
@@ -265,6 +291,14 @@ export function EgressCard({ ask, compact, command }: Props) {
           >
             Add to policy
           </button>
+          <NumberField
+            class="upload-budget"
+            label="Upload budget (KiB)"
+            min={1}
+            max={1024 * 1024 * 1024}
+            value={budgetKiB}
+            onInput={setBudgetKiB}
+          />
           <button type="button" class="danger" disabled={closed} onClick={startDeny}>
             Deny
           </button>

@@ -13,6 +13,8 @@ import {
   grantUnavailable,
   isEgressRecord,
   onceUnavailable,
+  overBudgetText,
+  uploadBudget,
 } from './egress';
 import { entryDecision, entrySummary, filterEntries } from './ledger';
 
@@ -43,7 +45,13 @@ describe('egress words', () => {
   });
 
   it('builds the answers', () => {
-    expect(allowForMinutes(' 15 ')).toEqual({ decision: 'allow', scope: { kind: 'minutes', minutes: 15 } });
+    expect(allowForMinutes(' 15 ')).toEqual({ decision: 'allow', scope: { kind: 'minutes', minutes: 15 }, upload_budget: null });
+    expect(allowForMinutes('15', 65536)).toEqual({ decision: 'allow', scope: { kind: 'minutes', minutes: 15 }, upload_budget: 65536 });
+    expect(uploadBudget('')).toBeNull();
+    expect(uploadBudget(' 64 ')).toBe(65536);
+    for (const bad of ['0', '-1', '1.5', 'x']) expect(uploadBudget(bad)).toHaveProperty('error');
+    expect(overBudgetText(egressAsk(1))).toBeNull();
+    expect(overBudgetText(egressAsk(1, 'sb-1', { over_budget: { sent: 65536, budget: 65536 } }))).toMatch(/^Paused after sending .* upload budget/);
     for (const bad of ['', '0', '1441', '2.5', 'x']) expect(allowForMinutes(bad)).toHaveProperty('error');
     expect(denyEgress('  ')).toEqual({ decision: 'deny', reason: null });
     expect(denyEgress(' no ')).toEqual({ decision: 'deny', reason: 'no' });
@@ -55,10 +63,10 @@ describe('egress words', () => {
 
   it('words where an ask stands', () => {
     expect(askStateText({ state: 'pending' })).toBe('pending');
-    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'once' } })).toBe('allowed once by ana');
-    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'minutes', minutes: 15 } })).toBe('allowed for 15 min by ana');
-    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'sandbox' } })).toBe("allowed for the sandbox's life by ana");
-    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'policy' } })).toBe('added to the policy by ana');
+    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'once' }, upload_budget: null })).toBe('allowed once by ana');
+    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'minutes', minutes: 15 }, upload_budget: null })).toBe('allowed for 15 min by ana');
+    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'sandbox' }, upload_budget: null })).toBe("allowed for the sandbox's life by ana");
+    expect(askStateText({ state: 'allowed', by: 'ana', scope: { kind: 'policy' }, upload_budget: null })).toBe('added to the policy by ana');
     expect(askStateText({ state: 'denied', by: 'bo', reason: 'no' })).toBe('denied by bo: no');
     expect(askStateText({ state: 'expired' })).toBe('expired (counts as deny)');
   });

@@ -74,9 +74,35 @@ export function protocolText(p: EgressAsk['protocol']): string {
 // Answers
 // ------------------------------------------------------------------------------------------
 
-export const allowOnce = (): EgressResolution => ({ decision: 'allow', scope: { kind: 'once' } });
-export const allowForSandbox = (): EgressResolution => ({ decision: 'allow', scope: { kind: 'sandbox' } });
-export const allowInPolicy = (): EgressResolution => ({ decision: 'allow', scope: { kind: 'policy' } });
+export const allowOnce = (budget: number | null = null): EgressResolution => ({
+  decision: 'allow',
+  scope: { kind: 'once' },
+  upload_budget: budget,
+});
+export const allowForSandbox = (budget: number | null = null): EgressResolution => ({
+  decision: 'allow',
+  scope: { kind: 'sandbox' },
+  upload_budget: budget,
+});
+export const allowInPolicy = (): EgressResolution => ({ decision: 'allow', scope: { kind: 'policy' }, upload_budget: null });
+
+/** The upload-budget field (KiB; empty for none) in bytes, or why it is not a budget. */
+export function uploadBudget(text: string): number | null | { error: string } {
+  const t = text.trim();
+  if (t === '') return null;
+  const k = Number(t);
+  return Number.isInteger(k) && k >= 1 && k <= 1024 * 1024 * 1024
+    ? k * 1024
+    : { error: 'The upload budget must be a whole number of KiB (1 or more), or empty for none.' };
+}
+
+/** What a paused connection has sent, when an ask is about an upload over its budget. */
+export function overBudgetText(ask: EgressAsk): string | null {
+  const o = ask.over_budget;
+  return o === null
+    ? null
+    : `Paused after sending ${bytesText(num(o.sent))} of its ${bytesText(num(o.budget))} upload budget: allowing lets it go on (with the budget given below, if any).`;
+}
 
 /** The minutes field's text as a grant length, or null when it is not 1 to MAX_GRANT_MINUTES. */
 export function grantMinutes(text: string): number | null {
@@ -86,10 +112,10 @@ export function grantMinutes(text: string): number | null {
 }
 
 /** "Allow for N min" from the minutes field's text, or why the text is not a valid length. */
-export function allowForMinutes(text: string): EgressResolution | { error: string } {
+export function allowForMinutes(text: string, budget: number | null = null): EgressResolution | { error: string } {
   const m = grantMinutes(text);
   if (m === null) return { error: `Minutes must be a whole number from 1 to ${MAX_GRANT_MINUTES}.` };
-  return { decision: 'allow', scope: { kind: 'minutes', minutes: m } };
+  return { decision: 'allow', scope: { kind: 'minutes', minutes: m }, upload_budget: budget };
 }
 
 /** Deny, with the reason when one was typed. */

@@ -43,6 +43,7 @@ export function egressAsk(id: number, sandbox = 'sb-1', extra: Record<string, un
       '// Added by an operator: allow connections to web.test port 80.\n@id("allow-connect-web.test-80")\n' +
       'permit (principal, action == Action::"connect", resource)\nwhen { context.host == "web.test" && context.port == 80 };\n',
     grantable: true,
+    over_budget: null,
     requested_ms: 2000 + id,
     deadline_ms: 122000 + id,
     state: { state: 'pending' },
