@@ -1244,10 +1244,12 @@ fn refusal_page(dest: &Destination, why: &str, r: Refusal) -> Vec<u8> {
             .replace('"', "&quot;")
     };
     let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\
-         <h1>{title}</h1><p>Destination: <code>{}</code></p><p>{}</p>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"margin:0;font-family:sans-serif\">\
+         <div style=\"background:#8b0000;color:#fff;padding:24px 32px\"><h1 style=\"margin:0\">{title}</h1></div>\
+         <div style=\"padding:8px 32px\"><p>Destination: <code>{}</code></p><p>{}</p>\
          <p>Network access from this sandbox goes through Airlock's egress gateway; an operator decides \
-         which destinations it may reach.</p></body></html>\n",
+         which destinations it may reach.</p></div></body></html>\n",
         esc(&dest.to_string()),
         esc(why)
     );

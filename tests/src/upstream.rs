@@ -26,8 +26,11 @@ impl Seen {
     }
 }
 
+/// The colour of the page `GET /green` serves.
+pub const GREEN: [u8; 3] = [0, 192, 0];
+
 /// Serves HTTP/1.1 on one connection: `GET /bytes/N` answers N bytes, anything else
-/// `hello from HOST` (the Host header); a request body (Content-Length) is read and counted.
+/// `hello from HOST` (the Host header), `GET /green` an HTML page of one colour ([`GREEN`]); a request body (Content-Length) is read and counted.
 fn serve_http(mut s: impl Read + Write, seen: &Seen) -> std::io::Result<()> {
     let mut reader = BufReader::new(&mut s);
     let mut line = String::new();
@@ -56,13 +59,23 @@ fn serve_http(mut s: impl Read + Write, seen: &Seen) -> std::io::Result<()> {
     }
     drop(reader);
     let path = request.split(' ').nth(1).unwrap_or("/");
-    let payload = match path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
-        Some(n) => vec![b'x'; n],
-        None => format!("hello from {host}\n").into_bytes(),
+    let (payload, kind) = match path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => (vec![b'x'; n], "text/plain"),
+        // A page a screenshot recognises: the whole viewport one colour (GREEN).
+        None if path == "/green" => (
+            format!(
+                "<!doctype html><html><body style=\"margin:0;background:rgb({},{},{});height:100vh\">\
+                 <h1>hello from {host}</h1></body></html>",
+                GREEN[0], GREEN[1], GREEN[2]
+            )
+            .into_bytes(),
+            "text/html",
+        ),
+        None => (format!("hello from {host}\n").into_bytes(), "text/plain"),
     };
     write!(
         s,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: {kind}\r\nConnection: close\r\n\r\n",
         payload.len()
     )?;
     s.write_all(&payload)?;

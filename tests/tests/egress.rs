@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use airlock_tests::serve::{Events, Serve};
-use airlock_tests::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream};
+use airlock_tests::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream, GREEN};
 use airlock_tests::{guest_sh_in, poll, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -52,6 +52,10 @@ async fn started(env: &Env) -> Result<Net> {
 }
 
 async fn started_on(env: &Env, backend: &'static str) -> Result<Net> {
+    started_with(env, backend, "minimal").await
+}
+
+async fn started_with(env: &Env, backend: &'static str, profile: &'static str) -> Result<Net> {
     let web = HttpUpstream::start()?;
     let ca = TestCa::new(&["secure.test"])?;
     let secure = TlsUpstream::start(&ca)?;
@@ -65,7 +69,7 @@ async fn started_on(env: &Env, backend: &'static str) -> Result<Net> {
         "--backend",
         backend,
         "--profile",
-        "minimal",
+        profile,
         "--approval-timeout",
         "60",
         "--policy",
@@ -626,5 +630,114 @@ async fn killing_the_gateway_mid_download_ends_the_guests_flows_and_nothing_else
         alive == "alive\n",
         "the sandbox does not answer after the gateway died: {alive:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_allows_a_network_ask_in_the_console() -> Result<()> {
+    use airlock_browser::{Browser, Target};
+    let env = Env::new("egress-console");
+    let n = started(&env).await?;
+    let art = airlock_tests::bin_dir()
+        .parent()
+        .context("the target directory")?
+        .join("test-artifacts/egress");
+    std::fs::create_dir_all(&art)?;
+    let mut b = Browser::launch(&art.join("chromium.log"))?;
+    b.open(
+        "console",
+        &format!("{}/#token={}", n.serve.base, n.serve.operator_token),
+    )?;
+    b.click("console", &Target::role("link", "Inbox").inexact())?;
+    let script = format!("curl -sS -m 90 http://asked.test:{}/from-console", n.web.port);
+    let call = {
+        let (root, sb) = (env.root.clone(), n.sb.clone());
+        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+    };
+    let card = Target::role("region", "Network ask");
+    b.wait_visible("console", &card, Duration::from_secs(60))?;
+    let text = b.text("console", &card)?;
+    ensure!(
+        text.contains(&format!("asked.test:{}", n.web.port)),
+        "the card shows {text:?}"
+    );
+    ensure!(
+        text.contains("new-destination"),
+        "the card does not name the rule: {text:?}"
+    );
+    b.screenshot("console", &art.join("network-ask.png"))?;
+    b.click("console", &Target::role("button", "Allow once").within(&card))?;
+    let out = tokio::time::timeout(Duration::from_secs(90), call).await???;
+    ensure!(out.starts_with("hello from asked.test"), "curl printed {out:?}");
+    b.wait_hidden("console", &card, Duration::from_secs(30))?;
+    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| is(r, "decided", "asked.test")).await?;
+    ensure!(
+        decided["outcome"] == "approved" && decided["approver"] == n.serve.operator,
+        "{decided}"
+    );
+    Ok(())
+}
+
+/// Pixels of the guest's screen that are exactly `rgb`.
+fn screen_pixels(env: &Env, sb: &str, rgb: [u8; 3]) -> Result<usize> {
+    let shot = env.store.connect(sb)?.screenshot()?;
+    Ok(shot.rgba.chunks_exact(4).filter(|p| p[..3] == rgb).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktop_browser_opens_an_allowed_page_and_shows_the_refusal_page_for_another() -> Result<()> {
+    let env = Env::new("egress-firefox");
+    let n = started_with(&env, "gvisor", "desktop").await?;
+    let open = |url: String| {
+        guest_sh_in(
+            &env.root,
+            &n.sb,
+            &format!("DISPLAY=:0 setsid -f firefox-esr --new-instance '{url}' > /tmp/ff.log 2>&1"),
+        )
+    };
+    open(format!("http://web.test:{}/green", n.web.port))?;
+    let green = poll("the allowed page on the screen", Duration::from_secs(120), || {
+        let g = screen_pixels(&env, &n.sb, GREEN)?;
+        Ok((g > 200_000).then_some(g))
+    });
+    let green = match green {
+        Ok(g) => g,
+        Err(e) => {
+            let log =
+                guest_sh_in(&env.root, &n.sb, "tail -20 /tmp/ff.log; ps -eo pid,comm").unwrap_or_default();
+            let art = airlock_tests::bin_dir().join("../test-artifacts/egress");
+            let _ = std::fs::create_dir_all(&art);
+            let shot = env.store.connect(&n.sb).ok().and_then(|c| c.screenshot().ok());
+            if let Some(png) = shot.and_then(|s| s.png().ok()) {
+                let _ = std::fs::write(art.join("firefox-failure.png"), png);
+            }
+            return Err(e.context(format!("Firefox's log and the processes:\n{log}")));
+        }
+    };
+    ensure!(
+        n.web.seen.requests().iter().any(|r| r == "GET /green HTTP/1.1"),
+        "the upstream saw {:?}",
+        n.web.seen.requests()
+    );
+    guest_sh_in(
+        &env.root,
+        &n.sb,
+        "pkill -x firefox-esr; while pgrep -x firefox-esr >/dev/null; do sleep 0.2; done",
+    )?;
+    open(format!("http://denied.test:{}/green", n.web.port))?;
+    // The gateway's refusal page: a dark red banner naming the refusal.
+    let red = poll("the refusal page on the screen", Duration::from_secs(120), || {
+        let r = screen_pixels(&env, &n.sb, [0x8b, 0, 0])?;
+        Ok((r > 20_000 && screen_pixels(&env, &n.sb, GREEN)? == 0).then_some(r))
+    })?;
+    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| is(r, "decided", "denied.test")).await?;
+    ensure!(decided["outcome"] == "denied", "{decided}");
+    eprintln!("allowed page: {green} green pixels; refusal page: {red} banner pixels");
+    let art = airlock_tests::bin_dir().join("../test-artifacts/egress");
+    std::fs::create_dir_all(&art)?;
+    std::fs::write(
+        art.join("firefox-refusal.png"),
+        env.store.connect(&n.sb)?.screenshot()?.png()?,
+    )?;
     Ok(())
 }
