@@ -337,7 +337,8 @@ pub enum EgressOutcome {
     /// An operator denied the ask, or nobody answered in time.
     Refused,
     /// It was allowed but could not be carried out (no such name, an address the policy refuses,
-    /// the upstream refused, the TLS name did not match).
+    /// the upstream refused). The Network view shows it; the ledger's `decided` record keeps what
+    /// was decided and its `closed` record the error.
     Failed,
 }
 

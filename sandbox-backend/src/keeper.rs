@@ -322,6 +322,13 @@ impl EgressSink for Relay {
     fn notice(&self, notice: Notice) {
         self.forward(0, GuestMessage::Notice(notice));
     }
+
+    fn closed(&self, reason: &str) {
+        tracing::debug!(%reason, "the guest channel closed; the egress relay stops");
+        if let Ok(mut g) = self.gateway.lock() {
+            *g = None;
+        }
+    }
 }
 
 fn send(w: &ClientWriter, id: u32, reply: Reply) -> bool {

@@ -21,6 +21,9 @@ use crate::ChannelError;
 
 /// Stream items buffered per stream before newer ones are dropped.
 const STREAM_QUEUE: usize = 4;
+/// Egress stream messages queued for the guest before senders are refused: a guest that stops
+/// reading its channel fills this queue, never a caller's thread.
+const EGRESS_OUT_QUEUE: usize = 4096;
 
 /// What the guest said in its hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +82,15 @@ pub trait EgressSink: Send + Sync {
     fn stream(&self, id: u32, msg: StreamMessage);
     /// A notice.
     fn notice(&self, notice: Notice);
+    /// The channel closed: every stream is over.
+    fn closed(&self, reason: &str);
 }
 
 struct Inner {
     writer: Mutex<Box<dyn Write + Send>>,
     sink: Mutex<Option<Arc<dyn EgressSink>>>,
+    /// Egress stream messages on their way to the guest, written by their own thread.
+    egress_out: SyncSender<(u32, StreamMessage)>,
     routes: Mutex<Routes>,
     next_id: AtomicU32,
     dropped: AtomicU64,
@@ -103,12 +110,14 @@ pub struct ReplyStream {
 }
 
 impl GuestMux {
-    /// Takes over a guest byte stream; spawns the reader thread.
+    /// Takes over a guest byte stream; spawns the reader thread and the egress writer thread.
     pub fn start(mut reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>, name: String) -> GuestMux {
+        let (egress_out, egress_rx) = mpsc::sync_channel::<(u32, StreamMessage)>(EGRESS_OUT_QUEUE);
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),
             routes: Mutex::new(Routes::default()),
             sink: Mutex::new(None),
+            egress_out,
             next_id: AtomicU32::new(1),
             dropped: AtomicU64::new(0),
         });
@@ -127,6 +136,22 @@ impl GuestMux {
             });
         if let Err(e) = spawned {
             mux.close(format!("cannot start the reader thread: {e}"));
+        }
+        // The writer thread holds only a weak handle: it ends when the mux is gone.
+        let weak = Arc::downgrade(&mux.inner);
+        let spawned = std::thread::Builder::new()
+            .name("guest-egress-writer".into())
+            .spawn(move || {
+                while let Ok((id, msg)) = egress_rx.recv() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let m = GuestMux { inner };
+                    if m.write(id, &HostMessage::Stream(msg)).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            mux.close(format!("cannot start the egress writer thread: {e}"));
         }
         mux
     }
@@ -199,9 +224,18 @@ impl GuestMux {
         }
     }
 
-    /// Sends traffic of stream `id` to the guest.
+    /// Queues traffic of stream `id` for the guest; never blocks. An error when the channel is
+    /// closed or the guest has stopped reading and the queue is full (the caller ends the stream).
     pub fn send_stream(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
-        self.write(id, &HostMessage::Stream(msg))
+        if let Some(reason) = self.closed() {
+            return Err(ChannelError::Closed(reason));
+        }
+        self.inner.egress_out.try_send((id, msg)).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => ChannelError::Closed(format!(
+                "the guest is not reading its channel: {EGRESS_OUT_QUEUE} stream messages wait to be sent"
+            )),
+            mpsc::TrySendError::Disconnected(_) => ChannelError::Closed("the egress writer stopped".into()),
+        })
     }
 
     fn route(&self, id: u32, reply: Reply) -> Result<(), String> {
@@ -252,6 +286,9 @@ impl GuestMux {
     }
 
     fn close(&self, reason: String) {
+        if let Some(sink) = self.inner.sink.lock().ok().and_then(|mut s| s.take()) {
+            sink.closed(&reason);
+        }
         if let Ok(mut r) = self.inner.routes.lock() {
             if r.closed.is_none() {
                 r.closed = Some(reason);

@@ -46,6 +46,12 @@ const MAX_DESTINATIONS: usize = 1024;
 const MAX_DNS_GROUPS: usize = 256;
 /// How often refused DNS lookups are written to the ledger, at most.
 const DNS_FLUSH: Duration = Duration::from_secs(2);
+/// Messages a stream's task may have waiting before the stream is closed.
+const MAX_QUEUED: usize = 1024;
+/// Network asks that may wait for an operator at once, per sandbox.
+const MAX_PENDING_ASKS: usize = 32;
+/// How long a program may take to send its TLS ClientHello after the tunnel opened.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the gateway resolves a name the policy allowed. By default the host's resolver; tests map
 /// names to their own servers on 127.0.0.1 and point unmapped names at their own DNS server, so
@@ -157,6 +163,8 @@ fn class_name(c: AddressClass) -> &'static str {
 
 /// One sandbox's egress: its streams, asks, grants and what it has reached.
 pub struct Hub {
+    /// This hub, for the tasks it spawns.
+    me: std::sync::Weak<Hub>,
     sandbox: String,
     sup: Supervisor,
     guest: Arc<GuestClient>,
@@ -169,6 +177,13 @@ struct StreamSlot {
     /// Guest → host accounting, checked before anything is queued (bounds memory per stream).
     flow: Flow,
     tx: mpsc::UnboundedSender<StreamMessage>,
+    /// Messages queued for the task and not yet taken (control messages carry no bytes, so the
+    /// credit window does not bound them: this does).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wakes the task out of a decision or a dial when the stream ends.
+    ended: Arc<tokio::sync::Notify>,
+    /// The guest closed it; the task is finishing (the slot counts until it has).
+    guest_closed: bool,
 }
 
 #[derive(Default)]
@@ -193,7 +208,10 @@ struct Verdict {
     outcome: EgressOutcome,
     rules: Vec<String>,
     approver: Option<String>,
+    /// Why, for the ledger and the operator.
     reason: String,
+    /// Why, for the program (no operator names).
+    guest: String,
     /// Bytes the connection may send before it is paused and asked about again.
     upload_budget: Option<u64>,
 }
@@ -214,7 +232,8 @@ impl Hub {
         sandbox: String,
         guest: Arc<GuestClient>,
     ) -> Result<Arc<Hub>, String> {
-        let hub = Arc::new(Hub {
+        let hub = Arc::new_cyclic(|me| Hub {
+            me: me.clone(),
             sandbox,
             sup,
             guest: guest.clone(),
@@ -239,9 +258,15 @@ impl Hub {
         }
     }
 
+    /// Sends to the guest without blocking; if the guest does not take it (it stopped reading its
+    /// channel), the stream ends here.
     fn send(&self, id: u32, msg: StreamMessage) {
         if let Err(e) = self.guest.send_stream(id, msg) {
             tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
+            let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
+            if let Some(slot) = slot {
+                slot.ended.notify_one();
+            }
         }
     }
 
@@ -258,8 +283,9 @@ impl Hub {
     }
 
     fn close(&self, id: u32, reason: Option<String>) {
-        if let Ok(mut s) = self.streams.lock() {
-            s.remove(&id);
+        let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
+        if let Some(slot) = slot {
+            slot.ended.notify_one();
         }
         self.send(id, StreamMessage::Close { reason });
     }
@@ -311,11 +337,36 @@ impl Hub {
         resolution: EgressResolution,
     ) -> Result<EgressAsk, EgressError> {
         let now = now_ms();
+        // Decide on a copy first: "add to policy" must succeed before anything changes.
+        let mut decided_ask = {
+            let st = self.state.lock().map_err(|_| EgressError::Poisoned)?;
+            st.asks.get(&ask).ok_or(EgressError::UnknownAsk(ask))?.ask.clone()
+        };
+        if let Err(e) = decided_ask.resolve(operator, resolution, now) {
+            if let EgressAskError::Expired { .. } = e {
+                // Its deadline passed: it ends now, as its waiters would end it.
+                self.expire(ask).await;
+            }
+            return Err(e.into());
+        }
+        if let EgressAskState::Allowed {
+            scope: EgressScope::Policy,
+            ..
+        } = &decided_ask.state
+        {
+            for d in &decided_ask.destinations {
+                self.sup
+                    .add_policy_rule(&airlock_policy::connect_rule(&d.host, d.port), operator)
+                    .await
+                    .map_err(|e| EgressError::Policy(e.to_string()))?;
+            }
+        }
         let decided = {
             let mut st = self.state.lock().map_err(|_| EgressError::Poisoned)?;
-            let pending = st.asks.get_mut(&ask).ok_or(EgressError::UnknownAsk(ask))?;
-            pending.ask.resolve(operator, resolution, now)?;
-            let p = st.asks.remove(&ask).ok_or(EgressError::UnknownAsk(ask))?;
+            let mut p = st.asks.remove(&ask).ok_or(EgressError::UnknownAsk(ask))?;
+            // Connections that joined meanwhile are counted in the final state too.
+            decided_ask.waiting = p.ask.waiting;
+            p.ask = decided_ask;
             if let EgressAskState::Allowed {
                 by,
                 scope,
@@ -330,18 +381,6 @@ impl Hub {
             }
             p
         };
-        if let EgressAskState::Allowed {
-            scope: EgressScope::Policy,
-            ..
-        } = &decided.ask.state
-        {
-            for d in &decided.ask.destinations {
-                self.sup
-                    .add_policy_rule(&airlock_policy::connect_rule(&d.host, d.port), operator)
-                    .await
-                    .map_err(|e| EgressError::Policy(e.to_string()))?;
-            }
-        }
         let _ = decided.decided.send(Some(decided.ask.state.clone()));
         self.ask_ended(&decided.ask).await;
         Ok(decided.ask)
@@ -374,13 +413,37 @@ impl Hub {
                 hosts.len()
             )));
         }
+        // Each destination is judged by the policy as a connection would be: a forbid refuses
+        // the request (naming it), an allow needs no card, and only asks go in front of the
+        // operator — never grantable when any rule says so.
         let mut destinations = Vec::new();
+        let (mut rules, mut grantable) = (Vec::new(), true);
         for (h, port) in hosts {
             let host = airlock_egress::parse_host(h).map_err(|e| EgressError::Invalid(e.to_string()))?;
-            destinations.push(Destination {
+            let dest = Destination {
                 host: host.to_string(),
                 port: *port,
-            });
+            };
+            let eval = self.evaluate(&dest, &host, "connect");
+            match airlock_policy::enforce(&eval, self.sup.mode()).decision {
+                Decision::Deny => return Err(EgressError::Denied(eval.reason)),
+                Decision::Allow => continue,
+                Decision::Ask => {}
+            }
+            grantable &= eval.grantable;
+            for r in eval.rules {
+                if !rules.contains(&r) {
+                    rules.push(r);
+                }
+            }
+            if !destinations.contains(&dest) {
+                destinations.push(dest);
+            }
+        }
+        if destinations.is_empty() {
+            return Err(EgressError::Invalid(
+                "the policy already allows every destination asked for: nothing to ask".into(),
+            ));
         }
         let (ask, mut rx) = self
             .open_ask(AskSpec {
@@ -388,12 +451,17 @@ impl Hub {
                 destinations: destinations.clone(),
                 protocol: None,
                 agent_reason: Some(reason.to_string()),
-                rules: vec![],
+                rules,
                 reason: format!("{agent} asks ahead for network access"),
-                grantable: true,
+                grantable,
                 over_budget: None,
             })
-            .await;
+            .await
+            .ok_or_else(|| {
+                EgressError::Invalid(format!(
+                    "{MAX_PENDING_ASKS} network asks already wait for an operator; try again later"
+                ))
+            })?;
         self.record(
             Actor {
                 agent: Some(agent.to_string()),
@@ -421,7 +489,7 @@ impl Hub {
     /// Registers an ask (or joins the pending one for the same single destination) and returns it
     /// with a receiver of its decision. `asked_ms` is when the request arrived. The card goes out
     /// at once; the frame of what the agent was doing follows in a second event when captured.
-    async fn open_ask(&self, spec: AskSpec) -> (EgressAsk, watch::Receiver<Option<EgressAskState>>) {
+    async fn open_ask(&self, spec: AskSpec) -> Option<(EgressAsk, watch::Receiver<Option<EgressAskState>>)> {
         let AskSpec {
             asked_ms,
             destinations,
@@ -432,62 +500,68 @@ impl Hub {
             grantable,
             over_budget,
         } = spec;
-        if protocol.is_some() && over_budget.is_none() {
-            if let Ok(mut st) = self.state.lock() {
-                let existing = st.asks.values_mut().find(|p| {
-                    p.ask.protocol.is_some()
-                        && p.ask.over_budget.is_none()
-                        && p.ask.destinations == destinations
-                        && p.ask.state == EgressAskState::Pending
-                });
-                if let Some(p) = existing {
-                    p.ask.waiting = p.ask.waiting.saturating_add(1);
-                    let (ask, rx) = (p.ask.clone(), p.decided.subscribe());
-                    drop(st);
-                    self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
-                    return (ask, rx);
-                }
-            }
-        }
         let policy_rule = destinations
             .iter()
             .map(|d| airlock_policy::connect_rule(&d.host, d.port))
             .collect::<Vec<_>>()
             .join("\n\n");
-        let (tx, rx) = watch::channel(None);
-        let ask = {
+        // Join the pending ask for the same destination, or register a new one, in one step.
+        let (ask, rx, joined) = {
             let mut st = match self.state.lock() {
                 Ok(s) => s,
                 Err(e) => e.into_inner(),
             };
-            let ask = EgressAsk {
-                id: self.sup.next_approval_id(),
-                sandbox: self.sandbox.clone(),
-                agent: st.agent.clone(),
-                destinations,
-                protocol,
-                waiting: u32::from(protocol.is_some()),
-                agent_reason,
-                frame_png: None,
-                rules,
-                reason,
-                policy_rule,
-                grantable,
-                over_budget,
-                requested_ms: asked_ms,
-                deadline_ms: asked_ms.saturating_add(self.sup.approval_timeout().as_millis() as u64),
-                state: EgressAskState::Pending,
-            };
-            st.asks.insert(
-                ask.id,
-                PendingAsk {
-                    ask: ask.clone(),
-                    decided: tx,
-                },
-            );
-            ask
+            let joinable = protocol.is_some() && over_budget.is_none();
+            let full = st.asks.len() >= MAX_PENDING_ASKS;
+            let existing = st.asks.values_mut().find(|p| {
+                joinable
+                    && p.ask.protocol.is_some()
+                    && p.ask.over_budget.is_none()
+                    && p.ask.destinations == destinations
+                    && p.ask.state == EgressAskState::Pending
+            });
+            match existing {
+                Some(p) => {
+                    p.ask.waiting = p.ask.waiting.saturating_add(1);
+                    (p.ask.clone(), p.decided.subscribe(), true)
+                }
+                None if full => return None,
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    let ask = EgressAsk {
+                        id: self.sup.next_approval_id(),
+                        sandbox: self.sandbox.clone(),
+                        agent: st.agent.clone(),
+                        destinations,
+                        protocol,
+                        waiting: u32::from(protocol.is_some()),
+                        agent_reason,
+                        frame_png: None,
+                        rules,
+                        reason,
+                        policy_rule,
+                        grantable,
+                        over_budget,
+                        requested_ms: asked_ms,
+                        deadline_ms: asked_ms.saturating_add(self.sup.approval_timeout().as_millis() as u64),
+                        state: EgressAskState::Pending,
+                    };
+                    st.asks.insert(
+                        ask.id,
+                        PendingAsk {
+                            ask: ask.clone(),
+                            decided: tx,
+                        },
+                    );
+                    (ask, rx, false)
+                }
+            }
         };
+        // The card goes out at once; the frame of what the agent was doing follows.
         self.sup.events().publish(Event::EgressAsked { ask: ask.clone() });
+        if joined {
+            return Some((ask, rx));
+        }
         let frame_png = match crate::gateway::capture(&self.guest).await {
             Ok(frame) => self
                 .sup
@@ -513,18 +587,21 @@ impl Hub {
             }
             None => EgressAsk { frame_png, ..ask },
         };
-        (ask, rx)
+        Some((ask, rx))
     }
 
     /// Expires an ask whose deadline passed (no-op if it was decided).
     async fn expire(&self, id: u64) {
         let expired = {
             let Ok(mut st) = self.state.lock() else { return };
+            let now = now_ms();
             match st.asks.get_mut(&id) {
-                Some(p) => match p.ask.expire(now_ms()) {
-                    true => st.asks.remove(&id),
-                    false => None,
-                },
+                // Called when its waiter's time is up (a monotonic clock; the wall clock may
+                // disagree): it ends as expired.
+                Some(p) => {
+                    p.ask.expire(now.max(p.ask.deadline_ms));
+                    st.asks.remove(&id)
+                }
                 None => None,
             }
         };
@@ -534,12 +611,13 @@ impl Hub {
         }
     }
 
-    async fn record(&self, actor: Actor, record: EgressRecord) {
+    /// Appends a record to the ledger (and publishes it); whether it was committed.
+    async fn record(&self, actor: Actor, record: EgressRecord) -> bool {
         let what = match serde_json::to_value(&record) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode an egress record");
-                return;
+                return false;
             }
         };
         let draft = Draft {
@@ -555,14 +633,36 @@ impl Hub {
         };
         if let Err(e) = self.sup.ledger().append(draft).await {
             tracing::error!(sandbox = %self.sandbox, error = %e, "cannot record egress");
+            return false;
         }
         self.sup.events().publish(Event::Egress {
             sandbox: self.sandbox.clone(),
             record,
         });
+        true
     }
 
-    /// Decides an attempt: grants, then the policy, then (for an ask) the operator.
+    /// The policy's judgement of a destination, before anything is resolved.
+    fn evaluate(&self, dest: &Destination, host: &Host, protocol: &str) -> airlock_policy::Evaluation {
+        let agent = self.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
+        self.sup.policy().evaluate_connect(
+            &Subject {
+                agent: if agent.is_empty() { "unknown" } else { &agent },
+                principal: "unknown",
+                sandbox: &self.sandbox,
+            },
+            &Connect {
+                host: &dest.host,
+                port: dest.port,
+                protocol,
+                ip_literal: matches!(host, Host::Ip(_)),
+                resolved: None,
+            },
+        )
+    }
+
+    /// Decides an attempt: the policy first (a forbid wins over everything, grants included); an
+    /// ask is answered by a standing grant, else by an operator.
     async fn decide(
         &self,
         dest: &Destination,
@@ -570,108 +670,102 @@ impl Hub {
         protocol: EgressProtocol,
         asked_ms: u64,
     ) -> Verdict {
-        let now = now_ms();
-        let agent = {
-            let Ok(mut st) = self.state.lock() else {
-                return refused("the gateway's state is poisoned");
-            };
-            if let Some(g) = st.grants.covering(dest, now) {
+        let eval = self.evaluate(dest, host, protocol.as_str());
+        let verdict = airlock_policy::enforce(&eval, self.sup.mode());
+        let plain = |outcome| Verdict {
+            outcome,
+            rules: eval.rules.clone(),
+            approver: None,
+            reason: eval.reason.clone(),
+            guest: eval.reason.clone(),
+            upload_budget: None,
+        };
+        match verdict.decision {
+            Decision::Allow => return plain(EgressOutcome::Allowed),
+            Decision::Deny => return plain(EgressOutcome::Denied),
+            Decision::Ask => {}
+        }
+        let grant = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut st| st.grants.covering(dest, now_ms()).cloned());
+        if let Some(g) = grant {
+            if eval.grantable {
+                let reason = format!("{dest} is granted to this sandbox by {}", g.by);
                 return Verdict {
                     outcome: EgressOutcome::Granted,
-                    rules: vec![],
+                    rules: eval.rules,
                     approver: Some(g.by.clone()),
-                    reason: format!("{dest} is granted to this sandbox by {}", g.by),
+                    guest: format!("{dest} is granted to this sandbox"),
+                    reason,
                     upload_budget: g.upload_budget,
                 };
             }
-            st.agent.clone()
+        }
+        let spec = AskSpec {
+            asked_ms,
+            destinations: vec![dest.clone()],
+            protocol: Some(protocol),
+            agent_reason: None,
+            rules: eval.rules.clone(),
+            reason: eval.reason.clone(),
+            grantable: eval.grantable,
+            over_budget: None,
         };
-        let policy = self.sup.policy();
-        let who = Subject {
-            agent: if agent.is_empty() { "unknown" } else { &agent },
-            principal: "unknown",
-            sandbox: &self.sandbox,
+        let Some(end) = self.ask_and_wait(spec).await else {
+            return Verdict {
+                guest: format!(
+                    "{MAX_PENDING_ASKS} network asks already wait for an operator; try again later"
+                ),
+                ..plain(EgressOutcome::Refused)
+            };
         };
-        let eval = policy.evaluate_connect(
-            &who,
-            &Connect {
-                host: &dest.host,
-                port: dest.port,
-                protocol: protocol.as_str(),
-                ip_literal: matches!(host, Host::Ip(_)),
-                resolved: None,
-            },
-        );
-        let verdict = airlock_policy::enforce(&eval, self.sup.mode());
-        match verdict.decision {
-            Decision::Allow => Verdict {
-                outcome: EgressOutcome::Allowed,
+        match end {
+            EgressAskState::Allowed {
+                by,
+                scope,
+                upload_budget,
+            } => Verdict {
+                outcome: EgressOutcome::Approved,
                 rules: eval.rules,
-                approver: None,
-                reason: eval.reason,
+                approver: Some(by.clone()),
+                reason: format!("{by} allowed {dest} ({})", scope_text(scope)),
+                guest: format!("an operator allowed {dest}"),
+                upload_budget,
+            },
+            EgressAskState::Denied { by, reason } => Verdict {
+                outcome: EgressOutcome::Refused,
+                rules: eval.rules,
+                approver: Some(by.clone()),
+                guest: match &reason {
+                    Some(r) => format!("an operator denied {dest}: {r}"),
+                    None => format!("an operator denied {dest}"),
+                },
+                reason: match reason {
+                    Some(r) => format!("{by} denied {dest}: {r}"),
+                    None => format!("{by} denied {dest}"),
+                },
                 upload_budget: None,
             },
-            Decision::Deny => Verdict {
-                outcome: EgressOutcome::Denied,
-                rules: eval.rules,
-                approver: None,
-                reason: eval.reason,
-                upload_budget: None,
-            },
-            Decision::Ask => {
-                let ask = AskSpec {
-                    asked_ms,
-                    destinations: vec![dest.clone()],
-                    protocol: Some(protocol),
-                    agent_reason: None,
-                    rules: eval.rules.clone(),
-                    reason: eval.reason.clone(),
-                    grantable: eval.grantable,
-                    over_budget: None,
-                };
-                let end = self.ask_and_wait(ask).await;
-                let mut upload_budget = None;
-                let (outcome, approver, reason) = match end {
-                    EgressAskState::Allowed {
-                        by,
-                        scope,
-                        upload_budget: budget,
-                    } => {
-                        upload_budget = budget;
-                        (
-                            EgressOutcome::Approved,
-                            Some(by.clone()),
-                            format!("{by} allowed {dest} ({})", scope_text(scope)),
-                        )
-                    }
-                    EgressAskState::Denied { by, reason } => (
-                        EgressOutcome::Refused,
-                        Some(by.clone()),
-                        match reason {
-                            Some(r) => format!("{by} denied {dest}: {r}"),
-                            None => format!("{by} denied {dest}"),
-                        },
-                    ),
-                    EgressAskState::Pending | EgressAskState::Expired => (
-                        EgressOutcome::Refused,
-                        None,
-                        format!("nobody answered the ask about {dest} in time"),
-                    ),
-                };
+            EgressAskState::Pending | EgressAskState::Expired => {
+                let why = format!("nobody answered the ask about {dest} in time");
                 Verdict {
-                    outcome,
+                    outcome: EgressOutcome::Refused,
                     rules: eval.rules,
-                    approver,
-                    reason,
-                    upload_budget,
+                    approver: None,
+                    reason: why.clone(),
+                    guest: why,
+                    upload_budget: None,
                 }
             }
         }
     }
 
     /// Opens an ask (or joins one) and waits for its decision; expiry counts as a refusal.
-    async fn ask_and_wait(&self, spec: AskSpec) -> EgressAskState {
-        let (ask, mut rx) = self.open_ask(spec).await;
+    /// `None` when too many asks wait already.
+    async fn ask_and_wait(&self, spec: AskSpec) -> Option<EgressAskState> {
+        let (ask, mut rx) = self.open_ask(spec).await?;
         let wait = Duration::from_millis(ask.deadline_ms.saturating_sub(now_ms()));
         if tokio::time::timeout(wait, rx.wait_for(|d| d.is_some()))
             .await
@@ -680,7 +774,7 @@ impl Hub {
             self.expire(ask.id).await;
         }
         let end = rx.borrow().clone();
-        end.unwrap_or(EgressAskState::Expired)
+        Some(end.unwrap_or(EgressAskState::Expired))
     }
 
     /// The second judgement: the address the name resolved to.
@@ -690,11 +784,14 @@ impl Hub {
         host: &Host,
         protocol: EgressProtocol,
         ip: IpAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         if self.sup.is_own_address(ip, dest.port) {
-            return Err(format!(
-                "{dest} resolves to {ip}, where the Airlock supervisor itself listens: never reachable from a sandbox"
-            ));
+            return Err(Failure {
+                ledger: format!(
+                    "{dest} resolves to {ip}, where the Airlock supervisor itself listens: never reachable from a sandbox"
+                ),
+                guest: format!("{dest} is never reachable from a sandbox"),
+            });
         }
         let agent = self.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
         let class = classify(ip);
@@ -716,9 +813,21 @@ impl Hub {
                 }),
             },
         );
-        // Only a rule's denial counts here: the destination itself was decided already.
+        // The destination itself was decided already: here a rule's denial refuses, and so does a
+        // rule that asks (an operator cannot be asked about an address mid-connection); the
+        // default decision does not apply. The program is not told the address.
+        let refused = |why: &str| Failure {
+            ledger: eval.reason.clone(),
+            guest: format!(
+                "{dest} resolves to an address this sandbox may not reach ({why} {})",
+                eval.rules.join(", ")
+            ),
+        };
         match eval.decision {
-            Decision::Deny if !eval.defaulted => Err(eval.reason),
+            Decision::Deny if !eval.defaulted => Err(refused("rule")),
+            Decision::Ask if !eval.defaulted => Err(refused(
+                "rules that ask about resolved addresses are not supported:",
+            )),
             Decision::Deny | Decision::Allow | Decision::Ask => Ok(()),
         }
     }
@@ -762,6 +871,15 @@ impl Hub {
         v.bytes_up += up;
         v.bytes_down += down;
         v.last_seen_ms = now;
+    }
+
+    /// Marks a destination's last attempt as failed after it was allowed.
+    fn failed(&self, dest: &Destination) {
+        if let Ok(mut st) = self.state.lock() {
+            if let Some(v) = st.destinations.get_mut(dest) {
+                v.outcome = EgressOutcome::Failed;
+            }
+        }
     }
 
     async fn on_dns(self: Arc<Self>, names: Vec<(String, u32)>, unlisted: u32) {
@@ -824,16 +942,6 @@ fn dns_group(g: airlock_egress::dns::RefusedGroup) -> DnsGroup {
     }
 }
 
-fn refused(reason: &str) -> Verdict {
-    Verdict {
-        outcome: EgressOutcome::Refused,
-        rules: vec![],
-        approver: None,
-        reason: reason.to_string(),
-        upload_budget: None,
-    }
-}
-
 /// What an ask is about.
 struct AskSpec {
     /// When the request arrived.
@@ -864,6 +972,9 @@ pub enum EgressError {
     /// A bad request.
     #[error("{0}")]
     Invalid(String),
+    /// The policy forbids a destination asked for.
+    #[error("denied by policy: {0}")]
+    Denied(String),
     /// A lock was poisoned by a panic.
     #[error("the egress gateway's state is poisoned")]
     Poisoned,
@@ -882,56 +993,83 @@ impl EgressSink for Hub {
         match msg {
             StreamMessage::Open { kind } => {
                 if streams.contains_key(&id) {
-                    streams.remove(&id);
                     drop(streams);
                     self.close(id, Some(format!("stream {id} was opened twice")));
                     return;
                 }
+                // Every slot is a task that has not finished: this bounds tasks, not just streams.
                 if streams.len() >= MAX_STREAMS {
                     drop(streams);
-                    self.close(
+                    self.send(
                         id,
-                        Some(format!(
-                            "{MAX_STREAMS} connections are open already; this one is refused"
-                        )),
+                        StreamMessage::Close {
+                            reason: Some(format!(
+                                "{MAX_STREAMS} connections are open already; this one is refused"
+                            )),
+                        },
                     );
                     return;
                 }
+                let Some(hub) = self.me.upgrade() else { return };
                 let (tx, rx) = mpsc::unbounded_channel();
+                let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let ended = Arc::new(tokio::sync::Notify::new());
                 streams.insert(
                     id,
                     StreamSlot {
                         flow: Flow::default(),
                         tx,
+                        queued: queued.clone(),
+                        ended: ended.clone(),
+                        guest_closed: false,
                     },
                 );
                 drop(streams);
-                let Some(hub) = self.sup.egress_hub(&self.sandbox) else {
-                    self.close(id, Some("the sandbox's egress gateway is shutting down".into()));
-                    return;
-                };
+                let from_guest = FromGuest::new(rx, queued);
                 let span = tracing::info_span!("egress", sandbox = %self.sandbox, stream = id);
-                self.runtime
-                    .spawn(async move { serve_stream(hub, id, kind, rx).await }.instrument(span));
+                self.runtime.spawn(
+                    async move { serve_stream(hub, id, kind, from_guest, ended).await }.instrument(span),
+                );
             }
             msg => {
                 let Some(slot) = streams.get_mut(&id) else {
                     return; // late traffic for a stream that ended
                 };
-                if let StreamMessage::Data(d) = &msg {
-                    if let Err(e) = slot.flow.received(d.len()) {
-                        streams.remove(&id);
-                        drop(streams);
-                        self.close(id, Some(e.to_string()));
-                        return;
-                    }
+                if slot.guest_closed {
+                    return;
                 }
-                let ends = matches!(msg, StreamMessage::Close { .. });
+                let overrun = match &msg {
+                    StreamMessage::Data(d) => slot.flow.received(d.len()).err().map(|e| e.to_string()),
+                    _ => None,
+                };
+                let flooded = slot.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_QUEUED;
+                if let Some(reason) = overrun.or_else(|| {
+                    flooded.then(|| {
+                        format!("the guest sent over {MAX_QUEUED} messages the gateway has not taken yet")
+                    })
+                }) {
+                    drop(streams);
+                    self.close(id, Some(reason));
+                    return;
+                }
+                if matches!(msg, StreamMessage::Close { .. }) {
+                    slot.guest_closed = true;
+                    slot.ended.notify_one();
+                }
                 let _ = slot.tx.send(msg);
-                if ends {
-                    streams.remove(&id);
-                }
             }
+        }
+    }
+
+    fn closed(&self, reason: &str) {
+        tracing::debug!(sandbox = %self.sandbox, %reason, "the guest channel closed: every connection ends");
+        let slots: Vec<StreamSlot> = self
+            .streams
+            .lock()
+            .map(|mut s| s.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for slot in slots {
+            slot.ended.notify_one();
         }
     }
 
@@ -954,6 +1092,8 @@ impl EgressSink for Hub {
 /// granted; [`Hub::consumed`] grants it back as they are used).
 struct FromGuest {
     rx: mpsc::UnboundedReceiver<StreamMessage>,
+    /// The sink's count of messages waiting in `rx`.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Host → guest credit (what this side may still send).
     send: Flow,
     /// Data that arrived while this side waited for credit, to be read first.
@@ -963,6 +1103,29 @@ struct FromGuest {
 }
 
 impl FromGuest {
+    fn new(
+        rx: mpsc::UnboundedReceiver<StreamMessage>,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> FromGuest {
+        FromGuest {
+            rx,
+            queued,
+            send: Flow::default(),
+            stash: Default::default(),
+            eof: false,
+            closed: None,
+        }
+    }
+
+    /// The next message from the guest.
+    async fn recv(&mut self) -> Option<StreamMessage> {
+        let m = self.rx.recv().await;
+        if m.is_some() {
+            self.queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        m
+    }
+
     /// The next data from the guest (`None` at its end of stream or close); credits and other
     /// control messages are applied on the way.
     async fn next_data(&mut self) -> Option<Vec<u8>> {
@@ -973,7 +1136,7 @@ impl FromGuest {
             if self.eof || self.closed.is_some() {
                 return None;
             }
-            match self.rx.recv().await {
+            match self.recv().await {
                 Some(StreamMessage::Data(d)) => return Some(d),
                 Some(other) => self.apply(other),
                 None => self.closed = Some(None),
@@ -1000,26 +1163,49 @@ impl FromGuest {
 #[derive(Default)]
 struct Tally {
     up: u64,
+    /// Bytes up the connection may carry in all (a forwarded request: its head and body).
+    up_limit: Option<u64>,
     down: u64,
     address: Option<String>,
     /// Total bytes up the connection may send before it is paused and asked about again.
     budget: Option<u64>,
 }
 
-async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::UnboundedReceiver<StreamMessage>) {
+/// Runs `f` unless the stream ends first (the guest closed it, or the channel died).
+async fn unless_ended<T>(ended: &tokio::sync::Notify, f: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        v = f => Some(v),
+        () = ended.notified() => None,
+    }
+}
+
+async fn serve_stream(
+    hub: Arc<Hub>,
+    id: u32,
+    kind: ProxyKind,
+    mut g: FromGuest,
+    ended: Arc<tokio::sync::Notify>,
+) {
     let started = Instant::now();
-    let mut g = FromGuest {
-        rx,
-        send: Flow::default(),
-        stash: Default::default(),
-        eof: false,
-        closed: None,
-    };
     let mut tally = Tally::default();
     let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&hub, id, kind, &mut g)).await;
     let (req, head, rest) = match request {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+        Ok(Err(RequestFailure::Malformed(e))) => {
+            // The program gets the reason in its own protocol, then the stream ends.
+            if let ProxyKind::Http = kind {
+                let page = error_page(
+                    "400 Bad Request",
+                    "Airlock could not read this proxy request",
+                    None,
+                    &e,
+                );
+                let _ = send_data(&hub, id, &mut g, page).await;
+            }
+            hub.close(id, Some(e));
+            return;
+        }
+        Ok(Err(RequestFailure::Ended(e))) => {
             hub.close(id, Some(e));
             return;
         }
@@ -1046,7 +1232,14 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
     let connection = hub.connection_number();
     let asked_ms = now_ms();
     let parsed = started.elapsed();
-    let verdict = hub.decide(&dest, &host, protocol, asked_ms).await;
+    let Some(verdict) = unless_ended(&ended, hub.decide(&dest, &host, protocol, asked_ms)).await else {
+        // The program went away while its connection waited (for an operator, say).
+        hub.close(
+            id,
+            Some("the program closed the connection before it was decided".into()),
+        );
+        return;
+    };
     let judged = started.elapsed();
     let agent = hub.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
     hub.seen(&dest, &verdict, 0, 0, true);
@@ -1067,19 +1260,18 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         reason: verdict.reason.clone(),
     };
     // The decision is committed to the ledger while the gateway resolves and dials; the first
-    // byte of the connection waits for the commit.
+    // byte of the connection waits for the commit, and a decision that cannot be recorded lets
+    // nothing through.
     let mut decided = Some(tokio::spawn(async move {
-        recorder.record(decided_actor, decided_record).await;
+        recorder.record(decided_actor, decided_record).await
     }));
     tally.budget = verdict.upload_budget;
     if !verdict.lets_through() {
         committed(&mut decided).await;
-        refuse(&hub, id, kind, &mut g, &dest, &verdict.reason, Refusal::Policy).await;
+        refuse(&hub, id, kind, &mut g, &dest, &verdict.guest, Refusal::Policy).await;
         return;
     }
-    // Resolve, judge the address and dial while the decision is being committed: not one byte of
-    // the connection moves before the decision is on the record.
-    let dialed = dial(&hub, &dest, &host, protocol, &mut tally).await;
+    let dialed = unless_ended(&ended, dial(&hub, &dest, &host, protocol, &mut tally)).await;
     tracing::debug!(
         %dest,
         parse_us = parsed.as_micros() as u64,
@@ -1095,24 +1287,25 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
         protocol,
     };
     let result = match dialed {
-        Ok(upstream) => {
+        Some(Ok(upstream)) => {
             let conn = Upstream {
                 stream: upstream,
                 decided: &mut decided,
             };
             tunnel(&hub, id, kind, &mut g, &target, rest, conn, &mut tally).await
         }
-        Err(e) => Err((e, Stage::BeforeReply)),
-    };
-    let error = match result {
-        Ok(()) => None,
-        Err((e, stage)) => {
-            if let Stage::BeforeReply = stage {
-                refuse(&hub, id, kind, &mut g, &dest, &e, Refusal::Upstream).await;
-            }
-            Some(e)
+        Some(Err(f)) => {
+            // Allowed, but it could not be carried out (no such name, an address a rule refuses,
+            // the upstream refused): the Network view shows it failed; the program is told why,
+            // without the host's details.
+            hub.failed(&dest);
+            committed(&mut decided).await;
+            refuse(&hub, id, kind, &mut g, &dest, &f.guest, Refusal::Upstream).await;
+            Err(f.ledger)
         }
+        None => Err("the program closed the connection while it was being dialled".into()),
     };
+    let error = result.err();
     hub.close(id, error.clone());
     committed(&mut decided).await;
     hub.seen(&dest, &verdict, tally.up, tally.down, false);
@@ -1131,6 +1324,14 @@ async fn serve_stream(hub: Arc<Hub>, id: u32, kind: ProxyKind, rx: mpsc::Unbound
     .await;
 }
 
+/// Why no proxy request could be read.
+enum RequestFailure {
+    /// What the program sent is not a proxy request (it is told why).
+    Malformed(String),
+    /// The stream ended first.
+    Ended(String),
+}
+
 /// Reads the proxy request; returns it, its bytes, and the bytes after it (the start of the
 /// connection).
 async fn read_request(
@@ -1138,25 +1339,28 @@ async fn read_request(
     id: u32,
     kind: ProxyKind,
     g: &mut FromGuest,
-) -> Result<(ProxyRequest, Vec<u8>, Vec<u8>), String> {
+) -> Result<(ProxyRequest, Vec<u8>, Vec<u8>), RequestFailure> {
+    let bad = |e: airlock_egress::request::RequestError| RequestFailure::Malformed(e.to_string());
     let mut buf = Vec::new();
     let mut greeted = false;
     loop {
         let parsed = match kind {
-            ProxyKind::Http => parse_http(&buf).map_err(|e| e.to_string())?,
-            ProxyKind::Socks5 if !greeted => match parse_socks5_greeting(&buf).map_err(|e| e.to_string())? {
+            ProxyKind::Http => parse_http(&buf).map_err(bad)?,
+            ProxyKind::Socks5 if !greeted => match parse_socks5_greeting(&buf).map_err(bad)? {
                 Parse::NeedMore => Parse::NeedMore,
                 Parse::Done { consumed, .. } => {
                     buf.drain(..consumed);
                     greeted = true;
-                    send_data(hub, id, g, SOCKS5_METHOD_REPLY.to_vec()).await?;
+                    send_data(hub, id, g, SOCKS5_METHOD_REPLY.to_vec())
+                        .await
+                        .map_err(RequestFailure::Ended)?;
                     continue;
                 }
             },
             ProxyKind::Socks5 => parse_socks5_request(&buf).map_err(|e| {
                 let reply = socks5_reply(Socks5Reply::GeneralFailure);
                 hub.send(id, StreamMessage::Data(reply.to_vec()));
-                e.to_string()
+                RequestFailure::Ended(e.to_string())
             })?,
         };
         match parsed {
@@ -1167,10 +1371,10 @@ async fn read_request(
             Parse::NeedMore => {}
         }
         let Some(d) = g.next_data().await else {
-            return Err(match g.closed.take().flatten() {
+            return Err(RequestFailure::Ended(match g.closed.take().flatten() {
                 Some(r) => r,
                 None => "the program closed the connection before its proxy request was complete".into(),
-            });
+            }));
         };
         hub.consumed(id, d.len());
         buf.extend_from_slice(&d);
@@ -1181,7 +1385,7 @@ async fn read_request(
 async fn send_data(hub: &Hub, id: u32, g: &mut FromGuest, mut data: Vec<u8>) -> Result<(), String> {
     while !data.is_empty() {
         while g.send.sendable() == 0 {
-            match g.rx.recv().await {
+            match g.recv().await {
                 // Data from the guest while this side waits for credit: kept for the reader.
                 Some(StreamMessage::Data(d)) => g.stash.push_back(d),
                 Some(other) => g.apply(other),
@@ -1237,6 +1441,12 @@ fn refusal_page(dest: &Destination, why: &str, r: Refusal) -> Vec<u8> {
         Refusal::Policy => ("403 Forbidden", "Airlock refused this connection"),
         Refusal::Upstream => ("502 Bad Gateway", "Airlock could not reach this destination"),
     };
+    error_page(status, title, Some(dest), why)
+}
+
+/// An HTTP error response for the program: a page a person can read, and the reason in the
+/// `X-Airlock-Refusal` header for programs.
+fn error_page(status: &str, title: &str, dest: Option<&Destination>, why: &str) -> Vec<u8> {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -1247,10 +1457,11 @@ fn refusal_page(dest: &Destination, why: &str, r: Refusal) -> Vec<u8> {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
          <body style=\"margin:0;font-family:sans-serif\">\
          <div style=\"background:#8b0000;color:#fff;padding:24px 32px\"><h1 style=\"margin:0\">{title}</h1></div>\
-         <div style=\"padding:8px 32px\"><p>Destination: <code>{}</code></p><p>{}</p>\
+         <div style=\"padding:8px 32px\">{}<p>{}</p>\
          <p>Network access from this sandbox goes through Airlock's egress gateway; an operator decides \
          which destinations it may reach.</p></div></body></html>\n",
-        esc(&dest.to_string()),
+        dest.map(|d| format!("<p>Destination: <code>{}</code></p>", esc(&d.to_string())))
+            .unwrap_or_default(),
         esc(why)
     );
     let header_reason: String = why
@@ -1264,13 +1475,6 @@ fn refusal_page(dest: &Destination, why: &str, r: Refusal) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-enum Stage {
-    /// Nothing was sent to the program yet: it can still get a refusal in its protocol.
-    BeforeReply,
-    /// The tunnel or response had begun.
-    After,
 }
 
 /// What a connection asked for.
@@ -1291,33 +1495,57 @@ async fn dial(
     host: &Host,
     protocol: EgressProtocol,
     tally: &mut Tally,
-) -> Result<TcpStream, String> {
-    let ip = hub.sup.egress_resolver().resolve(host, dest.port).await?;
+) -> Result<TcpStream, Failure> {
+    let ip = hub
+        .sup
+        .egress_resolver()
+        .resolve(host, dest.port)
+        .await
+        .map_err(|e| Failure {
+            ledger: e,
+            guest: format!("the name {} does not resolve", dest.host),
+        })?;
     hub.judge_address(dest, host, protocol, ip)?;
     tally.address = Some(ip.to_string());
     let addr = SocketAddr::new(ip, dest.port);
+    let failed = |ledger: String| Failure {
+        ledger,
+        guest: format!("cannot connect to {dest}"),
+    };
     let upstream = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("cannot connect to {dest} at {addr}: {e}")),
-        Err(_) => return Err(format!("connecting to {dest} at {addr} timed out")),
+        Ok(Err(e)) => return Err(failed(format!("cannot connect to {dest} at {addr}: {e}"))),
+        Err(_) => return Err(failed(format!("connecting to {dest} at {addr} timed out"))),
     };
     let _ = upstream.set_nodelay(true);
     Ok(upstream)
 }
 
-/// Waits until the decision record is committed (once).
-async fn committed(decided: &mut Option<tokio::task::JoinHandle<()>>) {
-    if let Some(h) = decided.take() {
-        if let Err(e) = h.await {
-            tracing::error!(error = %e, "recording an egress decision failed");
-        }
+/// Why an allowed connection could not be made: the whole story for the ledger, and what the
+/// program is told (no host addresses, no resolver details, no operator names).
+struct Failure {
+    ledger: String,
+    guest: String,
+}
+
+/// Waits until the decision record is committed (once); whether it was.
+async fn committed(decided: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+    match decided.take() {
+        Some(h) => match h.await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "recording an egress decision failed");
+                false
+            }
+        },
+        None => true,
     }
 }
 
 /// A dialled upstream whose first byte waits for the decision's ledger commit.
 struct Upstream<'a> {
     stream: TcpStream,
-    decided: &'a mut Option<tokio::task::JoinHandle<()>>,
+    decided: &'a mut Option<tokio::task::JoinHandle<bool>>,
 }
 
 /// Opens the tunnel (or forwards the request) on a dialled upstream and splices.
@@ -1331,13 +1559,13 @@ async fn tunnel(
     rest: Vec<u8>,
     conn: Upstream<'_>,
     tally: &mut Tally,
-) -> Result<(), (String, Stage)> {
+) -> Result<(), String> {
     let Upstream {
         stream: mut upstream,
         decided,
     } = conn;
     let (req, dest, host, protocol) = (t.req, t.dest, t.host, t.protocol);
-    let after = |e: String| (e, Stage::After);
+    let after = |e: String| e;
     let mut first = rest;
     match req {
         ProxyRequest::Connect { .. } => {
@@ -1346,20 +1574,42 @@ async fn tunnel(
                 ProxyKind::Socks5 => socks5_reply(Socks5Reply::Succeeded).to_vec(),
             };
             send_data(hub, id, g, reply).await.map_err(after)?;
-            check_server_name(hub, id, g, host, &mut first)
+            tokio::time::timeout(HELLO_TIMEOUT, check_server_name(hub, id, g, host, &mut first))
                 .await
-                .map_err(after)?;
+                .map_err(|_| format!("the program sent no complete TLS ClientHello to {dest} in time"))??;
         }
         ProxyRequest::Forward { method, path, .. } => {
-            // What follows the head (the start of a body) goes after the rewritten head.
-            let mut head = origin_form_head(method, path, t.head);
+            // One request per connection: the rewritten head, then exactly the body its
+            // Content-Length announces; anything after it (a pipelined request, perhaps for
+            // another host) never reaches this upstream.
+            let body = match request_body_length(t.head) {
+                Ok(n) => n,
+                Err(why) => {
+                    let page = error_page(
+                        "411 Length Required",
+                        "Airlock cannot forward this request",
+                        Some(dest),
+                        &why,
+                    );
+                    let _ = send_data(hub, id, g, page).await;
+                    return Err(why);
+                }
+            };
+            let mut head = origin_form_head(method, path, dest, t.head);
+            tally.up_limit = Some(head.len() as u64 + body);
+            first.truncate(usize::try_from(body).unwrap_or(usize::MAX));
             head.append(&mut first);
             first = head;
         }
     }
     // Nothing goes upstream before the decision is on the record.
-    committed(decided).await;
+    if !committed(decided).await {
+        return Err(after(format!(
+            "the decision about {dest} could not be written to the audit ledger, so nothing was sent"
+        )));
+    }
     if !first.is_empty() {
+        over_budget(hub, dest, protocol, tally, first.len()).await?;
         upstream
             .write_all(&first)
             .await
@@ -1406,7 +1656,10 @@ async fn check_server_name(
                     (Some(sni), Host::Name(name)) if sni != *name => Err(format!(
                         "the TLS server name {sni:?} is not the host {name} that was allowed"
                     )),
-                    (Some(_) | None, Host::Name(_) | Host::Ip(_)) => Ok(()),
+                    (None, Host::Name(name)) => Err(format!(
+                        "the TLS ClientHello names no server; the host allowed is {name}"
+                    )),
+                    (Some(_), Host::Name(_)) | (Some(_) | None, Host::Ip(_)) => Ok(()),
                 }
             }
         }
@@ -1442,13 +1695,13 @@ async fn over_budget(
         grantable: true,
         over_budget: Some(airlock_domain::OverBudget { sent: tally.up, budget }),
     };
-    match hub.ask_and_wait(spec).await {
+    match hub.ask_and_wait(spec).await.unwrap_or(EgressAskState::Expired) {
         EgressAskState::Allowed { upload_budget, .. } => {
             tally.budget = upload_budget.map(|b| tally.up.saturating_add(b));
             Ok(())
         }
-        EgressAskState::Denied { by, .. } => Err(format!(
-            "the upload to {dest} passed its budget of {budget} bytes and {by} stopped it"
+        EgressAskState::Denied { .. } => Err(format!(
+            "the upload to {dest} passed its budget of {budget} bytes and an operator stopped it"
         )),
         EgressAskState::Pending | EgressAskState::Expired => Err(format!(
             "the upload to {dest} passed its budget of {budget} bytes and nobody allowed more in time"
@@ -1456,11 +1709,46 @@ async fn over_budget(
     }
 }
 
+/// The body length a forwarded request announces: its `Content-Length`, or 0. Chunked bodies
+/// are refused (their end cannot be found without decoding them).
+fn request_body_length(head: &[u8]) -> Result<u64, String> {
+    let text = String::from_utf8_lossy(head);
+    let mut length = None;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "transfer-encoding" => return Err(
+                "request bodies sent in chunks (Transfer-Encoding) are not forwarded; send a Content-Length"
+                    .into(),
+            ),
+            "content-length" => {
+                let n: u64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("the Content-Length {:?} is not a number", value.trim()))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("the request has two different Content-Length headers".into());
+                }
+                length = Some(n);
+            }
+            _ => {}
+        }
+    }
+    Ok(length.unwrap_or(0))
+}
+
 /// Rewrites an absolute-URI request head to origin form for the upstream: `METHOD /path
-/// HTTP/1.1`, the program's headers without proxy headers, and `Connection: close` (one request
-/// per connection: a second request on it could name another host).
-fn origin_form_head(method: &str, path: &str, head: &[u8]) -> Vec<u8> {
+/// HTTP/1.1`, `Host` set to the destination that was allowed (whatever the program wrote), the
+/// program's other headers without proxy headers, and `Connection: close`.
+fn origin_form_head(method: &str, path: &str, dest: &Destination, head: &[u8]) -> Vec<u8> {
     let mut out = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    let host = match dest.port {
+        80 => dest.host.clone(),
+        p => format!("{}:{p}", dest.host),
+    };
+    out.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
     let text = String::from_utf8_lossy(head);
     for line in text.split("\r\n").skip(1) {
         if line.is_empty() {
@@ -1469,7 +1757,7 @@ fn origin_form_head(method: &str, path: &str, head: &[u8]) -> Vec<u8> {
         let name = line.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
         if matches!(
             name.as_str(),
-            "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+            "host" | "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
         ) {
             continue;
         }
@@ -1478,6 +1766,16 @@ fn origin_form_head(method: &str, path: &str, head: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
+}
+
+/// What of `d` may still go upstream under the connection's limit (the rest is dropped: it is
+/// not part of the one request a forwarded connection carries).
+fn within_limit(tally: &Tally, mut d: Vec<u8>) -> Vec<u8> {
+    if let Some(limit) = tally.up_limit {
+        let room = usize::try_from(limit.saturating_sub(tally.up)).unwrap_or(usize::MAX);
+        d.truncate(room);
+    }
+    d
 }
 
 async fn splice(
@@ -1491,13 +1789,18 @@ async fn splice(
     let (mut up_r, mut up_w) = upstream.split();
     let mut buf = vec![0u8; airlock_protocol::MAX_STREAM_CHUNK];
     let mut upstream_done = false;
+    if g.eof {
+        let _ = up_w.shutdown().await;
+    }
     while let Some(d) = g.stash.pop_front() {
+        let got = d.len();
+        let d = within_limit(tally, d);
         over_budget(hub, dest, protocol, tally, d.len()).await?;
         up_w.write_all(&d)
             .await
             .map_err(|e| format!("cannot write to {dest}: {e}"))?;
         tally.up += d.len() as u64;
-        hub.consumed(id, d.len());
+        hub.consumed(id, got);
     }
     loop {
         if upstream_done && (g.eof || g.closed.is_some()) {
@@ -1510,13 +1813,20 @@ async fn splice(
             return Ok(());
         }
         let can_read = !upstream_done && g.send.sendable() > 0;
+        let readable = g.send.sendable().max(1);
         tokio::select! {
-            msg = g.rx.recv() => match msg {
+            msg = g.recv() => match msg {
                 Some(StreamMessage::Data(d)) => {
+                    let got = d.len();
+                    let d = within_limit(tally, d);
+                    if d.is_empty() {
+                        hub.consumed(id, got);
+                        continue;
+                    }
                     over_budget(hub, dest, protocol, tally, d.len()).await?;
                     up_w.write_all(&d).await.map_err(|e| format!("cannot write to {dest}: {e}"))?;
                     tally.up += d.len() as u64;
-                    hub.consumed(id, d.len());
+                    hub.consumed(id, got);
                 }
                 Some(StreamMessage::Eof) => {
                     g.eof = true;
@@ -1525,7 +1835,7 @@ async fn splice(
                 Some(other) => g.apply(other),
                 None => g.closed = Some(None),
             },
-            n = up_r.read(&mut buf[..g.send.sendable().max(1)]), if can_read => match n {
+            n = up_r.read(&mut buf[..readable]), if can_read => match n {
                 Ok(0) => {
                     upstream_done = true;
                     hub.send(id, StreamMessage::Eof);

@@ -430,16 +430,23 @@ impl Supervisor {
 
     /// Adds a rule to the policy in force (an operator's "add to policy"), on the record.
     pub async fn add_policy_rule(&self, rule: &str, operator: &str) -> Result<(), CommandError> {
-        let updated = {
-            let current = self.policy();
-            current
+        let version = {
+            // One edit at a time: read, extend and replace without another edit in between.
+            let mut p = self
+                .inner
+                .policy
+                .write()
+                .map_err(|_| CommandError::Invalid("the policy lock is poisoned".into()))?;
+            if p.text().contains(rule.trim()) {
+                return Ok(()); // already there (another ask added it)
+            }
+            let updated = p
                 .with_rule(rule)
-                .map_err(|e| CommandError::Invalid(e.to_string()))?
-        };
-        let version = updated.version().to_string();
-        if let Ok(mut p) = self.inner.policy.write() {
+                .map_err(|e| CommandError::Invalid(e.to_string()))?;
+            let version = updated.version().to_string();
             *p = Arc::new(updated);
-        }
+            version
+        };
         self.record(
             None,
             EntryKind::PolicyChanged,

@@ -612,7 +612,9 @@ impl Scenario<'_> {
             rows.len()
         );
 
-        // 7. Policy view: the Cedar text; the shadow-mode switch asks first, and Cancel keeps enforce.
+        // 7. Policy view: the Cedar text (the rules about actions, then the network rules under
+        // their own heading, together exactly the policy); the shadow-mode switch asks first, and
+        // Cancel keeps enforce.
         let (_, policy) = serve.get("/policy").await?;
         b.click(PAGE, &Target::role("link", "Policy"))?;
         let policy_text = Target::role("region", "Policy text");
@@ -621,11 +623,16 @@ impl Scenario<'_> {
             &policy_text.clone().has_text("@id"),
             Duration::from_secs(10),
         )?;
-        let shown = b.text(PAGE, &policy_text)?;
+        let actions = b.text(PAGE, &Target::label("Action rules"))?;
+        let network = b.text(PAGE, &Target::label("Network rules"))?;
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         ensure!(
-            squash(&shown) == squash(policy["text"].as_str().unwrap_or_default()),
+            squash(&format!("{actions} {network}")) == squash(policy["text"].as_str().unwrap_or_default()),
             "the policy view does not show the policy text"
+        );
+        ensure!(
+            network.contains("@id(\"new-destination\")") && !actions.contains("Action::\"connect\""),
+            "the network rules are not under their own heading"
         );
         let version = policy["version"].as_str().unwrap_or_default();
         b.wait_visible(

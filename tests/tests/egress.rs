@@ -110,6 +110,19 @@ async fn guest(env: &Env, sb: &str, script: String) -> Result<String> {
         .context("the guest command's thread")?
 }
 
+/// `script` as a `bash -c` command for `sh -c` (bash has `/dev/tcp`): quoted so that the outer
+/// shell expands nothing.
+fn bash(script: &str) -> String {
+    format!(
+        "bash -c \"{}\"",
+        script
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+            .replace('`', "\\`")
+    )
+}
+
 /// The sandbox's egress ledger records.
 async fn egress_records(serve: &Serve, sb: &str) -> Result<Vec<Value>> {
     Ok(serve
@@ -186,6 +199,47 @@ async fn an_allowed_host_is_reached_over_http_and_both_ledger_entries_are_writte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_connection_carries_one_request_to_the_allowed_host_only() -> Result<()> {
+    let env = Env::new("egress-one-request");
+    let n = started(&env).await?;
+    // The program names another host in its Host header: the upstream is told the allowed one.
+    let out = guest(
+        &env,
+        &n.sb,
+        format!(
+            "curl -sS -m 30 -H 'Host: pastebin.com' http://web.test:{}/first",
+            n.web.port
+        ),
+    )
+    .await?;
+    ensure!(
+        out == format!("hello from web.test:{}\n", n.web.port),
+        "the upstream saw another Host: {out:?}"
+    );
+    // A second request pipelined on the same connection (for another host) never goes out.
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/3128; \
+         printf 'GET http://web.test:{p}/second HTTP/1.1\\r\\nHost: web.test\\r\\n\\r\\nGET http://web.test:{p}/third HTTP/1.1\\r\\nHost: pastebin.com\\r\\n\\r\\n' >&3; \
+         timeout 20 cat <&3",
+        p = n.web.port
+    );
+    let out = guest(&env, &n.sb, bash(&script)).await?;
+    ensure!(
+        out.contains("hello from web.test"),
+        "the first request got no answer: {out}"
+    );
+    let seen = n.web.seen.requests();
+    ensure!(
+        seen == vec![
+            "GET /first HTTP/1.1".to_string(),
+            "GET /second HTTP/1.1".to_string()
+        ],
+        "the upstream saw {seen:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_host_is_reached_over_https_through_a_connect_tunnel() -> Result<()> {
     let env = Env::new("egress-https");
     let n = started(&env).await?;
@@ -252,8 +306,17 @@ async fn a_denied_host_gets_a_proxy_refusal_naming_the_rule() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asked_host_waits_for_the_operator_and_completes_when_allowed() -> Result<()> {
-    let env = Env::new("egress-ask");
-    let mut n = started(&env).await?;
+    asked_host_completes_when_allowed("gvisor").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asked_host_waits_for_the_operator_in_a_microvm_too() -> Result<()> {
+    asked_host_completes_when_allowed("microvm").await
+}
+
+async fn asked_host_completes_when_allowed(backend: &'static str) -> Result<()> {
+    let env = Env::new(&format!("egress-ask-{backend}"));
+    let mut n = started_on(&env, backend).await?;
     let script = format!("curl -sS -m 90 http://asked.test:{}/asked", n.web.port);
     let call = {
         let (root, sb) = (env.root.clone(), n.sb.clone());
@@ -299,8 +362,17 @@ async fn an_asked_host_waits_for_the_operator_and_completes_when_allowed() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_lookups_in_the_guest_reach_no_resolver_and_are_recorded_aggregated() -> Result<()> {
-    let env = Env::new("egress-dns");
-    let n = started(&env).await?;
+    dns_carries_nothing_out("gvisor").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_lookups_in_a_microvm_reach_no_resolver_either() -> Result<()> {
+    dns_carries_nothing_out("microvm").await
+}
+
+async fn dns_carries_nothing_out(backend: &'static str) -> Result<()> {
+    let env = Env::new(&format!("egress-dns-{backend}"));
+    let n = started_on(&env, backend).await?;
     // Positive control: the gateway's resolver is the test's DNS server (a name the map does not
     // list, allowed by the policy, is resolved there, on the host, after the policy allowed it).
     let out = guest(
@@ -391,18 +463,13 @@ async fn a_tls_server_name_other_than_the_allowed_host_is_refused() -> Result<()
          head -c 39 <&3; printf '{hello}' >&3; timeout 10 cat <&3 | wc -c",
         n.secure.port
     );
-    let out = guest(
-        &env,
-        &n.sb,
-        format!("bash -c \"{}\"", script.replace('"', "\\\"")),
-    )
-    .await?;
+    let out = guest(&env, &n.sb, bash(&script)).await?;
     ensure!(
         out.starts_with("HTTP/1.1 200"),
         "the tunnel did not open: {out:?}"
     );
     ensure!(
-        out.trim_end().ends_with('0'),
+        out.lines().last().map(str::trim) == Some("0"),
         "the server answered the ClientHello: {out:?}"
     );
     let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "secure.test")).await?;
@@ -434,7 +501,22 @@ async fn the_supervisor_port_is_never_reachable_from_a_sandbox() -> Result<()> {
     )
     .await?;
     ensure!(out.starts_with("HTTP/1.1 502"), "curl printed {out:?}");
-    ensure!(out.contains("supervisor"), "the refusal does not say why: {out}");
+    ensure!(
+        out.contains("never reachable from a sandbox"),
+        "the refusal does not say why: {out}"
+    );
+    ensure!(
+        !out.contains("127.0.0.1"),
+        "the refusal tells the guest the host's address: {out}"
+    );
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "api.test")).await?;
+    ensure!(
+        closed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("supervisor itself listens"),
+        "{closed}"
+    );
     Ok(())
 }
 
@@ -443,19 +525,33 @@ async fn malformed_proxy_requests_get_clear_errors_and_the_sandbox_keeps_working
     let env = Env::new("egress-hostile");
     let n = started(&env).await?;
     let long = "a".repeat(300);
+    // A request line that is not one, a name over the DNS limits, a SOCKS request of version 4:
+    // each gets its protocol's error (HTTP 400 with the reason; SOCKS "general failure").
     let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'NONSENSE\\r\\n\\r\\n' >&3; timeout 10 cat <&3 | wc -c; \
-         exec 4<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT {long}.test:443 HTTP/1.1\\r\\n\\r\\n' >&4; timeout 10 cat <&4 | wc -c; \
-         exec 5<>/dev/tcp/127.0.0.1/1080; printf '\\005\\001\\000\\005\\001\\000\\003\\377' >&5; timeout 10 cat <&5 | wc -c; \
+        "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'NONSENSE\\r\\n\\r\\n' >&3; timeout 10 head -c 200 <&3; echo; \
+         exec 4<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT {long}.test:443 HTTP/1.1\\r\\n\\r\\n' >&4; timeout 10 head -c 2000 <&4; echo; \
+         exec 5<>/dev/tcp/127.0.0.1/1080; printf '\\005\\001\\000\\004\\001\\000\\001\\001\\002\\003\\004\\000\\120' >&5; \
+         echo socks: $(timeout 10 od -An -tx1 <&5); \
          i=0; while [ $i -lt 2000 ]; do exec 6<>/dev/tcp/127.0.0.1/3128; exec 6>&-; i=$((i+1)); done; echo opened"
     );
-    let out = guest(
-        &env,
-        &n.sb,
-        format!("bash -c \"{}\"", script.replace('"', "\\\"")),
-    )
-    .await?;
+    let out = guest(&env, &n.sb, bash(&script)).await?;
     ensure!(out.trim_end().ends_with("opened"), "{out}");
+    ensure!(
+        out.matches("HTTP/1.1 400").count() == 2,
+        "the malformed HTTP requests did not both get a 400: {out}"
+    );
+    ensure!(
+        out.contains("is not `METHOD TARGET HTTP/1.x`"),
+        "the 400 does not say why: {out}"
+    );
+    ensure!(
+        out.contains("over the 253-byte limit") || out.contains("63-byte limit"),
+        "{out}"
+    );
+    ensure!(
+        out.contains("socks: 05 00 05 01"),
+        "the SOCKS client got no general failure: {out}"
+    );
     // The channel and the gateway still work.
     let ok = guest(
         &env,
@@ -515,6 +611,25 @@ async fn an_agent_asking_ahead_puts_one_card_in_front_of_the_operator() -> Resul
     ensure!(!outcome.is_error, "{:?}", outcome.texts);
     let (_, net) = n.serve.get(&format!("/sandboxes/{}/network", n.sb)).await?;
     ensure!(net["grants"].as_array().map(Vec::len) == Some(2), "{net}");
+    // A destination a rule forbids is refused before any card: no grant can cover it.
+    let agent = n.serve.agent().await?;
+    let refused = agent
+        .call(
+            "request_network",
+            json!({"hosts": ["pastebin.com"], "reason": "share a result", "sandbox": n.sb}),
+        )
+        .await?;
+    ensure!(refused.is_error, "{:?}", refused.texts);
+    ensure!(
+        refused.texts.join(" ").contains("exfiltration-helpers"),
+        "the refusal does not name the rule: {:?}",
+        refused.texts
+    );
+    let (_, pending) = n.serve.get("/egress").await?;
+    ensure!(
+        pending.as_array().map(Vec::len) == Some(0),
+        "a card was shown: {pending}"
+    );
     Ok(())
 }
 

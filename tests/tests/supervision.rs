@@ -41,6 +41,7 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
             "computer",
             "computer_openai",
             "exec",
+            "request_network",
             "sandbox_create",
             "sandbox_destroy",
             "sandbox_list"
