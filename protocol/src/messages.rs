@@ -495,6 +495,9 @@ impl StreamMessage {
                 "a stream data message carries {} bytes, over the {MAX_STREAM_CHUNK}-byte limit",
                 d.len()
             )),
+            // Neither moves anything: they would only make the peer work.
+            StreamMessage::Data(d) if d.is_empty() => Err("a stream data message carries no bytes".into()),
+            StreamMessage::Credit(0) => Err("a stream credit message grants no bytes".into()),
             StreamMessage::Close { reason: Some(r) } if r.len() > MAX_CLOSE_REASON => Err(format!(
                 "a stream close reason is {} bytes long, over the {MAX_CLOSE_REASON}-byte limit",
                 r.len()
@@ -693,6 +696,17 @@ pub fn validate_exec(req: &ExecRequest) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_messages_that_move_nothing_are_refused() {
+        assert!(StreamMessage::Data(vec![]).validate().is_err());
+        assert!(StreamMessage::Credit(0).validate().is_err());
+        assert!(StreamMessage::Data(vec![0; MAX_STREAM_CHUNK]).validate().is_ok());
+        assert!(StreamMessage::Data(vec![0; MAX_STREAM_CHUNK + 1])
+            .validate()
+            .is_err());
+        assert!(StreamMessage::Credit(1).validate().is_ok());
+    }
 
     #[test]
     fn key_combos() {

@@ -290,9 +290,16 @@ impl GuestClient {
         }
     }
 
-    /// Sends traffic of egress stream `id` to the guest.
+    /// Queues traffic of egress stream `id` for the guest; never blocks (an error when the queue
+    /// is full: the guest is not reading).
     pub fn send_stream(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
         self.mux.send_stream(id, msg)
+    }
+
+    /// Queues traffic of egress stream `id`, waiting while the queue is full (see
+    /// [`GuestMux::send_stream_wait`]: not from async tasks).
+    pub fn send_stream_wait(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        self.mux.send_stream_wait(id, msg)
     }
 
     /// Starts the damage-region frame stream.

@@ -248,7 +248,7 @@ impl Relay {
             let close = StreamMessage::Close {
                 reason: Some(reason.to_string()),
             };
-            let _ = self.mux.send_stream(id, close);
+            let _ = self.mux.send_stream_wait(id, close);
         }
     }
 
@@ -267,7 +267,7 @@ impl Relay {
             Err(_) => false,
         };
         if mine {
-            let _ = self.mux.send_stream(id, msg);
+            let _ = self.mux.send_stream_wait(id, msg);
         }
     }
 

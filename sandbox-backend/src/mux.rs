@@ -211,7 +211,7 @@ impl GuestMux {
             (Some(sink), msg) => sink.stream(id, msg),
             (None, StreamMessage::Open { .. }) => {
                 let reason = "no egress gateway is attached to this sandbox".to_string();
-                let _ = self.send_stream(id, StreamMessage::Close { reason: Some(reason) });
+                let _ = self.send_stream_wait(id, StreamMessage::Close { reason: Some(reason) });
             }
             (None, _) => {}
         }
@@ -222,6 +222,19 @@ impl GuestMux {
         if let Ok(mut s) = self.inner.sink.lock() {
             *s = sink;
         }
+    }
+
+    /// Queues traffic of stream `id` for the guest, waiting while the queue is full: for threads
+    /// that may wait for the guest (the channel's own reader, which then stops reading a guest that
+    /// does not read either; a keeper's client thread), never for async tasks.
+    pub fn send_stream_wait(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        if let Some(reason) = self.closed() {
+            return Err(ChannelError::Closed(reason));
+        }
+        self.inner
+            .egress_out
+            .send((id, msg))
+            .map_err(|_| ChannelError::Closed("the egress writer stopped".into()))
     }
 
     /// Queues traffic of stream `id` for the guest; never blocks. An error when the channel is

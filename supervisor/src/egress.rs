@@ -290,6 +290,19 @@ impl Hub {
         self.send(id, StreamMessage::Close { reason });
     }
 
+    /// Closes a stream from the channel's reader thread, waiting for room in the queue to the
+    /// guest (a guest that floods without reading is itself no longer read meanwhile).
+    fn close_from_reader(&self, id: u32, reason: String) {
+        let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
+        if let Some(slot) = slot {
+            slot.ended.notify_one();
+        }
+        let close = StreamMessage::Close { reason: Some(reason) };
+        if let Err(e) = self.guest.send_stream_wait(id, close) {
+            tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
+        }
+    }
+
     /// The sandbox's network, for the console.
     pub fn view(&self) -> NetworkView {
         let now = now_ms();
@@ -983,7 +996,7 @@ pub enum EgressError {
 impl EgressSink for Hub {
     fn stream(&self, id: u32, msg: StreamMessage) {
         if let Err(e) = msg.validate() {
-            self.close(id, Some(e));
+            self.close_from_reader(id, e);
             return;
         }
         let mut streams = match self.streams.lock() {
@@ -994,20 +1007,20 @@ impl EgressSink for Hub {
             StreamMessage::Open { kind } => {
                 if streams.contains_key(&id) {
                     drop(streams);
-                    self.close(id, Some(format!("stream {id} was opened twice")));
+                    self.close_from_reader(id, format!("stream {id} was opened twice"));
                     return;
                 }
                 // Every slot is a task that has not finished: this bounds tasks, not just streams.
                 if streams.len() >= MAX_STREAMS {
                     drop(streams);
-                    self.send(
-                        id,
-                        StreamMessage::Close {
-                            reason: Some(format!(
-                                "{MAX_STREAMS} connections are open already; this one is refused"
-                            )),
-                        },
-                    );
+                    let close = StreamMessage::Close {
+                        reason: Some(format!(
+                            "{MAX_STREAMS} connections are open already; this one is refused"
+                        )),
+                    };
+                    if let Err(e) = self.guest.send_stream_wait(id, close) {
+                        tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
+                    }
                     return;
                 }
                 let Some(hub) = self.me.upgrade() else { return };
@@ -1049,7 +1062,7 @@ impl EgressSink for Hub {
                     })
                 }) {
                     drop(streams);
-                    self.close(id, Some(reason));
+                    self.close_from_reader(id, reason);
                     return;
                 }
                 if matches!(msg, StreamMessage::Close { .. }) {
