@@ -364,6 +364,9 @@ pub enum EgressRecord {
         approver: Option<String>,
         /// Why, in a sentence.
         reason: String,
+        /// Shadow mode let through what the policy denies (the outcome is what happened).
+        #[serde(default)]
+        shadow_denied: bool,
     },
     /// A connection ended.
     Closed {

@@ -9,7 +9,8 @@
 //! the resolved address (private, loopback, metadata… are refused unless a rule makes an
 //! exception; the supervisor's own listening ports never) → dial the pinned address → for TLS,
 //! check that the ClientHello's server name is the host that was allowed → splice, within each
-//! side's credit. Every attempt goes on the ledger at decision and at close.
+//! side's credit. Every attempt goes on the ledger when it is decided; a connection that was let
+//! through also when it closes (bytes, duration, error).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -212,6 +213,8 @@ struct Verdict {
     reason: String,
     /// Why, for the program (no operator names).
     guest: String,
+    /// Shadow mode let a denial through: the ledger says it would have been denied.
+    would_deny: bool,
     /// Bytes the connection may send before it is paused and asked about again.
     upload_budget: Option<u64>,
 }
@@ -394,8 +397,9 @@ impl Hub {
             }
             p
         };
-        let _ = decided.decided.send(Some(decided.ask.state.clone()));
+        // On the record before the waiting connections go on (their decisions follow it).
         self.ask_ended(&decided.ask).await;
+        let _ = decided.decided.send(Some(decided.ask.state.clone()));
         Ok(decided.ask)
     }
 
@@ -619,8 +623,8 @@ impl Hub {
             }
         };
         if let Some(p) = expired {
-            let _ = p.decided.send(Some(p.ask.state.clone()));
             self.ask_ended(&p.ask).await;
+            let _ = p.decided.send(Some(p.ask.state.clone()));
         }
     }
 
@@ -685,12 +689,14 @@ impl Hub {
     ) -> Verdict {
         let eval = self.evaluate(dest, host, protocol.as_str());
         let verdict = airlock_policy::enforce(&eval, self.sup.mode());
+        let would_deny = verdict.shadow_denied;
         let plain = |outcome| Verdict {
             outcome,
             rules: eval.rules.clone(),
             approver: None,
             reason: eval.reason.clone(),
             guest: eval.reason.clone(),
+            would_deny,
             upload_budget: None,
         };
         match verdict.decision {
@@ -712,6 +718,7 @@ impl Hub {
                     approver: Some(g.by.clone()),
                     guest: format!("{dest} is granted to this sandbox"),
                     reason,
+                    would_deny,
                     upload_budget: g.upload_budget,
                 };
             }
@@ -745,6 +752,7 @@ impl Hub {
                 approver: Some(by.clone()),
                 reason: format!("{by} allowed {dest} ({})", scope_text(scope)),
                 guest: format!("an operator allowed {dest}"),
+                would_deny,
                 upload_budget,
             },
             EgressAskState::Denied { by, reason } => Verdict {
@@ -759,6 +767,7 @@ impl Hub {
                     Some(r) => format!("{by} denied {dest}: {r}"),
                     None => format!("{by} denied {dest}"),
                 },
+                would_deny,
                 upload_budget: None,
             },
             EgressAskState::Pending | EgressAskState::Expired => {
@@ -769,6 +778,7 @@ impl Hub {
                     approver: None,
                     reason: why.clone(),
                     guest: why,
+                    would_deny,
                     upload_budget: None,
                 }
             }
@@ -1271,6 +1281,7 @@ async fn serve_stream(
         rules: verdict.rules.clone(),
         approver: verdict.approver.clone(),
         reason: verdict.reason.clone(),
+        shadow_denied: verdict.would_deny,
     };
     // The decision is committed to the ledger while the gateway resolves and dials; the first
     // byte of the connection waits for the commit, and a decision that cannot be recorded lets

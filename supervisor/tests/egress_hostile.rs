@@ -37,6 +37,8 @@ const SCREEN: Screen = Screen {
 struct FakeGuest {
     out: Arc<Mutex<UnixStream>>,
     from_host: mpsc::Receiver<(u32, StreamMessage)>,
+    /// Cleared to make the guest stop reading its channel.
+    reading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeGuest {
@@ -46,10 +48,15 @@ impl FakeGuest {
         let (tx, from_host) = mpsc::channel();
         let writer = out.clone();
         let mut reader = guest;
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still = reading.clone();
         std::thread::spawn(move || {
             let mut dec = FrameDecoder::default();
             let mut buf = vec![0u8; 64 * 1024];
             loop {
+                while !still.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 let n = match reader.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
@@ -88,7 +95,14 @@ impl FakeGuest {
                 }
             }
         });
-        Ok((FakeGuest { out, from_host }, host))
+        Ok((
+            FakeGuest {
+                out,
+                from_host,
+                reading,
+            },
+            host,
+        ))
     }
 
     fn send(&self, id: u32, msg: StreamMessage) -> Result<()> {
@@ -245,6 +259,63 @@ async fn data_without_credit_closes_only_that_stream() -> Result<()> {
         .screenshot("fake")
         .await
         .context("a screenshot after the overrun")?;
+    ensure!(shot.width == SCREEN.width, "the channel broke");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_stops_reading_its_channel_stalls_nothing_on_the_host() -> Result<()> {
+    let (sup, fake, _dir) = supervised().await?;
+    // A heartbeat on the runtime: it must keep beating while the guest floods without reading.
+    let beats = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let b = beats.clone();
+    let heart = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            b.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let reading = fake.reading.clone();
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let flood = tokio::task::spawn_blocking(move || -> Result<FakeGuest> {
+        // Each stream asks for an IP literal, which the policy denies with a refusal page: the
+        // host has far more to send than a guest that does not read can take.
+        for id in 1..=3000u32 {
+            fake.send(
+                id,
+                StreamMessage::Open {
+                    kind: ProxyKind::Http,
+                },
+            )?;
+            fake.send(
+                id,
+                StreamMessage::Data(b"GET http://1.2.3.4/ HTTP/1.1\r\n\r\n".to_vec()),
+            )?;
+        }
+        Ok(fake)
+    });
+    let before = beats.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = beats.load(std::sync::atomic::Ordering::Relaxed) - before;
+    ensure!(
+        during >= 50,
+        "the runtime stalled while the guest flooded: {during} beats in 2 s"
+    );
+    // Other work of the supervisor goes on.
+    let pending = tokio::time::timeout(Duration::from_secs(2), sup.pending())
+        .await
+        .context("the supervisor did not answer while the guest flooded")?;
+    ensure!(pending.is_empty(), "{pending:?}");
+    heart.abort();
+    // The guest reads again: the flood drains (what did not fit in the bounded queue to a guest
+    // that was not reading was dropped with its stream) and the channel recovers.
+    reading.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _fake = tokio::time::timeout(Duration::from_secs(60), flood)
+        .await
+        .context("the flood did not drain after the guest read again")???;
+    let shot = tokio::time::timeout(Duration::from_secs(30), sup.screenshot("fake"))
+        .await
+        .context("no screenshot after the guest read again")??;
     ensure!(shot.width == SCREEN.width, "the channel broke");
     Ok(())
 }

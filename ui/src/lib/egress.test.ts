@@ -31,6 +31,7 @@ const decided = (outcome: string, extra: Record<string, unknown> = {}): EgressRe
     rules: ['test-upstreams'],
     approver: null,
     reason: '',
+    shadow_denied: false,
     ...extra,
   });
 
@@ -75,6 +76,9 @@ describe('egress words', () => {
 describe('egress ledger records', () => {
   it('summarises every decision outcome', () => {
     expect(egressSummary(decided('allowed'))).toBe('web.test:80 allowed by test-upstreams');
+    expect(egressSummary(decided('allowed', { rules: ['ip-literal'], shadow_denied: true }))).toBe(
+      'web.test:80 allowed by ip-literal (shadow mode: the policy would deny it)',
+    );
     expect(egressSummary(decided('allowed', { rules: [] }))).toBe('web.test:80 allowed by the policy default');
     expect(egressSummary(decided('granted', { approver: 'ana', rules: [] }))).toBe('web.test:80 allowed by a grant from ana');
     expect(egressSummary(decided('approved', { approver: 'ana', rules: ['new-destination'] }))).toBe('web.test:80 approved by ana');

@@ -192,6 +192,11 @@ function rulesText(rules: readonly string[]): string {
 }
 
 function decidedText(r: Extract<EgressRecord, { event: 'decided' }>): string {
+  const shadow = r.shadow_denied ? ' (shadow mode: the policy would deny it)' : '';
+  return decidedOutcomeText(r) + shadow;
+}
+
+function decidedOutcomeText(r: Extract<EgressRecord, { event: 'decided' }>): string {
   const d = destinationText(r.destination);
   const why = r.reason ? ` — ${r.reason}` : '';
   switch (r.outcome) {

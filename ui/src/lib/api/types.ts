@@ -596,7 +596,11 @@ approver: string | null,
 /**
  * Why, in a sentence.
  */
-reason: string, } | { "event": "closed", 
+reason: string, 
+/**
+ * Shadow mode let through what the policy denies (the outcome is what happened).
+ */
+shadow_denied: boolean, } | { "event": "closed", 
 /**
  * The gateway's number for the connection.
  */
