@@ -63,13 +63,18 @@ pub fn oci_spec(c: &GvisorConfig) -> Value {
     })
 }
 
-/// runsc's global flags: ptrace platform (no KVM needed), no network at all, writes kept in memory.
+/// runsc's global flags: the platform (`$AIRLOCK_RUNSC_PLATFORM`, default ptrace: no KVM
+/// needed), no network at all, writes kept in memory.
 pub fn runsc_global_args(state_root: &Path, log_dir: &Path) -> Vec<String> {
+    let platform = std::env::var("AIRLOCK_RUNSC_PLATFORM")
+        .ok()
+        .filter(|p| matches!(p.as_str(), "ptrace" | "systrap"))
+        .unwrap_or_else(|| "ptrace".into());
     vec![
         format!("--root={}", state_root.display()),
-        "--platform=ptrace".into(),
+        format!("--platform={platform}"),
         "--network=none".into(),
-        "--overlay".into(),
+        "--overlay2=all:memory".into(),
         format!("--debug-log={}/", log_dir.display()),
     ]
 }

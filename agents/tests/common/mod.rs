@@ -219,7 +219,11 @@ impl FakeAirlock {
                         exec_result(0, "", "")
                     }
                     ["stat", path] if state.files.contains_key(*path) => exec_result(0, path, ""),
-                    ["stat", path] => exec_result(1, "", &format!("stat: cannot statx '{path}'")),
+                    ["stat", path] => exec_result(
+                        1,
+                        "",
+                        &format!("stat: cannot statx '{path}': No such file or directory"),
+                    ),
                     ["xdotool", ..] => exec_result(0, "4194306\n", ""),
                     other => exec_result(0, &other.join(" "), ""),
                 })
