@@ -153,6 +153,11 @@ impl Host {
         sup.set_own_addresses(vec![addr]);
         let adopted = sup.start().await?;
         let stop = CancellationToken::new();
+        // Sandboxes created or destroyed by other processes (the CLI) while this one serves.
+        tokio::spawn(
+            sup.clone()
+                .watch_store(Duration::from_secs(1), stop.child_token()),
+        );
         let app = airlock_supervisor::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir);
         let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));
         tracing::info!(%addr, "serving");

@@ -191,6 +191,12 @@ struct Inner {
     egress: std::sync::Mutex<HashMap<String, Arc<egress::Hub>>>,
     /// Where this supervisor listens: never reachable from a sandbox.
     own_addresses: RwLock<Vec<std::net::SocketAddr>>,
+    /// Creations in progress (the store watcher waits for them: they attach what they make).
+    creating: AtomicU64,
+    /// Supervised sandboxes that come from the store (not attached by hand, as tests do).
+    from_store: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Sandboxes already reported lost, or that could not be attached (reported once).
+    reported: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The supervisor. Cheap to clone.
@@ -230,6 +236,9 @@ impl Supervisor {
                 next_approval: AtomicU64::new(now_ms()),
                 egress: std::sync::Mutex::new(HashMap::new()),
                 own_addresses: RwLock::new(Vec::new()),
+                creating: AtomicU64::new(0),
+                from_store: std::sync::Mutex::new(Default::default()),
+                reported: std::sync::Mutex::new(Default::default()),
             }),
         }
     }
@@ -334,6 +343,9 @@ impl Supervisor {
             })
             .ok_or_else(|| CommandError::Sandbox(format!("sandbox {id} has not reported its screen")))?;
         self.attach_guest(id, screen, guest).await;
+        if let Ok(mut f) = self.inner.from_store.lock() {
+            f.insert(id.to_string());
+        }
         self.events().publish(Event::SandboxState {
             sandbox: id.to_string(),
             state: "running".into(),
@@ -489,6 +501,19 @@ impl Supervisor {
         spec: api::SandboxSpec,
         by: &Actor,
     ) -> Result<SandboxInfo, CommandError> {
+        // The store watcher leaves the store alone while a creation runs: the creation attaches
+        // what it makes.
+        self.inner.creating.fetch_add(1, Ordering::SeqCst);
+        let r = self.create_sandbox_now(spec, by).await;
+        self.inner.creating.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn create_sandbox_now(
+        &self,
+        spec: api::SandboxSpec,
+        by: &Actor,
+    ) -> Result<SandboxInfo, CommandError> {
         let span = tracing::info_span!("create_sandbox", backend = ?spec.backend, profile = spec.profile, job = ?spec.job);
         async move {
             let images = self.inner.images.clone();
@@ -559,17 +584,9 @@ impl Supervisor {
     /// Destroys a sandbox.
     #[tracing::instrument(skip(self, by), fields(by = ?by.operator))]
     pub async fn destroy_sandbox(&self, id: &str, by: &Actor) -> Result<(), CommandError> {
-        let removed = self.inner.sessions.write().await.remove(id);
-        if let Ok(mut m) = self.inner.egress.lock() {
-            m.remove(id);
-        }
-        if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
-            s.stop();
-        }
-        if removed.is_none() {
+        if !self.drop_session(id).await {
             return Err(CommandError::UnknownSandbox(id.to_string()));
         }
-        drop(removed);
         let store = self.inner.store.clone();
         let sid = id.to_string();
         tokio::task::spawn_blocking(move || store.destroy(&sid))
@@ -590,6 +607,145 @@ impl Supervisor {
             at_ms: now_ms(),
         });
         Ok(())
+    }
+
+    /// Stops supervising a sandbox (its session, gateway and stream); whether it was supervised.
+    async fn drop_session(&self, id: &str) -> bool {
+        let removed = self.inner.sessions.write().await.remove(id);
+        if let Ok(mut m) = self.inner.egress.lock() {
+            m.remove(id);
+        }
+        if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
+            s.stop();
+        }
+        if let Ok(mut f) = self.inner.from_store.lock() {
+            f.remove(id);
+        }
+        removed.is_some()
+    }
+
+    /// Keeps supervision in step with the store while serving, checking every `every`: a sandbox
+    /// another process started (`airlock sandbox create`) is adopted, one it destroyed is dropped
+    /// (`destroyed`), one whose keeper died is reported `lost` once.
+    pub async fn watch_store(self, every: Duration, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if self.inner.creating.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
+            let store = self.inner.store.clone();
+            let statuses = match tokio::task::spawn_blocking(move || store.list()).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot read the sandbox store");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            self.sync_with_store(&statuses).await;
+        }
+    }
+
+    async fn sync_with_store(&self, statuses: &[airlock_sandbox::SandboxStatus]) {
+        let supervised: std::collections::HashSet<String> =
+            self.inner.sessions.read().await.keys().cloned().collect();
+        for s in statuses {
+            let id = &s.record.id;
+            let ready =
+                s.liveness == Liveness::Alive && s.record.state == airlock_sandbox::SandboxState::Running;
+            if !ready || supervised.contains(id) {
+                continue;
+            }
+            match self.attach(id).await {
+                Ok(()) => {
+                    info!(sandbox = %id, "adopted a sandbox started outside this supervisor");
+                    if let Ok(session) = self.session(id).await {
+                        session
+                            .terminals
+                            .lock()
+                            .await
+                            .forget_all("the sandbox was started outside this supervisor");
+                    }
+                    let _ = self
+                        .record(
+                            Some(id),
+                            EntryKind::Lifecycle,
+                            Actor::default(),
+                            json!({"event": "sandbox_adopted"}),
+                        )
+                        .await;
+                }
+                Err(e) => {
+                    if self.first_report(id) {
+                        warn!(sandbox = %id, error = %e, "cannot adopt a sandbox started outside this supervisor");
+                    }
+                }
+            }
+        }
+        let from_store: Vec<String> = self
+            .inner
+            .from_store
+            .lock()
+            .map(|f| f.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in from_store {
+            match statuses.iter().find(|s| s.record.id == id) {
+                None => {
+                    if self.drop_session(&id).await {
+                        info!(sandbox = %id, "a sandbox was destroyed outside this supervisor");
+                        let _ = self
+                            .record(
+                                Some(&id),
+                                EntryKind::Lifecycle,
+                                Actor::default(),
+                                json!({"event": "sandbox_destroyed", "outside": true}),
+                            )
+                            .await;
+                        self.events().publish(Event::SandboxState {
+                            sandbox: id.clone(),
+                            state: "destroyed".into(),
+                            detail: Some("destroyed outside this supervisor".into()),
+                            at_ms: now_ms(),
+                        });
+                    }
+                }
+                Some(s) if s.liveness == Liveness::Gone && self.first_report(&id) => {
+                    let why = s
+                        .record
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "its keeper is gone".into());
+                    warn!(sandbox = %id, reason = %why, "sandbox lost");
+                    let _ = self
+                        .record(
+                            Some(&id),
+                            EntryKind::Lifecycle,
+                            Actor::default(),
+                            json!({"event": "sandbox_lost", "reason": why}),
+                        )
+                        .await;
+                    self.events().publish(Event::SandboxState {
+                        sandbox: id.clone(),
+                        state: "lost".into(),
+                        detail: Some(why),
+                        at_ms: now_ms(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Whether `id` is reported for the first time (lost, or not adoptable).
+    fn first_report(&self, id: &str) -> bool {
+        self.inner
+            .reported
+            .lock()
+            .map(|mut r| r.insert(id.to_string()))
+            .unwrap_or(false)
     }
 
     /// The sandboxes under supervision.
