@@ -3,13 +3,15 @@
 //!
 //! The host is authoritative; the guest only forwards bytes. Per connection: parse the proxy
 //! request (HTTP `CONNECT`, absolute-URI `http://`, SOCKS5 with a remote name) and normalise the
-//! host → grants, then the policy decides allow / ask / deny on `connect` → an ask holds the
-//! connection until an operator decides (concurrent attempts to one destination share one ask) →
+//! host → the policy decides allow / ask / deny on `connect` (a forbid wins over any grant) → an
+//! ask is answered by a standing grant, or holds the connection until an operator decides
+//! (concurrent attempts to one destination share one ask) →
 //! only then resolve the name (on the host; the guest never resolves anything) → the policy judges
 //! the resolved address (private, loopback, metadata… are refused unless a rule makes an
 //! exception; the supervisor's own listening ports never) → dial the pinned address → for TLS,
-//! check that the ClientHello's server name is the host that was allowed → splice, within each
-//! side's credit. Every attempt goes on the ledger when it is decided; a connection that was let
+//! check that the ClientHello's server name is the host that was allowed (a forwarded HTTP request
+//! carries one request, its `Host` set to the allowed one) → splice, within each side's credit; no
+//! byte goes upstream before the decision is committed to the ledger. Every attempt goes on the ledger when it is decided; a connection that was let
 //! through also when it closes (bytes, duration, error).
 
 use std::collections::HashMap;
