@@ -189,6 +189,22 @@ pub enum AddressClass {
 }
 
 impl AddressClass {
+    /// The name policies see (`context.address_class`): `public`, `loopback`, `private`,
+    /// `shared_nat`, `link_local`, `metadata`, `unspecified`, `multicast`, `reserved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressClass::Public => "public",
+            AddressClass::Loopback => "loopback",
+            AddressClass::Private => "private",
+            AddressClass::SharedNat => "shared_nat",
+            AddressClass::LinkLocal => "link_local",
+            AddressClass::Metadata => "metadata",
+            AddressClass::Unspecified => "unspecified",
+            AddressClass::Multicast => "multicast",
+            AddressClass::Reserved => "reserved",
+        }
+    }
+
     /// Whether a connection there is refused unless a rule names the address.
     pub fn is_special(self) -> bool {
         match self {

@@ -27,7 +27,7 @@ use airlock_egress::request::{
     parse_http, parse_socks5_greeting, parse_socks5_request, socks5_reply, Parse, ProxyRequest, Socks5Reply,
     SOCKS5_METHOD_REPLY,
 };
-use airlock_egress::{classify, AddressClass, Host};
+use airlock_egress::{classify, Host};
 use airlock_ledger::{Actor, Draft, EntryKind};
 use airlock_policy::{Connect, Decision, Resolved, Subject};
 use airlock_protocol::{Flow, Notice, ProxyKind, StreamMessage, MAX_STREAMS};
@@ -149,21 +149,6 @@ fn rand_id() -> u16 {
     h.finish() as u16
 }
 
-/// The policy's name for an address class.
-fn class_name(c: AddressClass) -> &'static str {
-    match c {
-        AddressClass::Public => "public",
-        AddressClass::Loopback => "loopback",
-        AddressClass::Private => "private",
-        AddressClass::SharedNat => "shared_nat",
-        AddressClass::LinkLocal => "link_local",
-        AddressClass::Metadata => "metadata",
-        AddressClass::Unspecified => "unspecified",
-        AddressClass::Multicast => "multicast",
-        AddressClass::Reserved => "reserved",
-    }
-}
-
 /// One sandbox's egress: its streams, asks, grants and what it has reached.
 pub struct Hub {
     /// This hub, for the tasks it spawns.
@@ -268,10 +253,7 @@ impl Hub {
     fn send(&self, id: u32, msg: StreamMessage) {
         if let Err(e) = self.guest.send_stream(id, msg) {
             tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
-            let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
-            if let Some(slot) = slot {
-                slot.ended.notify_one();
-            }
+            self.end_slot(id);
         }
     }
 
@@ -287,21 +269,23 @@ impl Hub {
         }
     }
 
-    fn close(&self, id: u32, reason: Option<String>) {
+    /// Forgets stream `id` and wakes its task out of whatever it waits for.
+    fn end_slot(&self, id: u32) {
         let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
         if let Some(slot) = slot {
             slot.ended.notify_one();
         }
+    }
+
+    fn close(&self, id: u32, reason: Option<String>) {
+        self.end_slot(id);
         self.send(id, StreamMessage::Close { reason });
     }
 
     /// Closes a stream from the channel's reader thread, waiting for room in the queue to the
     /// guest (a guest that floods without reading is itself no longer read meanwhile).
     fn close_from_reader(&self, id: u32, reason: String) {
-        let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
-        if let Some(slot) = slot {
-            slot.ended.notify_one();
-        }
+        self.end_slot(id);
         let close = StreamMessage::Close { reason: Some(reason) };
         if let Err(e) = self.guest.send_stream_wait(id, close) {
             tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
@@ -443,7 +427,7 @@ impl Hub {
                 host: host.to_string(),
                 port: *port,
             };
-            let eval = self.evaluate(&dest, &host, "connect");
+            let eval = self.evaluate(&dest, &host, "connect", None);
             match airlock_policy::enforce(&eval, self.sup.mode()).decision {
                 Decision::Deny => return Err(EgressError::Denied(eval.reason)),
                 Decision::Allow => continue,
@@ -661,8 +645,15 @@ impl Hub {
         true
     }
 
-    /// The policy's judgement of a destination, before anything is resolved.
-    fn evaluate(&self, dest: &Destination, host: &Host, protocol: &str) -> airlock_policy::Evaluation {
+    /// The policy's judgement of a destination: before anything is resolved (`resolved: None`),
+    /// or of the address it resolved to.
+    fn evaluate(
+        &self,
+        dest: &Destination,
+        host: &Host,
+        protocol: &str,
+        resolved: Option<Resolved<'_>>,
+    ) -> airlock_policy::Evaluation {
         let agent = self.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
         self.sup.policy().evaluate_connect(
             &Subject {
@@ -675,7 +666,7 @@ impl Hub {
                 port: dest.port,
                 protocol,
                 ip_literal: matches!(host, Host::Ip(_)),
-                resolved: None,
+                resolved,
             },
         )
     }
@@ -689,7 +680,7 @@ impl Hub {
         protocol: EgressProtocol,
         asked_ms: u64,
     ) -> Verdict {
-        let eval = self.evaluate(dest, host, protocol.as_str());
+        let eval = self.evaluate(dest, host, protocol.as_str(), None);
         let verdict = airlock_policy::enforce(&eval, self.sup.mode());
         let would_deny = verdict.shadow_denied;
         let plain = |outcome| Verdict {
@@ -818,26 +809,12 @@ impl Hub {
                 guest: format!("{dest} is never reachable from a sandbox"),
             });
         }
-        let agent = self.state.lock().map(|s| s.agent.clone()).unwrap_or_default();
-        let class = classify(ip);
         let address = ip.to_string();
-        let eval = self.sup.policy().evaluate_connect(
-            &Subject {
-                agent: if agent.is_empty() { "unknown" } else { &agent },
-                principal: "unknown",
-                sandbox: &self.sandbox,
-            },
-            &Connect {
-                host: &dest.host,
-                port: dest.port,
-                protocol: protocol.as_str(),
-                ip_literal: matches!(host, Host::Ip(_)),
-                resolved: Some(Resolved {
-                    address: &address,
-                    class: class_name(class),
-                }),
-            },
-        );
+        let resolved = Resolved {
+            address: &address,
+            class: classify(ip).as_str(),
+        };
+        let eval = self.evaluate(dest, host, protocol.as_str(), Some(resolved));
         // The destination itself was decided already: here a rule's denial refuses, and so does a
         // rule that asks (an operator cannot be asked about an address mid-connection); the
         // default decision does not apply. The program is not told the address.

@@ -102,12 +102,28 @@ async fn started_with(env: &Env, backend: &'static str, profile: &'static str) -
     })
 }
 
-/// Runs a shell script in the guest (as the operator's CLI does) off the async runtime.
-async fn guest(env: &Env, sb: &str, script: String) -> Result<String> {
+/// Starts a shell script in the guest (as the operator's CLI does) off the async runtime; the
+/// handle yields its output.
+fn spawn_guest(env: &Env, sb: &str, script: String) -> tokio::task::JoinHandle<Result<String>> {
     let (root, sb) = (env.root.clone(), sb.to_string());
     tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
+}
+
+/// Runs a shell script in the guest and waits for its output.
+async fn guest(env: &Env, sb: &str, script: String) -> Result<String> {
+    spawn_guest(env, sb, script)
         .await
         .context("the guest command's thread")?
+}
+
+/// The operator answers network ask `id` of the sandbox over the API; the answer must be taken.
+async fn answer(n: &Net, id: u64, resolution: Value) -> Result<Value> {
+    let (status, body) = n
+        .serve
+        .post(&format!("/sandboxes/{}/egress/{id}", n.sb), resolution)
+        .await?;
+    ensure!(status == 200, "the answer was refused: {status} {body}");
+    Ok(body)
 }
 
 /// `script` as a `bash -c` command for `sh -c` (bash has `/dev/tcp`): quoted so that the outer
@@ -318,10 +334,7 @@ async fn asked_host_completes_when_allowed(backend: &'static str) -> Result<()> 
     let env = Env::new(&format!("egress-ask-{backend}"));
     let mut n = started_on(&env, backend).await?;
     let script = format!("curl -sS -m 90 http://asked.test:{}/asked", n.web.port);
-    let call = {
-        let (root, sb) = (env.root.clone(), n.sb.clone());
-        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
-    };
+    let call = spawn_guest(&env, &n.sb, script);
     let asked = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
     let ask = &asked["ask"];
     ensure!(
@@ -337,17 +350,8 @@ async fn asked_host_completes_when_allowed(backend: &'static str) -> Result<()> 
         "the connection went out before the operator decided"
     );
     let id = ask["id"].as_u64().context("ask id")?;
-    let (status, body) = n
-        .serve
-        .post(
-            &format!("/sandboxes/{}/egress/{id}", n.sb),
-            json!({"decision": "allow", "scope": {"kind": "once"}}),
-        )
-        .await?;
-    ensure!(
-        status == 200 && body["state"]["state"] == "allowed",
-        "{status} {body}"
-    );
+    let body = answer(&n, id, json!({"decision": "allow", "scope": {"kind": "once"}})).await?;
+    ensure!(body["state"]["state"] == "allowed", "{body}");
     let out = call.await??;
     ensure!(out.starts_with("hello from asked.test"), "curl printed {out:?}");
     let decided = ledger_has(&n.serve, &n.sb, "approval", |r| is(r, "decided", "asked.test")).await?;
@@ -599,14 +603,7 @@ async fn an_agent_asking_ahead_puts_one_card_in_front_of_the_operator() -> Resul
         "one card, not {pending}"
     );
     let id = ask["id"].as_u64().context("ask id")?;
-    let (status, body) = n
-        .serve
-        .post(
-            &format!("/sandboxes/{}/egress/{id}", n.sb),
-            json!({"decision": "allow", "scope": {"kind": "sandbox"}}),
-        )
-        .await?;
-    ensure!(status == 200, "{status} {body}");
+    answer(&n, id, json!({"decision": "allow", "scope": {"kind": "sandbox"}})).await?;
     let outcome = tokio::time::timeout(Duration::from_secs(30), call).await???;
     ensure!(!outcome.is_error, "{:?}", outcome.texts);
     let (_, net) = n.serve.get(&format!("/sandboxes/{}/network", n.sb)).await?;
@@ -675,20 +672,15 @@ async fn an_upload_over_its_budget_is_paused_and_asked_about_again() -> Result<(
         "head -c 1048576 /dev/zero > /tmp/up && curl -sS -m 120 --data-binary @/tmp/up http://budget.test:{}/upload",
         n.web.port
     );
-    let call = {
-        let (root, sb) = (env.root.clone(), n.sb.clone());
-        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
-    };
+    let call = spawn_guest(&env, &n.sb, script);
     let first = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
     let id = first["ask"]["id"].as_u64().context("ask id")?;
-    let (status, body) = n
-        .serve
-        .post(
-            &format!("/sandboxes/{}/egress/{id}", n.sb),
-            json!({"decision": "allow", "scope": {"kind": "once"}, "upload_budget": 65536}),
-        )
-        .await?;
-    ensure!(status == 200, "{status} {body}");
+    answer(
+        &n,
+        id,
+        json!({"decision": "allow", "scope": {"kind": "once"}, "upload_budget": 65536}),
+    )
+    .await?;
     // The connection goes on until 64 KiB are sent, then waits for a second ask.
     let second = loop {
         let e = n.events.next_of("egress_asked", Duration::from_secs(60)).await?;
@@ -705,14 +697,7 @@ async fn an_upload_over_its_budget_is_paused_and_asked_about_again() -> Result<(
         n.web.seen.requests()
     );
     let id = second["id"].as_u64().context("ask id")?;
-    let (status, body) = n
-        .serve
-        .post(
-            &format!("/sandboxes/{}/egress/{id}", n.sb),
-            json!({"decision": "allow", "scope": {"kind": "once"}}),
-        )
-        .await?;
-    ensure!(status == 200, "{status} {body}");
+    answer(&n, id, json!({"decision": "allow", "scope": {"kind": "once"}})).await?;
     let out = tokio::time::timeout(Duration::from_secs(120), call).await???;
     ensure!(out.starts_with("hello from budget.test"), "curl printed {out:?}");
     let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "budget.test")).await?;
@@ -728,10 +713,7 @@ async fn killing_the_gateway_mid_download_ends_the_guests_flows_and_nothing_else
         "curl -sS -m 120 --limit-rate 200k -o /dev/null http://web.test:{}/bytes/100000000",
         n.web.port
     );
-    let call = {
-        let (root, sb) = (env.root.clone(), n.sb.clone());
-        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
-    };
+    let call = spawn_guest(&env, &n.sb, script);
     poll("the download to start", Duration::from_secs(60), || {
         Ok((!n.web.seen.requests().is_empty()).then_some(()))
     })?;
@@ -765,10 +747,7 @@ async fn an_operator_allows_a_network_ask_in_the_console() -> Result<()> {
     )?;
     b.click("console", &Target::role("link", "Inbox").inexact())?;
     let script = format!("curl -sS -m 90 http://asked.test:{}/from-console", n.web.port);
-    let call = {
-        let (root, sb) = (env.root.clone(), n.sb.clone());
-        tokio::task::spawn_blocking(move || guest_sh_in(&root, &sb, &script))
-    };
+    let call = spawn_guest(&env, &n.sb, script);
     let card = Target::role("region", "Network ask");
     b.wait_visible("console", &card, Duration::from_secs(60))?;
     let text = b.text("console", &card)?;

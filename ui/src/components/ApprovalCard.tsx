@@ -12,7 +12,7 @@ import { num } from '../lib/num';
 import { askKey, store, useAppState } from '../lib/store';
 import { mapToScreen } from '../lib/video/geometry';
 import { useBackend } from './context';
-import { Alert, NumberField, useNow } from './common';
+import { Alert, DenyForm, NumberField, useNow } from './common';
 
 /** A request from outside (the inbox keyboard): act on this card. `n` changes with every request. */
 export interface CardCommand {
@@ -40,7 +40,6 @@ export function ApprovalCard({ approval, compact, command }: Props) {
   const [minutes, setMinutes] = useState('10');
   const [reason, setReason] = useState('');
   const [draft, setDraft] = useState<EditDraft>(() => initialDraft(approval.action));
-  const reasonRef = useRef<HTMLInputElement>(null);
   const editFirstRef = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
   const cd = countdown(num(approval.deadline_ms), now);
   const screen = app.sandboxes.get(sandbox)?.screen ?? null;
@@ -109,7 +108,6 @@ export function ApprovalCard({ approval, compact, command }: Props) {
   }, [command?.n]);
 
   useEffect(() => {
-    if (phase === 'deny') reasonRef.current?.focus();
     if (phase === 'edit') editFirstRef.current?.focus();
   }, [phase]);
 
@@ -271,38 +269,14 @@ export function ApprovalCard({ approval, compact, command }: Props) {
       )}
 
       {phase === 'deny' && (
-        <form
-          class="deny-panel"
-          onSubmit={(e) => {
-            e.preventDefault();
-            confirmDeny();
-          }}
-        >
-          <label class="field">
-            <span>Reason</span>
-            <input
-              ref={reasonRef}
-              type="text"
-              value={reason}
-              placeholder="Optional: the agent reads it"
-              onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)}
-              onKeyDown={(e) => {
-                if (e.key === 'Escape') {
-                  e.preventDefault();
-                  setPhase('idle');
-                }
-              }}
-            />
-          </label>
-          <div class="button-row">
-            <button type="submit" class="danger" disabled={busy}>
-              Confirm deny
-            </button>
-            <button type="button" disabled={busy} onClick={() => setPhase('idle')}>
-              Cancel
-            </button>
-          </div>
-        </form>
+        <DenyForm
+          reason={reason}
+          onReason={setReason}
+          placeholder="Optional: the agent reads it"
+          busy={busy}
+          onConfirm={confirmDeny}
+          onCancel={() => setPhase('idle')}
+        />
       )}
 
       {(phase === 'idle' || phase === 'busy') && (

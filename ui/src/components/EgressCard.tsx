@@ -3,7 +3,7 @@
 // default-deny countdown, and the scopes to allow it in — once, for N minutes, for the sandbox's
 // life, in the policy (the Cedar rule shown) — or Deny with a reason.
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { EgressAsk, EgressResolution } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { countdown } from '../lib/countdown';
@@ -28,7 +28,7 @@ import { num } from '../lib/num';
 import { store } from '../lib/store';
 import type { CardCommand } from './ApprovalCard';
 import { useBackend } from './context';
-import { Alert, NumberField, StillImage, useNow } from './common';
+import { Alert, DenyForm, NumberField, StillImage, useNow } from './common';
 
 interface Props {
   ask: EgressAsk;
@@ -50,7 +50,6 @@ export function EgressCard({ ask, compact, command }: Props) {
   const [minutes, setMinutes] = useState(String(DEFAULT_GRANT_MINUTES));
   const [budgetKiB, setBudgetKiB] = useState('');
   const [reason, setReason] = useState('');
-  const reasonRef = useRef<HTMLInputElement>(null);
   const cd = countdown(num(ask.deadline_ms), now);
   const noOnce = onceUnavailable(ask);
   const noGrant = grantUnavailable(ask);
@@ -117,10 +116,6 @@ export function EgressCard({ ask, compact, command }: Props) {
     else setError('A network ask has nothing to edit: choose how far to allow it, or deny it.');
     // run once per command
   }, [command?.n]);
-
-  useEffect(() => {
-    if (phase === 'deny') reasonRef.current?.focus();
-  }, [phase]);
 
   const agent = ask.agent.trim();
 
@@ -219,38 +214,14 @@ export function EgressCard({ ask, compact, command }: Props) {
       <Alert message={error} />
 
       {phase === 'deny' && (
-        <form
-          class="deny-panel"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void decide(denyEgress(reason));
-          }}
-        >
-          <label class="field">
-            <span>Reason</span>
-            <input
-              ref={reasonRef}
-              type="text"
-              value={reason}
-              placeholder="Optional: the program is told it"
-              onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)}
-              onKeyDown={(e) => {
-                if (e.key === 'Escape') {
-                  e.preventDefault();
-                  setPhase('idle');
-                }
-              }}
-            />
-          </label>
-          <div class="button-row">
-            <button type="submit" class="danger" disabled={busy}>
-              Confirm deny
-            </button>
-            <button type="button" disabled={busy} onClick={() => setPhase('idle')}>
-              Cancel
-            </button>
-          </div>
-        </form>
+        <DenyForm
+          reason={reason}
+          onReason={setReason}
+          placeholder="Optional: the program is told it"
+          busy={busy}
+          onConfirm={() => void decide(denyEgress(reason))}
+          onCancel={() => setPhase('idle')}
+        />
       )}
 
       {(phase === 'idle' || phase === 'busy') && (

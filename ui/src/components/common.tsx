@@ -1,4 +1,5 @@
-// Small shared pieces: a modal dialog, the 1-second clock, the viewer hook, still images.
+// Small shared pieces: a modal dialog, the 1-second clock, the viewer hook, still images, the
+// deny step of an ask.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
@@ -162,4 +163,58 @@ export function Alert({ message }: { message: string | null }) {
       {message}
     </p>
   ) : null;
+}
+
+/** The deny step of an ask: an optional reason (focused; Escape cancels), Confirm deny, Cancel. */
+export function DenyForm({
+  reason,
+  onReason,
+  placeholder,
+  busy,
+  onConfirm,
+  onCancel,
+}: {
+  reason: string;
+  onReason: (reason: string) => void;
+  placeholder: string;
+  busy: boolean;
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  const ref = useRef<HTMLInputElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <form
+      class="deny-panel"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onConfirm();
+      }}
+    >
+      <label class="field">
+        <span>Reason</span>
+        <input
+          ref={ref}
+          type="text"
+          value={reason}
+          placeholder={placeholder}
+          onInput={(e) => onReason((e.currentTarget as HTMLInputElement).value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Escape') {
+              e.preventDefault();
+              onCancel();
+            }
+          }}
+        />
+      </label>
+      <div class="button-row">
+        <button type="submit" class="danger" disabled={busy}>
+          Confirm deny
+        </button>
+        <button type="button" disabled={busy} onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
 }
