@@ -359,6 +359,20 @@ pub struct Grant {
     pub until_ms: u64,
 }
 
+impl Grant {
+    /// A grant by `by` of `kind` in `sandbox` for `minutes` from `now_ms` (not yet in force: see
+    /// [`Grants::add`]).
+    pub fn lasting(sandbox: &str, kind: ActionKind, by: &str, minutes: u32, now_ms: u64) -> Grant {
+        Grant {
+            sandbox: sandbox.to_string(),
+            kind,
+            by: by.to_string(),
+            from_ms: now_ms,
+            until_ms: now_ms.saturating_add(u64::from(minutes) * 60_000),
+        }
+    }
+}
+
 /// The grants of a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grants {
@@ -368,15 +382,14 @@ pub struct Grants {
 impl Grants {
     /// Records a grant of `minutes`.
     pub fn issue(&mut self, sandbox: &str, kind: ActionKind, by: &str, minutes: u32, now_ms: u64) -> Grant {
-        let g = Grant {
-            sandbox: sandbox.to_string(),
-            kind,
-            by: by.to_string(),
-            from_ms: now_ms,
-            until_ms: now_ms.saturating_add(u64::from(minutes) * 60_000),
-        };
-        self.grants.push(g.clone());
+        let g = Grant::lasting(sandbox, kind, by, minutes, now_ms);
+        self.add(g.clone());
         g
+    }
+
+    /// Adds a grant made with [`Grant::lasting`].
+    pub fn add(&mut self, grant: Grant) {
+        self.grants.push(grant);
     }
 
     /// The grant covering `kind` in `sandbox` at `now`, if any (lapsed grants are dropped).

@@ -17,6 +17,7 @@ pub mod action;
 pub mod approval;
 pub mod egress;
 pub mod lease;
+pub mod viewing;
 
 pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
 pub use approval::{
@@ -29,3 +30,4 @@ pub use egress::{
     OverBudget,
 };
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};
+pub use viewing::TransportKind;

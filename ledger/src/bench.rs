@@ -24,7 +24,7 @@ pub fn sample_draft(i: u64) -> Draft {
     Draft {
         ts_ms: 1_700_000_000_000 + i * 37,
         sandbox: Some(format!("sbx-{:04}", i % 16)),
-        kind: EntryKind::ALL[(i % 12) as usize],
+        kind: EntryKind::ALL[(i % EntryKind::ALL.len() as u64) as usize],
         actor: Actor {
             agent: Some("claude-sonnet-4.5".into()),
             principal: Some("alice@example.com".into()),

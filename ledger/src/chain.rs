@@ -221,7 +221,7 @@ mod tests {
         Draft {
             ts_ms: 1000 + i,
             sandbox: Some(format!("sbx-{}", i % 3)),
-            kind: EntryKind::ActionProposed,
+            kind: EntryKind::ActionDecided,
             actor: Actor::default(),
             epoch: None,
             policy_hash: None,
@@ -390,7 +390,7 @@ mod tests {
         let good = DerivedColumns {
             ts_ms: Ok(1004),
             sandbox: Ok(Some(b"sbx-1")),
-            kind: Ok(b"action_proposed"),
+            kind: Ok(b"action_decided"),
         };
         assert_eq!(check_columns(&view, &good), Ok(()));
         let bad = DerivedColumns {

@@ -14,8 +14,6 @@ use crate::digest::Digest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
-    /// An agent proposed an action.
-    ActionProposed,
     /// Policy (or a human) decided on a proposed action.
     ActionDecided,
     /// An action was carried out in the sandbox.
@@ -42,8 +40,7 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 12] = [
-        EntryKind::ActionProposed,
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::ActionDecided,
         EntryKind::ActionExecuted,
         EntryKind::ActionRefused,
@@ -60,7 +57,6 @@ impl EntryKind {
     /// The snake_case name, as serialized and as stored in the `kind` column.
     pub const fn as_str(self) -> &'static str {
         match self {
-            EntryKind::ActionProposed => "action_proposed",
             EntryKind::ActionDecided => "action_decided",
             EntryKind::ActionExecuted => "action_executed",
             EntryKind::ActionRefused => "action_refused",

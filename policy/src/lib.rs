@@ -98,7 +98,7 @@ pub struct Subject<'a> {
 }
 
 /// A decision with its reasons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Evaluation {
     /// The decision.
     pub decision: Decision,

@@ -197,7 +197,7 @@ fn bad_requests_come_back_as_coded_errors() {
 #[test]
 fn events_go_to_channels_by_kind() {
     let msg = airlock_supervisor::api::EventMessage::from(airlock_supervisor::Event::PolicyMode {
-        mode: "shadow".into(),
+        mode: airlock_policy::Mode::Shadow,
         by: "ada".into(),
         at_ms: 1,
     });

@@ -654,16 +654,97 @@ pub fn parse_input(bytes: &[u8], screen_w: u16, screen_h: u16) -> Result<Operato
     }
 }
 
-/// How a viewer wants video delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// A WebRTC peer connection (`"webrtc"`).
-    WebRtc,
-    /// Access units over the WebSocket, decoded with WebCodecs (`"webcodecs"`).
-    WebCodecs,
-    /// No video: stills only (`"none"`).
-    None,
+pub use airlock_domain::TransportKind;
+
+/// One line of the command view: what happened in the sandbox, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Its number in this sandbox's command view (a step sent again with the same number replaces
+    /// the first).
+    pub seq: u64,
+    /// When (Unix ms).
+    pub at_ms: u64,
+    /// What kind of step.
+    pub kind: StepKind,
+    /// The step in words.
+    pub title: String,
+    /// Who: the agent, `agent`, `operator:NAME`, or an operator's name.
+    pub actor: Option<String>,
+    /// How it was decided or how it ended.
+    pub decision: Option<StepDecision>,
+    /// Why, or more detail.
+    pub detail: Option<String>,
+    /// The region of the screen its still shows, when one is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub still: Option<StillRegion>,
+}
+
+/// What a [`Step`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// The policy decided on an agent's action.
+    Decision,
+    /// An action ran.
+    Executed,
+    /// An action was refused.
+    Refused,
+    /// An operator is asked to approve.
+    Approval,
+    /// An approval ended.
+    ApprovalResolved,
+    /// An operator granted a kind of action ahead.
+    Grant,
+    /// Control moved.
+    Control,
+    /// The sandbox appeared, went away or was lost.
+    Lifecycle,
+}
+
+/// How a [`Step`] was decided or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum StepDecision {
+    /// The policy allowed it.
+    Allow,
+    /// The policy asks an operator.
+    Ask,
+    /// The policy denied it.
+    Deny,
+    /// Shadow mode let through what the policy denies.
+    ShadowDenied,
+    /// It ran.
+    Done,
+    /// It failed in the sandbox.
+    Failed,
+    /// It was refused.
+    Refused,
+    /// An operator approved it.
+    Approved,
+    /// An operator approved an edited action.
+    Edited,
+    /// An operator denied it.
+    Denied,
+    /// Nobody decided in time.
+    Expired,
+    /// Still waiting.
+    Pending,
+}
+
+/// The region a step's still shows, in screen pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct StillRegion {
+    /// Left edge.
+    pub x: u16,
+    /// Top edge.
+    pub y: u16,
+    /// Width.
+    pub w: u16,
+    /// Height.
+    pub h: u16,
 }
 
 /// What a viewer is shown.
@@ -874,7 +955,7 @@ pub enum ServerMessage {
     /// An agent step happened.
     Step {
         /// The step, as the supervisor describes it.
-        step: serde_json::Value,
+        step: Step,
     },
     /// Operator input was accepted or refused.
     Input {
@@ -1493,7 +1574,16 @@ mod tests {
             r#"{"type":"lease","holder":"human","operator":null,"epoch":4,"you_control":false}"#
         );
         let step = ServerMessage::Step {
-            step: serde_json::json!({"seq": 1, "action": "click"}),
+            step: Step {
+                seq: 1,
+                at_ms: 5,
+                kind: StepKind::Decision,
+                title: "click at (1, 2)".into(),
+                actor: Some("bot".into()),
+                decision: Some(StepDecision::ShadowDenied),
+                detail: None,
+                still: None,
+            },
         };
         assert!(step.to_json().contains(r#""step":{"#));
         for msg in [

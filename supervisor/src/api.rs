@@ -313,10 +313,11 @@ impl CommandError {
             CommandError::Invalid(_) => "invalid_request",
             CommandError::Lease(_) => "lease",
             CommandError::Resolve(ResolveError::Unknown(_)) => "unknown_approval",
+            CommandError::Resolve(ResolveError::Unrecorded(_)) => "ledger",
             CommandError::Resolve(_) => "approval",
             CommandError::Sandbox(_) => "sandbox",
             CommandError::Guest(_) => "guest",
-            CommandError::Ledger(_) => "ledger",
+            CommandError::Ledger(_) | CommandError::Record(_) | CommandError::Unrecorded(_) => "ledger",
             CommandError::UnknownBlob(_) => "unknown_blob",
             CommandError::Gone(_) => "session_gone",
         }

@@ -28,9 +28,10 @@ use airlock_egress::request::{
     SOCKS5_METHOD_REPLY,
 };
 use airlock_egress::{classify, Host};
-use airlock_ledger::{Actor, Draft, EntryKind};
+use airlock_ledger::{Actor, Draft};
 use airlock_policy::{Connect, Decision, Resolved, Subject};
 use airlock_protocol::{Flow, Notice, ProxyKind, StreamMessage, MAX_STREAMS};
+use airlock_records::Record;
 use airlock_sandbox::{EgressSink, GuestClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -616,23 +617,16 @@ impl Hub {
 
     /// Appends a record to the ledger (and publishes it); whether it was committed.
     async fn record(&self, actor: Actor, record: EgressRecord) -> bool {
-        let what = match serde_json::to_value(&record) {
-            Ok(v) => v,
+        let entry = Record::Egress(record.clone());
+        let draft = match entry.draft(now_ms(), Some(self.sandbox.clone()), actor) {
+            Ok(d) => Draft {
+                policy_hash: Some(self.sup.policy().version().to_string()),
+                ..d
+            },
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode an egress record");
+                tracing::error!(error = %crate::chain(&e), "cannot encode an egress record");
                 return false;
             }
-        };
-        let draft = Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(self.sandbox.clone()),
-            kind: EntryKind::Egress,
-            actor,
-            epoch: None,
-            policy_hash: Some(self.sup.policy().version().to_string()),
-            frame_before: None,
-            frame_after: None,
-            what,
         };
         if let Err(e) = self.sup.ledger().append(draft).await {
             tracing::error!(sandbox = %self.sandbox, error = %e, "cannot record egress");

@@ -4,7 +4,8 @@
 //! typed payload. Events are small: frames are referenced by hash, never embedded.
 
 use airlock_domain::{Action, Approval, EgressAsk, EgressRecord, Grant, Holder};
-use serde::Serialize;
+use airlock_policy::{Decision, Mode};
+use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -23,7 +24,7 @@ pub enum Event {
         /// What it asked.
         action: Action,
         /// allow / ask / deny (after shadow mode).
-        decision: String,
+        decision: Decision,
         /// Why.
         reason: String,
         /// Whether shadow mode let a denial through.
@@ -36,7 +37,7 @@ pub enum Event {
         /// The sandbox.
         sandbox: String,
         /// `agent` or `operator:<id>`.
-        by: String,
+        by: By,
         /// What ran.
         action: Action,
         /// Whether it succeeded.
@@ -109,8 +110,8 @@ pub enum Event {
     SandboxState {
         /// The sandbox.
         sandbox: String,
-        /// `running`, `destroyed`, `lost`.
-        state: String,
+        /// Where it stands now.
+        state: SandboxState,
         /// Details.
         detail: Option<String>,
         /// When (Unix ms).
@@ -129,13 +130,55 @@ pub enum Event {
     },
     /// Shadow mode was switched.
     PolicyMode {
-        /// `enforce` or `shadow`.
-        mode: String,
+        /// The new mode.
+        mode: Mode,
         /// By whom.
         by: String,
         /// When (Unix ms).
         at_ms: u64,
     },
+}
+
+/// Who carried out an action: on the wire `agent` or `operator:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, ts_rs::TS)]
+#[ts(type = "\"agent\" | `operator:${string}`")]
+pub enum By {
+    /// The agent working in the sandbox.
+    Agent,
+    /// An operator, by name.
+    Operator(String),
+}
+
+impl Serialize for By {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            By::Agent => s.serialize_str("agent"),
+            By::Operator(name) => s.collect_str(&format_args!("operator:{name}")),
+        }
+    }
+}
+
+/// Where a sandbox stands, as events report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// It runs under supervision.
+    Running,
+    /// It was destroyed.
+    Destroyed,
+    /// Its keeper died; it cannot be driven.
+    Lost,
+}
+
+impl SandboxState {
+    /// The state's name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Running => "running",
+            SandboxState::Destroyed => "destroyed",
+            SandboxState::Lost => "lost",
+        }
+    }
 }
 
 /// Where the making of a sandbox stands.

@@ -8,13 +8,16 @@ use std::time::Duration;
 use airlock_domain::{
     Action, ActionError, Approval, HandbackSummary, Outcome, Paste, Point, Refusal, Screen,
 };
-use airlock_ledger::{Actor, Digest, Draft, EntryKind};
+use airlock_ledger::{Actor, Digest, Draft};
 use airlock_policy::{enforce, Decision, Subject};
 use airlock_protocol::{ExecResult, Input, SelectionKind, WindowInfo};
+use airlock_records::{
+    ActionDecided, ActionExecuted, ActionOutcome, ActionRefused, CursorResult, Done, ExecRecord, Failed,
+    HandbackResult, ImageResult, Record,
+};
 use airlock_sandbox::GuestClient;
 use airlock_shell::Terminals;
 use serde::Serialize;
-use serde_json::json;
 use tracing::{info, Instrument};
 
 use crate::events::Event;
@@ -407,6 +410,7 @@ impl Supervisor {
                     return Err(err);
                 }
                 AskEnd::Closed => return Err(SessionGone(session.id.clone()).into()),
+                AskEnd::Unrecorded(e) => return Err(GatewayError::Ledger(crate::chain(&e))),
             };
             approved_rules.extend(judged.evaluation.rules.iter().cloned());
             // An edit goes back through the policy, judged where it lands (the same window and
@@ -450,9 +454,13 @@ impl Supervisor {
                 ..draft(
                     session,
                     agent,
-                    EntryKind::ActionRefused,
-                    json!({"action": run, "reason": void, "void": true}),
-                )
+                    Record::ActionRefused(ActionRefused {
+                        action: run.clone(),
+                        reason: void,
+                        void: true,
+                        handback: None,
+                    }),
+                )?
             })
             .await?;
             to_ask = run;
@@ -478,11 +486,16 @@ impl Supervisor {
                 "Your action was not performed because the screen may have changed."
             }
         );
-        let what = json!({"action": action, "reason": reason, "handback": summary});
+        let record = Record::ActionRefused(ActionRefused {
+            action: action.clone(),
+            reason: reason.clone(),
+            void: false,
+            handback: Some(summary.clone()),
+        });
         self.append(Draft {
             epoch: Some(epoch),
             frame_after: Some(hash),
-            ..draft(session, agent, EntryKind::ActionRefused, what)
+            ..draft(session, agent, record)?
         })
         .await?;
         Ok(ActionReply {
@@ -509,19 +522,24 @@ impl Supervisor {
             epoch,
             policy_version,
         } = *step;
-        let what = json!({"action": action, "evaluation": evaluation, "decision": verdict.decision,
-                          "shadow_denied": verdict.shadow_denied, "terminal": judged.terminal});
+        let record = Record::ActionDecided(ActionDecided {
+            action: action.clone(),
+            evaluation: evaluation.clone(),
+            decision: verdict.decision,
+            shadow_denied: verdict.shadow_denied,
+            terminal: judged.terminal.clone(),
+        });
         self.append(Draft {
             epoch: Some(epoch),
             policy_hash: Some(policy_version.to_string()),
-            ..draft(session, agent, EntryKind::ActionDecided, what)
+            ..draft(session, agent, record)?
         })
         .await?;
         self.events().publish(Event::ActionDecided {
             sandbox: session.id.clone(),
             agent: agent.agent.clone(),
             action: action.clone(),
-            decision: verdict.decision.to_string(),
+            decision: verdict.decision,
             reason: evaluation.reason.clone(),
             shadow_denied: verdict.shadow_denied,
             at_ms: now_ms(),
@@ -543,9 +561,13 @@ impl Supervisor {
             ..draft(
                 session,
                 agent,
-                EntryKind::ActionRefused,
-                json!({"action": action, "reason": reason}),
-            )
+                Record::ActionRefused(ActionRefused {
+                    action: action.clone(),
+                    reason: reason.to_string(),
+                    void: false,
+                    handback: None,
+                }),
+            )?
         })
         .await?;
         self.events().publish(Event::ActionRefused {
@@ -571,8 +593,8 @@ impl Supervisor {
             policy_version,
         } = *step;
         let result = match outcome {
-            Ok(r) => result_json(r),
-            Err(e) => json!({"error": e}),
+            Ok(r) => recorded_result(r),
+            Err(e) => ActionOutcome::Failed(Failed { error: e.clone() }),
         };
         self.append(Draft {
             epoch: Some(epoch),
@@ -581,14 +603,16 @@ impl Supervisor {
             ..draft(
                 session,
                 agent,
-                EntryKind::ActionExecuted,
-                json!({"action": action, "result": result}),
-            )
+                Record::ActionExecuted(ActionExecuted {
+                    action: action.clone(),
+                    result,
+                }),
+            )?
         })
         .await?;
         self.events().publish(Event::ActionExecuted {
             sandbox: session.id.clone(),
-            by: "agent".into(),
+            by: crate::By::Agent,
             action: action.clone(),
             ok: outcome.is_ok(),
             error: outcome.as_ref().err().cloned(),
@@ -626,18 +650,10 @@ fn actor(agent: &AgentId) -> Actor {
 
 /// A ledger entry about `agent`'s action in `session`, stamped now; callers add epoch, policy and
 /// frames where they have them.
-fn draft(session: &Session, agent: &AgentId, kind: EntryKind, what: serde_json::Value) -> Draft {
-    Draft {
-        ts_ms: now_ms(),
-        sandbox: Some(session.id.clone()),
-        kind,
-        actor: actor(agent),
-        epoch: None,
-        policy_hash: None,
-        frame_before: None,
-        frame_after: None,
-        what,
-    }
+fn draft(session: &Session, agent: &AgentId, record: Record) -> Result<Draft, GatewayError> {
+    record
+        .draft(now_ms(), Some(session.id.clone()), actor(agent))
+        .map_err(|e| GatewayError::Ledger(e.to_string()))
 }
 
 /// Parses a request against the screen.
@@ -654,20 +670,29 @@ pub fn parse(request: &ActionRequest, screen: Screen) -> Result<Action, ActionEr
 }
 
 /// The result as recorded in the ledger (images by hash only; exec output as text).
-pub(crate) fn result_json(r: &ActionResult) -> serde_json::Value {
+pub(crate) fn recorded_result(r: &ActionResult) -> ActionOutcome {
     match r {
-        ActionResult::Done => json!({"done": true}),
-        ActionResult::Image(f) => json!({"frame": f.hash.to_string(), "width": f.width, "height": f.height}),
-        ActionResult::Cursor(p) => json!({"x": p.x, "y": p.y}),
-        ActionResult::Exec(e) => json!({
-            "exit_code": e.exit_code, "signal": e.signal, "timed_out": e.timed_out,
-            "stdout": String::from_utf8_lossy(&e.stdout), "stderr": String::from_utf8_lossy(&e.stderr),
-            "stdout_truncated": e.stdout_truncated, "stderr_truncated": e.stderr_truncated,
-            "duration_ms": e.duration_ms,
+        ActionResult::Done => ActionOutcome::Done(Done { done: true }),
+        ActionResult::Image(f) => ActionOutcome::Image(ImageResult {
+            frame: f.hash.to_string(),
+            width: f.width,
+            height: f.height,
         }),
-        ActionResult::Handback { summary, frame } => {
-            json!({"handback": summary, "frame": frame.hash.to_string()})
-        }
+        ActionResult::Cursor(p) => ActionOutcome::Cursor(CursorResult { x: p.x, y: p.y }),
+        ActionResult::Exec(e) => ActionOutcome::Exec(ExecRecord {
+            exit_code: e.exit_code,
+            signal: e.signal,
+            timed_out: e.timed_out,
+            stdout: String::from_utf8_lossy(&e.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&e.stderr).into_owned(),
+            stdout_truncated: e.stdout_truncated,
+            stderr_truncated: e.stderr_truncated,
+            duration_ms: e.duration_ms,
+        }),
+        ActionResult::Handback { summary, frame } => ActionOutcome::Handback(HandbackResult {
+            handback: summary.clone(),
+            frame: frame.hash.to_string(),
+        }),
     }
 }
 

@@ -28,17 +28,29 @@ use std::time::Duration;
 
 use airlock_domain::{Action, Approval, LeaseChange, LeaseCommand, LeaseError, Resolution, Screen};
 use airlock_guest_image::Image;
-use airlock_ledger::{Actor, Draft, EntryKind, Ledger};
+use airlock_ledger::{Actor, Ledger};
 use airlock_policy::{Mode, Policy};
+use airlock_records::{HumanAction, HumanInput, Lifecycle, PolicyChanged, Record, RecordError};
 use airlock_sandbox::{BackendChoice, CreateOptions, Liveness, Store};
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::RwLock as AsyncRwLock;
 use tracing::{info, warn, Instrument};
 
-pub use crate::events::{CreateOutcome, Event, Events};
+pub use crate::events::{By, CreateOutcome, Event, Events, SandboxState};
 pub use crate::gateway::{ActionReply, ActionRequest, ActionResult, AgentCall, AgentId, Frame, GatewayError};
-pub use crate::session::{ResolveError, Session, SessionGone, SessionView};
+pub use crate::session::{LeaseChangeError, ResolveError, Session, SessionGone, SessionView, Unrecorded};
+
+/// An error and its causes, joined with ": " (for messages that cross to a client as text).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
 
 /// Milliseconds since the Unix epoch: the only clock the supervisor reads (drivers pass it to
 /// the pure core).
@@ -135,6 +147,9 @@ pub enum CommandError {
     /// The lease refused.
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    /// A step could not be recorded, so it was not taken.
+    #[error(transparent)]
+    Unrecorded(#[from] Unrecorded),
     /// The approval refused.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -147,6 +162,9 @@ pub enum CommandError {
     /// The ledger failed.
     #[error("the audit ledger failed: {0}")]
     Ledger(String),
+    /// A ledger record could not be encoded.
+    #[error("the audit ledger cannot take the record")]
+    Record(#[from] RecordError),
     /// No stored blob has that hash.
     #[error("{0}")]
     UnknownBlob(String),
@@ -288,9 +306,11 @@ impl Supervisor {
         let policy = self.policy();
         self.record(
             None,
-            EntryKind::Lifecycle,
             Actor::default(),
-            json!({"event": "supervisor_started", "policy_version": policy.version(), "mode": self.mode()}),
+            Record::Lifecycle(Lifecycle::SupervisorStarted {
+                policy_version: policy.version().to_string(),
+                mode: self.mode(),
+            }),
         )
         .await?;
         let store = self.inner.store.clone();
@@ -348,7 +368,7 @@ impl Supervisor {
         }
         self.events().publish(Event::SandboxState {
             sandbox: id.to_string(),
-            state: "running".into(),
+            state: SandboxState::Running,
             detail: Some(format!("{} {}", rec.backend, rec.profile)),
             at_ms: now_ms(),
         });
@@ -461,9 +481,11 @@ impl Supervisor {
         };
         self.record(
             None,
-            EntryKind::PolicyChanged,
             Actor::operator(operator),
-            json!({"event": "rule_added", "rule": rule, "policy_version": version}),
+            Record::PolicyChanged(PolicyChanged::RuleAdded {
+                rule: rule.to_string(),
+                policy_version: version,
+            }),
         )
         .await
     }
@@ -561,10 +583,13 @@ impl Supervisor {
             };
             self.record(
                 Some(&rec.id),
-                EntryKind::Lifecycle,
                 by.clone(),
-                json!({"event": "sandbox_created", "backend": rec.backend, "profile": rec.profile,
-                       "placement": rec.placement, "boot_ms": rec.boot_ms}),
+                Record::Lifecycle(Lifecycle::SandboxCreated {
+                    backend: rec.backend.to_string(),
+                    profile: rec.profile.clone(),
+                    placement: rec.placement.clone(),
+                    boot_ms: rec.boot_ms,
+                }),
             )
             .await?;
             self.attach(&rec.id).await?;
@@ -595,14 +620,13 @@ impl Supervisor {
             .map_err(|e| CommandError::Sandbox(e.to_string()))?;
         self.record(
             Some(id),
-            EntryKind::Lifecycle,
             by.clone(),
-            json!({"event": "sandbox_destroyed"}),
+            Record::Lifecycle(Lifecycle::SandboxDestroyed { outside: false }),
         )
         .await?;
         self.events().publish(Event::SandboxState {
             sandbox: id.to_string(),
-            state: "destroyed".into(),
+            state: SandboxState::Destroyed,
             detail: None,
             at_ms: now_ms(),
         });
@@ -672,9 +696,8 @@ impl Supervisor {
                     let _ = self
                         .record(
                             Some(id),
-                            EntryKind::Lifecycle,
                             Actor::default(),
-                            json!({"event": "sandbox_adopted"}),
+                            Record::Lifecycle(Lifecycle::SandboxAdopted),
                         )
                         .await;
                 }
@@ -699,14 +722,13 @@ impl Supervisor {
                         let _ = self
                             .record(
                                 Some(&id),
-                                EntryKind::Lifecycle,
                                 Actor::default(),
-                                json!({"event": "sandbox_destroyed", "outside": true}),
+                                Record::Lifecycle(Lifecycle::SandboxDestroyed { outside: true }),
                             )
                             .await;
                         self.events().publish(Event::SandboxState {
                             sandbox: id.clone(),
-                            state: "destroyed".into(),
+                            state: SandboxState::Destroyed,
                             detail: Some("destroyed outside this supervisor".into()),
                             at_ms: now_ms(),
                         });
@@ -722,14 +744,13 @@ impl Supervisor {
                     let _ = self
                         .record(
                             Some(&id),
-                            EntryKind::Lifecycle,
                             Actor::default(),
-                            json!({"event": "sandbox_lost", "reason": why}),
+                            Record::Lifecycle(Lifecycle::SandboxLost { reason: why.clone() }),
                         )
                         .await;
                     self.events().publish(Event::SandboxState {
                         sandbox: id.clone(),
-                        state: "lost".into(),
+                        state: SandboxState::Lost,
                         detail: Some(why),
                         at_ms: now_ms(),
                     });
@@ -903,7 +924,11 @@ impl Supervisor {
     #[tracing::instrument(skip(self, cmd), fields(command = ?cmd))]
     pub async fn lease(&self, id: &str, cmd: LeaseCommand) -> Result<LeaseChange, CommandError> {
         let session = self.session(id).await?;
-        Ok(session.lease(cmd).await??)
+        match session.lease(cmd).await? {
+            Ok(change) => Ok(change),
+            Err(LeaseChangeError::Lease(e)) => Err(e.into()),
+            Err(LeaseChangeError::Unrecorded(e)) => Err(e.into()),
+        }
     }
 
     /// An operator decides an approval.
@@ -947,15 +972,22 @@ impl Supervisor {
             let outcome = gateway::execute(&session, &action, Duration::ZERO).await;
             self.record(
                 Some(id),
-                EntryKind::HumanInput,
                 Actor::operator(operator),
-                json!({"action": redact(&action), "epoch": epoch, "ok": outcome.is_ok(),
-                       "error": outcome.as_ref().err()}),
+                Record::HumanInput(HumanInput {
+                    viewer: None,
+                    transport: None,
+                    epoch: Some(epoch),
+                    action: Some(HumanAction::of(&action)),
+                    summary: None,
+                    ok: outcome.is_ok(),
+                    error: outcome.as_ref().err().cloned(),
+                    handback_note: None,
+                }),
             )
             .await?;
             self.events().publish(Event::ActionExecuted {
                 sandbox: id.to_string(),
-                by: format!("operator:{operator}"),
+                by: By::Operator(operator.to_string()),
                 action: redact_action(&action),
                 ok: outcome.is_ok(),
                 error: outcome.as_ref().err().cloned(),
@@ -989,42 +1021,25 @@ impl Supervisor {
         }
         self.record(
             None,
-            EntryKind::PolicyChanged,
             Actor::operator(operator),
-            json!({"mode": mode, "policy_version": self.policy().version()}),
+            Record::PolicyChanged(PolicyChanged::ModeSet {
+                mode,
+                policy_version: self.policy().version().to_string(),
+            }),
         )
         .await?;
-        let name = match mode {
-            Mode::Enforce => "enforce",
-            Mode::Shadow => "shadow",
-        };
         self.events().publish(Event::PolicyMode {
-            mode: name.into(),
+            mode,
             by: operator.to_string(),
             at_ms: now_ms(),
         });
         Ok(())
     }
 
-    async fn record(
-        &self,
-        sandbox: Option<&str>,
-        kind: EntryKind,
-        actor: Actor,
-        what: serde_json::Value,
-    ) -> Result<(), CommandError> {
+    async fn record(&self, sandbox: Option<&str>, actor: Actor, record: Record) -> Result<(), CommandError> {
+        let draft = record.draft(now_ms(), sandbox.map(str::to_string), actor)?;
         self.ledger()
-            .append(Draft {
-                ts_ms: now_ms(),
-                sandbox: sandbox.map(str::to_string),
-                kind,
-                actor,
-                epoch: None,
-                policy_hash: None,
-                frame_before: None,
-                frame_after: None,
-                what,
-            })
+            .append(draft)
             .await
             .map(|_| ())
             .map_err(|e| CommandError::Ledger(e.to_string()))
@@ -1036,23 +1051,10 @@ impl Supervisor {
         let _ = self
             .record(
                 None,
-                EntryKind::Lifecycle,
                 Actor::default(),
-                json!({"event": "supervisor_stopped"}),
+                Record::Lifecycle(Lifecycle::SupervisorStopped),
             )
             .await;
-    }
-}
-
-/// The ledger form of a human's action: typed text becomes a hash and a length.
-fn redact(action: &Action) -> serde_json::Value {
-    match action {
-        Action::Type { text } => json!({
-            "kind": "type",
-            "text_sha256": airlock_ledger::Digest::of(text.as_bytes()).to_string(),
-            "text_len": text.len(),
-        }),
-        other => json!(other),
     }
 }
 

@@ -17,7 +17,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::gateway::{result_json, ActionRequest, ActionResult, AgentCall, AgentId};
+use crate::gateway::{recorded_result, ActionRequest, ActionResult, AgentCall, AgentId};
 use crate::Supervisor;
 
 /// The principal an authenticated agent acts for, put into the HTTP request by the auth layer.
@@ -254,7 +254,7 @@ impl AirlockMcp {
                     .map_err(|e| e.to_string())?;
                 let summary = json!({
                     "sandbox": reply.sandbox, "epoch": reply.epoch, "action": reply.action,
-                    "decision": reply.decision, "reason": reply.reason, "result": result_json(&reply.result),
+                    "decision": reply.decision, "reason": reply.reason, "result": recorded_result(&reply.result),
                 });
                 Ok(match reply.result {
                     ActionResult::Image(f) => {

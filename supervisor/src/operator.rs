@@ -63,8 +63,12 @@ impl From<CommandError> for ApiError {
             CommandError::Invalid(_) => StatusCode::BAD_REQUEST,
             CommandError::Lease(_) => StatusCode::CONFLICT,
             CommandError::Resolve(crate::ResolveError::Unknown(_)) => StatusCode::NOT_FOUND,
+            CommandError::Resolve(crate::ResolveError::Unrecorded(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::Resolve(_) => StatusCode::CONFLICT,
-            CommandError::Sandbox(_) | CommandError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CommandError::Sandbox(_)
+            | CommandError::Ledger(_)
+            | CommandError::Record(_)
+            | CommandError::Unrecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::Guest(_) => StatusCode::BAD_GATEWAY,
             CommandError::Gone(_) => StatusCode::GONE,
         };

@@ -9,10 +9,11 @@ use airlock_domain::{
     ActionKind, Approval, ApprovalError, ApprovalState, Grant, Grants, HandbackSummary, Holder, Lease,
     LeaseChange, LeaseCommand, LeaseError, Outcome, Refusal, Resolution, Screen,
 };
-use airlock_ledger::{Actor, Digest, Draft, EntryKind, Ledger};
+use airlock_ledger::{Actor, Digest, Draft, Ledger};
+use airlock_policy::Decision;
+use airlock_records::{ApprovalRequested, ApprovalResolved, GrantIssued, LeaseChanged, Record};
 use airlock_sandbox::GuestClient;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn, Instrument};
 
@@ -49,6 +50,25 @@ pub enum AskEnd {
     },
     /// The session ended while waiting.
     Closed,
+    /// The ask could not be recorded, so no operator was asked.
+    Unrecorded(Unrecorded),
+}
+
+/// The session could not record a step on the ledger, so it did not take it: the ledger is the
+/// record, and nothing it does not hold may happen.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit ledger could not record it, so it was not done")]
+pub struct Unrecorded(#[source] pub Arc<dyn std::error::Error + Send + Sync>);
+
+/// Why a lease command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseChangeError {
+    /// The lease refused it.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// It could not be recorded.
+    #[error(transparent)]
+    Unrecorded(#[from] Unrecorded),
 }
 
 /// A snapshot of a session for operator clients.
@@ -93,7 +113,7 @@ enum Msg {
     },
     Lease {
         cmd: LeaseCommand,
-        reply: oneshot::Sender<Result<LeaseChange, LeaseError>>,
+        reply: oneshot::Sender<Result<LeaseChange, LeaseChangeError>>,
     },
     HumanAdmit {
         operator: String,
@@ -122,6 +142,9 @@ pub enum ResolveError {
     /// The approval refused the resolution.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// The decision could not be recorded, so it was not taken (the approval is still pending).
+    #[error(transparent)]
+    Unrecorded(#[from] Unrecorded),
 }
 
 /// The session task has stopped.
@@ -221,7 +244,10 @@ impl Session {
     }
 
     /// Applies a lease command.
-    pub async fn lease(&self, cmd: LeaseCommand) -> Result<Result<LeaseChange, LeaseError>, SessionGone> {
+    pub async fn lease(
+        &self,
+        cmd: LeaseCommand,
+    ) -> Result<Result<LeaseChange, LeaseChangeError>, SessionGone> {
         self.call(|reply| Msg::Lease { cmd, reply }).await
     }
 
@@ -338,14 +364,20 @@ impl Owner {
             }
             Msg::Ask { approval, reply } => {
                 let approval = *approval;
-                self.append(self.draft(
-                    EntryKind::ApprovalRequested,
-                    Actor::default(),
-                    approval.frame_png.parse().ok(),
-                    json!({"approval": approval.id, "action": approval.action, "reasons": approval.reasons,
-                                 "deadline_ms": approval.deadline_ms, "bound_to_frame": approval.frame}),
-                ))
-                .await;
+                let record = Record::ApprovalRequested(ApprovalRequested {
+                    approval: approval.id,
+                    action: approval.action.clone(),
+                    reasons: approval.reasons.clone(),
+                    deadline_ms: approval.deadline_ms,
+                    bound_to_frame: approval.frame.clone(),
+                });
+                if let Err(e) = self
+                    .append(Actor::default(), approval.frame_png.parse().ok(), record)
+                    .await
+                {
+                    let _ = reply.send(AskEnd::Unrecorded(e));
+                    return;
+                }
                 self.events.publish(Event::ApprovalRequested {
                     approval: approval.clone(),
                 });
@@ -412,6 +444,7 @@ impl Owner {
                 None => ResolveError::Unknown(id),
             });
         };
+        let asked = p.approval.clone();
         let outcome = match p.approval.resolve(operator, resolution, now) {
             Ok(o) => o,
             Err(ApprovalError::Expired { id }) => {
@@ -424,25 +457,31 @@ impl Owner {
             }
         };
         let approval = p.approval.clone();
-        self.append(self.draft(
-            EntryKind::ApprovalResolved,
-            Actor::operator(operator),
-            approval.frame_png.parse().ok(),
-            json!({"approval": id, "state": approval.state}),
-        ))
-        .await;
+        let record = Record::ApprovalResolved(ApprovalResolved {
+            approval: id,
+            state: approval.state.clone(),
+            counts_as: None,
+        });
+        if let Err(e) = self
+            .append(Actor::operator(operator), approval.frame_png.parse().ok(), record)
+            .await
+        {
+            p.approval = asked;
+            self.pending.insert(id, p);
+            return Err(e.into());
+        }
         if let Some(minutes) = grant_minutes {
-            let grant = self
-                .grants
-                .issue(&self.id, approval.grant_kind(), operator, minutes, now);
-            self.append(self.draft(
-                EntryKind::GrantIssued,
-                Actor::operator(operator),
-                None,
-                json!({"grant": grant, "minutes": minutes, "approval": id}),
-            ))
-            .await;
-            self.events.publish(Event::GrantIssued { grant });
+            let grant = Grant::lasting(&self.id, approval.grant_kind(), operator, minutes, now);
+            let record = Record::GrantIssued(GrantIssued {
+                grant: grant.clone(),
+                minutes,
+                approval: id,
+            });
+            // The approval stands (it is recorded); an unrecorded grant is not issued.
+            if self.append(Actor::operator(operator), None, record).await.is_ok() {
+                self.grants.add(grant.clone());
+                self.events.publish(Event::GrantIssued { grant });
+            }
         }
         self.resolved(approval.clone());
         let _ = p.reply.send(AskEnd::Decided {
@@ -474,13 +513,15 @@ impl Owner {
     async fn finish_expired(&mut self, p: PendingAsk, now: u64) {
         debug_assert_eq!(p.approval.state, ApprovalState::Expired);
         warn!(approval = p.approval.id, "approval expired: denied, agent paused");
-        self.append(self.draft(
-            EntryKind::ApprovalResolved,
-            Actor::default(),
-            p.approval.frame_png.parse().ok(),
-            json!({"approval": p.approval.id, "state": p.approval.state, "counts_as": "deny"}),
-        ))
-        .await;
+        let record = Record::ApprovalResolved(ApprovalResolved {
+            approval: p.approval.id,
+            state: p.approval.state.clone(),
+            counts_as: Some(Decision::Deny),
+        });
+        // An expiry counts as a denial whether or not it could be recorded (failing closed).
+        let _ = self
+            .append(Actor::default(), p.approval.frame_png.parse().ok(), record)
+            .await;
         self.resolved(p.approval.clone());
         match self.lease.holder() {
             Holder::Agent => {
@@ -498,20 +539,31 @@ impl Owner {
         let _ = p.reply.send(AskEnd::Expired { approval: p.approval });
     }
 
-    async fn change_lease(&mut self, cmd: &LeaseCommand, now: u64) -> Result<LeaseChange, LeaseError> {
+    /// Applies a lease command once it is recorded; a pause stands even when it cannot be (an
+    /// operator must always be able to stop the agent, and the gateway records nothing more until
+    /// the ledger works again).
+    async fn change_lease(&mut self, cmd: &LeaseCommand, now: u64) -> Result<LeaseChange, LeaseChangeError> {
+        let before = self.lease.clone();
         let change = self.lease.apply(cmd, now)?;
         let operator = match cmd {
             LeaseCommand::Take { operator } | LeaseCommand::HandBack { operator, .. } => operator.clone(),
             LeaseCommand::Pause { by } | LeaseCommand::Resume { by } => by.clone(),
         };
         info!(from = %change.from, to = %change.to, epoch = change.epoch, "lease changed");
-        self.append(self.draft(
-            EntryKind::LeaseChanged,
-            Actor::operator(operator),
-            None,
-            json!({"command": cmd, "from": change.from, "to": change.to}),
-        ))
-        .await;
+        let record = Record::LeaseChanged(LeaseChanged {
+            command: cmd.clone(),
+            from: change.from.clone(),
+            to: change.to.clone(),
+        });
+        if let Err(e) = self.append(Actor::operator(operator), None, record).await {
+            match cmd {
+                LeaseCommand::Pause { .. } => {}
+                LeaseCommand::Take { .. } | LeaseCommand::HandBack { .. } | LeaseCommand::Resume { .. } => {
+                    self.lease = before;
+                    return Err(e.into());
+                }
+            }
+        }
         self.events.publish(Event::LeaseChanged {
             sandbox: self.id.clone(),
             from: change.from.clone(),
@@ -522,32 +574,24 @@ impl Owner {
         Ok(change)
     }
 
-    /// An entry about this session, stamped now with the current lease epoch.
-    fn draft(
+    /// Records `record` about this session, stamped now with the current lease epoch.
+    async fn append(
         &self,
-        kind: EntryKind,
         actor: Actor,
         frame_before: Option<Digest>,
-        what: serde_json::Value,
-    ) -> Draft {
-        Draft {
-            ts_ms: now_ms(),
-            sandbox: Some(self.id.clone()),
-            kind,
-            actor,
+        record: Record,
+    ) -> Result<(), Unrecorded> {
+        let draft = record
+            .draft(now_ms(), Some(self.id.clone()), actor)
+            .map_err(|e| Unrecorded(Arc::new(e)))?;
+        let draft = Draft {
             epoch: Some(self.lease.epoch()),
-            policy_hash: None,
             frame_before,
-            frame_after: None,
-            what,
-        }
-    }
-
-    async fn append(&self, draft: Draft) {
-        if let Err(e) = self.ledger.append(draft).await {
-            // The ledger is the record: losing an entry is loud, and the session keeps serving so
-            // the operator can still stop the agent.
+            ..draft
+        };
+        self.ledger.append(draft).await.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "ledger append failed");
-        }
+            Unrecorded(Arc::new(e))
+        })
     }
 }

@@ -6,15 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_domain::ApprovalState;
+use airlock_policy::Decision;
 use airlock_protocol::Reply;
 use airlock_sandbox::{GuestClient, ReplyStream};
 use airlock_streaming::hub::{damage_bounds, FrameSource, Hub, HubConfig};
 use airlock_streaming::still::StillFormat;
-use airlock_streaming::wire::{self, ServerMessage, StillHeader, StillPurpose};
-use serde_json::json;
+use airlock_streaming::wire::{
+    self, ServerMessage, Step, StepDecision, StepKind, StillHeader, StillPurpose, StillRegion,
+};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use crate::events::By;
 use crate::{Event, Supervisor};
 
 /// The guest's damage stream is capped at the highest video tier's frame rate.
@@ -182,9 +185,19 @@ fn describe(action: &airlock_domain::Action) -> String {
     }
 }
 
-/// Turns an event about this sandbox into a step (kind, title, actor, decision, detail, wants a still).
-fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
-    let (at_ms, kind, title, actor, decision, detail, still) = match ev {
+/// Turns an event about this sandbox into a step (numbered later), and whether it wants a still.
+fn step_of(ev: &Event, id: &str) -> Option<(Step, bool)> {
+    let step = |at_ms: u64, kind: StepKind, title: String| Step {
+        seq: 0,
+        at_ms,
+        kind,
+        title,
+        actor: None,
+        decision: None,
+        detail: None,
+        still: None,
+    };
+    Some(match ev {
         Event::ActionDecided {
             sandbox,
             agent,
@@ -194,16 +207,20 @@ fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
             shadow_denied,
             at_ms,
         } if sandbox == id => (
-            *at_ms,
-            "decision",
-            describe(action),
-            Some(agent.clone()),
-            Some(if *shadow_denied {
-                "shadow_denied".to_string()
-            } else {
-                decision.clone()
-            }),
-            Some(reason.clone()),
+            Step {
+                actor: Some(agent.clone()),
+                decision: Some(if *shadow_denied {
+                    StepDecision::ShadowDenied
+                } else {
+                    match decision {
+                        Decision::Allow => StepDecision::Allow,
+                        Decision::Ask => StepDecision::Ask,
+                        Decision::Deny => StepDecision::Deny,
+                    }
+                }),
+                detail: Some(reason.clone()),
+                ..step(*at_ms, StepKind::Decision, describe(action))
+            },
             false,
         ),
         Event::ActionExecuted {
@@ -215,12 +232,19 @@ fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
             at_ms,
             ..
         } if sandbox == id => (
-            *at_ms,
-            "executed",
-            describe(action),
-            Some(by.clone()),
-            Some(if *ok { "done" } else { "failed" }.to_string()),
-            error.clone(),
+            Step {
+                actor: Some(match by {
+                    By::Agent => "agent".to_string(),
+                    By::Operator(name) => format!("operator:{name}"),
+                }),
+                decision: Some(if *ok {
+                    StepDecision::Done
+                } else {
+                    StepDecision::Failed
+                }),
+                detail: error.clone(),
+                ..step(*at_ms, StepKind::Executed, describe(action))
+            },
             !action.is_observation(),
         ),
         Event::ActionRefused {
@@ -229,50 +253,63 @@ fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
             reason,
             at_ms,
         } if sandbox == id => (
-            *at_ms,
-            "refused",
-            "action refused".to_string(),
-            Some(agent.clone()),
-            Some("refused".to_string()),
-            Some(reason.clone()),
+            Step {
+                actor: Some(agent.clone()),
+                decision: Some(StepDecision::Refused),
+                detail: Some(reason.clone()),
+                ..step(*at_ms, StepKind::Refused, "action refused".to_string())
+            },
             false,
         ),
         Event::ApprovalRequested { approval } if approval.sandbox == id => (
-            approval.requested_ms,
-            "approval",
-            format!("waiting for an operator: {}", describe(&approval.action)),
-            None,
-            Some("ask".to_string()),
-            Some(approval.reasons.join("; ")),
+            Step {
+                decision: Some(StepDecision::Ask),
+                detail: Some(approval.reasons.join("; ")),
+                ..step(
+                    approval.requested_ms,
+                    StepKind::Approval,
+                    format!("waiting for an operator: {}", describe(&approval.action)),
+                )
+            },
             false,
         ),
         Event::ApprovalResolved { approval } if approval.sandbox == id => {
-            let (by, detail) = match &approval.state {
-                ApprovalState::Pending | ApprovalState::Expired => (None, None),
-                ApprovalState::Approved { by } => (Some(by.clone()), None),
+            let (by, detail, decision) = match &approval.state {
+                ApprovalState::Pending => (None, None, StepDecision::Pending),
+                ApprovalState::Expired => (None, None, StepDecision::Expired),
+                ApprovalState::Approved { by } => (Some(by.clone()), None, StepDecision::Approved),
                 ApprovalState::Edited { by, action } => (
                     Some(by.clone()),
                     Some(format!("ran instead: {}", describe(action))),
+                    StepDecision::Edited,
                 ),
-                ApprovalState::Denied { by, reason } => (Some(by.clone()), reason.clone()),
+                ApprovalState::Denied { by, reason } => {
+                    (Some(by.clone()), reason.clone(), StepDecision::Denied)
+                }
             };
             (
-                crate::now_ms(),
-                "approval_resolved",
-                format!("{}: {}", approval.state.name(), describe(&approval.action)),
-                by,
-                Some(approval.state.name().to_string()),
-                detail,
+                Step {
+                    actor: by,
+                    decision: Some(decision),
+                    detail,
+                    ..step(
+                        crate::now_ms(),
+                        StepKind::ApprovalResolved,
+                        format!("{}: {}", approval.state.name(), describe(&approval.action)),
+                    )
+                },
                 false,
             )
         }
         Event::GrantIssued { grant } if grant.sandbox == id => (
-            crate::now_ms(),
-            "grant",
-            format!("{} allowed until {}", grant.kind, grant.until_ms),
-            Some(grant.by.clone()),
-            None,
-            None,
+            Step {
+                actor: Some(grant.by.clone()),
+                ..step(
+                    crate::now_ms(),
+                    StepKind::Grant,
+                    format!("{} allowed until {}", grant.kind, grant.until_ms),
+                )
+            },
             false,
         ),
         Event::LeaseChanged {
@@ -282,12 +319,10 @@ fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
             epoch,
             at_ms,
         } if sandbox == id => (
-            *at_ms,
-            "control",
-            format!("control: {from} → {to}"),
-            None,
-            None,
-            Some(format!("epoch {epoch}")),
+            Step {
+                detail: Some(format!("epoch {epoch}")),
+                ..step(*at_ms, StepKind::Control, format!("control: {from} → {to}"))
+            },
             false,
         ),
         Event::SandboxState {
@@ -296,21 +331,14 @@ fn step_of(ev: &Event, id: &str) -> Option<(serde_json::Value, bool)> {
             detail,
             at_ms,
         } if sandbox == id => (
-            *at_ms,
-            "lifecycle",
-            format!("sandbox {state}"),
-            None,
-            None,
-            detail.clone(),
+            Step {
+                detail: detail.clone(),
+                ..step(*at_ms, StepKind::Lifecycle, format!("sandbox {}", state.as_str()))
+            },
             false,
         ),
         _ => return None,
-    };
-    Some((
-        json!({"at_ms": at_ms, "kind": kind, "title": title, "actor": actor, "decision": decision,
-               "detail": detail}),
-        still,
-    ))
+    })
 }
 
 async fn command_view(sup: Supervisor, id: String, stream: std::sync::Weak<SandboxStream>) {
@@ -337,7 +365,7 @@ async fn command_view(sup: Supervisor, id: String, stream: std::sync::Weak<Sandb
             continue;
         };
         seq += 1;
-        step["seq"] = json!(seq);
+        step.seq = seq;
         let mut still = None;
         if wants_still {
             let hub = &stream.hub;
@@ -348,8 +376,12 @@ async fn command_view(sup: Supervisor, id: String, stream: std::sync::Weak<Sandb
                 let rect = airlock_streaming::still::expand(bounds, STEP_STILL_MARGIN, w, h);
                 match hub.region_still(rect, STEP_STILL_MAX, StillFormat::Webp).await {
                     Ok((image, shown, frame)) => {
-                        step["still"] =
-                            json!({"x": shown.x, "y": shown.y, "w": shown.width, "h": shown.height});
+                        step.still = Some(StillRegion {
+                            x: shown.x,
+                            y: shown.y,
+                            w: shown.width,
+                            h: shown.height,
+                        });
                         still = Some(wire::encode_still(
                             &StillHeader {
                                 purpose: StillPurpose::StepStill,

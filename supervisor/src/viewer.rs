@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_domain::{Holder, LeaseCommand};
-use airlock_ledger::{Actor, EntryKind};
+use airlock_ledger::Actor;
 use airlock_protocol::Input;
+use airlock_records::{HumanInput, InputSummary as RecordedSummary, Record};
 use airlock_streaming::adapt::{AckEstimator, Controller, Decision, Mode, NetSample, Transport, Viewer};
 use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, Quality, VideoFeed};
 use airlock_streaming::rtc::{RtcConfig, RtcEvent, RtcPeer};
@@ -27,7 +28,6 @@ use airlock_streaming::wire::{
 use airlock_streaming::Codec;
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{broadcast, mpsc};
 
@@ -167,20 +167,20 @@ impl InputSummary {
         }
     }
 
-    fn take(&mut self) -> serde_json::Value {
+    fn take(&mut self) -> RecordedSummary {
         let s = std::mem::take(self);
-        json!({
-            "pointer_moves": s.moves,
-            "button_presses": s.buttons,
-            "wheel_events": s.wheel,
-            "key_presses": s.keys,
+        RecordedSummary {
+            pointer_moves: s.moves,
+            button_presses: s.buttons,
+            wheel_events: s.wheel,
+            key_presses: s.keys,
             // Typed keys only as a hash of the pressed keysyms and their count.
-            "keys_sha256": hex::encode(s.keys_hash.finalize()),
-            "refused": s.refused,
-            "first_ms": s.first_ms,
-            "last_ms": s.last_ms,
-            "duration_ms": s.first_ms.map(|f| s.last_ms.saturating_sub(f)),
-        })
+            keys_sha256: hex::encode(s.keys_hash.finalize()),
+            refused: s.refused,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            duration_ms: s.first_ms.map(|f| s.last_ms.saturating_sub(f)),
+        }
     }
 }
 
@@ -599,7 +599,7 @@ impl ViewerTask {
                     self.prune_inflight();
                     self.resync_if_room();
                     if self.summary_at.elapsed() >= SUMMARY_EVERY {
-                        self.flush_summary(None).await;
+                        self.flush_summary().await;
                     }
                 }
             }
@@ -653,7 +653,9 @@ impl ViewerTask {
                 }
             }
             ClientMessage::Handback { note } => {
-                self.flush_summary(note.clone()).await;
+                // The input summary first, then the hand-back (whose ledger entry carries the note),
+                // exactly as through `POST /api/sandboxes/ID/lease`: one path, one record of each.
+                self.flush_summary().await;
                 let r = self
                     .sup
                     .lease(
@@ -963,13 +965,13 @@ impl ViewerTask {
                     if !release.is_empty() {
                         let _ = self.inputs.send(release).await;
                     }
-                    self.flush_summary(None).await;
+                    self.flush_summary().await;
                 }
                 self.decide().await;
             }
         }
         if let Event::SandboxState { sandbox, state, .. } = &ev {
-            if sandbox == &self.id && state == "destroyed" {
+            if sandbox == &self.id && *state == crate::SandboxState::Destroyed {
                 self.out
                     .send_raw(Out::Close("the sandbox was destroyed".into()))
                     .await;
@@ -1170,9 +1172,9 @@ impl ViewerTask {
         }
     }
 
-    async fn flush_summary(&mut self, note: Option<String>) {
+    async fn flush_summary(&mut self) {
         self.summary_at = Instant::now();
-        if self.summary.is_empty() && note.is_none() {
+        if self.summary.is_empty() {
             return;
         }
         let summary = self.summary.take();
@@ -1181,8 +1183,16 @@ impl ViewerTask {
             .record_human_input_summary(
                 &self.id,
                 &self.operator,
-                json!({"viewer": self.viewer, "transport": self.transport, "summary": summary,
-                       "handback_note": note}),
+                HumanInput {
+                    viewer: Some(self.viewer),
+                    transport: Some(self.transport),
+                    epoch: None,
+                    action: None,
+                    summary: Some(summary),
+                    ok: true,
+                    error: None,
+                    handback_note: None,
+                },
             )
             .await;
         if let Err(e) = r {
@@ -1195,7 +1205,7 @@ impl ViewerTask {
         if !release.is_empty() {
             let _ = self.inputs.send(release).await;
         }
-        self.flush_summary(None).await;
+        self.flush_summary().await;
         if let Some(peer) = self.rtc.take() {
             peer.close().await;
         }
@@ -1209,9 +1219,9 @@ impl Supervisor {
         &self,
         id: &str,
         operator: &str,
-        what: serde_json::Value,
+        input: HumanInput,
     ) -> Result<(), CommandError> {
-        self.record(Some(id), EntryKind::HumanInput, Actor::operator(operator), what)
+        self.record(Some(id), Actor::operator(operator), Record::HumanInput(input))
             .await
     }
 }
@@ -1261,13 +1271,14 @@ mod tests {
             s.note(input, 1000 + i as u64 * 10);
         }
         let v = s.take();
-        assert_eq!(v["pointer_moves"], 1);
-        assert_eq!(v["button_presses"], 1);
-        assert_eq!(v["key_presses"], 1);
-        assert_eq!(v["wheel_events"], 1);
-        assert_eq!(v["duration_ms"], 50);
-        assert_eq!(v["keys_sha256"].as_str().map(str::len), Some(64));
-        assert!(!v.to_string().contains("112"), "no keysym in clear: {v}");
+        assert_eq!(v.pointer_moves, 1);
+        assert_eq!(v.button_presses, 1);
+        assert_eq!(v.key_presses, 1);
+        assert_eq!(v.wheel_events, 1);
+        assert_eq!(v.duration_ms, Some(50));
+        assert_eq!(v.keys_sha256.len(), 64);
+        let json = serde_json::to_string(&v).expect("encode");
+        assert!(!json.contains("112"), "no keysym in clear: {json}");
         assert!(s.is_empty(), "take resets");
     }
 

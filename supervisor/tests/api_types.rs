@@ -64,6 +64,7 @@ fn generate() -> String {
     export::<ModeRequest>(&cfg);
     export::<ErrorBody>(&cfg);
     export::<airlock_ledger::Entry>(&cfg);
+    export::<airlock_records::Record>(&cfg);
     export::<airlock_ledger::VerifyReport>(&cfg);
     export::<airlock_domain::LeaseChange>(&cfg);
     export::<airlock_domain::NetworkView>(&cfg);

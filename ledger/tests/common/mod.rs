@@ -15,7 +15,7 @@ pub fn draft(i: u64) -> Draft {
     Draft {
         ts_ms: 1_700_000_000_000 + i,
         sandbox: Some(format!("sbx-{}", i % 3)),
-        kind: EntryKind::ALL[(i % 12) as usize],
+        kind: EntryKind::ALL[(i % EntryKind::ALL.len() as u64) as usize],
         actor: Actor {
             agent: Some("agent-a".into()),
             principal: Some("alice".into()),

@@ -31,7 +31,7 @@ const expired = entry(4, 'approval_resolved', { approval: 5, state: { state: 'ex
 const executed = entry(5, 'action_executed', { action: { kind: 'click', at: { x: 1, y: 2 }, button: 'left', count: 1, hold: null }, result: { error: 'guest down' } }, { actor: agent, frame_after: H('b') });
 const human = entry(6, 'human_input', { action: { kind: 'type', text_sha256: H('c'), text_len: 12 }, epoch: 3, ok: true, error: null }, { actor: op('bo') });
 const lease = entry(7, 'lease_changed', { command: { command: 'hand_back', operator: 'ana', note: 'done' }, from: { holder: 'human', operator: 'ana' }, to: { holder: 'agent' } }, { actor: op('ana') });
-const life = entry(8, 'lifecycle', { event: 'sandbox_created', backend: 'gvisor', profile: 'desktop', placement: null }, { sandbox: null });
+const life = entry(8, 'lifecycle', { event: 'sandbox_created', backend: 'gvisor', profile: 'desktop', placement: 'gVisor (ptrace)', boot_ms: 512 }, { sandbox: null });
 const grant = entry(9, 'grant_issued', { grant: { kind: 'exec' }, minutes: 10, approval: 4 }, { actor: op('ana') });
 const refused = entry(10, 'action_refused', { action: { kind: 'screenshot' }, reason: 'paused by ana' }, { actor: agent });
 const weird = entry(11, 'egress', 'not an object');
@@ -49,10 +49,34 @@ describe('ledger entries', () => {
     expect(entrySummary(executed)).toBe('click (1, 2) — failed: guest down');
     expect(entrySummary(human)).toBe('type 12 bytes (text redacted)');
     expect(entrySummary(lease)).toBe('control operator ana → agent (hand back) — note: done');
-    expect(entrySummary(life)).toBe('sandbox created — backend=gvisor profile=desktop');
+    expect(entrySummary(life)).toBe('sandbox created — gvisor desktop, gVisor (ptrace), booted in 512 ms');
     expect(entrySummary(grant)).toBe('exec allowed for 10 min (approval 4)');
     expect(entrySummary(refused)).toBe('screenshot refused: paused by ana');
     expect(entrySummary(weird)).toBe('not an object');
+  });
+
+  it('words an operator\'s typing in the live view instead of an empty line', () => {
+    const viewerInput = entry(12, 'human_input', {
+      viewer: 3,
+      transport: 'webcodecs',
+      summary: {
+        pointer_moves: 4, button_presses: 1, wheel_events: 0, key_presses: 5, keys_sha256: H('d'),
+        refused: 0, first_ms: 1, last_ms: 9, duration_ms: 8,
+      },
+      ok: true,
+      handback_note: 'fixed the typo',
+    }, { actor: op('ana') });
+    expect(entrySummary(viewerInput)).toBe(
+      '5 keys, 1 click, 4 pointer moves in the live view (webcodecs) — hand-back note: fixed the typo',
+    );
+    expect(entryDecision(viewerInput)).toBe('done');
+  });
+
+  it('reads a mode switch recorded before it carried an event', () => {
+    expect(entrySummary(entry(13, 'policy_changed', { mode: 'shadow', policy_version: 'v' }))).toBe('mode → shadow');
+    expect(entrySummary(entry(14, 'policy_changed', { event: 'mode_set', mode: 'enforce', policy_version: 'v' }))).toBe(
+      'mode → enforce',
+    );
   });
 
   it('describes odd actions without throwing', () => {

@@ -1,15 +1,25 @@
-// Ledger entries for people: decision, actor, one-line summary, stills, filters. Pure. The `what`
-// payloads are free-form JSON written by the supervisor's record calls; everything is read
-// defensively (an unknown shape falls back to compact JSON). Egress entries hold a typed
-// `EgressRecord` and are read through it (`./egress`).
+// Ledger entries for people: decision, actor, one-line summary, stills, filters. Pure. Each entry's
+// body is the typed record of its kind (`LedgerRecord`, generated from `records/src/lib.rs`); a body
+// that does not fit its kind falls back to compact JSON.
 
 import { describeAction, ellipsize, holderShort } from './actions';
-import type { Action, Entry, EntryKind, Holder, VerifyReport } from './api/types';
+import type {
+  Action,
+  Entry,
+  EntryKind,
+  Holder,
+  HumanAction,
+  HumanInput,
+  InputSummary,
+  LedgerRecord,
+  Lifecycle,
+  PolicyChanged,
+  VerifyReport,
+} from './api/types';
 import { egressDecision, egressSummary, isEgressRecord } from './egress';
 import { num } from './num';
 
 export const ENTRY_KINDS: readonly EntryKind[] = [
-  'action_proposed',
   'action_decided',
   'action_executed',
   'action_refused',
@@ -41,7 +51,6 @@ export const DECISIONS: readonly string[] = [
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 /** Compact JSON, cut to `max` characters. */
 export function brief(v: unknown, max = 160): string {
@@ -87,29 +96,42 @@ function holderWords(v: unknown): string {
   return v.holder;
 }
 
+/**
+ * An entry's body as the record its kind names (`records/src/lib.rs`, generated `LedgerRecord`).
+ * The supervisor writes every body from these types; older bodies of the same kinds have the same
+ * shapes (a mode switch recorded before it had an `event` is read as `mode_set`).
+ */
+export function recordOf(e: Entry): LedgerRecord {
+  const what = e.body.what;
+  if (e.body.kind === 'policy_changed' && isObj(what) && what.event === undefined && typeof what.mode === 'string') {
+    return { kind: 'policy_changed', what: { event: 'mode_set', ...(what as object) } as PolicyChanged };
+  }
+  return { kind: e.body.kind, what } as LedgerRecord;
+}
+
 /** The decision or outcome an entry records, if any. */
 export function entryDecision(e: Entry): string | null {
-  const w = e.body.what;
-  const what: Obj = isObj(w) ? w : {};
-  switch (e.body.kind) {
+  const r = recordOf(e);
+  if (!isObj(r.what)) return null;
+  switch (r.kind) {
     case 'action_decided':
-      if (what.shadow_denied === true) return 'shadow_denied';
-      return str(what.decision) ?? (isObj(what.evaluation) ? str(what.evaluation.decision) : null);
+      return r.what.shadow_denied ? 'shadow_denied' : r.what.decision;
     case 'approval_requested':
       return 'ask';
     case 'approval_resolved':
-      return isObj(what.state) ? str(what.state.state) : str(what.state);
+      return r.what.state.state;
     case 'action_refused':
       return 'refused';
-    case 'action_executed': {
-      const r = what.result;
-      return isObj(r) && r.error !== undefined && r.error !== null ? 'failed' : 'done';
-    }
+    case 'action_executed':
+      return 'error' in r.what.result ? 'failed' : 'done';
     case 'human_input':
-      return what.ok === false ? 'failed' : 'done';
+      return r.what.ok === false ? 'failed' : 'done';
     case 'egress':
-      return isEgressRecord(w) ? egressDecision(w) : null;
-    default:
+      return isEgressRecord(r.what) ? egressDecision(r.what) : null;
+    case 'grant_issued':
+    case 'lease_changed':
+    case 'lifecycle':
+    case 'policy_changed':
       return null;
   }
 }
@@ -171,76 +193,102 @@ export function filterEntries(entries: readonly Entry[], f: LedgerFilter): Entry
   );
 }
 
+/** An operator's input through the live view, in words: "3 keys, 1 click, 12 pointer moves". */
+export function inputWords(s: InputSummary): string {
+  const parts: string[] = [];
+  const add = (n: number, one: string, many: string): void => {
+    if (n > 0) parts.push(`${n} ${n === 1 ? one : many}`);
+  };
+  add(num(s.key_presses), 'key', 'keys');
+  add(num(s.button_presses), 'click', 'clicks');
+  add(num(s.wheel_events), 'wheel step', 'wheel steps');
+  add(num(s.pointer_moves), 'pointer move', 'pointer moves');
+  add(num(s.refused), 'input refused', 'inputs refused');
+  return parts.length ? parts.join(', ') : 'no input';
+}
+
+function humanAction(a: HumanAction): string {
+  if ('text_sha256' in a) return `type ${num(a.text_len)} bytes (text redacted)`;
+  return describeJsonAction(a);
+}
+
+function humanInputSummary(h: HumanInput): string {
+  const what = h.action
+    ? humanAction(h.action)
+    : h.summary
+      ? `${inputWords(h.summary)} in the live view${h.transport ? ` (${h.transport})` : ''}`
+      : 'input';
+  const err = h.error ? ` — failed: ${brief(h.error, 120)}` : '';
+  const note = h.handback_note ? ` — hand-back note: ${ellipsize(h.handback_note, 80)}` : '';
+  return `${what}${err}${note}`;
+}
+
+function lifecycleSummary(l: Lifecycle): string {
+  switch (l.event) {
+    case 'supervisor_started':
+      return `supervisor started — mode ${l.mode}, policy ${l.policy_version.slice(0, 12)}`;
+    case 'supervisor_stopped':
+      return 'supervisor stopped';
+    case 'sandbox_created':
+      return `sandbox created — ${l.backend} ${l.profile}, ${l.placement}${l.boot_ms !== null ? `, booted in ${num(l.boot_ms)} ms` : ''}`;
+    case 'sandbox_destroyed':
+      return l.outside ? 'sandbox destroyed outside this supervisor' : 'sandbox destroyed';
+    case 'sandbox_adopted':
+      return 'sandbox adopted (started outside this supervisor)';
+    case 'sandbox_lost':
+      return `sandbox lost — ${l.reason}`;
+  }
+}
+
 /** One line saying what an entry records. */
 export function entrySummary(e: Entry): string {
-  const w = e.body.what;
-  const what: Obj = isObj(w) ? w : {};
-  switch (e.body.kind) {
-    case 'action_proposed':
-      return describeJsonAction(what.action ?? w);
-    case 'action_decided': {
-      const ev = isObj(what.evaluation) ? what.evaluation : {};
-      const reason = str(ev.reason);
-      const rules = Array.isArray(ev.rules) ? ev.rules.filter((r): r is string => typeof r === 'string') : [];
-      const d = entryDecision(e) ?? '?';
-      return `${describeJsonAction(what.action)} → ${d}${rules.length ? ` [${rules.join(', ')}]` : ''}${reason ? ` — ${reason}` : ''}`;
+  const r = recordOf(e);
+  if (!isObj(r.what)) return brief(r.what);
+  try {
+    switch (r.kind) {
+      case 'action_decided': {
+        const { reason, rules } = r.what.evaluation;
+        const d = entryDecision(e) ?? '?';
+        return `${describeJsonAction(r.what.action)} → ${d}${rules.length ? ` [${rules.join(', ')}]` : ''}${reason ? ` — ${reason}` : ''}`;
+      }
+      case 'action_executed': {
+        const res = r.what.result;
+        return `${describeJsonAction(r.what.action)}${'error' in res ? ` — failed: ${brief(res.error, 120)}` : ''}`;
+      }
+      case 'action_refused':
+        return `${describeJsonAction(r.what.action)} refused${r.what.reason ? `: ${r.what.reason}` : ''}`;
+      case 'approval_requested': {
+        const reasons = r.what.reasons;
+        return `approval ${num(r.what.approval)}: ${describeJsonAction(r.what.action)}${reasons.length ? ` [${reasons.join(', ')}]` : ''}`;
+      }
+      case 'approval_resolved': {
+        const st = r.what.state;
+        const by = 'by' in st ? st.by : null;
+        const reason = st.state === 'denied' ? st.reason : null;
+        const edited = st.state === 'edited' ? `, ran instead: ${describeJsonAction(st.action)}` : '';
+        const counts = r.what.counts_as;
+        return `approval ${num(r.what.approval)} ${st.state}${by ? ` by ${by}` : ''}${reason ? `: ${reason}` : ''}${edited}${counts ? ` (counts as ${counts})` : ''}`;
+      }
+      case 'grant_issued':
+        return `${r.what.grant.kind} allowed for ${num(r.what.minutes)} min (approval ${num(r.what.approval)})`;
+      case 'lease_changed': {
+        const cmd = r.what.command;
+        const note = cmd.command === 'hand_back' ? cmd.note : null;
+        return `control ${holderWords(r.what.from)} → ${holderWords(r.what.to)} (${cmd.command.replace(/_/g, ' ')})${note ? ` — note: ${ellipsize(note, 80)}` : ''}`;
+      }
+      case 'human_input':
+        return humanInputSummary(r.what);
+      case 'lifecycle':
+        return lifecycleSummary(r.what);
+      case 'policy_changed':
+        return r.what.event === 'mode_set' ? `mode → ${r.what.mode}` : `rule added — policy ${r.what.policy_version.slice(0, 12)}`;
+      case 'egress':
+        return isEgressRecord(r.what) ? egressSummary(r.what) : brief(r.what);
     }
-    case 'action_executed': {
-      const r = what.result;
-      const err = isObj(r) ? r.error : undefined;
-      return `${describeJsonAction(what.action)}${err !== undefined && err !== null ? ` — failed: ${brief(err, 120)}` : ''}`;
-    }
-    case 'action_refused': {
-      const reason = str(what.reason) ?? brief(what.reason);
-      const act = what.action !== undefined ? describeJsonAction(what.action) : 'action';
-      return `${act} refused${reason ? `: ${reason}` : ''}`;
-    }
-    case 'approval_requested': {
-      const reasons = Array.isArray(what.reasons) ? what.reasons.filter((r): r is string => typeof r === 'string') : [];
-      return `approval ${brief(what.approval)}: ${describeJsonAction(what.action)}${reasons.length ? ` [${reasons.join(', ')}]` : ''}`;
-    }
-    case 'approval_resolved': {
-      const st = isObj(what.state) ? what.state : {};
-      const state = str(st.state) ?? brief(what.state);
-      const by = str(st.by);
-      const reason = str(st.reason);
-      const edited = st.action !== undefined ? `, ran instead: ${describeJsonAction(st.action)}` : '';
-      const counts = str(what.counts_as);
-      return `approval ${brief(what.approval)} ${state}${by ? ` by ${by}` : ''}${reason ? `: ${reason}` : ''}${edited}${counts ? ` (counts as ${counts})` : ''}`;
-    }
-    case 'grant_issued': {
-      const g = isObj(what.grant) ? what.grant : {};
-      const kind = str(g.kind) ?? 'action';
-      const minutes = typeof what.minutes === 'number' ? `${what.minutes} min` : 'a while';
-      return `${kind} allowed for ${minutes}${what.approval !== undefined ? ` (approval ${brief(what.approval)})` : ''}`;
-    }
-    case 'lease_changed': {
-      const cmd = isObj(what.command) ? str(what.command.command) : null;
-      const note = isObj(what.command) ? str(what.command.note) : null;
-      return `control ${holderWords(what.from)} → ${holderWords(what.to)}${cmd ? ` (${cmd.replace(/_/g, ' ')})` : ''}${note ? ` — note: ${ellipsize(note, 80)}` : ''}`;
-    }
-    case 'human_input': {
-      const err = what.error;
-      return `${describeJsonAction(what.action)}${err !== undefined && err !== null ? ` — failed: ${brief(err, 120)}` : ''}`;
-    }
-    case 'lifecycle': {
-      const ev = str(what.event);
-      if (!ev) return brief(w);
-      const rest = Object.entries(what)
-        .filter(([k, v]) => k !== 'event' && v !== null && v !== undefined)
-        .map(([k, v]) => `${k}=${brief(v, 40)}`)
-        .join(' ');
-      return `${ev.replace(/_/g, ' ')}${rest ? ` — ${rest}` : ''}`;
-    }
-    case 'policy_changed': {
-      const mode = str(what.mode);
-      return mode ? `mode → ${mode}` : brief(w);
-    }
-    case 'egress':
-      return isEgressRecord(w) ? egressSummary(w) : brief(w);
-    default:
-      return brief(w);
+  } catch {
+    // A body that does not have its kind's shape (hand-edited, or from a future version).
   }
+  return brief(r.what);
 }
 
 /** The still hashes an entry references (before, after), without duplicates. */

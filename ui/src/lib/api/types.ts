@@ -95,9 +95,73 @@ stdin: string,
 timeout_ms: number, };
 
 /**
+ * Policy decided on an agent's action.
+ */
+export type ActionDecided = { 
+/**
+ * The action as judged (after an operator's edit, the edited one).
+ */
+action: Action, 
+/**
+ * The policy's evaluation.
+ */
+evaluation: Evaluation, 
+/**
+ * What the gate decided (in shadow mode a denial lets the action through: see `shadow_denied`).
+ */
+decision: Decision, 
+/**
+ * Shadow mode let through what the policy denies.
+ */
+shadow_denied: boolean, 
+/**
+ * What the keystrokes submit or paste in a terminal, when they land in one.
+ */
+terminal: TerminalInput | null, };
+
+/**
+ * An agent's action was carried out, or failed in the sandbox.
+ */
+export type ActionExecuted = { 
+/**
+ * The action.
+ */
+action: Action, 
+/**
+ * What it returned.
+ */
+result: ActionOutcome, };
+
+/**
  * The kind of an action: what policies, grants and the ledger name it by.
  */
 export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec" | "terminal_command";
+
+/**
+ * What an executed action returned, as recorded: images by hash only, command output as text.
+ */
+export type ActionOutcome = Failed | Done | ImageResult | CursorResult | ExecRecord | HandbackResult;
+
+/**
+ * An agent's action was refused.
+ */
+export type ActionRefused = { 
+/**
+ * The action.
+ */
+action: Action, 
+/**
+ * Why, in a sentence (what the agent was told).
+ */
+reason: string, 
+/**
+ * An operator's approval became void because the screen changed before it ran.
+ */
+void?: boolean, 
+/**
+ * Control had just come back to the agent: it gets a fresh screenshot instead.
+ */
+handback?: HandbackSummary, };
 
 /**
  * Who caused an entry: the agent, the principal it acts for, the human operator.
@@ -173,6 +237,48 @@ deadline_ms: number,
 state: ApprovalState, };
 
 /**
+ * An operator was asked to approve an action.
+ */
+export type ApprovalRequested = { 
+/**
+ * The approval's id.
+ */
+approval: number, 
+/**
+ * What the agent asked to do.
+ */
+action: Action, 
+/**
+ * The `@id`s of the rules that asked.
+ */
+reasons: Array<string>, 
+/**
+ * When it expires (Unix ms).
+ */
+deadline_ms: number, 
+/**
+ * The content hash of the frame the approval is bound to.
+ */
+bound_to_frame: string, };
+
+/**
+ * An approval was answered or expired.
+ */
+export type ApprovalResolved = { 
+/**
+ * The approval's id.
+ */
+approval: number, 
+/**
+ * How it ended.
+ */
+state: ApprovalState, 
+/**
+ * What an expired approval counts as (a denial).
+ */
+counts_as?: Decision, };
+
+/**
  * Where an approval stands.
  */
 export type ApprovalState = { "state": "pending" } | { "state": "approved", 
@@ -209,6 +315,11 @@ seq: number,
  * What is wrong, in a sentence.
  */
 reason: string, };
+
+/**
+ * Who carried out an action: on the wire `agent` or `operator:NAME`.
+ */
+export type By = "agent" | `operator:${string}`;
 
 /**
  * A text message from a viewer.
@@ -304,6 +415,19 @@ memory_mib: number | null,
 job: string | null, };
 
 /**
+ * The pointer position.
+ */
+export type CursorResult = { 
+/**
+ * Column.
+ */
+x: number, 
+/**
+ * Row.
+ */
+y: number, };
+
+/**
  * What the gate decides.
  */
 export type Decision = "allow" | "ask" | "deny";
@@ -386,6 +510,15 @@ count: number,
  * Up to three names asked.
  */
 examples: Array<string>, };
+
+/**
+ * An action that returns nothing was done.
+ */
+export type Done = { 
+/**
+ * Always `true`.
+ */
+done: boolean, };
 
 /**
  * What a caller appends. The ledger adds `seq`, `prev` and `hash`.
@@ -709,7 +842,7 @@ body: Draft, };
 /**
  * What an entry records. Serialized (and displayed) as its snake_case name.
  */
-export type EntryKind = "action_proposed" | "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed";
+export type EntryKind = "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed";
 
 /**
  * A refused request: a stable code and a sentence for the operator.
@@ -725,6 +858,37 @@ code: string,
  * What went wrong, in a sentence.
  */
 message: string, };
+
+/**
+ * A decision with its reasons.
+ */
+export type Evaluation = { 
+/**
+ * The decision.
+ */
+decision: Decision, 
+/**
+ * `@id`s of the rules that decided (empty when the default applied).
+ */
+rules: Array<string>, 
+/**
+ * A sentence for the agent, the operator and the ledger.
+ */
+reason: string, 
+/**
+ * Whether no rule matched and the default applied.
+ */
+defaulted: boolean, 
+/**
+ * What shadow mode does instead of a denial: the decision of the permit rules alone (allow,
+ * or ask when an `@ask` rule matched); equal to `decision` when it is not a denial.
+ */
+shadow: Decision, 
+/**
+ * Whether an operator's "allow similar" grant may cover this ask later: not when an asking
+ * rule is annotated `@grant("never")`.
+ */
+grantable: boolean, };
 
 /**
  * Something that happened.
@@ -745,7 +909,7 @@ action: Action,
 /**
  * allow / ask / deny (after shadow mode).
  */
-decision: string, 
+decision: Decision, 
 /**
  * Why.
  */
@@ -765,7 +929,7 @@ sandbox: string,
 /**
  * `agent` or `operator:<id>`.
  */
-by: string, 
+by: By, 
 /**
  * What ran.
  */
@@ -855,9 +1019,9 @@ at_ms: number, } | { "type": "sandbox_state",
  */
 sandbox: string, 
 /**
- * `running`, `destroyed`, `lost`.
+ * Where it stands now.
  */
-state: string, 
+state: SandboxState, 
 /**
  * Details.
  */
@@ -883,9 +1047,9 @@ outcome: CreateOutcome,
  */
 at_ms: number, } | { "type": "policy_mode", 
 /**
- * `enforce` or `shadow`.
+ * The new mode.
  */
-mode: string, 
+mode: Mode, 
 /**
  * By whom.
  */
@@ -907,6 +1071,52 @@ topic: string,
  * The event.
  */
 event: Event, };
+
+/**
+ * A command's result (output as text, invalid UTF-8 replaced).
+ */
+export type ExecRecord = { 
+/**
+ * Exit status, when it exited.
+ */
+exit_code: number | null, 
+/**
+ * The signal that ended it, when one did.
+ */
+signal: number | null, 
+/**
+ * Whether it was killed at its deadline.
+ */
+timed_out: boolean, 
+/**
+ * Standard output.
+ */
+stdout: string, 
+/**
+ * Standard error.
+ */
+stderr: string, 
+/**
+ * Whether standard output was cut.
+ */
+stdout_truncated: boolean, 
+/**
+ * Whether standard error was cut.
+ */
+stderr_truncated: boolean, 
+/**
+ * How long it ran.
+ */
+duration_ms: number, };
+
+/**
+ * The sandbox could not carry out an action.
+ */
+export type Failed = { 
+/**
+ * Why, in a sentence.
+ */
+error: string, };
 
 /**
  * A time-boxed permission for one kind of action in one sandbox.
@@ -934,6 +1144,57 @@ from_ms: number,
 until_ms: number, };
 
 /**
+ * An operator granted a kind of action ahead.
+ */
+export type GrantIssued = { 
+/**
+ * The grant.
+ */
+grant: Grant, 
+/**
+ * For how long.
+ */
+minutes: number, 
+/**
+ * The approval it was given with.
+ */
+approval: number, };
+
+/**
+ * Control came back to the agent: the summary and the fresh screenshot it was given.
+ */
+export type HandbackResult = { 
+/**
+ * What the operator did while they held control.
+ */
+handback: HandbackSummary, 
+/**
+ * The PNG blob's hash.
+ */
+frame: string, };
+
+/**
+ * What a human did while holding control, told to the agent at its next observation.
+ */
+export type HandbackSummary = { 
+/**
+ * The operator.
+ */
+operator: string, 
+/**
+ * Actions they performed.
+ */
+actions: number, 
+/**
+ * How long they held control.
+ */
+duration_ms: number, 
+/**
+ * The operator's note to the agent, if they left one.
+ */
+note?: string | null, };
+
+/**
  * Who holds control.
  */
 export type Holder = { "holder": "agent" } | { "holder": "human", 
@@ -945,6 +1206,109 @@ operator: string, } | { "holder": "paused",
  * Who or what paused it (an operator id, or `approval-expiry`).
  */
 by: string, };
+
+/**
+ * An operator's action as recorded: typing becomes a hash and a length.
+ */
+export type HumanAction = TypedText | Action;
+
+/**
+ * An operator drove the sandbox: one action through the API, or what they did through the live
+ * view (a summary, recorded when they hand back, leave, or every few seconds). Typed text is kept
+ * only as a hash and a length or count.
+ */
+export type HumanInput = { 
+/**
+ * The live-view connection the input came through (`None`: the API).
+ */
+viewer?: number, 
+/**
+ * How that viewer received video.
+ */
+transport?: TransportKind, 
+/**
+ * The control epoch the input was admitted under.
+ */
+epoch?: number, 
+/**
+ * The action, through the API.
+ */
+action?: HumanAction, 
+/**
+ * What the live view's input did.
+ */
+summary?: InputSummary, 
+/**
+ * Whether it was carried out.
+ */
+ok: boolean, 
+/**
+ * Why not.
+ */
+error?: string, 
+/**
+ * The note the operator left for the agent when handing control back.
+ */
+handback_note?: string, };
+
+/**
+ * A screenshot, by the hash of its PNG blob.
+ */
+export type ImageResult = { 
+/**
+ * The PNG blob's hash.
+ */
+frame: string, 
+/**
+ * Width in pixels.
+ */
+width: number, 
+/**
+ * Height in pixels.
+ */
+height: number, };
+
+/**
+ * What an operator's input through the live view did: counts and times; keys only as a hash of
+ * the pressed keysyms and their count.
+ */
+export type InputSummary = { 
+/**
+ * Pointer moves.
+ */
+pointer_moves: number, 
+/**
+ * Buttons pressed.
+ */
+button_presses: number, 
+/**
+ * Wheel steps.
+ */
+wheel_events: number, 
+/**
+ * Keys pressed.
+ */
+key_presses: number, 
+/**
+ * SHA-256 over the pressed keysyms (4 bytes little-endian each), hex.
+ */
+keys_sha256: string, 
+/**
+ * Inputs refused (control not held).
+ */
+refused: number, 
+/**
+ * First input (Unix ms).
+ */
+first_ms: number | null, 
+/**
+ * Last input (Unix ms).
+ */
+last_ms: number, 
+/**
+ * From first to last.
+ */
+duration_ms: number | null, };
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
 
@@ -968,6 +1332,48 @@ epoch: number,
  * When.
  */
 at_ms: number, };
+
+/**
+ * The control lease moved.
+ */
+export type LeaseChanged = { 
+/**
+ * What was asked.
+ */
+command: LeaseCommand, 
+/**
+ * Who held control.
+ */
+from: Holder, 
+/**
+ * Who holds it now.
+ */
+to: Holder, };
+
+/**
+ * A request to change the lease.
+ */
+export type LeaseCommand = { "command": "take", 
+/**
+ * The operator.
+ */
+operator: string, } | { "command": "hand_back", 
+/**
+ * The operator.
+ */
+operator: string, 
+/**
+ * A note for the agent, shown with its next observation.
+ */
+note: string | null, } | { "command": "pause", 
+/**
+ * Who pauses.
+ */
+by: string, } | { "command": "resume", 
+/**
+ * Who resumes.
+ */
+by: string, };
 
 /**
  * A control change.
@@ -1007,6 +1413,48 @@ limit: number | null,
  * Only these kinds (all when empty).
  */
 kind: Array<EntryKind>, };
+
+/**
+ * One ledger entry's kind and body, typed.
+ */
+export type LedgerRecord = { "kind": "action_decided", "what": ActionDecided } | { "kind": "action_executed", "what": ActionExecuted } | { "kind": "action_refused", "what": ActionRefused } | { "kind": "approval_requested", "what": ApprovalRequested } | { "kind": "approval_resolved", "what": ApprovalResolved } | { "kind": "grant_issued", "what": GrantIssued } | { "kind": "lease_changed", "what": LeaseChanged } | { "kind": "human_input", "what": HumanInput } | { "kind": "lifecycle", "what": Lifecycle } | { "kind": "egress", "what": EgressRecord } | { "kind": "policy_changed", "what": PolicyChanged };
+
+/**
+ * The supervisor or a sandbox started, stopped, appeared or went away.
+ */
+export type Lifecycle = { "event": "supervisor_started", 
+/**
+ * The policy in force.
+ */
+policy_version: string, 
+/**
+ * How it is enforced.
+ */
+mode: Mode, } | { "event": "supervisor_stopped" } | { "event": "sandbox_created", 
+/**
+ * `gvisor` or `microvm`.
+ */
+backend: string, 
+/**
+ * The guest profile.
+ */
+profile: string, 
+/**
+ * Where it runs, in words.
+ */
+placement: string, 
+/**
+ * How long it took to boot.
+ */
+boot_ms: number | null, } | { "event": "sandbox_destroyed", 
+/**
+ * By the CLI (or another process), not through this supervisor.
+ */
+outside?: boolean, } | { "event": "sandbox_adopted" } | { "event": "sandbox_lost", 
+/**
+ * Why, as far as is known.
+ */
+reason: string, };
 
 /**
  * Who the caller is.
@@ -1113,6 +1561,27 @@ x: number,
 y: number, };
 
 /**
+ * The policy in force, or how it is enforced, changed.
+ */
+export type PolicyChanged = { "event": "rule_added", 
+/**
+ * The rule's Cedar text.
+ */
+rule: string, 
+/**
+ * The policy version it made.
+ */
+policy_version: string, } | { "event": "mode_set", 
+/**
+ * The new mode.
+ */
+mode: Mode, 
+/**
+ * The policy in force.
+ */
+policy_version: string, };
+
+/**
  * The active policy, for reading.
  */
 export type PolicyView = { 
@@ -1209,6 +1678,11 @@ memory_mib: number | null,
 session: SessionView, };
 
 /**
+ * Where a sandbox stands, as events report it.
+ */
+export type SandboxState = "running" | "destroyed" | "lost";
+
+/**
  * Screen size the coordinates are checked against.
  */
 export type Screen = { 
@@ -1288,7 +1762,7 @@ you_control: boolean, } | { "type": "step",
 /**
  * The step, as the supervisor describes it.
  */
-step: JsonValue, } | { "type": "input", 
+step: Step, } | { "type": "input", 
 /**
  * Whether it went through.
  */
@@ -1354,6 +1828,75 @@ pending: Array<Approval>,
 mode: Mode, };
 
 /**
+ * One line of the command view: what happened in the sandbox, in words.
+ */
+export type Step = { 
+/**
+ * Its number in this sandbox's command view (a step sent again with the same number replaces
+ * the first).
+ */
+seq: number, 
+/**
+ * When (Unix ms).
+ */
+at_ms: number, 
+/**
+ * What kind of step.
+ */
+kind: StepKind, 
+/**
+ * The step in words.
+ */
+title: string, 
+/**
+ * Who: the agent, `agent`, `operator:NAME`, or an operator's name.
+ */
+actor: string | null, 
+/**
+ * How it was decided or how it ended.
+ */
+decision: StepDecision | null, 
+/**
+ * Why, or more detail.
+ */
+detail: string | null, 
+/**
+ * The region of the screen its still shows, when one is sent.
+ */
+still?: StillRegion, };
+
+/**
+ * How a [`Step`] was decided or ended.
+ */
+export type StepDecision = "allow" | "ask" | "deny" | "shadow_denied" | "done" | "failed" | "refused" | "approved" | "edited" | "denied" | "expired" | "pending";
+
+/**
+ * What a [`Step`] is about.
+ */
+export type StepKind = "decision" | "executed" | "refused" | "approval" | "approval_resolved" | "grant" | "control" | "lifecycle";
+
+/**
+ * The region a step's still shows, in screen pixels.
+ */
+export type StillRegion = { 
+/**
+ * Left edge.
+ */
+x: number, 
+/**
+ * Top edge.
+ */
+y: number, 
+/**
+ * Width.
+ */
+w: number, 
+/**
+ * Height.
+ */
+h: number, };
+
+/**
  * Keystrokes into a terminal, as the gateway understood them.
  */
 export type TerminalInput = { 
@@ -1392,6 +1935,28 @@ unparsed: string | null, };
  * How a viewer wants video delivered.
  */
 export type TransportKind = "webrtc" | "webcodecs" | "none";
+
+/**
+ * The kind of a [`TypedText`].
+ */
+export type TypedKind = "type";
+
+/**
+ * Typed text, as a hash and a length.
+ */
+export type TypedText = { 
+/**
+ * Always `type`.
+ */
+kind: TypedKind, 
+/**
+ * SHA-256 of the text (UTF-8), hex.
+ */
+text_sha256: string, 
+/**
+ * Its length in bytes.
+ */
+text_len: number, };
 
 /**
  * The outcome of a verification walk.
