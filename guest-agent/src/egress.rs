@@ -23,8 +23,31 @@ use airlock_protocol::{
     MAX_NOTICE_NAMES, MAX_STREAMS,
 };
 
+use crate::error::chain;
+use crate::session::SendError;
+
 /// Sends one message to the host under a frame id.
-pub type Send = Arc<dyn Fn(u32, GuestMessage) -> Result<(), String> + std::marker::Send + Sync>;
+pub type Send = Arc<dyn Fn(u32, GuestMessage) -> Result<(), SendError> + std::marker::Send + Sync>;
+
+/// Why a program's connection to a proxy endpoint could not become a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A thread panicked while it held the connection table.
+    #[error("the egress connection table is unusable: a thread panicked while holding it")]
+    Poisoned,
+    /// Every stream id the protocol allows is taken.
+    #[error("{max} connections are open already")]
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
+    /// The connection could not be duplicated for its writer.
+    #[error("cannot duplicate the program's connection")]
+    Clone(#[source] std::io::Error),
+    /// The host was not told of the stream.
+    #[error("cannot open the stream to the host")]
+    Send(#[source] SendError),
+}
 
 /// Distinct names the DNS stub remembers between notices; lookups of further names are counted.
 const MAX_DNS_NAMES: usize = 4096;
@@ -117,18 +140,18 @@ impl Egress {
                 }
             };
             if let Err(e) = self.open(tcp, kind) {
-                eprintln!("airlock-guest-agent: proxy connection refused: {e}");
+                eprintln!("airlock-guest-agent: proxy connection refused: {}", chain(&e));
             }
         }
     }
 
-    fn open(self: &Arc<Self>, tcp: TcpStream, kind: ProxyKind) -> Result<(), String> {
+    fn open(self: &Arc<Self>, tcp: TcpStream, kind: ProxyKind) -> Result<(), OpenError> {
         let _ = tcp.set_nodelay(true);
         let (id, conn) = {
-            let mut conns = self.conns.lock().map_err(|_| "egress lock poisoned")?;
+            let mut conns = self.conns.lock().map_err(|_| OpenError::Poisoned)?;
             if conns.len() >= MAX_STREAMS {
                 let _ = tcp.shutdown(Shutdown::Both);
-                return Err(format!("{MAX_STREAMS} connections are open already"));
+                return Err(OpenError::TooMany { max: MAX_STREAMS });
             }
             let id = loop {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -137,7 +160,7 @@ impl Egress {
                 }
             };
             let conn = Arc::new(Conn {
-                tcp: tcp.try_clone().map_err(|e| e.to_string())?,
+                tcp: tcp.try_clone().map_err(OpenError::Clone)?,
                 state: Mutex::new(ConnState::default()),
                 wake: Condvar::new(),
             });
@@ -146,7 +169,7 @@ impl Egress {
         };
         if let Err(e) = (self.send)(id, GuestMessage::Stream(StreamMessage::Open { kind })) {
             self.end(id, None);
-            return Err(e);
+            return Err(OpenError::Send(e));
         }
         let (e, c) = (self.clone(), conn.clone());
         std::thread::spawn(move || e.pump_to_host(id, &c, tcp));

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use airlock_protocol::{FrameUpdate, Pixels};
 use x11rb::connection::Connection;
+use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::xfixes::ConnectionExt as _;
 use x11rb::protocol::Event;
 
+use crate::display::reply;
 use crate::fb::Framebuffer;
+use crate::session::SendError;
 
 /// Most rectangles in one update; more are merged.
 const MAX_REGIONS: usize = 8;
@@ -27,29 +30,70 @@ pub type Rect = (u16, u16, u16, u16);
 /// Regions as read, with their pixels.
 type Read = Vec<(Rect, Vec<u8>)>;
 
+/// Why the frame stream stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// No X server to watch.
+    #[error("cannot connect to the X server")]
+    Connect(#[source] x11rb::errors::ConnectError),
+    /// XFIXES 5.0, which DAMAGE needs, could not be negotiated.
+    #[error("the X server has no XFIXES 5.0")]
+    NoXFixes(#[source] ReplyError),
+    /// DAMAGE 1.1 could not be negotiated.
+    #[error("the X server has no DAMAGE extension")]
+    NoDamage(#[source] ReplyError),
+    /// The damage object on the root window could not be created.
+    #[error("cannot watch the root window for damage")]
+    Watch(#[source] ReplyOrIdError),
+    /// The framebuffer file could not be opened.
+    #[error("cannot open the framebuffer in {}", .dir.display())]
+    OpenFramebuffer {
+        /// The `-fbdir` directory.
+        dir: std::path::PathBuf,
+        /// The error opening or parsing it.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Events could not be read.
+    #[error("the X connection was lost")]
+    Lost(#[source] ConnectionError),
+    /// The server's damage could not be reset before a read.
+    #[error("cannot reset the damage before reading")]
+    Reset(#[source] ConnectionError),
+    /// A region could not be read from the framebuffer.
+    #[error("cannot read the framebuffer region {}x{}+{}+{}", .rect.2, .rect.3, .rect.0, .rect.1)]
+    ReadFramebuffer {
+        /// The region.
+        rect: Rect,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An update could not be sent.
+    #[error("cannot send a frame update to the host")]
+    Send(#[source] SendError),
+}
+
 /// Streams updates through `send` until `cancel` is set or `send` fails. The first update is the
 /// whole screen. A slow host only delays this thread; damage keeps accumulating and is merged.
 pub fn stream(
     fbdir: &std::path::Path,
     max_fps: u16,
     cancel: &Arc<AtomicBool>,
-    mut send: impl FnMut(FrameUpdate) -> Result<(), String>,
-) -> Result<(), String> {
-    let (conn, screen) = x11rb::connect(None).map_err(|e| format!("cannot connect to the X server: {e}"))?;
+    mut send: impl FnMut(FrameUpdate) -> Result<(), SendError>,
+) -> Result<(), StreamError> {
+    let (conn, screen) = x11rb::connect(None).map_err(StreamError::Connect)?;
     let root = conn.setup().roots[screen].root;
-    conn.xfixes_query_version(5, 0)
-        .map_err(|e| e.to_string())?
-        .reply()
-        .map_err(|e| e.to_string())?;
-    conn.damage_query_version(1, 1)
-        .map_err(|e| e.to_string())?
-        .reply()
-        .map_err(|e| format!("the X server has no DAMAGE extension: {e}"))?;
-    let dmg = conn.generate_id().map_err(|e| e.to_string())?;
+    reply(conn.xfixes_query_version(5, 0)).map_err(StreamError::NoXFixes)?;
+    reply(conn.damage_query_version(1, 1)).map_err(StreamError::NoDamage)?;
+    let dmg = conn.generate_id().map_err(StreamError::Watch)?;
     conn.damage_create(dmg, root, damage::ReportLevel::DELTA_RECTANGLES)
-        .map_err(|e| e.to_string())?;
-    conn.flush().map_err(|e| e.to_string())?;
-    let fb = Framebuffer::open(fbdir).map_err(|e| format!("cannot open the framebuffer: {e}"))?;
+        .map_err(|e| StreamError::Watch(e.into()))?;
+    conn.flush().map_err(|e| StreamError::Watch(e.into()))?;
+    let fb = Framebuffer::open(fbdir).map_err(|source| StreamError::OpenFramebuffer {
+        dir: fbdir.to_path_buf(),
+        source,
+    })?;
     let (w, h) = (fb.width, fb.height);
     let interval = Duration::from_micros(1_000_000 / u64::from(max_fps.clamp(1, 60)));
     let start = Instant::now();
@@ -59,10 +103,7 @@ pub fn stream(
     let mut recheck: Option<(Instant, Read)> = None;
     let mut next = Instant::now();
     while !cancel.load(Ordering::Relaxed) {
-        while let Some(ev) = conn
-            .poll_for_event()
-            .map_err(|e| format!("X connection lost: {e}"))?
-        {
+        while let Some(ev) = conn.poll_for_event().map_err(StreamError::Lost)? {
             if let Event::DamageNotify(n) = ev {
                 let a = n.area;
                 if let Some(r) = clip((a.x, a.y, a.width, a.height), w, h) {
@@ -79,7 +120,7 @@ pub fn stream(
                         .iter()
                         .map(|((x, y, rw, rh), px)| Pixels::compress(*x, *y, *rw, *rh, px))
                         .collect();
-                    send(update(&mut seq, start, w, h, regions))?;
+                    send(update(&mut seq, start, w, h, regions)).map_err(StreamError::Send)?;
                     // Still drawing there: look once more.
                     recheck = Some((now + SETTLE, changed));
                 }
@@ -95,8 +136,8 @@ pub fn stream(
         }
         // Reset the server's damage before reading, so changes made while we read are reported again.
         conn.damage_subtract(dmg, x11rb::NONE, x11rb::NONE)
-            .map_err(|e| e.to_string())?;
-        conn.flush().map_err(|e| e.to_string())?;
+            .map_err(StreamError::Reset)?;
+        conn.flush().map_err(StreamError::Reset)?;
         // Regions still waiting for their second look get it now: those that changed go out
         // (first, as the older news) and are looked at again; the others are done. Only what was
         // damaged or still changing is carried, so a busy screen does not grow the reads.
@@ -107,14 +148,14 @@ pub fn stream(
         for r in coalesce(std::mem::take(&mut pending), MAX_REGIONS) {
             let px = fb
                 .read(r.0, r.1, r.2, r.3)
-                .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
+                .map_err(|source| StreamError::ReadFramebuffer { rect: r, source })?;
             read.push((r, px));
         }
         let regions = read
             .iter()
             .map(|((x, y, rw, rh), px)| Pixels::compress(*x, *y, *rw, *rh, px))
             .collect();
-        send(update(&mut seq, start, w, h, regions))?;
+        send(update(&mut seq, start, w, h, regions)).map_err(StreamError::Send)?;
         recheck = Some((now + SETTLE, read));
         next = now + interval;
     }
@@ -136,12 +177,15 @@ fn update(seq: &mut u64, start: Instant, w: u16, h: u16, regions: Vec<Pixels>) -
 }
 
 /// Reads `before`'s regions again; returns those whose pixels changed since, as they are now.
-fn settled_changes(fb: &Framebuffer, before: Read) -> Result<Read, String> {
+fn settled_changes(fb: &Framebuffer, before: Read) -> Result<Read, StreamError> {
     let mut out = Vec::new();
     for ((x, y, rw, rh), old) in before {
         let now = fb
             .read(x, y, rw, rh)
-            .map_err(|e| format!("cannot read the framebuffer: {e}"))?;
+            .map_err(|source| StreamError::ReadFramebuffer {
+                rect: (x, y, rw, rh),
+                source,
+            })?;
         if now != old {
             out.push(((x, y, rw, rh), now));
         }
@@ -212,6 +256,28 @@ pub fn coalesce(mut rects: Vec<Rect>, max: usize) -> Vec<Rect> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::chain;
+
+    #[test]
+    fn a_failed_read_names_the_region_and_keeps_the_cause() {
+        let e = StreamError::ReadFramebuffer {
+            rect: (1, 2, 30, 40),
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "failed to fill whole buffer"),
+        };
+        assert_eq!(
+            chain(&e),
+            "cannot read the framebuffer region 30x40+1+2: failed to fill whole buffer"
+        );
+        let e = StreamError::OpenFramebuffer {
+            dir: "/tmp/fb".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(
+            chain(&e).starts_with("cannot open the framebuffer in /tmp/fb: "),
+            "{}",
+            chain(&e)
+        );
+    }
 
     #[test]
     fn overlapping_rects_merge() {

@@ -11,6 +11,7 @@
 mod channel;
 mod display;
 mod egress;
+mod error;
 mod exec;
 mod fb;
 mod frames;
@@ -20,6 +21,8 @@ mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::error::chain;
 
 /// Where exec may find programs unless `--allow-exec` says otherwise.
 const DEFAULT_EXEC_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin"];
@@ -32,24 +35,38 @@ pub struct Config {
     exec_dirs: Vec<PathBuf>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
+/// Why the command line was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum ArgsError {
+    /// A flag came last, without its value.
+    #[error("{0} needs a value")]
+    MissingValue(&'static str),
+    /// An argument this agent does not know.
+    #[error("unknown argument {0:?}")]
+    Unknown(String),
+    /// `--channel` was not given.
+    #[error("--channel is required")]
+    NoChannel,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, ArgsError> {
     let mut channel = None;
     let mut fbdir = PathBuf::from("/tmp/fb");
     let mut exec_dirs = Vec::new();
     while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &'static str| args.next().ok_or(ArgsError::MissingValue(name));
         match a.as_str() {
             "--channel" => channel = Some(value("--channel")?),
             "--fbdir" => fbdir = PathBuf::from(value("--fbdir")?),
             "--allow-exec" => exec_dirs.push(PathBuf::from(value("--allow-exec")?)),
-            other => return Err(format!("unknown argument {other:?}")),
+            other => return Err(ArgsError::Unknown(other.to_string())),
         }
     }
     if exec_dirs.is_empty() {
         exec_dirs = DEFAULT_EXEC_DIRS.iter().map(PathBuf::from).collect();
     }
     Ok(Config {
-        channel: channel.ok_or("--channel is required")?,
+        channel: channel.ok_or(ArgsError::NoChannel)?,
         fbdir,
         exec_dirs,
     })
@@ -61,7 +78,7 @@ fn main() -> ExitCode {
         return match terminal::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("airlock-guest-agent terminal: {e}");
+                eprintln!("airlock-guest-agent terminal: {}", chain(&e));
                 ExitCode::FAILURE
             }
         };
@@ -83,7 +100,7 @@ fn main() -> ExitCode {
     match session::serve(&config, reader, writer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("airlock-guest-agent: channel closed: {e}");
+            eprintln!("airlock-guest-agent: channel closed: {}", chain(&e));
             ExitCode::from(3)
         }
     }
@@ -98,7 +115,13 @@ mod tests {
         let c = parse_args(["--channel", "stdio"].map(String::from).into_iter()).expect("ok");
         assert_eq!(c.channel, "stdio");
         assert_eq!(c.exec_dirs.len(), DEFAULT_EXEC_DIRS.len());
-        assert!(parse_args(["--bogus"].map(String::from).into_iter()).is_err());
-        assert!(parse_args(std::iter::empty()).is_err());
+        let unknown = parse_args(["--bogus"].map(String::from).into_iter()).expect_err("refused");
+        assert_eq!(unknown.to_string(), "unknown argument \"--bogus\"");
+        let missing = parse_args(["--fbdir"].map(String::from).into_iter()).expect_err("refused");
+        assert_eq!(missing, ArgsError::MissingValue("--fbdir"));
+        assert_eq!(
+            parse_args(std::iter::empty()).expect_err("refused"),
+            ArgsError::NoChannel
+        );
     }
 }

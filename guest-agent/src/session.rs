@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use airlock_protocol::{
-    encode_frame, validate_exec, validate_input, validate_window_at, ErrorKind, FrameDecoder, GuestMessage,
-    HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
+    encode_frame, validate_exec, validate_input, validate_window_at, ErrorKind, FrameDecoder, FrameError,
+    GuestMessage, HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
 };
 
 use crate::channel::{Reader, Writer};
-use crate::display::{Display, InputOutcome};
+use crate::display::{ConnectError, Display, InputOutcome};
 use crate::egress::Egress;
+use crate::error::chain;
 use crate::fb::Framebuffer;
 use crate::{exec, frames, Config};
 
@@ -25,17 +26,82 @@ struct Shared {
     exec_dirs: Arc<Vec<std::path::PathBuf>>,
 }
 
+/// Why a message could not be sent to the host.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message does not fit a frame.
+    #[error("cannot encode a message for the host")]
+    Encode(#[source] FrameError),
+    /// A thread panicked while it was writing to the host.
+    #[error("the channel to the host is unusable: a thread panicked while writing to it")]
+    Poisoned,
+    /// The channel did not take the bytes.
+    #[error("cannot write to the host")]
+    Write(#[source] std::io::Error),
+}
+
+/// Why the display is not available to a request.
+#[derive(Debug, thiserror::Error)]
+enum DisplayError {
+    /// A thread panicked while it held the display slot.
+    #[error("the display is unusable: a thread panicked while connecting to it")]
+    Poisoned,
+    /// The X server could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+}
+
+/// Why a session ended other than by the host closing the channel cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The channel could not be read.
+    #[error("cannot read from the host")]
+    Read(#[source] std::io::Error),
+    /// The host's bytes are not frames, or a frame was cut short.
+    #[error("the host broke the framing")]
+    Framing(#[source] FrameError),
+    /// A frame's body is not a host message.
+    #[error("cannot decode the host's message {id}")]
+    Decode {
+        /// The frame's request id.
+        id: u32,
+        /// The decoder's error.
+        #[source]
+        source: FrameError,
+    },
+    /// The host greeted with another protocol version.
+    #[error("the host speaks protocol {host}, this agent speaks {agent}")]
+    Version {
+        /// The host's version.
+        host: u8,
+        /// This agent's version.
+        agent: u8,
+    },
+    /// A request came before the hello.
+    #[error("a request arrived before hello")]
+    BeforeHello,
+    /// The host reused the id of a request still running.
+    #[error("request id {0} is already in flight")]
+    InFlight(u32),
+    /// A thread panicked while it held the table of requests in flight.
+    #[error("the table of requests in flight is unusable: a thread panicked while holding it")]
+    Poisoned,
+    /// A reply could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
 /// Writes one message as a frame; frames from concurrent senders never interleave.
-fn write_message(out: &Mutex<Writer>, id: u32, msg: &GuestMessage) -> Result<(), String> {
-    let bytes = encode_frame(id, msg).map_err(|e| e.to_string())?;
-    let mut out = out.lock().map_err(|_| "writer lock poisoned")?;
+fn write_message(out: &Mutex<Writer>, id: u32, msg: &GuestMessage) -> Result<(), SendError> {
+    let bytes = encode_frame(id, msg).map_err(SendError::Encode)?;
+    let mut out = out.lock().map_err(|_| SendError::Poisoned)?;
     out.write_all(&bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write to the host: {e}"))
+        .map_err(SendError::Write)
 }
 
 impl Shared {
-    fn send(&self, id: u32, reply: Reply) -> Result<(), String> {
+    fn send(&self, id: u32, reply: Reply) -> Result<(), SendError> {
         write_message(&self.out, id, &GuestMessage::Reply(reply))
     }
 
@@ -43,8 +109,14 @@ impl Shared {
         let _ = self.send(id, Reply::Error { kind, message });
     }
 
-    fn display(&self) -> Result<Arc<Display>, String> {
-        let mut slot = self.display.lock().map_err(|_| "display lock poisoned")?;
+    /// Sends `e` to the host as the error reply to `id`, and hands it back to end the session.
+    fn fail(&self, id: u32, kind: ErrorKind, e: SessionError) -> SessionError {
+        self.error(id, kind, chain(&e));
+        e
+    }
+
+    fn display(&self) -> Result<Arc<Display>, DisplayError> {
+        let mut slot = self.display.lock().map_err(|_| DisplayError::Poisoned)?;
         if let Some(d) = slot.as_ref() {
             return Ok(d.clone());
         }
@@ -55,7 +127,7 @@ impl Shared {
 }
 
 /// Serves requests until the host closes the channel or breaks the protocol.
-pub fn serve(config: &Config, reader: Reader, writer: Writer) -> Result<(), String> {
+pub fn serve(config: &Config, reader: Reader, writer: Writer) -> Result<(), SessionError> {
     let out = Arc::new(Mutex::new(writer));
     let egress = {
         let out = out.clone();
@@ -71,7 +143,7 @@ fn serve_requests(
     mut reader: Reader,
     out: Arc<Mutex<Writer>>,
     egress: &Egress,
-) -> Result<(), String> {
+) -> Result<(), SessionError> {
     let shared = Shared {
         out,
         display: Arc::new(Mutex::new(None)),
@@ -83,11 +155,9 @@ fn serve_requests(
     let mut hello = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read from the host: {e}"))?;
+        let n = reader.read(&mut buf).map_err(SessionError::Read)?;
         if n == 0 {
-            return decoder.finish().map_err(|e| e.to_string());
+            return decoder.finish().map_err(SessionError::Framing);
         }
         decoder.extend(&buf[..n]);
         loop {
@@ -96,14 +166,17 @@ fn serve_requests(
                 Ok(None) => break,
                 Err(e) => {
                     shared.error(0, ErrorKind::InvalidRequest, e.to_string());
-                    return Err(e.to_string());
+                    return Err(SessionError::Framing(e));
                 }
             };
             let msg: HostMessage = match frame.decode() {
                 Ok(m) => m,
                 Err(e) => {
                     shared.error(frame.id, ErrorKind::InvalidRequest, e.to_string());
-                    return Err(e.to_string());
+                    return Err(SessionError::Decode {
+                        id: frame.id,
+                        source: e,
+                    });
                 }
             };
             match msg {
@@ -112,7 +185,7 @@ fn serve_requests(
                     if let Some(flag) = shared
                         .inflight
                         .lock()
-                        .map_err(|_| "lock poisoned")?
+                        .map_err(|_| SessionError::Poisoned)?
                         .get(&frame.id)
                     {
                         flag.store(true, Ordering::Relaxed);
@@ -120,17 +193,17 @@ fn serve_requests(
                 }
                 HostMessage::Request(Request::Hello { protocol, client }) => {
                     if protocol != PROTOCOL_VERSION {
-                        let m = format!(
-                            "the host speaks protocol {protocol}, this agent speaks {PROTOCOL_VERSION}"
-                        );
-                        shared.error(frame.id, ErrorKind::InvalidRequest, m.clone());
-                        return Err(m);
+                        let e = SessionError::Version {
+                            host: protocol,
+                            agent: PROTOCOL_VERSION,
+                        };
+                        return Err(shared.fail(frame.id, ErrorKind::InvalidRequest, e));
                     }
                     eprintln!("airlock-guest-agent: hello from {client}");
                     let (w, h) = match shared.display() {
                         Ok(d) => (d.width, d.height),
                         Err(e) => {
-                            shared.error(frame.id, ErrorKind::Unavailable, e);
+                            shared.error(frame.id, ErrorKind::Unavailable, chain(&e));
                             continue;
                         }
                     };
@@ -147,17 +220,15 @@ fn serve_requests(
                 }
                 HostMessage::Request(req) => {
                     if !hello {
-                        let m = "a request arrived before hello".to_string();
-                        shared.error(frame.id, ErrorKind::HelloRequired, m.clone());
-                        return Err(m);
+                        let e = SessionError::BeforeHello;
+                        return Err(shared.fail(frame.id, ErrorKind::HelloRequired, e));
                     }
                     let flag = Arc::new(AtomicBool::new(false));
                     {
-                        let mut inflight = shared.inflight.lock().map_err(|_| "lock poisoned")?;
+                        let mut inflight = shared.inflight.lock().map_err(|_| SessionError::Poisoned)?;
                         if inflight.contains_key(&frame.id) {
-                            let m = format!("request id {} is already in flight", frame.id);
-                            shared.error(frame.id, ErrorKind::OutOfOrder, m.clone());
-                            return Err(m);
+                            let e = SessionError::InFlight(frame.id);
+                            return Err(shared.fail(frame.id, ErrorKind::OutOfOrder, e));
                         }
                         inflight.insert(frame.id, flag.clone());
                     }
@@ -196,7 +267,7 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
         Request::Input(input) => {
             let d = match s.display() {
                 Ok(d) => d,
-                Err(e) => return err(ErrorKind::Unavailable, e),
+                Err(e) => return err(ErrorKind::Unavailable, chain(&e)),
             };
             if let Err(e) = validate_input(&input, d.width, d.height) {
                 return err(ErrorKind::InvalidRequest, e);
@@ -204,7 +275,7 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
             match d.input(&input) {
                 Ok(InputOutcome::Done) => Reply::Done,
                 Ok(InputOutcome::Pointer(x, y)) => Reply::Pointer { x, y },
-                Err(e) => err(ErrorKind::Unavailable, e),
+                Err(e) => err(ErrorKind::Unavailable, chain(&e)),
             }
         }
         Request::Exec(r) => {
@@ -219,25 +290,68 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
         Request::Window { at } => {
             let d = match s.display() {
                 Ok(d) => d,
-                Err(e) => return err(ErrorKind::Unavailable, e),
+                Err(e) => return err(ErrorKind::Unavailable, chain(&e)),
             };
             if let Err(e) = validate_window_at(at, d.width, d.height) {
                 return err(ErrorKind::InvalidRequest, e);
             }
             match d.window(at) {
                 Ok(w) => Reply::Window(w),
-                Err(e) => err(ErrorKind::Unavailable, e),
+                Err(e) => err(ErrorKind::Unavailable, chain(&e)),
             }
         }
         Request::Selection { which } => match crate::window::selection(which) {
             Ok((text, truncated)) => Reply::Selection { text, truncated },
-            Err(e) => err(ErrorKind::Unavailable, e),
+            Err(e) => err(ErrorKind::Unavailable, chain(&e)),
         },
         Request::StartFrames { max_fps } => {
             match frames::stream(&s.fbdir, max_fps, cancel, |u| s.send(id, Reply::Frame(u))) {
                 Ok(()) => Reply::StreamEnded,
-                Err(e) => err(ErrorKind::Unavailable, e),
+                Err(e) => err(ErrorKind::Unavailable, chain(&e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// A channel whose host has gone away.
+    struct Gone;
+
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "the port is closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_keeps_its_cause() {
+        let out: Mutex<Writer> = Mutex::new(Box::new(Gone));
+        let e = write_message(&out, 1, &GuestMessage::Reply(Reply::Pong)).expect_err("the write fails");
+        let SendError::Write(io) = &e else {
+            panic!("expected a write error, got {e:?}");
+        };
+        assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(chain(&e), "cannot write to the host: the port is closed");
+    }
+
+    #[test]
+    fn session_errors_read_as_before() {
+        let e = SessionError::Version { host: 9, agent: 1 };
+        assert_eq!(chain(&e), "the host speaks protocol 9, this agent speaks 1");
+        assert_eq!(
+            chain(&SessionError::InFlight(7)),
+            "request id 7 is already in flight"
+        );
+        // A send failure inside the session reads as the send failure itself.
+        let e = SessionError::from(SendError::Write(io::Error::other("gone")));
+        assert_eq!(chain(&e), "cannot write to the host: gone");
     }
 }

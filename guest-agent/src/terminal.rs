@@ -12,13 +12,59 @@ use std::time::Duration;
 
 use airlock_protocol::TERMINAL_READY_FILE as READY_FILE;
 
+/// Why the terminal could not be started or kept running.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    /// No pty could be allocated.
+    #[error("cannot open a pty")]
+    OpenPty(#[source] std::io::Error),
+    /// The pty's slave has no name.
+    #[error("cannot name the pty's slave side")]
+    TtyName(#[source] std::io::Error),
+    /// The slave is not under `/dev/pts/`, so xterm cannot be told where it is.
+    #[error("unexpected pty name {0}, expected one under /dev/pts/")]
+    PtyName(String),
+    /// The pty's echo could not be switched.
+    #[error("cannot turn the pty's echo {}: {call} failed", if *.on { "on" } else { "off" })]
+    Echo {
+        /// Whether echo was being turned on.
+        on: bool,
+        /// The call that failed: tcgetattr or tcsetattr.
+        call: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pty's slave fd could not be duplicated.
+    #[error("cannot duplicate the pty's slave fd")]
+    Dup(#[source] std::io::Error),
+    /// xterm could not be started.
+    #[error("cannot start xterm")]
+    SpawnXterm(#[source] std::io::Error),
+    /// The shell could not be started.
+    #[error("cannot start the shell")]
+    SpawnShell(#[source] std::io::Error),
+    /// A child's status could not be read.
+    #[error("cannot wait for {child}")]
+    Wait {
+        /// "xterm" or "the shell".
+        child: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// xterm ended unsuccessfully.
+    #[error("xterm exited with {0}")]
+    XtermFailed(std::process::ExitStatus),
+}
+
 /// Opens a pty, starts xterm on it and keeps a shell running inside. Returns when xterm exits.
-pub fn run() -> Result<(), String> {
+pub fn run() -> Result<(), TerminalError> {
     let (master, slave, name) = openpty()?;
     set_echo(&slave, false)?;
     let pts = name
         .strip_prefix("/dev/pts/")
-        .ok_or_else(|| format!("unexpected pty name {name}"))?;
+        .ok_or_else(|| TerminalError::PtyName(name.clone()))?;
     let mut xterm = Command::new("xterm")
         .arg(format!("-S{pts}/{}", master.as_raw_fd()))
         .args([
@@ -33,11 +79,11 @@ pub fn run() -> Result<(), String> {
         ])
         .stdin(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start xterm: {e}"))?;
+        .map_err(TerminalError::SpawnXterm)?;
     // In slave mode xterm first writes its window id as one line to the pty: swallow it before the
     // shell can read it as a command.
     let mut line = Vec::new();
-    let mut f = File::from(slave.try_clone().map_err(|e| e.to_string())?);
+    let mut f = File::from(slave.try_clone().map_err(TerminalError::Dup)?);
     let mut b = [0u8; 1];
     while !line.ends_with(b"\n") && line.len() < 64 {
         match f.read(&mut b) {
@@ -67,15 +113,23 @@ pub fn run() -> Result<(), String> {
             announced = true;
         }
         loop {
-            if let Some(status) = xterm.try_wait().map_err(|e| e.to_string())? {
+            let xterm_status = xterm.try_wait().map_err(|source| TerminalError::Wait {
+                child: "xterm",
+                source,
+            })?;
+            if let Some(status) = xterm_status {
                 let _ = shell.kill();
                 return if status.success() {
                     Ok(())
                 } else {
-                    Err(format!("xterm exited with {status}"))
+                    Err(TerminalError::XtermFailed(status))
                 };
             }
-            if shell.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let shell_status = shell.try_wait().map_err(|source| TerminalError::Wait {
+                child: "the shell",
+                source,
+            })?;
+            if shell_status.is_some() {
                 break; // the user typed `exit`: give them a new shell
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -83,8 +137,8 @@ pub fn run() -> Result<(), String> {
     }
 }
 
-fn shell_on(slave: &OwnedFd) -> Result<std::process::Child, String> {
-    let io = |_: ()| slave.try_clone().map(Stdio::from).map_err(|e| e.to_string());
+fn shell_on(slave: &OwnedFd) -> Result<std::process::Child, TerminalError> {
+    let io = |_: ()| slave.try_clone().map(Stdio::from).map_err(TerminalError::Dup);
     let mut cmd = Command::new("bash");
     cmd.arg("-i")
         .env("TERM", "xterm")
@@ -103,10 +157,10 @@ fn shell_on(slave: &OwnedFd) -> Result<std::process::Child, String> {
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| format!("cannot start the shell: {e}"))
+    cmd.spawn().map_err(TerminalError::SpawnShell)
 }
 
-fn openpty() -> Result<(OwnedFd, OwnedFd, String), String> {
+fn openpty() -> Result<(OwnedFd, OwnedFd, String), TerminalError> {
     let mut master = -1;
     let mut slave = -1;
     // SAFETY: openpty writes two fds into the provided ints; name, termios and winsize may be null.
@@ -120,7 +174,7 @@ fn openpty() -> Result<(OwnedFd, OwnedFd, String), String> {
         )
     };
     if rc != 0 {
-        return Err(format!("openpty failed: {}", std::io::Error::last_os_error()));
+        return Err(TerminalError::OpenPty(std::io::Error::last_os_error()));
     }
     // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
@@ -128,10 +182,7 @@ fn openpty() -> Result<(OwnedFd, OwnedFd, String), String> {
     // SAFETY: buf is writable for its full length, which is what we pass.
     let rc = unsafe { libc::ttyname_r(slave.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
     if rc != 0 {
-        return Err(format!(
-            "ttyname failed: {}",
-            std::io::Error::from_raw_os_error(rc)
-        ));
+        return Err(TerminalError::TtyName(std::io::Error::from_raw_os_error(rc)));
     }
     // SAFETY: ttyname_r succeeded and NUL-terminated buf.
     let name = unsafe { CStr::from_ptr(buf.as_ptr()) }
@@ -140,12 +191,17 @@ fn openpty() -> Result<(OwnedFd, OwnedFd, String), String> {
     Ok((master, slave, name))
 }
 
-fn set_echo(fd: &OwnedFd, on: bool) -> Result<(), String> {
+fn set_echo(fd: &OwnedFd, on: bool) -> Result<(), TerminalError> {
+    let failed = |call| TerminalError::Echo {
+        on,
+        call,
+        source: std::io::Error::last_os_error(),
+    };
     // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: fd is a valid tty and t is a valid termios.
     if unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) } != 0 {
-        return Err(format!("tcgetattr failed: {}", std::io::Error::last_os_error()));
+        return Err(failed("tcgetattr"));
     }
     if on {
         t.c_lflag |= libc::ECHO;
@@ -154,7 +210,7 @@ fn set_echo(fd: &OwnedFd, on: bool) -> Result<(), String> {
     }
     // SAFETY: as above.
     if unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) } != 0 {
-        return Err(format!("tcsetattr failed: {}", std::io::Error::last_os_error()));
+        return Err(failed("tcsetattr"));
     }
     Ok(())
 }
