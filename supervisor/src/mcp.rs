@@ -14,6 +14,8 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -37,102 +39,238 @@ impl AirlockMcp {
     }
 }
 
-fn schema(v: Value) -> Arc<JsonObject> {
-    match v {
-        Value::Object(o) => Arc::new(o),
-        _ => Arc::new(JsonObject::new()),
+/// The input schema of a tool, derived from the type its arguments are parsed into.
+fn schema<T: JsonSchema>() -> Arc<JsonObject> {
+    let mut schema = match serde_json::to_value(schemars::schema_for!(T)) {
+        Ok(Value::Object(o)) => o,
+        _ => JsonObject::new(),
+    };
+    schema.remove("$schema");
+    schema.remove("title");
+    Arc::new(schema)
+}
+
+/// An Anthropic computer-use action name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ComputerAction {
+    Key,
+    Type,
+    MouseMove,
+    LeftClick,
+    LeftClickDrag,
+    RightClick,
+    MiddleClick,
+    DoubleClick,
+    TripleClick,
+    LeftMouseDown,
+    LeftMouseUp,
+    Scroll,
+    HoldKey,
+    Wait,
+    Screenshot,
+    CursorPosition,
+    Zoom,
+}
+
+/// A scroll direction.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ScrollDirection {
+    Up,
+    Down,
+    Left,
+    Right,
+}
+
+/// The arguments of `computer`: Anthropic's computer-use input, plus where and under which epoch.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ComputerArgs {
+    action: ComputerAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    coordinate: Option<[i64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_coordinate: Option<[i64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scroll_direction: Option<ScrollDirection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scroll_amount: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    duration: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<[i64; 4]>,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default, skip_serializing)]
+    sandbox: Option<String>,
+    /// The control-lease epoch from the previous result; an action planned under an older epoch is refused.
+    #[serde(default, skip_serializing)]
+    epoch: Option<u64>,
+}
+
+/// An OpenAI computer-use action object.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct OpenAiActionArg {
+    /// click, double_click, drag, keypress, move, scroll, type, wait or screenshot.
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    rest: JsonObject,
+}
+
+/// The arguments of `computer_openai`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct OpenAiArgs {
+    action: OpenAiActionArg,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+    /// The control-lease epoch from the previous result; an action planned under an older epoch is refused.
+    #[serde(default)]
+    epoch: Option<u64>,
+}
+
+/// The arguments of `exec`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ExecArgs {
+    /// The program and its arguments.
+    #[schemars(length(min = 1))]
+    argv: Vec<String>,
+    /// What to write to its standard input.
+    #[serde(default)]
+    stdin: Option<String>,
+    /// Kill it after this many milliseconds.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    timeout_ms: Option<u32>,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+    /// The control-lease epoch from the previous result; an action planned under an older epoch is refused.
+    #[serde(default)]
+    epoch: Option<u64>,
+}
+
+/// A backend to create a sandbox on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum BackendArg {
+    Auto,
+    Microvm,
+    Gvisor,
+}
+
+impl BackendArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            BackendArg::Auto => "auto",
+            BackendArg::Microvm => "microvm",
+            BackendArg::Gvisor => "gvisor",
+        }
     }
 }
 
-const TARGET: &str = "The sandbox id (optional when exactly one sandbox runs).";
-const EPOCH: &str =
-    "The control-lease epoch from the previous result; an action planned under an older epoch is refused.";
+/// A guest profile.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ProfileArg {
+    Minimal,
+    Desktop,
+}
 
-/// The tools, with their input schemas.
+impl ProfileArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProfileArg::Minimal => "minimal",
+            ProfileArg::Desktop => "desktop",
+        }
+    }
+}
+
+/// The arguments of `sandbox_create`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateArgs {
+    #[serde(default)]
+    backend: Option<BackendArg>,
+    #[serde(default)]
+    profile: Option<ProfileArg>,
+}
+
+/// The arguments of `request_network`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RequestNetwork {
+    /// Destinations as host or host:port (port 443 when not given).
+    #[schemars(length(min = 1, max = 32))]
+    hosts: Vec<String>,
+    /// Why the task needs them, for the operator.
+    reason: String,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+}
+
+/// The arguments of `sandbox_list`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// The arguments of `sandbox_destroy`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DestroyArgs {
+    /// The sandbox to destroy.
+    sandbox: String,
+}
+
+/// The tools, with their input schemas (derived from the argument types the calls are parsed into).
 pub fn tools() -> Vec<Tool> {
     vec![
         Tool::new(
             "computer",
             "Use the sandbox's desktop with Anthropic's computer-use actions. Every action passes Airlock's policy gate; some wait for an operator's approval; while a human holds control, actions are refused.",
-            schema(json!({
-                "type": "object",
-                "properties": {
-                    "action": {"type": "string", "enum": ["key", "type", "mouse_move", "left_click", "left_click_drag",
-                        "right_click", "middle_click", "double_click", "triple_click", "left_mouse_down", "left_mouse_up",
-                        "scroll", "hold_key", "wait", "screenshot", "cursor_position", "zoom"]},
-                    "coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-                    "start_coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-                    "text": {"type": "string"},
-                    "scroll_direction": {"type": "string", "enum": ["up", "down", "left", "right"]},
-                    "scroll_amount": {"type": "integer", "minimum": 0},
-                    "duration": {"type": "number", "minimum": 0},
-                    "region": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
-                    "sandbox": {"type": "string", "description": TARGET},
-                    "epoch": {"type": "integer", "minimum": 0, "description": EPOCH}
-                },
-                "required": ["action"]
-            })),
+            schema::<ComputerArgs>(),
         ),
         Tool::new(
             "computer_openai",
             "Use the sandbox's desktop with an OpenAI computer-use action object (click, double_click, drag, keypress, move, scroll, type, wait, screenshot).",
-            schema(json!({
-                "type": "object",
-                "properties": {
-                    "action": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
-                    "sandbox": {"type": "string", "description": TARGET},
-                    "epoch": {"type": "integer", "minimum": 0, "description": EPOCH}
-                },
-                "required": ["action"]
-            })),
+            schema::<OpenAiArgs>(),
         ),
         Tool::new(
             "exec",
             "Run a program inside the sandbox (no shell unless you run one). Subject to the policy gate.",
-            schema(json!({
-                "type": "object",
-                "properties": {
-                    "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    "stdin": {"type": "string"},
-                    "timeout_ms": {"type": "integer", "minimum": 1},
-                    "sandbox": {"type": "string", "description": TARGET},
-                    "epoch": {"type": "integer", "minimum": 0, "description": EPOCH}
-                },
-                "required": ["argv"]
-            })),
+            schema::<ExecArgs>(),
         ),
         Tool::new(
             "sandbox_create",
             "Start a new empty sandbox (no network, no host files).",
-            schema(json!({
-                "type": "object",
-                "properties": {
-                    "backend": {"type": "string", "enum": ["auto", "microvm", "gvisor"]},
-                    "profile": {"type": "string", "enum": ["minimal", "desktop"]}
-                }
-            })),
+            schema::<CreateArgs>(),
         ),
         Tool::new(
             "request_network",
             "Ask the operator, before you start, to let the sandbox reach these network destinations (its programs reach the network only through Airlock's egress gateway, which asks about every new destination). Waits for the operator's decision and returns it.",
-            schema(json!({
-                "type": "object",
-                "properties": {
-                    "hosts": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 32,
-                              "description": "Destinations as host or host:port (port 443 when not given)."},
-                    "reason": {"type": "string", "description": "Why the task needs them, for the operator."},
-                    "sandbox": {"type": "string", "description": TARGET}
-                },
-                "required": ["hosts", "reason"]
-            })),
+            schema::<RequestNetwork>(),
         ),
-        Tool::new("sandbox_list", "List the sandboxes under supervision.", schema(json!({"type": "object", "properties": {}}))),
+        Tool::new("sandbox_list", "List the sandboxes under supervision.", schema::<NoArgs>()),
         Tool::new(
             "sandbox_destroy",
             "Destroy a sandbox and everything in it.",
-            schema(json!({"type": "object", "properties": {"sandbox": {"type": "string"}}, "required": ["sandbox"]})),
+            schema::<DestroyArgs>(),
         ),
     ]
+}
+
+/// Parses a tool's arguments into its argument type; the error names the tool and what was wrong.
+fn args<T: serde::de::DeserializeOwned>(tool: &str, args: JsonObject) -> Result<T, String> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| format!("the {tool} tool's arguments do not fit: {e}"))
 }
 
 fn error(msg: impl Into<String>) -> CallToolResponse {
@@ -144,33 +282,6 @@ fn png(bytes: &[u8]) -> ContentBlock {
         base64::engine::general_purpose::STANDARD.encode(bytes),
         "image/png",
     )
-}
-
-/// Takes `sandbox` and `epoch` out of the arguments.
-fn target(args: &mut JsonObject) -> Result<(Option<String>, Option<u64>), String> {
-    let sandbox = match args.remove("sandbox") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(format!("`sandbox` must be a string, not {other}")),
-    };
-    let epoch = match args.remove("epoch") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| format!("`epoch` must be a non-negative integer, not {v}"))?,
-        ),
-    };
-    Ok((sandbox, epoch))
-}
-
-/// The arguments of `request_network`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestNetwork {
-    hosts: Vec<String>,
-    reason: String,
-    #[serde(default)]
-    sandbox: Option<String>,
 }
 
 /// Splits `host:port` (`[v6]:port`); a bare host means port 443.
@@ -196,21 +307,11 @@ fn host_port(s: &str) -> Result<(String, u16), String> {
     }
 }
 
-fn only(args: &JsonObject, allowed: &[&str], tool: &str) -> Result<(), String> {
-    match args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "the {tool} tool does not take `{k}`; it takes {}",
-            allowed.join(", ")
-        )),
-        None => Ok(()),
-    }
-}
-
 impl AirlockMcp {
     async fn call(
         &self,
         name: &str,
-        mut args: JsonObject,
+        call_args: JsonObject,
         agent: AgentId,
     ) -> Result<CallToolResponse, String> {
         let actor = Actor {
@@ -220,31 +321,26 @@ impl AirlockMcp {
         };
         match name {
             "computer" | "computer_openai" | "exec" => {
-                let (sandbox, epoch) = target(&mut args)?;
-                let request = match name {
-                    "computer" => ActionRequest::Anthropic(Value::Object(args)),
+                let (sandbox, epoch, request) = match name {
+                    "computer" => {
+                        let a: ComputerArgs = args(name, call_args)?;
+                        let input = serde_json::to_value(&a).map_err(|e| e.to_string())?;
+                        (a.sandbox, a.epoch, ActionRequest::Anthropic(input))
+                    }
                     "computer_openai" => {
-                        only(&args, &["action"], name)?;
-                        ActionRequest::OpenAi(args.remove("action").unwrap_or(Value::Null))
+                        let a: OpenAiArgs = args(name, call_args)?;
+                        let mut action = a.action.rest;
+                        action.insert("type".into(), Value::String(a.action.kind));
+                        (a.sandbox, a.epoch, ActionRequest::OpenAi(Value::Object(action)))
                     }
                     _ => {
-                        only(&args, &["argv", "stdin", "timeout_ms"], name)?;
-                        let argv: Vec<String> = serde_json::from_value(args.remove("argv").unwrap_or(Value::Null))
-                            .map_err(|e| format!("`argv` must be a list of strings: {e}"))?;
-                        let stdin = match args.remove("stdin") {
-                            None | Some(Value::Null) => String::new(),
-                            Some(Value::String(s)) => s,
-                            Some(v) => return Err(format!("`stdin` must be a string, not {v}")),
+                        let a: ExecArgs = args(name, call_args)?;
+                        let request = ActionRequest::Exec {
+                            argv: a.argv,
+                            stdin: a.stdin.unwrap_or_default(),
+                            timeout_ms: a.timeout_ms,
                         };
-                        let timeout_ms = match args.remove("timeout_ms") {
-                            None | Some(Value::Null) => None,
-                            Some(v) => Some(
-                                v.as_u64()
-                                    .and_then(|t| u32::try_from(t).ok())
-                                    .ok_or_else(|| format!("`timeout_ms` must be a positive integer, not {v}"))?,
-                            ),
-                        };
-                        ActionRequest::Exec { argv, stdin, timeout_ms }
+                        (a.sandbox, a.epoch, request)
                     }
                 };
                 let reply = self
@@ -274,10 +370,10 @@ impl AirlockMcp {
                 })
             }
             "sandbox_create" => {
-                only(&args, &["backend", "profile"], name)?;
+                let a: CreateArgs = args(name, call_args)?;
                 let spec = crate::api::CreateRequest {
-                    backend: args.get("backend").and_then(Value::as_str).map(str::to_string),
-                    profile: args.get("profile").and_then(Value::as_str).map(str::to_string),
+                    backend: a.backend.map(|b| b.as_str().to_string()),
+                    profile: a.profile.map(|p| p.as_str().to_string()),
                     ..Default::default()
                 }
                 .spec()
@@ -286,8 +382,7 @@ impl AirlockMcp {
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(info).to_string())]).into())
             }
             "request_network" => {
-                let a: RequestNetwork = serde_json::from_value(Value::Object(args))
-                    .map_err(|e| format!("request_network takes hosts (a list of host or host:port) and a reason: {e}"))?;
+                let a: RequestNetwork = args(name, call_args)?;
                 let hosts = a.hosts.iter().map(|h| host_port(h)).collect::<Result<Vec<_>, _>>()?;
                 let ask = self
                     .sup
@@ -303,14 +398,13 @@ impl AirlockMcp {
                 })
             }
             "sandbox_list" => {
-                only(&args, &[], name)?;
+                let NoArgs {} = args(name, call_args)?;
                 let list = self.sup.list().await;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(list).to_string())]).into())
             }
             "sandbox_destroy" => {
-                only(&args, &["sandbox"], name)?;
-                let id = args.get("sandbox").and_then(Value::as_str).ok_or("`sandbox` must name a sandbox")?;
-                self.sup.destroy_sandbox(id, &actor).await.map_err(|e| e.to_string())?;
+                let DestroyArgs { sandbox: id } = args(name, call_args)?;
+                self.sup.destroy_sandbox(&id, &actor).await.map_err(|e| e.to_string())?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!({"destroyed": id}).to_string())]).into())
             }
             other => Err(format!(
@@ -370,5 +464,75 @@ impl ServerHandler for AirlockMcp {
         }
         .instrument(span)
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_domain::{Action, Screen};
+
+    use super::*;
+
+    fn object(v: Value) -> JsonObject {
+        match v {
+            Value::Object(o) => o,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_tool_schema_is_derived_from_the_type_its_arguments_parse_into() {
+        let tools = tools();
+        let computer = tools
+            .iter()
+            .find(|t| t.name == "computer")
+            .expect("computer tool");
+        let schema = Value::Object((*computer.input_schema).clone());
+        assert_eq!(schema["type"], "object");
+        assert_eq!(schema["required"], json!(["action"]));
+        let properties = schema["properties"].as_object().expect("properties");
+        for field in [
+            "action",
+            "coordinate",
+            "text",
+            "scroll_direction",
+            "sandbox",
+            "epoch",
+        ] {
+            assert!(properties.contains_key(field), "{field} missing from {schema}");
+        }
+        assert!(schema.to_string().contains("left_click_drag"), "{schema}");
+        assert!(schema.get("$schema").is_none());
+    }
+
+    #[test]
+    fn an_argument_a_tool_does_not_take_is_refused_by_name() {
+        let e = args::<ExecArgs>("exec", object(json!({"argv": ["ls"], "shell": true})))
+            .expect_err("unknown field");
+        assert!(e.contains("exec") && e.contains("shell"), "{e}");
+        let e =
+            args::<ComputerArgs>("computer", object(json!({"action": "fly"}))).expect_err("unknown action");
+        assert!(e.contains("fly"), "{e}");
+    }
+
+    #[test]
+    fn computer_arguments_reach_the_action_parser_without_the_target() {
+        let a: ComputerArgs = args(
+            "computer",
+            object(json!({"action": "left_click", "coordinate": [10, 20], "sandbox": "sb1", "epoch": 3})),
+        )
+        .expect("parse");
+        assert_eq!((a.sandbox.as_deref(), a.epoch), (Some("sb1"), Some(3)));
+        let input = serde_json::to_value(&a).expect("encode");
+        assert_eq!(input, json!({"action": "left_click", "coordinate": [10, 20]}));
+        let action = Action::from_anthropic(
+            &input,
+            Screen {
+                width: 1280,
+                height: 800,
+            },
+        )
+        .expect("an Anthropic action");
+        assert_eq!(action.kind().to_string(), "click");
     }
 }
