@@ -1,0 +1,32 @@
+//! Shared pieces for Airlock's integration tests: a fake guest agent that speaks the real guest
+//! protocol over a Unix socket ([`FakeGuest`]), a [`Supervisor`](airlock_supervisor::Supervisor)
+//! supervising it over a real ledger in a scratch directory ([`Supervised`]), deadline-based
+//! waits that say what they waited for ([`wait_until`], [`wait_for`], [`wait_until_blocking`]),
+//! and real ledger append failures ([`RefusedAppends`]).
+//!
+//! A dev-only crate: crates list it under `[dev-dependencies]`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use airlock_domain::Screen;
+//! use airlock_test_kit::{Answers, Supervised};
+//!
+//! let fake = Supervised::start("fake", Answers::new(Screen { width: 32, height: 20 })).await?;
+//! let shot = fake.supervisor.screenshot(&fake.sandbox).await?;
+//! assert_eq!(shot.width, 32);
+//! assert!(fake.guest.actions_seen().is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod guest;
+mod ledger;
+mod supervised;
+mod wait;
+
+pub use crate::guest::{Answers, FakeGuest, GuestWriteError, Reading};
+pub use crate::ledger::{RefusedAppends, REFUSAL};
+pub use crate::supervised::{NoImages, SuperviseError, Supervised};
+pub use crate::wait::{deadline, wait_for, wait_until, wait_until_blocking, TimedOut};
