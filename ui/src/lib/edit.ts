@@ -2,7 +2,7 @@
 // point, text or command; it is sent in Anthropic's computer-use form (or as argv for exec), which
 // the supervisor parses and checks against the screen. Pure.
 
-import type { Action, ResolveRequest } from './api/types';
+import type { Action, JsonValue, ResolveRequest } from './api/types';
 import { commandLine } from './actions';
 import { num } from './num';
 
@@ -154,25 +154,17 @@ export function parseCommandLine(line: string): { argv: string[] } | { error: st
   return { argv };
 }
 
-const base = (decision: ResolveRequest['decision']): ResolveRequest => ({
-  decision,
-  grant_minutes: null,
-  reason: null,
-  computer: null,
-  argv: null,
-});
-
 /** Approve as asked; with `grantMinutes`, also allow similar actions for that long. */
 export function approveRequest(grantMinutes?: number | null): ResolveRequest | { error: string } {
-  if (grantMinutes === undefined || grantMinutes === null) return base('approve');
+  if (grantMinutes === undefined || grantMinutes === null) return { decision: 'approve', grant_minutes: null };
   const m = Math.floor(Number(grantMinutes));
   if (!Number.isFinite(m) || m < 1 || m > 1440) return { error: 'Minutes must be a whole number from 1 to 1440.' };
-  return { ...base('approve'), grant_minutes: m };
+  return { decision: 'approve', grant_minutes: m };
 }
 
 export function denyRequest(reason: string): ResolveRequest {
   const r = reason.trim();
-  return { ...base('deny'), reason: r === '' ? null : r };
+  return { decision: 'deny', reason: r === '' ? null : r };
 }
 
 function checkPoint(x: number | null, y: number | null, w: number, h: number, what: string): [number, number] | string {
@@ -193,8 +185,9 @@ export function editRequest(
   const fields = editFields(a);
   if (fields.length === 0) return { error: notEditableReason(a) };
   const edit = (computer: Record<string, unknown>): ResolveRequest => ({
-    ...base('edit'),
-    computer: computer as ResolveRequest['computer'],
+    decision: 'edit',
+    computer: computer as JsonValue,
+    argv: null,
   });
   switch (a.kind) {
     case 'click': {
@@ -250,7 +243,7 @@ export function editRequest(
     case 'exec': {
       const r = parseCommandLine(d.command);
       if ('error' in r) return r;
-      return { ...base('edit'), argv: r.argv };
+      return { decision: 'edit', computer: null, argv: r.argv };
     }
     default:
       return { error: notEditableReason(a) };

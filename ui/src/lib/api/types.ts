@@ -433,11 +433,6 @@ y: number, };
 export type Decision = "allow" | "ask" | "deny";
 
 /**
- * An operator's answer to an ask.
- */
-export type DecisionVerb = "approve" | "edit" | "deny";
-
-/**
  * A host and port, the host normalised (lower case, no trailing dot; an address literal as text).
  */
 export type Destination = { 
@@ -1247,7 +1242,8 @@ ok: boolean,
  */
 error?: string, 
 /**
- * The note the operator left for the agent when handing control back.
+ * The note the operator left for the agent when handing control back (written by versions
+ * that recorded it here; the hand-back's `lease_changed` entry carries it now).
  */
 handback_note?: string, };
 
@@ -1616,29 +1612,27 @@ from: Point,
 to: Point, };
 
 /**
- * A decision on a pending approval.
+ * A decision on a pending approval, tagged by `decision`; a field that does not go with the
+ * decision is refused (an `argv` on an approve would otherwise be ignored, and the original
+ * action run).
  */
-export type ResolveRequest = { 
+export type ResolveRequest = { "decision": "approve", 
 /**
- * approve / edit / deny.
+ * Also allow actions of this kind for this many minutes.
  */
-decision: DecisionVerb, 
+grant_minutes: number | null, } | { "decision": "edit", 
 /**
- * With `approve`: also allow actions of this kind for this many minutes.
- */
-grant_minutes: number | null, 
-/**
- * With `deny`: why (the agent reads it).
- */
-reason: string | null, 
-/**
- * With `edit`: the replacement in Anthropic's computer-use form…
+ * The replacement in Anthropic's computer-use form…
  */
 computer: JsonValue | null, 
 /**
  * …or, for an exec, the replacement argv.
  */
-argv: Array<string> | null, };
+argv: Array<string> | null, } | { "decision": "deny", 
+/**
+ * Why (the agent reads it).
+ */
+reason: string | null, };
 
 /**
  * A sandbox as listed to agents and operators.
