@@ -2,6 +2,7 @@
 //! own `airlock` and `airlock-guest-agent` binaries (`cargo build --workspace --bins` first; the
 //! README's test command does that).
 
+pub mod records;
 pub mod serve;
 pub mod upstream;
 
@@ -290,4 +291,23 @@ pub fn parse_pointer(out: &str) -> Result<(u16, u16)> {
             .context("not a number")
     };
     Ok((get("X")?, get("Y")?))
+}
+
+/// Polls the future `f` makes every 200 ms until it returns `Some`, for up to `timeout` (async
+/// [`poll`]).
+pub async fn poll_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

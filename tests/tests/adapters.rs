@@ -9,6 +9,10 @@ use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use airlock_domain::{Action, MouseButton, Point};
+use airlock_ledger::Entry;
+use airlock_records::{ActionExecuted, ActionOutcome, ActionRefused, Record};
+use airlock_tests::records::records;
 use airlock_tests::serve::Serve;
 use airlock_tests::{bin_dir, cache_dir, Env};
 use anyhow::{ensure, Context, Result};
@@ -282,21 +286,39 @@ fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-/// The ledger entries of `kind`.
-fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["body"]["kind"] == kind).collect()
+/// The executed actions in the ledger, with their entries.
+fn executed(entries: &[(Entry, Record)]) -> Vec<(&Entry, &ActionExecuted)> {
+    entries
+        .iter()
+        .filter_map(|(e, r)| match r {
+            Record::ActionExecuted(x) => Some((e, x)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The refused actions in the ledger, with their entries.
+fn refused(entries: &[(Entry, Record)]) -> Vec<(&Entry, &ActionRefused)> {
+    entries
+        .iter()
+        .filter_map(|(e, r)| match r {
+            Record::ActionRefused(x) => Some((e, x)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Asserts that the agent's entries all name the same, non-empty MCP client; returns it.
-fn one_agent(entries: &[&Value]) -> Result<String> {
+fn one_agent<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<String> {
+    let entries: Vec<&Entry> = entries.into_iter().collect();
     let names: Vec<&str> = entries
         .iter()
-        .map(|e| str_of(&e["body"]["actor"]["agent"]))
+        .map(|e| e.body.actor.agent.as_deref().unwrap_or_default())
         .collect();
     let first = names.first().copied().context("no ledger entries of the agent")?;
     ensure!(
         !first.is_empty(),
-        "the agent has no name in the ledger: {}",
+        "the agent has no name in the ledger: {:?}",
         entries[0]
     );
     ensure!(
@@ -504,30 +526,43 @@ async fn the_anthropic_adapter_drives_a_real_sandbox() -> Result<()> {
     wait_file(&env, &sandbox, "/tmp/claude.txt", "from-claude")?;
 
     // The ledger.
-    let entries = serve.ledger(Some(&sandbox)).await?;
-    let executed = of_kind(&entries, "action_executed");
-    let actions: Vec<&Value> = executed.iter().map(|e| &e["body"]["what"]["action"]).collect();
+    let entries = records(&serve.ledger(Some(&sandbox)).await?)?;
+    let executed = executed(&entries);
+    let actions: Vec<&Action> = executed.iter().map(|(_, x)| &x.action).collect();
     assert_eq!(
         actions,
         [
-            &json!({"kind": "screenshot"}),
-            &json!({"kind": "type", "text": "echo from-claude > /tmp/claude.txt"}),
-            &json!({"kind": "key", "combo": "Return"}),
+            &Action::Screenshot,
+            &Action::Type {
+                text: "echo from-claude > /tmp/claude.txt".into()
+            },
+            &Action::Key {
+                combo: "Return".into()
+            },
         ],
         "executed actions"
     );
-    let refused = of_kind(&entries, "action_refused");
+    let refused = refused(&entries);
     assert_eq!(refused.len(), 1, "one refusal: {refused:?}");
     assert_eq!(
-        refused[0]["body"]["what"]["action"],
-        json!({"kind": "type", "text": "rm -rf /\n"})
+        refused[0].1.action,
+        Action::Type {
+            text: "rm -rf /\n".into()
+        }
     );
-    let reason = str_of(&refused[0]["body"]["what"]["reason"]);
+    let reason = &refused[0].1.reason;
     assert!(reason.contains("wipe-the-system"), "{reason}");
-    let mut agent_entries = executed.clone();
-    agent_entries.extend(&refused);
-    agent_entries.extend(of_kind(&entries, "action_decided"));
-    let agent = one_agent(&agent_entries)?;
+    let decided = entries
+        .iter()
+        .filter(|(_, r)| matches!(r, Record::ActionDecided(_)))
+        .map(|(e, _)| e);
+    let agent = one_agent(
+        executed
+            .iter()
+            .map(|(e, _)| *e)
+            .chain(refused.iter().map(|(e, _)| *e))
+            .chain(decided),
+    )?;
     eprintln!("the ledger names the agent {agent:?}");
     Ok(())
 }
@@ -653,32 +688,38 @@ async fn the_openai_adapter_drives_a_real_sandbox() -> Result<()> {
     wait_file(&env, &sandbox, "/tmp/openai.txt", "from-openai")?;
 
     // The ledger: the three actions, each followed by the adapter's screenshot; nothing refused.
-    let entries = serve.ledger(Some(&sandbox)).await?;
-    let executed = of_kind(&entries, "action_executed");
-    let inputs: Vec<&Value> = executed
+    let entries = records(&serve.ledger(Some(&sandbox)).await?)?;
+    let executed = executed(&entries);
+    let inputs: Vec<&Action> = executed
         .iter()
-        .map(|e| &e["body"]["what"]["action"])
-        .filter(|a| a["kind"] != "screenshot")
+        .map(|(_, x)| &x.action)
+        .filter(|a| !matches!(a, Action::Screenshot))
         .collect();
     assert_eq!(
         inputs,
         [
-            &json!({"kind": "click", "at": {"x": 640, "y": 400}, "button": "left", "count": 1, "hold": null}),
-            &json!({"kind": "type", "text": "echo from-openai > /tmp/openai.txt"}),
-            &json!({"kind": "key", "combo": "Return"}),
+            &Action::Click {
+                at: Some(Point { x: 640, y: 400 }),
+                button: MouseButton::Left,
+                count: 1,
+                hold: None
+            },
+            &Action::Type {
+                text: "echo from-openai > /tmp/openai.txt".into()
+            },
+            &Action::Key {
+                combo: "Return".into()
+            },
         ],
         "executed input actions"
     );
     let screenshots = executed.len() - inputs.len();
     assert_eq!(screenshots, 3, "a screenshot after each action");
-    for e in &executed {
-        assert_eq!(e["body"]["what"]["result"].get("error"), None, "{e}");
+    for (_, x) in &executed {
+        assert!(!matches!(x.result, ActionOutcome::Failed(_)), "{x:?}");
     }
-    assert!(
-        of_kind(&entries, "action_refused").is_empty(),
-        "nothing was refused"
-    );
-    let agent = one_agent(&executed)?;
+    assert!(refused(&entries).is_empty(), "nothing was refused");
+    let agent = one_agent(executed.iter().map(|(e, _)| *e))?;
     eprintln!("the ledger names the agent {agent:?}");
     Ok(())
 }

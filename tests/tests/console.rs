@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use airlock_browser::{Browser, Target};
+use airlock_domain::{Action, ApprovalState, LeaseCommand};
+use airlock_ledger::Entry;
+use airlock_records::{ActionExecuted, LeaseChanged, Record};
+use airlock_tests::records::records;
 use airlock_tests::serve::{computer, Pending, Serve};
 use airlock_tests::{poll, Env};
 use anyhow::{ensure, Context, Result};
@@ -72,23 +76,25 @@ fn approval_id(ask: &Value) -> Result<u64> {
         .with_context(|| format!("no approval id in {ask}"))
 }
 
-/// The ledger entry of `sandbox` that `pick` finds.
-async fn entry(serve: &Serve, sb: &str, what: &str, pick: impl Fn(&Value) -> bool) -> Result<Value> {
-    let entries = serve.ledger(Some(sb)).await?;
-    entries
+/// The ledger entry of `sandbox` whose record `pick` finds.
+async fn entry(
+    serve: &Serve,
+    sb: &str,
+    what: &str,
+    pick: impl Fn(&Record) -> bool,
+) -> Result<(Entry, Record)> {
+    records(&serve.ledger(Some(sb)).await?)?
         .into_iter()
-        .find(|e| pick(e))
+        .find(|(_, r)| pick(r))
         .with_context(|| format!("no ledger entry for {what}"))
 }
 
-fn resolved(e: &Value, approval: u64, state: &str) -> bool {
-    e["body"]["kind"] == "approval_resolved"
-        && e["body"]["what"]["approval"] == approval
-        && e["body"]["what"]["state"]["state"] == state
-}
-
-fn seq(e: &Value) -> Result<u64> {
-    e["seq"].as_u64().with_context(|| format!("no seq in {e}"))
+/// How `approval` ended, if `r` records that.
+fn resolved(r: &Record, approval: u64) -> Option<&ApprovalState> {
+    match r {
+        Record::ApprovalResolved(x) if x.approval == approval => Some(&x.state),
+        _ => None,
+    }
 }
 
 /// Polls the natural width of an image until it has loaded; returns it.
@@ -302,10 +308,13 @@ impl Scenario<'_> {
             "the card still shows a pending badge: {}",
             b.text(PAGE, &card)?
         );
-        let approved = entry(serve, &sb, "the approval", |e| resolved(e, n, "approved")).await?;
+        let (approved, _) = entry(serve, &sb, "the approval", |r| {
+            matches!(resolved(r, n), Some(ApprovalState::Approved { .. }))
+        })
+        .await?;
         ensure!(
-            approved["body"]["actor"]["operator"] == serve.operator.as_str(),
-            "{approved}"
+            approved.body.actor.operator.as_deref() == Some(serve.operator.as_str()),
+            "{approved:?}"
         );
         eprintln!("[{:>5.1} s] 2. approved {n}", started.elapsed().as_secs_f64());
 
@@ -351,10 +360,14 @@ impl Scenario<'_> {
         );
         env.guest_sh(&sb, "test -d /tmp/scratch-a")
             .context("the original rm -rf ran")?;
-        let e = entry(serve, &sb, "the edit", |e| resolved(e, m, "edited")).await?;
+        let (_, r) = entry(serve, &sb, "the edit", |r| {
+            matches!(resolved(r, m), Some(ApprovalState::Edited { .. }))
+        })
+        .await?;
         ensure!(
-            e["body"]["what"]["state"]["action"]["text"] == edited_text,
-            "the ledger's edit is not the operator's text: {e}"
+            matches!(resolved(&r, m), Some(ApprovalState::Edited { action: Action::Type { text }, .. })
+                if text == edited_text),
+            "the ledger's edit is not the operator's text: {r:?}"
         );
         b.wait_hidden(PAGE, &card_m, Duration::from_secs(10))?;
         eprintln!("[{:>5.1} s] 3. edited {m}", started.elapsed().as_secs_f64());
@@ -392,8 +405,14 @@ impl Scenario<'_> {
             text(&r)
         );
         b.wait_hidden(PAGE, &item, Duration::from_secs(10))?;
-        let e = entry(serve, &sb, "the denial", |e| resolved(e, k, "denied")).await?;
-        ensure!(e["body"]["what"]["state"]["reason"] == reason, "{e}");
+        let (_, r) = entry(serve, &sb, "the denial", |r| {
+            matches!(resolved(r, k), Some(ApprovalState::Denied { .. }))
+        })
+        .await?;
+        ensure!(
+            matches!(resolved(&r, k), Some(ApprovalState::Denied { reason: Some(why), .. }) if why == reason),
+            "{r:?}"
+        );
         eprintln!("[{:>5.1} s] 4. denied {k}", started.elapsed().as_secs_f64());
 
         // 5. Takeover: take control, type into the VM with the real keyboard, hand back with a note;
@@ -483,11 +502,9 @@ impl Scenario<'_> {
             "the agent's first action after the second handback: {}",
             text(&after)
         );
-        let leases = serve
-            .ledger(Some(&sb))
-            .await?
-            .into_iter()
-            .filter(|e| e["body"]["kind"] == "lease_changed")
+        let leases = records(&serve.ledger(Some(&sb)).await?)?
+            .iter()
+            .filter(|(_, r)| matches!(r, Record::LeaseChanged(_)))
             .count();
         ensure!(leases == 4, "{leases} lease changes in the ledger, not 4");
         eprintln!(
@@ -496,36 +513,52 @@ impl Scenario<'_> {
         );
 
         // 6. Ledger view: the decisions, the takeover and the handback in seq order; verify; export.
-        let all = serve.ledger(Some(&sb)).await?;
-        let lease = |cmd: &str| {
+        let all = records(&serve.ledger(Some(&sb)).await?)?;
+        let lease = |what: &str, pick: fn(&LeaseCommand) -> bool| {
             all.iter()
-                .find(|e| {
-                    e["body"]["kind"] == "lease_changed" && e["body"]["what"]["command"]["command"] == cmd
+                .find_map(|(e, r)| match r {
+                    Record::LeaseChanged(LeaseChanged { command, .. }) if pick(command) => Some((e, command)),
+                    _ => None,
                 })
-                .cloned()
-                .with_context(|| format!("no lease_changed {cmd} in the ledger"))
+                .with_context(|| format!("no lease_changed {what} in the ledger"))
         };
         let ran_df = all
             .iter()
-            .find(|e| {
-                e["body"]["kind"] == "action_executed"
-                    && e["body"]["what"]["action"]["argv"] == json!(["df", "-h", "/"])
+            .find(|(_, r)| {
+                matches!(r, Record::ActionExecuted(ActionExecuted { action: Action::Exec { argv, .. }, .. })
+                    if argv == &["df", "-h", "/"])
             })
-            .cloned()
+            .map(|(e, _)| e)
             .context("no executed df in the ledger")?;
+        let (took, _) = lease("take", |c| matches!(c, LeaseCommand::Take { .. }))?;
+        let (handed_back, hand_back) = lease("hand_back", |c| matches!(c, LeaseCommand::HandBack { .. }))?;
+        // The live view's note travels with the hand-back itself.
+        ensure!(
+            matches!(hand_back, LeaseCommand::HandBack { note: Some(left), .. } if left == note),
+            "the hand-back does not carry the note: {hand_back:?}"
+        );
+        let edit_seq = entry(serve, &sb, "edit", |r| {
+            matches!(resolved(r, m), Some(ApprovalState::Edited { .. }))
+        })
+        .await?
+        .0
+        .seq;
+        let deny_seq = entry(serve, &sb, "deny", |r| {
+            matches!(resolved(r, k), Some(ApprovalState::Denied { .. }))
+        })
+        .await?
+        .0
+        .seq;
         let milestones: Vec<(u64, Vec<String>)> = vec![
-            (seq(&approved)?, vec![format!("approval {n}"), "approved".into()]),
-            (seq(&ran_df)?, vec!["df -h /".into()]),
+            (approved.seq, vec![format!("approval {n}"), "approved".into()]),
+            (ran_df.seq, vec!["df -h /".into()]),
+            (edit_seq, vec![format!("approval {m}"), "edited".into()]),
             (
-                seq(&entry(serve, &sb, "edit", |e| resolved(e, m, "edited")).await?)?,
-                vec![format!("approval {m}"), "edited".into()],
-            ),
-            (
-                seq(&entry(serve, &sb, "deny", |e| resolved(e, k, "denied")).await?)?,
+                deny_seq,
                 vec![format!("approval {k}"), "denied".into(), reason.into()],
             ),
-            (seq(&lease("take")?)?, vec!["take".into()]),
-            (seq(&lease("hand_back")?)?, vec!["hand back".into(), note.into()]),
+            (took.seq, vec!["take".into()]),
+            (handed_back.seq, vec!["hand back".into(), note.into()]),
         ];
         b.click(PAGE, &Target::role("button", "Ledger"))?;
         let table = Target::role("table", "Ledger entries");
@@ -598,11 +631,12 @@ impl Scenario<'_> {
             .map(serde_json::from_str)
             .collect::<Result<_, _>>()
             .context("the export is not JSON Lines")?;
+        let lines = records(&lines).context("the export's lines are not ledger entries")?;
         ensure!(
             before["entries"]
                 .as_u64()
                 .is_some_and(|n| lines.len() as u64 >= n)
-                && lines.iter().any(|l| l["seq"] == last),
+                && lines.iter().any(|(e, _)| e.seq == last),
             "the export has {} lines",
             lines.len()
         );

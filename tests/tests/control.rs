@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+use airlock_domain::Action;
+use airlock_records::{
+    ActionDecided, ActionExecuted, ActionOutcome, ActionRefused, ExecRecord, HumanAction, HumanInput, Record,
+    TypedText,
+};
+use airlock_tests::records::records;
 use airlock_tests::serve::{computer, Serve};
 use airlock_tests::Env;
 use anyhow::{ensure, Context, Result};
@@ -88,23 +94,34 @@ async fn takeover_refuses_the_agent_and_handback_shows_a_fresh_screen() -> Resul
     );
 
     let entries = serve.ledger(Some(&sb)).await?;
-    let human: Vec<&Value> = entries
+    let all = serde_json::to_string(&entries)?;
+    let entries = records(&entries)?;
+    let human: Vec<&HumanInput> = entries
         .iter()
-        .filter(|e| e["body"]["kind"] == "human_input")
+        .filter_map(|(_, r)| match r {
+            Record::HumanInput(x) => Some(x),
+            _ => None,
+        })
         .collect();
     assert_eq!(human.len(), 2);
-    assert_eq!(human[1]["body"]["what"]["action"]["text_len"], 14);
-    assert!(human[1]["body"]["what"]["action"]["text_sha256"].is_string());
-    let all = serde_json::to_string(&entries)?;
+    // Typed text is recorded as a hash and a length (the record has no room for the text).
+    assert!(
+        matches!(
+            human[1].action,
+            Some(HumanAction::Typed(TypedText { text_len: 14, .. }))
+        ),
+        "{:?}",
+        human[1]
+    );
     assert!(
         !all.contains("hunter2"),
         "the operator's typed text is not in the ledger"
     );
-    let leases: Vec<&Value> = entries
+    let leases = entries
         .iter()
-        .filter(|e| e["body"]["kind"] == "lease_changed")
-        .collect();
-    assert_eq!(leases.len(), 2);
+        .filter(|(_, r)| matches!(r, Record::LeaseChanged(_)))
+        .count();
+    assert_eq!(leases, 2);
     Ok(())
 }
 
@@ -225,19 +242,22 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         .await?;
     let r = call.await??;
     ensure!(!r.is_error, "{}", text(&r));
-    let entries = serve.ledger(Some(&sb)).await?;
+    let entries = records(&serve.ledger(Some(&sb)).await?)?;
     assert!(
-        entries.iter().any(|e| e["body"]["what"]["void"] == true),
+        entries
+            .iter()
+            .any(|(_, r)| matches!(r, Record::ActionRefused(ActionRefused { void: true, .. }))),
         "the void approval is recorded"
     );
-    let executed: Vec<&Value> = entries
+    let executed = entries
         .iter()
-        .filter(|e| {
-            e["body"]["kind"] == "action_executed" && e["body"]["what"]["action"]["argv"][0] == "touch"
+        .filter(|(_, r)| {
+            matches!(r, Record::ActionExecuted(ActionExecuted { action: Action::Exec { argv, .. }, .. })
+                if argv.first().is_some_and(|p| p == "touch"))
         })
-        .collect();
-    assert_eq!(executed.len(), 1, "it ran once");
-    assert!(entries.iter().any(|e| e["body"]["kind"] == "grant_issued"));
+        .count();
+    assert_eq!(executed, 1, "it ran once");
+    assert!(entries.iter().any(|(_, r)| matches!(r, Record::GrantIssued(_))));
 
     // The grant covers the next exec outside the allowlist: no approval is asked.
     let r = agent
@@ -359,13 +379,17 @@ async fn shadow_mode_is_switched_by_operators_and_logs_would_be_denials() -> Res
         .call("exec", exec_args(&sb, &["touch", "/tmp/shadow"]))
         .await?;
     ensure!(!r.is_error, "{}", text(&r));
-    let entries = serve.ledger(Some(&sb)).await?;
-    assert!(entries
-        .iter()
-        .any(|e| e["body"]["kind"] == "action_decided" && e["body"]["what"]["shadow_denied"] == true));
-    let all = serve.ledger(None).await?;
-    assert!(all.iter().any(|e| e["body"]["kind"] == "policy_changed"
-        && e["body"]["actor"]["operator"] == serve.operator.as_str()));
+    let entries = records(&serve.ledger(Some(&sb)).await?)?;
+    assert!(entries.iter().any(|(_, r)| matches!(
+        r,
+        Record::ActionDecided(ActionDecided {
+            shadow_denied: true,
+            ..
+        })
+    )));
+    let all = records(&serve.ledger(None).await?)?;
+    assert!(all.iter().any(|(e, r)| matches!(r, Record::PolicyChanged(_))
+        && e.body.actor.operator.as_deref() == Some(serve.operator.as_str())));
     Ok(())
 }
 
@@ -386,18 +410,19 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
             .await?;
         ensure!(!r.is_error, "{}", text(&r));
     }
-    let entries = serve.ledger(Some(&sb)).await?;
+    let entries = records(&serve.ledger(Some(&sb)).await?)?;
     let with_frame = entries
         .iter()
-        .find(|e| e["body"]["kind"] == "action_executed" && e["body"]["frame_after"].is_string())
-        .context("an executed click with an after-frame")?
-        .clone();
+        .find(|(e, r)| matches!(r, Record::ActionExecuted(_)) && e.body.frame_after.is_some())
+        .map(|(e, _)| e)
+        .context("an executed click with an after-frame")?;
     drop(agent);
     serve.stop();
     env.ledger_verifies()?;
 
     // One byte of one blob.
-    let hash = with_frame["body"]["frame_after"].as_str().context("hash")?;
+    let frame = with_frame.body.frame_after.context("hash")?;
+    let hash = frame.to_string();
     let blob = env.root.join("ledger/blobs").join(&hash[..2]).join(&hash[2..]);
     let original = std::fs::read(&blob).with_context(|| format!("read {}", blob.display()))?;
     let mut bad = original.clone();
@@ -406,13 +431,13 @@ async fn tampering_with_a_row_or_a_blob_is_named_by_verify() -> Result<()> {
     std::fs::write(&blob, &bad)?;
     let first_ref = entries
         .iter()
-        .find(|e| e["body"]["frame_after"] == hash || e["body"]["frame_before"] == hash)
-        .and_then(|e| e["seq"].as_u64());
+        .find(|(e, _)| e.body.frame_after == Some(frame) || e.body.frame_before == Some(frame))
+        .map(|(e, _)| e.seq);
     verify_breaks_at(&env, first_ref)?;
     std::fs::write(&blob, &original)?;
 
     // One byte of one row, straight in the SQLite file (bypassing any guard).
-    let seq = entries[entries.len() / 2]["seq"].as_u64().context("seq")?;
+    let seq = entries[entries.len() / 2].0.seq;
     let db = env.root.join("ledger/ledger.db");
     let script = format!(
         "import sqlite3; c = sqlite3.connect('{}'); \
@@ -493,14 +518,15 @@ async fn kill_9_during_appends_loses_no_acknowledged_entry() -> Result<()> {
     );
     // Restart: the ledger opens, adopts the sandbox, and holds every acknowledged step.
     let serve = Serve::start(&env, &["--backend", "gvisor", "--profile", "minimal"])?;
-    let entries = serve.ledger(Some(&sb)).await?;
+    let entries = records(&serve.ledger(Some(&sb)).await?)?;
     let recorded: std::collections::HashSet<String> = entries
         .iter()
-        .filter(|e| e["body"]["kind"] == "action_executed")
-        .filter_map(|e| {
-            e["body"]["what"]["result"]["stdout"]
-                .as_str()
-                .map(|s| s.trim().to_string())
+        .filter_map(|(_, r)| match r {
+            Record::ActionExecuted(ActionExecuted {
+                result: ActionOutcome::Exec(ExecRecord { stdout, .. }),
+                ..
+            }) => Some(stdout.trim().to_string()),
+            _ => None,
         })
         .collect();
     for n in &acked {

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use airlock_domain::ApprovalState;
+use airlock_records::{ApprovalResolved, Record};
+use airlock_tests::records::records;
 use airlock_tests::{bin_dir, cache_dir, Env};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -128,15 +131,31 @@ fn the_desktop_app_shows_the_grid_approves_an_ask_and_draws_video() -> Result<()
         String::from_utf8_lossy(&export.stderr)
     );
     let operator = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    let resolved: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+    let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["body"]["kind"] == "approval_resolved" && e["body"]["what"]["approval"] == approved)
+        .collect();
+    let resolved: Vec<_> = records(&lines)?
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Record::ApprovalResolved(x) if x.approval == approved))
         .collect();
     assert_eq!(resolved.len(), 1, "one resolution of approval {approved}");
-    let body = &resolved[0]["body"];
-    assert_eq!(body["what"]["state"]["state"], "approved", "{body}");
-    assert_eq!(body["actor"]["operator"], operator.as_str(), "{body}");
+    let (entry, record) = &resolved[0];
+    assert!(
+        matches!(
+            record,
+            Record::ApprovalResolved(ApprovalResolved {
+                state: ApprovalState::Approved { .. },
+                ..
+            })
+        ),
+        "{record:?}"
+    );
+    assert_eq!(
+        entry.body.actor.operator.as_deref(),
+        Some(operator.as_str()),
+        "{entry:?}"
+    );
     env.ledger_verifies()?;
     Ok(())
 }

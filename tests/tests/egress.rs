@@ -10,6 +10,9 @@
 
 use std::time::Duration;
 
+use airlock_domain::{EgressOutcome, EgressProtocol, EgressRecord};
+use airlock_records::Record;
+use airlock_tests::records::records;
 use airlock_tests::serve::{Events, Serve};
 use airlock_tests::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream, GREEN};
 use airlock_tests::{guest_sh_in, poll, Env};
@@ -140,18 +143,23 @@ fn bash(script: &str) -> String {
 }
 
 /// The sandbox's egress ledger records.
-async fn egress_records(serve: &Serve, sb: &str) -> Result<Vec<Value>> {
-    Ok(serve
-        .ledger(Some(sb))
-        .await?
+async fn egress_records(serve: &Serve, sb: &str) -> Result<Vec<EgressRecord>> {
+    Ok(records(&serve.ledger(Some(sb)).await?)?
         .into_iter()
-        .filter(|e| e["body"]["kind"] == "egress")
-        .map(|e| e["body"]["what"].clone())
+        .filter_map(|(_, r)| match r {
+            Record::Egress(x) => Some(x),
+            _ => None,
+        })
         .collect())
 }
 
 /// Waits until the ledger holds a record matching `pred`.
-async fn ledger_has(serve: &Serve, sb: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+async fn ledger_has(
+    serve: &Serve,
+    sb: &str,
+    what: &str,
+    pred: impl Fn(&EgressRecord) -> bool,
+) -> Result<EgressRecord> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let records = egress_records(serve, sb).await?;
@@ -170,8 +178,14 @@ async fn ledger_has(serve: &Serve, sb: &str, what: &str, pred: impl Fn(&Value) -
     }
 }
 
-fn is(r: &Value, event: &str, host: &str) -> bool {
-    r["event"] == event && r["destination"]["host"] == host
+/// Whether `r` is the decision on a connection to `host`.
+fn decided_for(r: &EgressRecord, host: &str) -> bool {
+    matches!(r, EgressRecord::Decided { destination, .. } if destination.host == host)
+}
+
+/// Whether `r` is the end of a connection to `host`.
+fn closed_for(r: &EgressRecord, host: &str) -> bool {
+    matches!(r, EgressRecord::Closed { destination, .. } if destination.host == host)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,22 +208,29 @@ async fn an_allowed_host_is_reached_over_http_and_both_ledger_entries_are_writte
         n.web.seen.requests()
     );
     let decided = ledger_has(&n.serve, &n.sb, "decision for web.test", |r| {
-        is(r, "decided", "web.test")
+        decided_for(r, "web.test")
     })
     .await?;
     ensure!(
-        decided["outcome"] == "allowed" && decided["rules"] == json!(["test-upstreams"]),
-        "{decided}"
+        matches!(&decided, EgressRecord::Decided { outcome: EgressOutcome::Allowed, rules, .. }
+            if rules == &["test-upstreams"]),
+        "{decided:?}"
     );
     let closed = ledger_has(&n.serve, &n.sb, "close for web.test", |r| {
-        is(r, "closed", "web.test")
+        closed_for(r, "web.test")
     })
     .await?;
-    ensure!(closed["bytes_down"].as_u64().unwrap_or(0) > 20, "{closed}");
-    ensure!(closed["bytes_up"].as_u64().unwrap_or(0) > 20, "{closed}");
     ensure!(
-        closed["address"] == "127.0.0.1" && closed["error"].is_null(),
-        "{closed}"
+        matches!(&closed, EgressRecord::Closed { bytes_down, .. } if *bytes_down > 20),
+        "{closed:?}"
+    );
+    ensure!(
+        matches!(&closed, EgressRecord::Closed { bytes_up, .. } if *bytes_up > 20),
+        "{closed:?}"
+    );
+    ensure!(
+        matches!(&closed, EgressRecord::Closed { address: Some(a), error: None, .. } if a == "127.0.0.1"),
+        "{closed:?}"
     );
     env.ledger_verifies()
 }
@@ -275,8 +296,17 @@ async fn an_allowed_host_is_reached_over_https_through_a_connect_tunnel() -> Res
         names == vec![Some("secure.test".to_string())],
         "the server saw server names {names:?}"
     );
-    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| is(r, "decided", "secure.test")).await?;
-    ensure!(decided["protocol"] == "connect", "{decided}");
+    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| decided_for(r, "secure.test")).await?;
+    ensure!(
+        matches!(
+            decided,
+            EgressRecord::Decided {
+                protocol: EgressProtocol::Connect,
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
     Ok(())
 }
 
@@ -294,8 +324,17 @@ async fn socks5_with_remote_names_reaches_an_allowed_host() -> Result<()> {
     )
     .await?;
     ensure!(out.starts_with("hello from web.test"), "curl printed {out:?}");
-    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| is(r, "decided", "web.test")).await?;
-    ensure!(decided["protocol"] == "socks5", "{decided}");
+    let decided = ledger_has(&n.serve, &n.sb, "decision", |r| decided_for(r, "web.test")).await?;
+    ensure!(
+        matches!(
+            decided,
+            EgressRecord::Decided {
+                protocol: EgressProtocol::Socks5,
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
     Ok(())
 }
 
@@ -315,8 +354,17 @@ async fn a_denied_host_gets_a_proxy_refusal_naming_the_rule() -> Result<()> {
         "the refusal does not name the rule: {out}"
     );
     ensure!(n.web.seen.requests().is_empty(), "the upstream was reached");
-    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| is(r, "decided", "denied.test")).await?;
-    ensure!(decided["outcome"] == "denied", "{decided}");
+    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| decided_for(r, "denied.test")).await?;
+    ensure!(
+        matches!(
+            decided,
+            EgressRecord::Decided {
+                outcome: EgressOutcome::Denied,
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
     Ok(())
 }
 
@@ -354,13 +402,17 @@ async fn asked_host_completes_when_allowed(backend: &'static str) -> Result<()> 
     ensure!(body["state"]["state"] == "allowed", "{body}");
     let out = call.await??;
     ensure!(out.starts_with("hello from asked.test"), "curl printed {out:?}");
-    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| is(r, "decided", "asked.test")).await?;
+    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| decided_for(r, "asked.test")).await?;
     ensure!(
-        decided["outcome"] == "approved" && decided["approver"] == n.serve.operator,
-        "{decided}"
+        matches!(&decided, EgressRecord::Decided { outcome: EgressOutcome::Approved, approver: Some(a), .. }
+            if *a == n.serve.operator),
+        "{decided:?}"
     );
-    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "asked.test")).await?;
-    ensure!(closed["bytes_down"].as_u64().unwrap_or(0) > 20, "{closed}");
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| closed_for(r, "asked.test")).await?;
+    ensure!(
+        matches!(&closed, EgressRecord::Closed { bytes_down, .. } if *bytes_down > 20),
+        "{closed:?}"
+    );
     Ok(())
 }
 
@@ -408,14 +460,20 @@ async fn dns_carries_nothing_out(backend: &'static str) -> Result<()> {
         let records = futures::executor::block_on(egress_records(&n.serve, &n.sb))?;
         let total: u64 = records
             .iter()
-            .filter(|r| r["event"] == "dns_refused")
-            .flat_map(|r| r["groups"].as_array().cloned().unwrap_or_default())
-            .filter(|g| g["group"] == "exfil.test")
-            .map(|g| g["count"].as_u64().unwrap_or(0))
+            .filter_map(|r| match r {
+                EgressRecord::DnsRefused { groups, .. } => Some(groups),
+                _ => None,
+            })
+            .flatten()
+            .filter(|g| g.group == "exfil.test")
+            .map(|g| g.count)
             .sum();
         Ok((total >= 1000).then_some(records))
     })?;
-    let rows = refused.iter().filter(|r| r["event"] == "dns_refused").count();
+    let rows = refused
+        .iter()
+        .filter(|r| matches!(r, EgressRecord::DnsRefused { .. }))
+        .count();
     ensure!(
         rows < 100,
         "{rows} DNS rows for 1,000 lookups: they must be aggregated"
@@ -476,11 +534,11 @@ async fn a_tls_server_name_other_than_the_allowed_host_is_refused() -> Result<()
         out.lines().last().map(str::trim) == Some("0"),
         "the server answered the ClientHello: {out:?}"
     );
-    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "secure.test")).await?;
-    let error = closed["error"].as_str().unwrap_or_default();
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| closed_for(r, "secure.test")).await?;
     ensure!(
-        error.contains("evil.test") && error.contains("secure.test"),
-        "{closed}"
+        matches!(&closed, EgressRecord::Closed { error: Some(error), .. }
+            if error.contains("evil.test") && error.contains("secure.test")),
+        "{closed:?}"
     );
     ensure!(
         n.secure
@@ -513,13 +571,11 @@ async fn the_supervisor_port_is_never_reachable_from_a_sandbox() -> Result<()> {
         !out.contains("127.0.0.1"),
         "the refusal tells the guest the host's address: {out}"
     );
-    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "api.test")).await?;
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| closed_for(r, "api.test")).await?;
     ensure!(
-        closed["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("supervisor itself listens"),
-        "{closed}"
+        matches!(&closed, EgressRecord::Closed { error: Some(error), .. }
+            if error.contains("supervisor itself listens")),
+        "{closed:?}"
     );
     Ok(())
 }
@@ -657,7 +713,7 @@ async fn a_microvm_reaches_allowed_hosts_only_through_the_gateway() -> Result<()
         "the test's DNS server was asked {dns_before} times"
     );
     ledger_has(&n.serve, &n.sb, "close for web.test", |r| {
-        is(r, "closed", "web.test")
+        closed_for(r, "web.test")
     })
     .await?;
     Ok(())
@@ -700,8 +756,11 @@ async fn an_upload_over_its_budget_is_paused_and_asked_about_again() -> Result<(
     answer(&n, id, json!({"decision": "allow", "scope": {"kind": "once"}})).await?;
     let out = tokio::time::timeout(Duration::from_secs(120), call).await???;
     ensure!(out.starts_with("hello from budget.test"), "curl printed {out:?}");
-    let closed = ledger_has(&n.serve, &n.sb, "close", |r| is(r, "closed", "budget.test")).await?;
-    ensure!(closed["bytes_up"].as_u64().unwrap_or(0) > 1_048_576, "{closed}");
+    let closed = ledger_has(&n.serve, &n.sb, "close", |r| closed_for(r, "budget.test")).await?;
+    ensure!(
+        matches!(&closed, EgressRecord::Closed { bytes_up, .. } if *bytes_up > 1_048_576),
+        "{closed:?}"
+    );
     Ok(())
 }
 
@@ -764,10 +823,11 @@ async fn an_operator_allows_a_network_ask_in_the_console() -> Result<()> {
     let out = tokio::time::timeout(Duration::from_secs(90), call).await???;
     ensure!(out.starts_with("hello from asked.test"), "curl printed {out:?}");
     b.wait_hidden("console", &card, Duration::from_secs(30))?;
-    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| is(r, "decided", "asked.test")).await?;
+    let decided = ledger_has(&n.serve, &n.sb, "approval", |r| decided_for(r, "asked.test")).await?;
     ensure!(
-        decided["outcome"] == "approved" && decided["approver"] == n.serve.operator,
-        "{decided}"
+        matches!(&decided, EgressRecord::Decided { outcome: EgressOutcome::Approved, approver: Some(a), .. }
+            if *a == n.serve.operator),
+        "{decided:?}"
     );
     Ok(())
 }
@@ -824,8 +884,17 @@ async fn the_desktop_browser_opens_an_allowed_page_and_shows_the_refusal_page_fo
         let r = screen_pixels(&env, &n.sb, [0x8b, 0, 0])?;
         Ok((r > 20_000 && screen_pixels(&env, &n.sb, GREEN)? == 0).then_some(r))
     })?;
-    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| is(r, "decided", "denied.test")).await?;
-    ensure!(decided["outcome"] == "denied", "{decided}");
+    let decided = ledger_has(&n.serve, &n.sb, "denial", |r| decided_for(r, "denied.test")).await?;
+    ensure!(
+        matches!(
+            decided,
+            EgressRecord::Decided {
+                outcome: EgressOutcome::Denied,
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
     eprintln!("allowed page: {green} green pixels; refusal page: {red} banner pixels");
     let art = airlock_tests::bin_dir().join("../test-artifacts/egress");
     std::fs::create_dir_all(&art)?;

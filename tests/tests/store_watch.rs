@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use airlock_records::{Lifecycle, Record};
+use airlock_tests::records::records;
 use airlock_tests::serve::{Events, Serve};
 use airlock_tests::{airlock_in, Env};
 use anyhow::{ensure, Context, Result};
@@ -60,13 +62,13 @@ async fn listed(serve: &Serve) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
-async fn lifecycle_events(serve: &Serve, id: &str) -> Result<Vec<String>> {
-    Ok(serve
-        .ledger(Some(id))
-        .await?
+async fn lifecycle_events(serve: &Serve, id: &str) -> Result<Vec<Lifecycle>> {
+    Ok(records(&serve.ledger(Some(id)).await?)?
         .into_iter()
-        .filter(|e| e["body"]["kind"] == "lifecycle")
-        .filter_map(|e| e["body"]["what"]["event"].as_str().map(str::to_string))
+        .filter_map(|(_, r)| match r {
+            Record::Lifecycle(x) => Some(x),
+            _ => None,
+        })
         .collect())
 }
 
@@ -86,7 +88,7 @@ async fn a_sandbox_the_cli_creates_while_serve_runs_is_supervised() -> Result<()
     ensure!(
         lifecycle_events(&serve, &id)
             .await?
-            .contains(&"sandbox_adopted".to_string()),
+            .contains(&Lifecycle::SandboxAdopted),
         "the ledger does not record the adoption"
     );
     Ok(())
@@ -126,7 +128,7 @@ async fn a_sandbox_whose_keeper_dies_is_reported_lost_once() -> Result<()> {
     let lost = lifecycle_events(&serve, &id)
         .await?
         .iter()
-        .filter(|e| *e == "sandbox_lost")
+        .filter(|e| matches!(e, Lifecycle::SandboxLost { .. }))
         .count();
     ensure!(lost == 1, "the loss is recorded {lost} times");
     // Reported once: no second event within a few watcher periods.

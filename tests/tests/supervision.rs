@@ -4,16 +4,18 @@
 use std::process::Command;
 use std::time::Duration;
 
+use airlock_domain::{Action, ActionKind};
+use airlock_ledger::EntryKind;
+use airlock_records::{ActionExecuted, Record};
+use airlock_tests::records::records;
 use airlock_tests::serve::Serve;
 use airlock_tests::{bin_dir, cache_dir, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
-fn kinds(entries: &[Value]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| e["body"]["kind"].as_str().unwrap_or_default().to_string())
-        .collect()
+/// Whether `action` runs exactly `cmd`.
+fn runs(action: &Action, cmd: &[&str]) -> bool {
+    matches!(action, Action::Exec { argv, .. } if argv == cmd)
 }
 
 fn python() -> String {
@@ -92,24 +94,30 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
     // Nothing malformed reached the ledger as executed: exactly the good calls did.
     let rt = tokio::runtime::Runtime::new()?;
     let entries = rt.block_on(serve.ledger(None))?;
-    let executed: Vec<&str> = entries
+    let executed: Vec<ActionKind> = records(&entries)?
         .iter()
-        .filter(|e| e["body"]["kind"] == "action_executed")
-        .filter(|e| e["body"]["what"]["action"]["argv"][1] != "/tmp/.airlock-terminal-ready")
-        .map(|e| e["body"]["what"]["action"]["kind"].as_str().unwrap_or_default())
+        .filter_map(|(_, r)| match r {
+            Record::ActionExecuted(ActionExecuted { action, .. }) => Some(action),
+            _ => None,
+        })
+        .filter(|a| {
+            !matches!(a, Action::Exec { argv, .. }
+                if argv.get(1).is_some_and(|p| p == "/tmp/.airlock-terminal-ready"))
+        })
+        .map(Action::kind)
         .collect();
     assert_eq!(
         executed,
         [
-            "screenshot",
-            "click",
-            "type",
-            "key",
-            "wait",
-            "exec",
-            "mouse_move",
-            "cursor_position",
-            "zoom"
+            ActionKind::Screenshot,
+            ActionKind::Click,
+            ActionKind::Type,
+            ActionKind::Key,
+            ActionKind::Wait,
+            ActionKind::Exec,
+            ActionKind::MouseMove,
+            ActionKind::CursorPosition,
+            ActionKind::Zoom
         ],
         "executed entries"
     );
@@ -195,42 +203,45 @@ async fn the_demo_plan_runs_end_to_end_with_an_operator() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let entries = serve.ledger(Some(&sandbox)).await?;
-    let k = kinds(&entries);
-    let pos = |kind: &str, from: usize| k.iter().skip(from).position(|x| x == kind).map(|p| p + from);
-    let asked_at = pos("approval_requested", 0).context("approval requested")?;
-    let resolved_at = pos("approval_resolved", asked_at).context("approval resolved")?;
-    let ran_at = pos("action_executed", resolved_at).context("approved action executed")?;
-    assert_eq!(
-        entries[ran_at]["body"]["what"]["action"]["argv"],
-        json!(["touch", "/tmp/approved"])
+    let entries = records(&serve.ledger(Some(&sandbox)).await?)?;
+    let k: Vec<EntryKind> = entries.iter().map(|(e, _)| e.body.kind).collect();
+    let pos = |kind: EntryKind, from: usize| k.iter().skip(from).position(|x| *x == kind).map(|p| p + from);
+    let asked_at = pos(EntryKind::ApprovalRequested, 0).context("approval requested")?;
+    let resolved_at = pos(EntryKind::ApprovalResolved, asked_at).context("approval resolved")?;
+    let ran_at = pos(EntryKind::ActionExecuted, resolved_at).context("approved action executed")?;
+    let ran = &entries[ran_at].1;
+    assert!(
+        matches!(ran, Record::ActionExecuted(x) if runs(&x.action, &["touch", "/tmp/approved"])),
+        "{ran:?}"
     );
     assert_eq!(
-        entries[resolved_at]["body"]["actor"]["operator"],
-        serve.operator.as_str()
+        entries[resolved_at].0.body.actor.operator.as_deref(),
+        Some(serve.operator.as_str())
     );
     let denied = entries
         .iter()
-        .find(|e| {
-            e["body"]["kind"] == "action_refused"
-                && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"])
+        .find_map(|(_, r)| match r {
+            Record::ActionRefused(x) if runs(&x.action, &["rm", "-rf", "/"]) => Some(x),
+            _ => None,
         })
         .context("the rm -rf / refusal is recorded")?;
-    assert!(denied["body"]["what"]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("wipe-the-system"));
+    assert!(denied.reason.contains("wipe-the-system"));
     assert!(
-        !entries.iter().any(|e| e["body"]["kind"] == "action_executed"
-            && e["body"]["what"]["action"]["argv"] == json!(["rm", "-rf", "/"])),
+        !entries
+            .iter()
+            .any(|(_, r)| matches!(r, Record::ActionExecuted(x) if runs(&x.action, &["rm", "-rf", "/"]))),
         "the denied command never ran"
     );
     // Sequence numbers are in order, each executed input action has an after-frame.
-    let seqs: Vec<u64> = entries.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let seqs: Vec<u64> = entries.iter().map(|(e, _)| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-    for e in entries.iter().filter(|e| e["body"]["kind"] == "action_executed") {
-        if e["body"]["what"]["action"]["kind"] == "click" {
-            assert!(e["body"]["frame_after"].is_string(), "{e}");
+    for (e, r) in &entries {
+        if let Record::ActionExecuted(ActionExecuted {
+            action: Action::Click { .. },
+            ..
+        }) = r
+        {
+            assert!(e.body.frame_after.is_some(), "{e:?}");
         }
     }
     env.ledger_verifies()?;
