@@ -1,6 +1,7 @@
 //! `airlock bench stream`: streaming figures measured end to end on this host — an `airlock serve`
-//! child with a gVisor desktop sandbox, real headless Chromium viewers, a WebSocket client that
-//! counts bytes.
+//! child with a gVisor desktop sandbox, real headless Chromium pages of the console's stand-alone
+//! viewer (`/viewer`, ui/viewer.html: the same `ViewerConnection` the console ships), a WebSocket
+//! client that counts bytes.
 //!
 //! - operator input → changed pixels shown in a Chromium WebRTC viewer: a key goes over the data
 //!   channel; `requestVideoFrameCallback` plus a pixel probe of the region it changes time its
@@ -73,10 +74,9 @@ async fn ws_viewer(url: &str, hello: Value, run_for: Duration) -> Result<(u64, u
         match msg {
             Message::Binary(b) => {
                 bytes += b.len() as u64;
-                if b.first() == Some(&1) && b.len() >= 24 {
-                    video_bytes += b.len() as u64 - 24;
+                if let Some((frame, payload)) = video_unit(&b) {
+                    video_bytes += payload as u64;
                     frames += 1;
-                    let frame = u64::from_le_bytes(b[8..16].try_into().unwrap_or([0; 8]));
                     ws.send(Message::Text(
                         json!({"type": "ack", "frame": frame}).to_string().into(),
                     ))
@@ -88,6 +88,13 @@ async fn ws_viewer(url: &str, hello: Value, run_for: Duration) -> Result<(u64, u
         }
     }
     Ok((bytes, video_bytes, frames))
+}
+
+/// A video message: its mirror frame number and payload length (anything else: `None`).
+fn video_unit(b: &[u8]) -> Option<(u64, usize)> {
+    airlock_streaming::wire::parse_video(b)
+        .ok()
+        .map(|(header, payload)| (header.frame, payload.len()))
 }
 
 /// Takes control (`true`) or hands it back from a page, and waits until the page is told.

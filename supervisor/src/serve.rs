@@ -183,25 +183,27 @@ async fn operator_auth(State(auth): State<Auth>, mut req: Request, next: Next) -
     }
 }
 
-/// The stand-alone viewer page (no secrets in it: the operator token comes in the URL fragment).
-const VIEWER_HTML: &str = include_str!("../web/viewer.html");
-const VIEWER_JS: &str = include_str!("../web/viewer.js");
-const VIEWER_CSS: &str = include_str!("../web/viewer.css");
+/// The stand-alone viewer page of the built console (ui/viewer.html): `GET /viewer?sandbox=ID#token=…`.
+/// No secrets in it: the operator token comes in the URL fragment. Its assets are the console's.
+const VIEWER_PAGE: &str = "viewer.html";
 
-async fn static_file(content_type: &'static str, body: &'static str) -> Response {
+async fn viewer_not_built() -> Response {
     (
-        [
-            (axum::http::header::CONTENT_TYPE, content_type),
-            (axum::http::header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
+        StatusCode::NOT_FOUND,
+        Json(crate::api::ErrorBody {
+            code: "console_not_built".into(),
+            message: "the viewer is part of the operator console, which is not built here \
+                      (npm --prefix ui ci && npm --prefix ui run build)"
+                .into(),
+        }),
     )
         .into_response()
 }
 
 /// The whole HTTP surface.
 ///
-/// With `ui`, the built operator console is served at `/` (unknown paths get its `index.html`).
+/// With `ui`, the built operator console is served at `/` (unknown paths get its `index.html`) and
+/// its stand-alone viewer at `/viewer`.
 pub fn app(
     sup: Supervisor,
     tokens: Tokens,
@@ -226,29 +228,22 @@ pub fn app(
     let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
-        .route(
-            "/viewer",
-            get(|| static_file("text/html; charset=utf-8", VIEWER_HTML)),
-        )
-        .route(
-            "/viewer/viewer.js",
-            get(|| static_file("text/javascript; charset=utf-8", VIEWER_JS)),
-        )
-        .route(
-            "/viewer/viewer.css",
-            get(|| static_file("text/css; charset=utf-8", VIEWER_CSS)),
-        )
         .nest("/api", api)
         .nest_service("/mcp", mcp);
     let router = match ui {
         Some(dir) => {
             let index = dir.join("index.html");
-            router.fallback_service(
-                tower_http::services::ServeDir::new(dir)
-                    .fallback(tower_http::services::ServeFile::new(index)),
-            )
+            router
+                .route_service(
+                    "/viewer",
+                    tower_http::services::ServeFile::new(dir.join(VIEWER_PAGE)),
+                )
+                .fallback_service(
+                    tower_http::services::ServeDir::new(dir)
+                        .fallback(tower_http::services::ServeFile::new(index)),
+                )
         }
-        None => router,
+        None => router.route("/viewer", get(viewer_not_built)),
     };
     router.layer(tower_http::trace::TraceLayer::new_for_http())
 }

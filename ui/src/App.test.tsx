@@ -31,7 +31,7 @@ const fake = cast<Backend>({
   network: async () => networkView(),
   resolveEgress,
   ledger: async () => [
-    entry(1, 'lifecycle', { event: 'supervisor_started' }),
+    entry(1, 'lifecycle', { event: 'supervisor_started', policy_version: 'abc123', mode: 'enforce' }),
     entry(2, 'egress', { event: 'dns_refused', groups: [{ group: 'exfil.test', count: 1000, examples: [] }], unlisted: 0 }),
   ],
   policy: async () => ({

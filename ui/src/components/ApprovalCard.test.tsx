@@ -99,7 +99,7 @@ describe('ApprovalCard', () => {
     mount(fakeBackend(resolve));
     act(() => button('Approve').click());
     await flush();
-    expect(resolve).toHaveBeenCalledWith('sb-1', 3, { decision: 'approve', grant_minutes: null, reason: null, computer: null, argv: null });
+    expect(resolve).toHaveBeenCalledWith('sb-1', 3, { decision: 'approve', grant_minutes: null });
     expect(root.querySelector('[role="alert"]')?.textContent).toBe('approval 3 is no longer pending (expired)');
   });
 

@@ -12,15 +12,18 @@ import {
   STILL_THUMBNAIL,
   TAG_STILL,
   TAG_VIDEO,
+  emptyStats,
   encodeReleaseAll,
   handbackMessage,
   helloMessage,
   parseServerText,
   parseStill,
   parseVideo,
-  type ClientText,
+  type ClientMessage,
   type LeaseMessage,
   type ModeMessage,
+  type ServerMessage,
+  type Step,
   type Still,
   type Transport,
   type VideoCodec,
@@ -63,6 +66,48 @@ export interface ViewerOptions {
   transport?: Transport;
   /** Skip WebCodecs/WebRTC entirely (grid thumbnails). */
   noVideo?: boolean;
+  /** A WebRTC viewer offers to take its video on the socket while in control (default true). */
+  socketVideo?: boolean;
+  /** Observes what the viewer receives and shows (test and measurement hooks). */
+  tap?: ViewerTap;
+}
+
+/** A video frame put on screen. */
+export interface ShownFrame {
+  /** `webrtc`: a frame of the <video> (requestVideoFrameCallback); `webcodecs`: a decoder output drawn to the canvas. */
+  source: 'webrtc' | 'webcodecs';
+  width: number;
+  height: number;
+  /** A WebCodecs key frame. */
+  key: boolean;
+  /** Mirror frame number (WebCodecs), null when unknown. */
+  frame: number | null;
+  /** Capture time, Unix µs (WebCodecs), null when unknown. */
+  capturedUs: number | null;
+  /** When it was shown: performance.timeOrigin + performance.now(), ms. */
+  shownMs: number;
+}
+
+/** Receiver statistics of the WebRTC video, as the browser reports them. */
+export interface RtcVideoStats {
+  framesDecoded: number;
+  frameWidth: number;
+  frameHeight: number;
+  keyFramesDecoded: number;
+  packetsLost: number;
+  pliCount: number;
+  codec: string | null;
+  bytesReceived: number;
+  jitterBufferDelayMs: number | null;
+}
+
+/** What a viewer receives and shows, for pages that expose test and measurement hooks. Called
+ *  synchronously; a still is reported once it has been drawn or attached. */
+export interface ViewerTap {
+  message?(m: ServerMessage): void;
+  frame?(f: ShownFrame): void;
+  still?(s: Still): void;
+  binaryBytes?(n: number): void;
 }
 
 export interface MediaElements {
@@ -114,7 +159,7 @@ export class ViewerConnection {
   private waitingKey = true;
   private lastKeyReq = -1e9;
   private queueHighSince = 0;
-  private readonly inflight: { ts: number; frame: number }[] = [];
+  private readonly inflight: { ts: number; frame: number; key: boolean }[] = [];
   // WebRTC
   private pc: RTCPeerConnection | null = null;
   private dc: RTCDataChannel | null = null;
@@ -243,6 +288,46 @@ export class ViewerConnection {
     return false;
   }
 
+  /** Sends one text message as it is, on the socket (tests send malformed ones). */
+  sendText(text: string): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(text);
+    return true;
+  }
+
+  /** Whether the WebRTC input data channel is open. */
+  dataChannelOpen(): boolean {
+    return this.dc !== null && this.dc.readyState === 'open';
+  }
+
+  /** The WebRTC video receiver's statistics, null without a peer connection or video. */
+  async rtcStats(): Promise<RtcVideoStats | null> {
+    const p = this.pc;
+    if (!p) return null;
+    const st = await p.getStats();
+    let inb: Record<string, unknown> | null = null;
+    st.forEach((s: Record<string, unknown>) => {
+      if (s.type === 'inbound-rtp' && (s.kind === 'video' || s.mediaType === 'video')) inb = s;
+    });
+    const ib = inb as Record<string, unknown> | null;
+    if (!ib) return null;
+    const n = (v: unknown): number => (typeof v === 'number' ? v : 0);
+    const codec =
+      typeof ib.codecId === 'string' ? (st.get(ib.codecId) as { mimeType?: unknown } | undefined) : undefined;
+    const emitted = n(ib.jitterBufferEmittedCount);
+    return {
+      framesDecoded: n(ib.framesDecoded),
+      frameWidth: n(ib.frameWidth),
+      frameHeight: n(ib.frameHeight),
+      keyFramesDecoded: n(ib.keyFramesDecoded),
+      packetsLost: n(ib.packetsLost),
+      pliCount: n(ib.pliCount),
+      codec: typeof codec?.mimeType === 'string' ? codec.mimeType : null,
+      bytesReceived: n(ib.bytesReceived),
+      jitterBufferDelayMs: emitted > 0 ? (1000 * n(ib.jitterBufferDelay)) / emitted : null,
+    };
+  }
+
   /** Whether input would be accepted: the socket is open and this operator holds control. */
   canControl(): boolean {
     return this.state.youControl && this.state.socket === 'open';
@@ -330,7 +415,12 @@ export class ViewerConnection {
       this.update({ socket: 'open' });
       // A WebRTC viewer that also has WebCodecs may get its video on this socket while in control.
       this.sendJSON(
-        helloMessage(this.transport, this.codecs, this.state.focused, this.transport === 'webrtc' && hasWC()),
+        helloMessage(
+          this.transport,
+          this.codecs,
+          this.state.focused,
+          this.transport === 'webrtc' && hasWC() && this.opts.socketVideo !== false,
+        ),
       );
     };
     sock.onmessage = (ev: MessageEvent) => {
@@ -363,7 +453,7 @@ export class ViewerConnection {
     this.reconnectTimer = setTimeout(() => void this.connect(), delay);
   }
 
-  private sendJSON(msg: ClientText): boolean {
+  private sendJSON(msg: ClientMessage): boolean {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(msg));
     return true;
@@ -372,6 +462,7 @@ export class ViewerConnection {
   private onText(text: string): void {
     const m = parseServerText(text);
     if (!m) return;
+    this.opts.tap?.message?.(m);
     switch (m.type) {
       case 'welcome':
         this.attempt = 0;
@@ -409,6 +500,7 @@ export class ViewerConnection {
 
   private onBinary(buf: ArrayBuffer): void {
     const b = new Uint8Array(buf);
+    this.opts.tap?.binaryBytes?.(b.length);
     if (b.length === 0) return;
     if (b[0] === TAG_VIDEO) {
       const au = parseVideo(b);
@@ -421,7 +513,7 @@ export class ViewerConnection {
 
   // ---------------------------------------------------------------- steps
 
-  private addStep(step: Parameters<typeof upsertStep>[1]): void {
+  private addStep(step: Step): void {
     let pending: string | null = null;
     if (step.seq !== null && this.pendingStepStills.has(step.seq)) {
       pending = this.pendingStepStills.get(step.seq) ?? null;
@@ -442,6 +534,14 @@ export class ViewerConnection {
 
   private async handleStill(s: Still): Promise<void> {
     if (this.closed) return;
+    try {
+      await this.showStill(s);
+    } finally {
+      this.opts.tap?.still?.(s);
+    }
+  }
+
+  private async showStill(s: Still): Promise<void> {
     const blob = new Blob([s.image.slice()], { type: s.mime });
     if (s.purpose === STILL_THUMBNAIL) {
       const url = URL.createObjectURL(blob);
@@ -628,7 +728,7 @@ export class ViewerConnection {
       }
       const dec = this.dec;
       if (!dec) return;
-      this.inflight.push({ ts: au.capturedUs, frame: au.frame });
+      this.inflight.push({ ts: au.capturedUs, frame: au.frame, key: au.key });
       if (this.inflight.length > 64) this.inflight.shift();
       dec.decode(
         new EncodedVideoChunk({ type: au.key ? 'key' : 'delta', timestamp: au.capturedUs, data: au.payload }),
@@ -644,11 +744,14 @@ export class ViewerConnection {
       return;
     }
     const idx = this.inflight.findIndex((p) => p.ts === f.timestamp);
-    let entry: { ts: number; frame: number } | undefined;
+    let entry: { ts: number; frame: number; key: boolean } | undefined;
     if (idx >= 0) {
       entry = this.inflight[idx];
       this.inflight.splice(0, idx + 1);
     } else entry = this.inflight.shift(); // decoders here output in decode order
+    const width = f.displayWidth;
+    const height = f.displayHeight;
+    const ts = f.timestamp;
     try {
       const canvas = this.els.canvas;
       if (canvas) {
@@ -663,6 +766,15 @@ export class ViewerConnection {
     this.canvasStamp = nowMs();
     this.lastVideoSource = 'webcodecs';
     this.frameShown();
+    this.opts.tap?.frame?.({
+      source: 'webcodecs',
+      width,
+      height,
+      key: entry?.key ?? false,
+      frame: entry?.frame ?? null,
+      capturedUs: entry?.ts ?? ts,
+      shownMs: performance.timeOrigin + nowMs(),
+    });
     if (entry) this.sendJSON({ type: 'ack', frame: entry.frame });
   }
 
@@ -759,11 +871,20 @@ export class ViewerConnection {
   private startFrameCallbacks(video: HTMLVideoElement): void {
     if (this.rvfcVideo === video || typeof video.requestVideoFrameCallback !== 'function') return;
     this.rvfcVideo = video;
-    const cb = (): void => {
+    const cb = (now: number, md: VideoFrameCallbackMetadata): void => {
       if (this.closed || this.rvfcVideo !== video) return;
       this.rtcStamp = nowMs();
       this.lastVideoSource = 'webrtc';
       this.frameShown();
+      this.opts.tap?.frame?.({
+        source: 'webrtc',
+        width: md.width,
+        height: md.height,
+        key: false,
+        frame: null,
+        capturedUs: null,
+        shownMs: performance.timeOrigin + now,
+      });
       video.requestVideoFrameCallback(cb);
     };
     video.requestVideoFrameCallback(cb);
@@ -790,9 +911,7 @@ export class ViewerConnection {
       st.forEach((s: Record<string, unknown>) => {
         if (s.type === 'candidate-pair' && s.nominated === true && s.state === 'succeeded') pair = s;
       });
-    const msg: { type: 'stats'; rtt_ms?: number; loss?: number; bandwidth_kbps?: number; frames_decoded?: number } = {
-      type: 'stats',
-    };
+    const msg = emptyStats();
     const pr = pair as Record<string, unknown> | null;
     if (pr && typeof pr.currentRoundTripTime === 'number') msg.rtt_ms = Math.round(pr.currentRoundTripTime * 10000) / 10;
     if (pr && typeof pr.availableIncomingBitrate === 'number')
@@ -812,7 +931,8 @@ export class ViewerConnection {
       this.prevStats = cur;
       if (typeof ib.framesDecoded === 'number') msg.frames_decoded = ib.framesDecoded;
     }
-    if (Object.keys(msg).length > 1) this.sendJSON(msg);
+    if (msg.rtt_ms !== null || msg.loss !== null || msg.bandwidth_kbps !== null || msg.frames_decoded !== null)
+      this.sendJSON(msg);
   }
 
   private teardownMedia(): void {

@@ -115,8 +115,13 @@ describe('text messages', () => {
       '{"type":"step","step":{"seq":3,"at_ms":5,"kind":"decision","title":"click x=1","actor":"claude","decision":"ask","detail":null,"still":{"x":1,"y":2,"w":3,"h":4}}}',
     );
     expect(m).toMatchObject({ type: 'step', step: { seq: 3, kind: 'decision', decision: 'ask', detail: null, still: { w: 3 } } });
-    expect(parseStep({})).toMatchObject({ seq: null, kind: 'step', title: 'step' });
-    expect(parseStep({ seq: '7', actor: { a: 1 } })).toMatchObject({ seq: 7, actor: '{"a":1}' });
+    // a step without a number or of an unknown kind is refused; odd fields are dropped
+    expect(parseServerText('{"type":"step","step":5}')).toBeNull();
+    expect(parseStep({ kind: 'decision' })).toBeNull();
+    expect(parseStep({ seq: 1, kind: 'reboot' })).toBeNull();
+    expect(parseStep({ seq: 7, kind: 'control', decision: 'maybe', detail: { a: 1 } })).toMatchObject({
+      seq: 7, decision: null, detail: '{"a":1}', actor: null,
+    });
     expect(parseStep('x')).toBeNull();
   });
 
@@ -127,7 +132,7 @@ describe('text messages', () => {
     // a video transport without a codec falls back to stills
     expect(helloMessage('webrtc', [], false, true)).toEqual({ type: 'hello', transport: 'none', codecs: [], focused: false, socket_video: false });
     expect(helloMessage('none', ['vp8'], false, false)).toMatchObject({ codecs: [] });
-    expect(handbackMessage('  ')).toEqual({ type: 'handback' });
+    expect(handbackMessage('  ')).toEqual({ type: 'handback', note: null });
     expect(handbackMessage(' fixed it ')).toEqual({ type: 'handback', note: 'fixed it' });
     const long = handbackMessage('é'.repeat(1500));
     expect(long.type === 'handback' && [...(long.note ?? '')].length).toBe(1000);
@@ -188,8 +193,8 @@ describe('geometry', () => {
 });
 
 describe('timeline steps', () => {
-  const step = (seq: number | null, title = `s${seq}`): Step => ({
-    seq, at_ms: 1, kind: 'decision', title, actor: null, decision: null, detail: null, still: null,
+  const step = (seq: number, title = `s${seq}`): Step => ({
+    seq, at_ms: 1, kind: 'decision', title, actor: null, decision: null, detail: null,
   });
 
   it('keeps steps newest first and replaces re-sent ones in place', () => {
@@ -198,8 +203,6 @@ describe('timeline steps', () => {
     expect(list.map((s) => s.seq)).toEqual([3, 2, 1]);
     list = upsertStep(list, step(2, 'again'), 'x', null).list;
     expect(list.map((s) => s.title)).toEqual(['s3', 'again', 's1']);
-    list = upsertStep(list, step(null, 'anon'), 'anon-1', null).list;
-    expect(list[0]?.key).toBe('anon-1');
   });
 
   it('attaches stills and reports URLs to revoke', () => {

@@ -2,7 +2,19 @@
 //
 // Binary, little-endian: server → client video access units (tag 1, 24-byte header) and stills
 // (tag 2, 32-byte header); client → server operator input, one event per message (0x10–0x14).
-// Text: JSON objects with a `type` field. Everything the server sends is checked before use.
+// Text: JSON objects with a `type` field, typed by `ClientMessage` / `ServerMessage` (generated
+// from wire.rs into ../api/types.ts). Everything the server sends is checked before use.
+
+import type {
+  ClientMessage,
+  Codec,
+  ServerMessage,
+  Step,
+  StepDecision,
+  StepKind,
+  TransportKind,
+  ViewMode,
+} from '../api/types';
 
 export const TAG_VIDEO = 1;
 export const TAG_STILL = 2;
@@ -21,7 +33,16 @@ export const MAX_KEYSYM = 0x1fffffff;
 /** Longest handback note, in characters. */
 export const MAX_NOTE_CHARS = 1000;
 
-export type VideoCodec = 'h264' | 'vp8';
+export type { ClientMessage, ServerMessage, Step };
+export type VideoCodec = Codec;
+export type Transport = TransportKind;
+export type ViewModeName = ViewMode;
+export type Welcome = Extract<ServerMessage, { type: 'welcome' }>;
+export type ModeMessage = Extract<ServerMessage, { type: 'mode' }>;
+export type LeaseMessage = Extract<ServerMessage, { type: 'lease' }>;
+export type InputReply = Extract<ServerMessage, { type: 'input' }>;
+export type ErrorMessage = Extract<ServerMessage, { type: 'error' }>;
+export type StatsMessage = Extract<ClientMessage, { type: 'stats' }>;
 
 export const CODEC_BY_ID: Readonly<Record<number, VideoCodec>> = { 1: 'h264', 2: 'vp8' };
 
@@ -156,66 +177,6 @@ export function encodeReleaseAll(): Uint8Array {
 // Text messages
 // ------------------------------------------------------------------------------------------
 
-export type Transport = 'webrtc' | 'webcodecs' | 'none';
-export type ViewModeName = 'command' | 'stills' | 'video';
-
-/** What the client sends (wire.rs `ClientMessage`); numbers are plain JS numbers. */
-export type ClientText =
-  | { type: 'hello'; transport: Transport; codecs: VideoCodec[]; focused: boolean; socket_video: boolean }
-  | { type: 'focus'; focused: boolean }
-  | { type: 'ack'; frame: number }
-  | { type: 'keyframe' }
-  | { type: 'offer'; sdp: string }
-  | { type: 'takeover' }
-  | { type: 'handback'; note?: string }
-  | { type: 'stats'; rtt_ms?: number; loss?: number; bandwidth_kbps?: number; frames_decoded?: number };
-
-export interface Welcome {
-  type: 'welcome';
-  viewer: number;
-  sandbox: string;
-  operator: string;
-  width: number;
-  height: number;
-}
-export interface ModeMessage {
-  type: 'mode';
-  mode: ViewModeName;
-  codec: VideoCodec | null;
-  fps: number;
-  bitrate_kbps: number;
-  reason: string;
-}
-export interface LeaseMessage {
-  type: 'lease';
-  holder: string;
-  operator: string | null;
-  epoch: number;
-  you_control: boolean;
-}
-/** One command-view step (supervisor/src/stream.rs `step_of`), fields checked. */
-export interface Step {
-  seq: number | null;
-  at_ms: number | null;
-  kind: string;
-  title: string;
-  actor: string | null;
-  decision: string | null;
-  detail: string | null;
-  /** The region the step still shows, if one was made. */
-  still: { x: number; y: number; w: number; h: number } | null;
-}
-
-/** What the server sends, checked. */
-export type ServerText =
-  | Welcome
-  | ModeMessage
-  | { type: 'answer'; sdp: string }
-  | LeaseMessage
-  | { type: 'step'; step: Step }
-  | { type: 'input'; accepted: boolean; reason: string }
-  | { type: 'error'; code: string; message: string };
-
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -229,32 +190,45 @@ const brief = (v: unknown): string | null => {
     return String(v);
   }
 };
+const isCodec = (v: unknown): v is Codec => v === 'h264' || v === 'vp8';
+const isViewMode = (v: unknown): v is ViewMode => v === 'command' || v === 'stills' || v === 'video';
 
-/** Reads a step object from the server; tolerant of missing fields, never throws. */
+const STEP_KINDS: readonly StepKind[] = [
+  'decision', 'executed', 'refused', 'approval', 'approval_resolved', 'grant', 'control', 'lifecycle',
+];
+const STEP_DECISIONS: readonly StepDecision[] = [
+  'allow', 'ask', 'deny', 'shadow_denied', 'done', 'failed', 'refused', 'approved', 'edited', 'denied', 'expired', 'pending',
+];
+
+/** Checks a command-view step (the `step` of a `step` message); null when malformed. */
 export function parseStep(v: unknown): Step | null {
   if (!isObj(v)) return null;
-  const seqRaw = typeof v.seq === 'string' ? Number(v.seq) : v.seq;
-  const seq = num(seqRaw);
-  const kind = str(v.kind) ?? 'step';
+  const seq = num(v.seq);
+  const kind = STEP_KINDS.find((k) => k === v.kind);
+  if (seq === null || kind === undefined) return null;
   const s = v.still;
   const still =
     isObj(s) && num(s.x) !== null && num(s.y) !== null && num(s.w) !== null && num(s.h) !== null
       ? { x: s.x as number, y: s.y as number, w: s.w as number, h: s.h as number }
-      : null;
-  return {
+      : undefined;
+  const step: Step = {
     seq,
-    at_ms: num(v.at_ms),
+    at_ms: num(v.at_ms) ?? 0,
     kind,
     title: str(v.title) ?? kind,
-    actor: brief(v.actor),
-    decision: brief(v.decision),
+    actor: str(v.actor),
+    decision: STEP_DECISIONS.find((d) => d === v.decision) ?? null,
     detail: brief(v.detail),
-    still,
   };
+  if (still) step.still = still;
+  return step;
 }
 
-/** Parses and checks one text message from the server; null for anything unknown or malformed. */
-export function parseServerText(text: string): ServerText | null {
+/**
+ * Parses and checks one text message from the server; null for anything unknown or malformed.
+ * Fields the generated type requires are checked.
+ */
+export function parseServerText(text: string): ServerMessage | null {
   let m: unknown;
   try {
     m = JSON.parse(text);
@@ -277,13 +251,11 @@ export function parseServerText(text: string): ServerText | null {
       };
     }
     case 'mode': {
-      const mode = m.mode;
-      if (mode !== 'command' && mode !== 'stills' && mode !== 'video') return null;
-      const codec = m.codec === 'h264' || m.codec === 'vp8' ? m.codec : null;
+      if (!isViewMode(m.mode)) return null;
       return {
         type: 'mode',
-        mode,
-        codec,
+        mode: m.mode,
+        codec: isCodec(m.codec) ? m.codec : null,
         fps: num(m.fps) ?? 0,
         bitrate_kbps: num(m.bitrate_kbps) ?? 0,
         reason: str(m.reason) ?? '',
@@ -323,7 +295,7 @@ export function helloMessage(
   codecs: VideoCodec[],
   focused: boolean,
   socketVideo: boolean,
-): ClientText {
+): ClientMessage {
   // The server wants 1 to 4 codecs for a video transport: without any, ask for stills only.
   const list = transport === 'none' ? [] : codecs.slice(0, 4);
   const t: Transport = list.length === 0 ? 'none' : transport;
@@ -331,9 +303,14 @@ export function helloMessage(
 }
 
 /** A handback with the note trimmed and cut to the server's limit; no note when empty. */
-export function handbackMessage(note: string | null | undefined): ClientText {
+export function handbackMessage(note: string | null | undefined): ClientMessage {
   const t = (note ?? '').trim();
-  if (t === '') return { type: 'handback' };
+  if (t === '') return { type: 'handback', note: null };
   const chars = [...t];
   return { type: 'handback', note: chars.length > MAX_NOTE_CHARS ? chars.slice(0, MAX_NOTE_CHARS).join('') : t };
+}
+
+/** A receiver-statistics message with nothing measured yet. */
+export function emptyStats(): StatsMessage {
+  return { type: 'stats', rtt_ms: null, loss: null, bandwidth_kbps: null, frames_decoded: null };
 }
