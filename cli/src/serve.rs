@@ -11,7 +11,7 @@ use airlock_host::{Host, HostOptions};
 use airlock_ledger::{Ledger, VerifyReport};
 use airlock_policy::{Decision, Policy};
 use airlock_supervisor::api::CreateRequest;
-use airlock_supervisor::tokens::Tokens;
+use airlock_server::tokens::Tokens;
 use airlock_supervisor::Config;
 use anyhow::{bail, Context, Result};
 
@@ -135,7 +135,6 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
     config.approval_timeout = Duration::from_secs(a.approval_timeout.max(1));
     config.settle = Duration::from_millis(a.settle_ms);
     config.rtc_udp = a.rtc_udp;
-    config.mcp_origins = airlock_supervisor::origin::Origins::new(a.mcp_allow_origin.clone());
     for m in &a.egress_map {
         let (name, addr) = m
             .split_once('=')
@@ -162,6 +161,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
             policy,
             config,
             ui_dir: ui_dir.clone(),
+            mcp_origins: airlock_server::origin::Origins::new(a.mcp_allow_origin.clone()),
         })
         .await?;
         crate::report_cleaned(&host.cleaned);
@@ -304,14 +304,12 @@ async fn open_existing(dir: &Path) -> Result<Ledger> {
 
 pub(crate) fn bench_ledger(entries: u64) -> Result<serde_json::Value> {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).context("cannot create a scratch directory")?;
-    Ok(runtime()?.block_on(airlock_ledger::bench::run(dir.path(), entries))?)
+    runtime()?.block_on(airlock_bench::ledger::run(dir.path(), entries))
 }
 
 pub(crate) fn bench_gateway(samples: usize) -> Result<serde_json::Value> {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).context("cannot create a scratch directory")?;
-    runtime()?
-        .block_on(airlock_supervisor::bench::gateway(dir.path(), samples))
-        .map_err(anyhow::Error::msg)
+    runtime()?.block_on(airlock_bench::gateway::run(dir.path(), samples))
 }
 
 pub(crate) fn agent(cmd: airlock_agents::AgentCommand) -> Result<ExitCode> {

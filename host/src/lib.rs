@@ -13,7 +13,8 @@ use airlock_ledger::{Actor, Ledger};
 use airlock_policy::Policy;
 use airlock_sandbox::Store;
 use airlock_supervisor::api::CreateRequest;
-use airlock_supervisor::tokens::Tokens;
+use airlock_server::origin::Origins;
+use airlock_server::tokens::Tokens;
 use airlock_supervisor::{CommandError, Config, SandboxInfo, Supervisor};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +44,7 @@ pub enum HostError {
     Ledger(String),
     /// The server could not listen.
     #[error(transparent)]
-    Serve(#[from] airlock_supervisor::serve::ServeError),
+    Serve(#[from] airlock_server::serve::ServeError),
     /// A supervisor command failed.
     #[error(transparent)]
     Command(#[from] CommandError),
@@ -99,6 +100,8 @@ pub struct HostOptions {
     pub config: Config,
     /// The built console to serve at `/`, if any.
     pub ui_dir: Option<PathBuf>,
+    /// Web origins besides loopback ones that may call the MCP endpoint.
+    pub mcp_origins: Origins,
 }
 
 /// A running host.
@@ -118,7 +121,7 @@ pub struct Host {
     /// Sandboxes cleaned up because their keeper had died.
     pub cleaned: Vec<String>,
     stop: CancellationToken,
-    server: std::sync::Mutex<Option<JoinHandle<Result<(), airlock_supervisor::serve::ServeError>>>>,
+    server: std::sync::Mutex<Option<JoinHandle<Result<(), airlock_server::serve::ServeError>>>>,
     demo: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -147,7 +150,7 @@ impl Host {
             std::sync::Arc::new(HostImages),
             opts.config,
         );
-        let listener = airlock_supervisor::serve::bind(opts.listen).await?;
+        let listener = airlock_server::serve::bind(opts.listen).await?;
         let addr = listener.addr;
         // Before any sandbox is adopted: no sandbox may ever reach the supervisor's own port.
         sup.set_own_addresses(vec![addr]);
@@ -158,8 +161,8 @@ impl Host {
             sup.clone()
                 .watch_store(Duration::from_secs(1), stop.child_token()),
         );
-        let app = airlock_supervisor::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir);
-        let server = tokio::spawn(airlock_supervisor::serve::run(listener, app, stop.clone()));
+        let app = airlock_server::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir, opts.mcp_origins);
+        let server = tokio::spawn(airlock_server::serve::run(listener, app, stop.clone()));
         tracing::info!(%addr, "serving");
         Ok(Host {
             sup,

@@ -79,6 +79,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         policy,
         config,
         ui_dir: airlock_host::default_ui_dir(),
+        mcp_origins: Default::default(),
     }))
     .context("cannot start the supervisor")?;
     eprintln!(

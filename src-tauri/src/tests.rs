@@ -34,6 +34,7 @@ fn host() -> &'static Host {
                 policy,
                 config,
                 ui_dir: None,
+                mcp_origins: Default::default(),
             }))
             .expect("the host starts");
             Fixture { host, _dir: dir }

@@ -670,7 +670,7 @@ pub fn parse(request: &ActionRequest, screen: Screen) -> Result<Action, ActionEr
 }
 
 /// The result as recorded in the ledger (images by hash only; exec output as text).
-pub(crate) fn recorded_result(r: &ActionResult) -> ActionOutcome {
+pub fn recorded_result(r: &ActionResult) -> ActionOutcome {
     match r {
         ActionResult::Done => ActionOutcome::Done(Done { done: true }),
         ActionResult::Image(f) => ActionOutcome::Image(ImageResult {
@@ -707,7 +707,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Takes a screenshot and encodes it.
-pub(crate) async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
+pub async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
     blocking(guest, |g| {
         let shot = g.screenshot().map_err(|e| e.to_string())?;
         let png = shot
@@ -829,11 +829,7 @@ fn unknown_window(error: &str) -> Target {
 }
 
 /// Carries out an action on the guest.
-pub(crate) async fn execute(
-    session: &Session,
-    action: &Action,
-    settle: Duration,
-) -> Result<ActionResult, String> {
+pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Result<ActionResult, String> {
     let guest = &session.guest;
     match action {
         Action::Screenshot => capture(guest).await.map(ActionResult::Image),

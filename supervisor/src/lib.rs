@@ -7,18 +7,12 @@
 //! step is appended to the `airlock-ledger`.
 
 pub mod api;
-pub mod bench;
 pub mod egress;
 pub mod events;
 pub mod gateway;
-pub mod mcp;
-pub mod operator;
-pub mod origin;
-pub mod serve;
 pub mod session;
 pub mod stream;
 pub mod terminal;
-pub mod tokens;
 pub mod viewer;
 
 use std::collections::HashMap;
@@ -112,8 +106,6 @@ pub struct Config {
     pub boot_timeout: Duration,
     /// Where WebRTC peers bind their UDP sockets (port 0: any free port).
     pub rtc_udp: std::net::SocketAddr,
-    /// Web origins besides loopback ones that may call the MCP endpoint.
-    pub mcp_origins: origin::Origins,
     /// How the egress gateway resolves names it has allowed (tests map names to their servers).
     pub egress_resolver: egress::Resolver,
 }
@@ -129,7 +121,6 @@ impl Config {
             memory_mib: 1024,
             boot_timeout: Duration::from_secs(180),
             rtc_udp: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            mcp_origins: origin::Origins::default(),
             egress_resolver: egress::Resolver::default(),
         }
     }
@@ -878,12 +869,6 @@ impl Supervisor {
                 }
             }
         }
-    }
-
-    /// Viewer socket settings.
-    /// The web origins allowed to call the MCP endpoint.
-    pub fn mcp_origins(&self) -> &origin::Origins {
-        &self.inner.config.mcp_origins
     }
 
     /// The viewer settings.

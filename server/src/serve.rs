@@ -15,10 +15,11 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::{AgentPrincipal, AirlockMcp};
+use airlock_mcp::{AgentPrincipal, AirlockMcp};
+use airlock_supervisor::Supervisor;
 use crate::operator::OperatorId;
+use crate::origin::Origins;
 use crate::tokens::{token_eq, Tokens};
-use crate::Supervisor;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +139,7 @@ fn unauthorized(what: &str) -> Response {
 }
 
 /// Refuses MCP requests from foreign web origins (DNS rebinding), before the token is looked at.
-async fn mcp_origin(State(origins): State<crate::origin::Origins>, req: Request, next: Next) -> Response {
+async fn mcp_origin(State(origins): State<Origins>, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(axum::http::header::ORIGIN)
@@ -149,7 +150,7 @@ async fn mcp_origin(State(origins): State<crate::origin::Origins>, req: Request,
             tracing::warn!(origin = %refused.origin, "MCP request from a foreign origin refused");
             (
                 StatusCode::FORBIDDEN,
-                Json(crate::api::ErrorBody {
+                Json(airlock_supervisor::api::ErrorBody {
                     code: "forbidden_origin".into(),
                     message: refused.to_string(),
                 }),
@@ -190,7 +191,7 @@ const VIEWER_PAGE: &str = "viewer.html";
 async fn viewer_not_built() -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(crate::api::ErrorBody {
+        Json(airlock_supervisor::api::ErrorBody {
             code: "console_not_built".into(),
             message: "the viewer is part of the operator console, which is not built here \
                       (npm --prefix ui ci && npm --prefix ui run build)"
@@ -209,13 +210,13 @@ pub fn app(
     tokens: Tokens,
     shutdown: CancellationToken,
     ui: Option<std::path::PathBuf>,
+    origins: Origins,
 ) -> Router {
     let auth = Auth {
         tokens: Arc::new(std::sync::RwLock::new(Arc::new(tokens))),
         read_at: Arc::new(std::sync::Mutex::new(None)),
     };
     let mcp_sup = sup.clone();
-    let origins = sup.mcp_origins().clone();
     let mcp: StreamableHttpService<AirlockMcp, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(AirlockMcp::new(mcp_sup.clone())),
         Default::default(),

@@ -1,4 +1,4 @@
-//! The MCP server agents drive sandboxes through (Streamable HTTP, mounted by [`crate::serve`]).
+//! The MCP server agents drive sandboxes through (Streamable HTTP, mounted by `airlock-server`).
 //!
 //! Tools: `computer` (Anthropic's computer-use input, verbatim), `computer_openai` (an OpenAI
 //! computer-use `action`, verbatim), `exec`, `sandbox_create`, `sandbox_list`, `sandbox_destroy`.
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::gateway::{recorded_result, ActionRequest, ActionResult, AgentCall, AgentId};
-use crate::Supervisor;
+use airlock_supervisor::gateway::{recorded_result, ActionRequest, ActionResult, AgentCall, AgentId};
+use airlock_supervisor::Supervisor;
 
 /// The principal an authenticated agent acts for, put into the HTTP request by the auth layer.
 #[derive(Debug, Clone)]
@@ -373,7 +373,7 @@ impl AirlockMcp {
             }
             "sandbox_create" => {
                 let a: CreateArgs = args(name, call_args)?;
-                let spec = crate::api::CreateRequest {
+                let spec = airlock_supervisor::api::CreateRequest {
                     backend: a.backend.map(|b| b.as_str().to_string()),
                     profile: a.profile.map(|p| p.as_str().to_string()),
                     ..Default::default()

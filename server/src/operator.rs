@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::{CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest};
-use crate::gateway::{parse, ActionRequest};
-use crate::{CommandError, Supervisor};
+use airlock_supervisor::api::{CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest};
+use airlock_supervisor::gateway::{parse, ActionRequest};
+use airlock_supervisor::{CommandError, ResolveError, Supervisor};
 
 /// The operator a request is from, put there by the auth layer.
 #[derive(Debug, Clone)]
@@ -62,8 +62,8 @@ impl From<CommandError> for ApiError {
             CommandError::UnknownSandbox(_) | CommandError::UnknownBlob(_) => StatusCode::NOT_FOUND,
             CommandError::Invalid(_) => StatusCode::BAD_REQUEST,
             CommandError::Lease(_) => StatusCode::CONFLICT,
-            CommandError::Resolve(crate::ResolveError::Unknown(_)) => StatusCode::NOT_FOUND,
-            CommandError::Resolve(crate::ResolveError::Unrecorded(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            CommandError::Resolve(ResolveError::Unknown(_)) => StatusCode::NOT_FOUND,
+            CommandError::Resolve(ResolveError::Unrecorded(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::Resolve(_) => StatusCode::CONFLICT,
             CommandError::Sandbox(_)
             | CommandError::Ledger(_)
@@ -122,7 +122,7 @@ async fn view(
     let config = sup.viewer_config();
     Ok(ws
         .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| crate::viewer::serve(sup, op.0, id, socket, config)))
+        .on_upgrade(move |socket| airlock_supervisor::viewer::serve(sup, op.0, id, socket, config)))
 }
 
 async fn list_sandboxes(State(sup): State<Supervisor>) -> impl IntoResponse {
