@@ -1,8 +1,5 @@
 //! `airlock`: build guest images, create and drive sandboxes, benchmark them.
 
-mod bench;
-mod bench_egress;
-mod bench_stream;
 mod serve;
 
 use std::io::Write;
@@ -142,17 +139,6 @@ pub(crate) enum BackendArg {
     Auto,
     Microvm,
     Gvisor,
-}
-
-impl BackendArg {
-    /// The name the supervisor's requests use.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            BackendArg::Auto => "auto",
-            BackendArg::Microvm => "microvm",
-            BackendArg::Gvisor => "gvisor",
-        }
-    }
 }
 
 impl From<BackendArg> for BackendChoice {
@@ -345,13 +331,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Stream { samples },
         } => {
-            println!("{}", serde_json::to_string_pretty(&bench_stream::run(samples)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&airlock_bench::stream::run(samples)?)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             command: BenchCommand::Egress { samples },
         } => {
-            println!("{}", serde_json::to_string_pretty(&bench_egress::run(samples)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&airlock_bench::egress::run(samples)?)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { backend, keep } => demo(backend, keep),
@@ -359,7 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: BenchCommand::Boot { backend, samples },
         } => {
             let image = build_image(Profile::Minimal)?;
-            let report = bench::boot(
+            let report = airlock_bench::boot::run(
                 &open_store()?,
                 &image,
                 &keeper_command()?,

@@ -10,8 +10,8 @@ use airlock_guest_image::Profile;
 use airlock_host::{Host, HostOptions};
 use airlock_ledger::{Ledger, VerifyReport};
 use airlock_policy::{Decision, Policy};
-use airlock_supervisor::api::CreateRequest;
 use airlock_server::tokens::Tokens;
+use airlock_supervisor::api::CreateRequest;
 use airlock_supervisor::Config;
 use anyhow::{bail, Context, Result};
 
@@ -171,8 +171,8 @@ pub(crate) fn serve(a: ServeArgs) -> Result<ExitCode> {
             eprintln!("Starting a {profile} sandbox…");
             let info = host
                 .ensure_sandbox(&CreateRequest {
-                    backend: Some(a.backend.name().to_string()),
-                    profile: Some(profile.to_string()),
+                    backend: Some(a.backend.into()),
+                    profile: Some(Profile::from(a.profile)),
                     ..CreateRequest::default()
                 })
                 .await?;

@@ -13,12 +13,13 @@ const DESKTOP: &str = include_str!("../recipes/desktop.toml");
 pub(crate) const BUILDER_FORMAT: u32 = 1;
 
 /// The image profiles shipped with Airlock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Xvfb, a window manager, xterm: for tests and scripted agents.
     Minimal,
     /// Minimal plus a browser and a text editor.
+    #[default]
     Desktop,
 }
 

@@ -85,9 +85,12 @@ pub fn build_image(profile: Profile, report: &mut dyn FnMut(BuildEvent<'_>)) -> 
 pub struct HostImages;
 
 impl airlock_supervisor::ImageSource for HostImages {
-    fn image(&self, profile: &str, progress: &mut dyn FnMut(&str)) -> Result<Image, String> {
-        let p: Profile = profile.parse().map_err(|e| format!("{e}"))?;
-        build_image(p, &mut |ev| match ev {
+    fn image(
+        &self,
+        profile: Profile,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Image, airlock_supervisor::ImageError> {
+        build_image(profile, &mut |ev| match ev {
             BuildEvent::Step(s) => {
                 tracing::info!(step = s, "image build");
                 progress(s);
@@ -97,6 +100,9 @@ impl airlock_supervisor::ImageSource for HostImages {
             BuildEvent::Pruned(n) => tracing::info!(removed = n, "pruned superseded image layers"),
             BuildEvent::PruneFailed(e) => tracing::warn!(error = %e, "could not prune old images"),
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| airlock_supervisor::ImageError {
+            profile: profile.name(),
+            source: Box::new(e),
+        })
     }
 }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
+use airlock_guest_image::Profile;
+use airlock_sandbox::BackendChoice;
 use airlock_supervisor::gateway::{recorded_result, ActionRequest, ActionResult, AgentCall, AgentId};
 use airlock_supervisor::Supervisor;
 
@@ -169,11 +171,11 @@ enum BackendArg {
 }
 
 impl BackendArg {
-    fn as_str(self) -> &'static str {
+    fn choice(self) -> BackendChoice {
         match self {
-            BackendArg::Auto => "auto",
-            BackendArg::Microvm => "microvm",
-            BackendArg::Gvisor => "gvisor",
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Microvm => BackendChoice::Microvm,
+            BackendArg::Gvisor => BackendChoice::Gvisor,
         }
     }
 }
@@ -187,10 +189,10 @@ enum ProfileArg {
 }
 
 impl ProfileArg {
-    fn as_str(self) -> &'static str {
+    fn profile(self) -> Profile {
         match self {
-            ProfileArg::Minimal => "minimal",
-            ProfileArg::Desktop => "desktop",
+            ProfileArg::Minimal => Profile::Minimal,
+            ProfileArg::Desktop => Profile::Desktop,
         }
     }
 }
@@ -374,8 +376,8 @@ impl AirlockMcp {
             "sandbox_create" => {
                 let a: CreateArgs = args(name, call_args)?;
                 let spec = airlock_supervisor::api::CreateRequest {
-                    backend: a.backend.map(|b| b.as_str().to_string()),
-                    profile: a.profile.map(|p| p.as_str().to_string()),
+                    backend: a.backend.map(BackendArg::choice),
+                    profile: a.profile.map(ProfileArg::profile),
                     ..Default::default()
                 }
                 .spec()

@@ -90,15 +90,43 @@ pub fn on_path(name: &str) -> bool {
 }
 
 /// Backend the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
+    #[default]
     /// Pick the best available.
     Auto,
     /// QEMU microVM.
     Microvm,
     /// gVisor.
     Gvisor,
+}
+
+impl BackendChoice {
+    /// The choice's name, as on the command line and in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Microvm => "microvm",
+            BackendChoice::Gvisor => "gvisor",
+        }
+    }
+}
+
+/// The name is not `auto`, `microvm` or `gvisor`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend must be auto, microvm or gvisor, not {0:?}")]
+pub struct UnknownBackend(pub String);
+
+impl std::str::FromStr for BackendChoice {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<BackendChoice, UnknownBackend> {
+        [BackendChoice::Auto, BackendChoice::Microvm, BackendChoice::Gvisor]
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBackend(s.to_string()))
+    }
 }
 
 /// The backends.

@@ -26,7 +26,9 @@ pub mod qemu;
 mod state;
 mod store;
 
-pub use accel::{on_path, place, Accel, BackendChoice, BackendKind, HostFacts, Placement, PlacementError};
+pub use accel::{
+    on_path, place, Accel, BackendChoice, BackendKind, HostFacts, Placement, PlacementError, UnknownBackend,
+};
 pub use backend::{LaunchSpec, Launched, SandboxBackend};
 pub use client::{bgrx_to_rgba, reply_timeout, GuestClient, Screenshot};
 pub use error::{ChannelError, LaunchError, StoreError};

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use airlock_supervisor::api::{CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest};
+use airlock_supervisor::api::{
+    CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
+};
 use airlock_supervisor::gateway::{parse, ActionRequest};
 use airlock_supervisor::{CommandError, ResolveError, Supervisor};
 
@@ -65,7 +67,11 @@ impl From<CommandError> for ApiError {
             CommandError::Resolve(ResolveError::Unknown(_)) => StatusCode::NOT_FOUND,
             CommandError::Resolve(ResolveError::Unrecorded(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::Resolve(_) => StatusCode::CONFLICT,
-            CommandError::Sandbox(_)
+            CommandError::Store(_)
+            | CommandError::Image(_)
+            | CommandError::NoScreen(_)
+            | CommandError::Task(_)
+            | CommandError::Poisoned(_)
             | CommandError::Ledger(_)
             | CommandError::Record(_)
             | CommandError::Unrecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,

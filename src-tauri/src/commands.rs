@@ -8,7 +8,7 @@ use airlock_supervisor::api::{
     CreateRequest, ErrorBody, LeaseRequest, LedgerQuery, Me, ModeRequest, PolicyView, ResolveRequest,
     Snapshot,
 };
-use airlock_supervisor::{CommandError, SandboxInfo};
+use airlock_supervisor::SandboxInfo;
 use tauri::State;
 
 use crate::Console;
@@ -112,7 +112,8 @@ pub(crate) async fn verify_ledger(console: State<'_, Console>) -> Reply<VerifyRe
 #[tauri::command]
 pub(crate) async fn export_ledger(console: State<'_, Console>) -> Reply<String> {
     let bytes = console.sup.export_ledger().await?;
-    String::from_utf8(bytes).map_err(|e| CommandError::Ledger(format!("the export is not UTF-8: {e}")).into())
+    // JSON Lines written by serde_json: always UTF-8, so nothing is replaced.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tauri::command]

@@ -28,7 +28,7 @@ struct Args {
     no_sandbox: bool,
     /// The backend of that sandbox: auto, microvm or gvisor.
     #[arg(long, default_value = "auto")]
-    backend: String,
+    backend: airlock_sandbox::BackendChoice,
     /// Seconds an ask waits for an operator before it counts as deny.
     #[arg(long, default_value_t = 120)]
     approval_timeout: u64,

@@ -5,6 +5,7 @@
 //! `supervisor/tests/api_types.rs` (with ts-rs), so the console is checked against these shapes.
 
 use airlock_domain::{Approval, LeaseChange, LeaseCommand, Resolution};
+use airlock_guest_image::Profile;
 use airlock_ledger::{Digest, Entry, EntryKind, Query, VerifyReport};
 use airlock_policy::{Decision, Mode};
 use airlock_sandbox::BackendChoice;
@@ -63,10 +64,10 @@ pub const MEMORY_MIB: std::ops::RangeInclusive<u32> = 256..=16384;
 pub struct CreateRequest {
     /// `auto` (default), `microvm` or `gvisor`.
     #[serde(default)]
-    pub backend: Option<String>,
+    pub backend: Option<BackendChoice>,
     /// `desktop` (default) or `minimal`.
     #[serde(default)]
-    pub profile: Option<String>,
+    pub profile: Option<Profile>,
     /// vCPUs (1–8; default: the supervisor's setting).
     #[serde(default)]
     pub vcpus: Option<u8>,
@@ -84,7 +85,7 @@ pub struct SandboxSpec {
     /// Where it runs.
     pub backend: BackendChoice,
     /// Image profile.
-    pub profile: &'static str,
+    pub profile: Profile,
     /// vCPUs, or the default.
     pub vcpus: Option<u8>,
     /// Memory, or the default.
@@ -96,7 +97,6 @@ pub struct SandboxSpec {
 impl CreateRequest {
     /// Checks names and sizes.
     pub fn spec(&self) -> Result<SandboxSpec, CommandError> {
-        let (backend, profile) = crate::sandbox_kind(self.backend.as_deref(), self.profile.as_deref())?;
         if let Some(v) = self.vcpus {
             if v == 0 || v > MAX_VCPUS {
                 return Err(CommandError::Invalid(format!(
@@ -121,8 +121,8 @@ impl CreateRequest {
             }
         }
         Ok(SandboxSpec {
-            backend,
-            profile,
+            backend: self.backend.unwrap_or_default(),
+            profile: self.profile.unwrap_or_default(),
             vcpus: self.vcpus,
             memory_mib: self.memory_mib,
             job: self.job.clone(),
@@ -275,7 +275,11 @@ impl CommandError {
             CommandError::Resolve(ResolveError::Unknown(_)) => "unknown_approval",
             CommandError::Resolve(ResolveError::Unrecorded(_)) => "ledger",
             CommandError::Resolve(_) => "approval",
-            CommandError::Sandbox(_) => "sandbox",
+            CommandError::Store(_)
+            | CommandError::Image(_)
+            | CommandError::NoScreen(_)
+            | CommandError::Task(_)
+            | CommandError::Poisoned(_) => "sandbox",
             CommandError::Guest(_) => "guest",
             CommandError::Ledger(_) | CommandError::Record(_) | CommandError::Unrecorded(_) => "ledger",
             CommandError::UnknownBlob(_) => "unknown_blob",
@@ -388,7 +392,7 @@ impl Supervisor {
             self.ledger()
                 .query(&q.query())
                 .await
-                .map_err(|e| CommandError::Ledger(e.to_string()))
+                .map_err(CommandError::Ledger)
         }
         .instrument(span)
         .await
@@ -397,14 +401,9 @@ impl Supervisor {
     /// Walks the whole chain and the blobs.
     pub async fn verify_ledger(&self) -> Result<VerifyReport, CommandError> {
         let span = tracing::info_span!("verify_ledger");
-        async move {
-            self.ledger()
-                .verify()
-                .await
-                .map_err(|e| CommandError::Ledger(e.to_string()))
-        }
-        .instrument(span)
-        .await
+        async move { self.ledger().verify().await.map_err(CommandError::Ledger) }
+            .instrument(span)
+            .await
     }
 
     /// Every entry as JSON Lines (verifiable offline with `airlock ledger verify --jsonl`).
@@ -415,7 +414,7 @@ impl Supervisor {
             self.ledger()
                 .export(&mut out)
                 .await
-                .map_err(|e| CommandError::Ledger(e.to_string()))?;
+                .map_err(CommandError::Ledger)?;
             Ok(out)
         }
         .instrument(span)
@@ -439,15 +438,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unknown_backend_or_profile_is_refused_by_name() {
+        let e = serde_json::from_str::<CreateRequest>(r#"{"profile":"gnome"}"#).expect_err("unknown profile");
+        assert!(e.to_string().contains("gnome"), "{e}");
+        let e =
+            serde_json::from_str::<CreateRequest>(r#"{"backend":"docker"}"#).expect_err("unknown backend");
+        assert!(e.to_string().contains("docker"), "{e}");
+        let ok: CreateRequest =
+            serde_json::from_str(r#"{"backend":"gvisor","profile":"minimal"}"#).expect("parses");
+        assert_eq!(
+            (ok.backend, ok.profile),
+            (Some(BackendChoice::Gvisor), Some(Profile::Minimal))
+        );
+    }
+
+    #[test]
     fn create_requests_are_checked() {
         let ok = CreateRequest {
-            profile: Some("minimal".into()),
+            profile: Some(Profile::Minimal),
             vcpus: Some(2),
             memory_mib: Some(2048),
             ..CreateRequest::default()
         };
         let spec = ok.spec().expect("valid");
-        assert_eq!(spec.profile, "minimal");
+        assert_eq!(spec.profile, Profile::Minimal);
+        assert_eq!(spec.backend, BackendChoice::Auto);
         assert_eq!(spec.vcpus, Some(2));
         for (bad, needle) in [
             (
@@ -470,20 +485,6 @@ mod tests {
                     ..CreateRequest::default()
                 },
                 "memory_mib",
-            ),
-            (
-                CreateRequest {
-                    profile: Some("gnome".into()),
-                    ..CreateRequest::default()
-                },
-                "profile",
-            ),
-            (
-                CreateRequest {
-                    backend: Some("docker".into()),
-                    ..CreateRequest::default()
-                },
-                "backend",
             ),
             (
                 CreateRequest {

@@ -21,11 +21,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airlock_domain::{Action, Approval, LeaseChange, LeaseCommand, LeaseError, Resolution, Screen};
-use airlock_guest_image::Image;
+use airlock_guest_image::{Image, Profile};
 use airlock_ledger::{Actor, Ledger};
 use airlock_policy::{Mode, Policy};
 use airlock_records::{HumanAction, HumanInput, Lifecycle, PolicyChanged, Record, RecordError};
-use airlock_sandbox::{BackendChoice, CreateOptions, Liveness, Store};
+use airlock_sandbox::{CreateOptions, Liveness, Store};
 use serde::Serialize;
 use tokio::sync::RwLock as AsyncRwLock;
 use tracing::{info, warn, Instrument};
@@ -57,36 +57,19 @@ pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// Where guest images come from (the CLI builds or reuses cached ones).
 pub trait ImageSource: Send + Sync {
-    /// The image for a profile (`minimal`, `desktop`); a build reports its steps to `progress`.
-    fn image(&self, profile: &str, progress: &mut dyn FnMut(&str)) -> Result<Image, String>;
+    /// The image for a profile; a build reports its steps to `progress`.
+    fn image(&self, profile: Profile, progress: &mut dyn FnMut(&str)) -> Result<Image, ImageError>;
 }
 
-/// Reads a sandbox request's backend and profile names (defaults: `auto`, `desktop`), as the MCP
-/// server and the operator API receive them.
-pub fn sandbox_kind(
-    backend: Option<&str>,
-    profile: Option<&str>,
-) -> Result<(BackendChoice, &'static str), CommandError> {
-    let backend = match backend.unwrap_or("auto") {
-        "auto" => BackendChoice::Auto,
-        "microvm" => BackendChoice::Microvm,
-        "gvisor" => BackendChoice::Gvisor,
-        other => {
-            return Err(CommandError::Invalid(format!(
-                "backend must be auto, microvm or gvisor, not {other:?}"
-            )))
-        }
-    };
-    let profile = match profile.unwrap_or("desktop") {
-        "minimal" => "minimal",
-        "desktop" => "desktop",
-        other => {
-            return Err(CommandError::Invalid(format!(
-                "profile must be minimal or desktop, not {other:?}"
-            )))
-        }
-    };
-    Ok((backend, profile))
+/// A guest image could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare the {profile} image")]
+pub struct ImageError {
+    /// The profile asked for.
+    pub profile: &'static str,
+    /// Why.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// Settings.
@@ -144,15 +127,27 @@ pub enum CommandError {
     /// The approval refused.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    /// Sandbox lifecycle failed.
-    #[error("{0}")]
-    Sandbox(String),
+    /// The sandbox store failed.
+    #[error("the sandbox store failed")]
+    Store(#[from] airlock_sandbox::StoreError),
+    /// A guest image could not be prepared.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A sandbox has not reported its screen size, so it cannot be supervised.
+    #[error("sandbox {0} has not reported its screen")]
+    NoScreen(String),
+    /// A blocking task of the supervisor's panicked or was cancelled.
+    #[error("a background task of the supervisor failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// A table shared by the supervisor's tasks is poisoned (a task panicked holding it).
+    #[error("the supervisor's {0} table is poisoned")]
+    Poisoned(&'static str),
     /// The guest failed.
     #[error("the sandbox failed to carry out the input: {0}")]
     Guest(String),
     /// The ledger failed.
-    #[error("the audit ledger failed: {0}")]
-    Ledger(String),
+    #[error("the audit ledger failed")]
+    Ledger(#[from] airlock_ledger::LedgerError),
     /// A ledger record could not be encoded.
     #[error("the audit ledger cannot take the record")]
     Record(#[from] RecordError),
@@ -305,10 +300,7 @@ impl Supervisor {
         )
         .await?;
         let store = self.inner.store.clone();
-        let statuses = tokio::task::spawn_blocking(move || store.list())
-            .await
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        let statuses = tokio::task::spawn_blocking(move || store.list()).await??;
         let mut adopted = Vec::new();
         for s in statuses {
             if s.liveness != Liveness::Alive {
@@ -342,9 +334,7 @@ impl Supervisor {
             let rec = store.status(&sid)?.record;
             Ok::<_, airlock_sandbox::StoreError>((guest, rec))
         })
-        .await
-        .map_err(|e| CommandError::Sandbox(e.to_string()))?
-        .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        .await??;
         let screen = rec
             .guest
             .as_ref()
@@ -352,7 +342,7 @@ impl Supervisor {
                 width: g.screen_w,
                 height: g.screen_h,
             })
-            .ok_or_else(|| CommandError::Sandbox(format!("sandbox {id} has not reported its screen")))?;
+            .ok_or_else(|| CommandError::NoScreen(id.to_string()))?;
         self.attach_guest(id, screen, guest).await;
         if let Ok(mut f) = self.inner.from_store.lock() {
             f.insert(id.to_string());
@@ -527,7 +517,7 @@ impl Supervisor {
         spec: api::SandboxSpec,
         by: &Actor,
     ) -> Result<SandboxInfo, CommandError> {
-        let span = tracing::info_span!("create_sandbox", backend = ?spec.backend, profile = spec.profile, job = ?spec.job);
+        let span = tracing::info_span!("create_sandbox", backend = ?spec.backend, profile = spec.profile.name(), job = ?spec.job);
         async move {
             let images = self.inner.images.clone();
             let store = self.inner.store.clone();
@@ -549,7 +539,7 @@ impl Supervisor {
             let backend = spec.backend;
             let profile = spec.profile;
             let made = tokio::task::spawn_blocking(move || {
-                progress(&format!("preparing the {profile} image"));
+                progress(&format!("preparing the {} image", profile.name()));
                 let image = images.image(profile, &mut progress)?;
                 progress("booting the sandbox");
                 let opts = CreateOptions {
@@ -560,11 +550,11 @@ impl Supervisor {
                     keeper_command: cfg.keeper_command.clone(),
                     boot_timeout: cfg.boot_timeout,
                 };
-                store.create(&opts).map(|(rec, _)| rec).map_err(|e| e.to_string())
+                Ok::<_, CommandError>(store.create(&opts).map(|(rec, _)| rec)?)
             })
             .await
-            .map_err(|e| CommandError::Sandbox(e.to_string()))
-            .and_then(|r| r.map_err(CommandError::Sandbox));
+            .map_err(CommandError::from)
+            .and_then(|r| r);
             let rec = match made {
                 Ok(rec) => rec,
                 Err(e) => {
@@ -605,10 +595,7 @@ impl Supervisor {
         }
         let store = self.inner.store.clone();
         let sid = id.to_string();
-        tokio::task::spawn_blocking(move || store.destroy(&sid))
-            .await
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?;
+        tokio::task::spawn_blocking(move || store.destroy(&sid)).await??;
         self.record(
             Some(id),
             by.clone(),
@@ -780,8 +767,7 @@ impl Supervisor {
         let store = self.inner.store.clone();
         let sid = id.to_string();
         let status = tokio::task::spawn_blocking(move || store.status(&sid))
-            .await
-            .map_err(|e| CommandError::Sandbox(e.to_string()))?
+            .await?
             .ok();
         let state = match &status {
             None => "external",
@@ -821,7 +807,7 @@ impl Supervisor {
             .inner
             .streams
             .lock()
-            .map_err(|_| CommandError::Sandbox("the stream table is poisoned".into()))?;
+            .map_err(|_| CommandError::Poisoned("stream"))?;
         if let Some(s) = streams.get(id) {
             if !s.hub.is_stopped() {
                 return Ok(s.clone());
@@ -994,7 +980,7 @@ impl Supervisor {
         self.ledger()
             .put_blob(&frame.png)
             .await
-            .map_err(|e| CommandError::Ledger(e.to_string()))?;
+            .map_err(CommandError::Ledger)?;
         Ok(frame)
     }
 
@@ -1027,7 +1013,7 @@ impl Supervisor {
             .append(draft)
             .await
             .map(|_| ())
-            .map_err(|e| CommandError::Ledger(e.to_string()))
+            .map_err(CommandError::Ledger)
     }
 
     /// Stops all sessions (sandboxes keep running under their keepers).

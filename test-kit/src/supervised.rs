@@ -18,10 +18,13 @@ pub struct NoImages;
 impl ImageSource for NoImages {
     fn image(
         &self,
-        _profile: &str,
+        profile: airlock_guest_image::Profile,
         _progress: &mut dyn FnMut(&str),
-    ) -> Result<airlock_guest_image::Image, String> {
-        Err("this test creates no sandboxes".into())
+    ) -> Result<airlock_guest_image::Image, airlock_supervisor::ImageError> {
+        Err(airlock_supervisor::ImageError {
+            profile: profile.name(),
+            source: "this test creates no sandboxes".into(),
+        })
     }
 }
 

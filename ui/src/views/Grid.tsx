@@ -2,7 +2,7 @@
 
 import { useState } from 'preact/hooks';
 import { holderShort } from '../lib/actions';
-import type { CreateRequest } from '../lib/api/types';
+import type { BackendChoice, CreateRequest, Profile } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { ago, newJobId } from '../lib/format';
 import { navigate } from '../lib/router';
@@ -215,8 +215,8 @@ function JobCard({ job }: { job: CreateJob }) {
 
 function NewSandboxDialog({ onClose }: { onClose: () => void }) {
   const backend = useBackend();
-  const [profile, setProfile] = useState('desktop');
-  const [be, setBe] = useState('auto');
+  const [profile, setProfile] = useState<Profile>('desktop');
+  const [be, setBe] = useState<BackendChoice>('auto');
   const [vcpus, setVcpus] = useState('2');
   const [memory, setMemory] = useState('2048');
   const [error, setError] = useState<string | null>(null);
@@ -253,14 +253,14 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
       >
         <label class="field">
           <span>Image profile</span>
-          <select value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value)}>
+          <select value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value as Profile)}>
             <option value="desktop">desktop — a full desktop with a browser</option>
             <option value="minimal">minimal — a bare X session</option>
           </select>
         </label>
         <label class="field">
           <span>Backend</span>
-          <select value={be} onChange={(e) => setBe((e.currentTarget as HTMLSelectElement).value)}>
+          <select value={be} onChange={(e) => setBe((e.currentTarget as HTMLSelectElement).value as BackendChoice)}>
             <option value="auto">auto — microVM where KVM is available, else gVisor</option>
             <option value="gvisor">gvisor</option>
             <option value="microvm">microvm</option>

@@ -304,6 +304,11 @@ by: string,
 reason: string | null, } | { "state": "expired" };
 
 /**
+ * Backend the user asked for.
+ */
+export type BackendChoice = "auto" | "microvm" | "gvisor";
+
+/**
  * The first entry that failed verification.
  */
 export type Broken = { 
@@ -396,11 +401,11 @@ export type CreateRequest = {
 /**
  * `auto` (default), `microvm` or `gvisor`.
  */
-backend: string | null, 
+backend: BackendChoice | null, 
 /**
  * `desktop` (default) or `minimal`.
  */
-profile: string | null, 
+profile: Profile | null, 
 /**
  * vCPUs (1–8; default: the supervisor's setting).
  */
@@ -1597,6 +1602,11 @@ mode: Mode,
  * The Cedar text.
  */
 text: string, };
+
+/**
+ * The image profiles shipped with Airlock.
+ */
+export type Profile = "minimal" | "desktop";
 
 /**
  * A rectangle on the screen (zoom).
