@@ -23,8 +23,8 @@ use airlock_protocol::{
     MAX_NOTICE_NAMES, MAX_STREAMS,
 };
 
-use crate::error::chain;
 use crate::session::SendError;
+use airlock_protocol::error_chain as chain;
 
 /// Sends one message to the host under a frame id.
 pub type Send = Arc<dyn Fn(u32, GuestMessage) -> Result<(), SendError> + std::marker::Send + Sync>;

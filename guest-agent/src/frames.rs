@@ -256,7 +256,7 @@ pub fn coalesce(mut rects: Vec<Rect>, max: usize) -> Vec<Rect> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::chain;
+    use airlock_protocol::error_chain as chain;
 
     #[test]
     fn a_failed_read_names_the_region_and_keeps_the_cause() {

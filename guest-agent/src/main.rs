@@ -11,7 +11,6 @@
 mod channel;
 mod display;
 mod egress;
-mod error;
 mod exec;
 mod fb;
 mod frames;
@@ -22,7 +21,7 @@ mod window;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::error::chain;
+use airlock_protocol::error_chain as chain;
 
 /// Where exec may find programs unless `--allow-exec` says otherwise.
 const DEFAULT_EXEC_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin"];

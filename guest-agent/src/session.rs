@@ -13,9 +13,9 @@ use airlock_protocol::{
 use crate::channel::{Reader, Writer};
 use crate::display::{ConnectError, Display, InputOutcome};
 use crate::egress::Egress;
-use crate::error::chain;
 use crate::fb::Framebuffer;
 use crate::{exec, frames, Config};
+use airlock_protocol::error_chain as chain;
 
 #[derive(Clone)]
 struct Shared {

@@ -12,15 +12,10 @@ pub fn agent_binary() -> Result<PathBuf, HostError> {
     if let Some(p) = std::env::var_os("AIRLOCK_GUEST_AGENT") {
         return Ok(p.into());
     }
-    let exe =
-        std::env::current_exe().map_err(|e| HostError::Io("cannot locate this executable".into(), e))?;
+    let exe = std::env::current_exe().map_err(HostError::Exe)?;
     let p = exe.with_file_name("airlock-guest-agent");
     if !p.exists() {
-        return Err(HostError::Missing(format!(
-            "the guest agent binary is not next to {} ({}); build the workspace (cargo build --workspace) or set AIRLOCK_GUEST_AGENT",
-            exe.display(),
-            p.display()
-        )));
+        return Err(HostError::NoGuestAgent { exe, looked: p });
     }
     Ok(p)
 }
@@ -47,7 +42,7 @@ pub fn build_image(profile: Profile, report: &mut dyn FnMut(BuildEvent<'_>)) -> 
         cache_dir: airlock_guest_image::default_cache_dir(),
         agent_binary: agent_binary()?,
     };
-    let image_err = |e: airlock_guest_image::BuildError| HostError::Image(e.to_string());
+    let image_err = HostError::Image;
     if let Some(img) = airlock_guest_image::cached_image(&inputs).map_err(image_err)? {
         return Ok(img);
     }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use airlock_ledger::{Actor, Ledger};
 use airlock_policy::Policy;
 use airlock_sandbox::Store;
-use airlock_supervisor::api::CreateRequest;
 use airlock_server::origin::Origins;
 use airlock_server::tokens::Tokens;
+use airlock_supervisor::api::CreateRequest;
 use airlock_supervisor::{CommandError, Config, SandboxInfo, Supervisor};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,24 +24,29 @@ pub use images::{agent_binary, build_image, BuildEvent, HostImages};
 /// Why the host could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// A file operation failed (the cause is the error's source).
-    #[error("{0}")]
-    Io(String, #[source] std::io::Error),
-    /// Something the host needs is not there.
-    #[error("{0}")]
-    Missing(String),
+    /// This executable's path could not be found (the keeper and the guest agent are found from it).
+    #[error("cannot locate this executable")]
+    Exe(#[source] std::io::Error),
+    /// The guest agent binary is not where it is looked for.
+    #[error("the guest agent binary is not next to {exe} ({looked}); build the workspace (cargo build --workspace) or set AIRLOCK_GUEST_AGENT")]
+    NoGuestAgent {
+        /// This executable.
+        exe: PathBuf,
+        /// Where the agent was looked for.
+        looked: PathBuf,
+    },
     /// A guest image could not be built or read.
-    #[error("the guest image failed: {0}")]
-    Image(String),
+    #[error("the guest image failed")]
+    Image(#[source] airlock_guest_image::BuildError),
     /// The sandbox store could not be opened.
-    #[error("cannot open the sandbox store: {0}")]
-    Store(String),
+    #[error("cannot open the sandbox store")]
+    Store(#[source] airlock_sandbox::StoreError),
     /// The token file could not be read or written.
-    #[error("{0}")]
-    Tokens(String),
+    #[error(transparent)]
+    Tokens(#[from] airlock_server::tokens::TokenError),
     /// The ledger could not be opened.
-    #[error("cannot open the audit ledger: {0}")]
-    Ledger(String),
+    #[error("cannot open the audit ledger")]
+    Ledger(#[source] airlock_ledger::LedgerError),
     /// The server could not listen.
     #[error(transparent)]
     Serve(#[from] airlock_server::serve::ServeError),
@@ -67,13 +72,12 @@ pub fn token_path() -> PathBuf {
 
 /// Opens the sandbox store; also returns the sandboxes cleaned up because their keeper had died.
 pub fn open_store() -> Result<(Store, Vec<String>), HostError> {
-    Store::open(state_dir()).map_err(|e| HostError::Store(e.to_string()))
+    Store::open(state_dir()).map_err(HostError::Store)
 }
 
 /// The command that runs a sandbox keeper: `EXE __keeper` (both binaries understand it).
 pub fn keeper_command() -> Result<Vec<String>, HostError> {
-    let exe =
-        std::env::current_exe().map_err(|e| HostError::Io("cannot locate this executable".into(), e))?;
+    let exe = std::env::current_exe().map_err(HostError::Exe)?;
     Ok(vec![exe.display().to_string(), KEEPER_ARG.into()])
 }
 
@@ -138,11 +142,8 @@ impl Host {
     pub async fn start(opts: HostOptions) -> Result<Host, HostError> {
         let (store, cleaned) = open_store()?;
         let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        let (tokens, tokens_created) =
-            Tokens::load_or_create(&token_path(), &user).map_err(|e| HostError::Tokens(e.to_string()))?;
-        let ledger = Ledger::open(&ledger_dir())
-            .await
-            .map_err(|e| HostError::Ledger(e.to_string()))?;
+        let (tokens, tokens_created) = Tokens::load_or_create(&token_path(), &user)?;
+        let ledger = Ledger::open(&ledger_dir()).await.map_err(HostError::Ledger)?;
         let sup = Supervisor::new(
             ledger.clone(),
             opts.policy,
@@ -161,7 +162,13 @@ impl Host {
             sup.clone()
                 .watch_store(Duration::from_secs(1), stop.child_token()),
         );
-        let app = airlock_server::serve::app(sup.clone(), tokens.clone(), stop.clone(), opts.ui_dir, opts.mcp_origins);
+        let app = airlock_server::serve::app(
+            sup.clone(),
+            tokens.clone(),
+            stop.clone(),
+            opts.ui_dir,
+            opts.mcp_origins,
+        );
         let server = tokio::spawn(airlock_server::serve::run(listener, app, stop.clone()));
         tracing::info!(%addr, "serving");
         Ok(Host {

@@ -328,7 +328,7 @@ impl AirlockMcp {
                 let (sandbox, epoch, request) = match name {
                     "computer" => {
                         let a: ComputerArgs = args(name, call_args)?;
-                        let input = serde_json::to_value(&a).map_err(|e| e.to_string())?;
+                        let input = serde_json::to_value(&a).map_err(|e| airlock_supervisor::chain(&e))?;
                         (a.sandbox, a.epoch, ActionRequest::Anthropic(input))
                     }
                     "computer_openai" => {
@@ -351,7 +351,7 @@ impl AirlockMcp {
                     .sup
                     .act(AgentCall { sandbox, agent, epoch, request })
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| airlock_supervisor::chain(&e))?;
                 let summary = json!({
                     "sandbox": reply.sandbox, "epoch": reply.epoch, "action": reply.action,
                     "decision": reply.decision, "reason": reply.reason, "result": recorded_result(&reply.result),
@@ -381,8 +381,8 @@ impl AirlockMcp {
                     ..Default::default()
                 }
                 .spec()
-                .map_err(|e| e.to_string())?;
-                let info = self.sup.create_sandbox(spec, &actor).await.map_err(|e| e.to_string())?;
+                .map_err(|e| airlock_supervisor::chain(&e))?;
+                let info = self.sup.create_sandbox(spec, &actor).await.map_err(|e| airlock_supervisor::chain(&e))?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!(info).to_string())]).into())
             }
             "request_network" => {
@@ -392,8 +392,8 @@ impl AirlockMcp {
                     .sup
                     .request_network(a.sandbox.as_deref(), &agent.agent, &hosts, &a.reason)
                     .await
-                    .map_err(|e| e.to_string())?;
-                let text = serde_json::to_string(&ask).map_err(|e| e.to_string())?;
+                    .map_err(|e| airlock_supervisor::chain(&e))?;
+                let text = serde_json::to_string(&ask).map_err(|e| airlock_supervisor::chain(&e))?;
                 Ok(match ask.state {
                     airlock_domain::EgressAskState::Allowed { .. } => CallToolResult::success(vec![ContentBlock::text(text)]).into(),
                     airlock_domain::EgressAskState::Pending
@@ -408,7 +408,7 @@ impl AirlockMcp {
             }
             "sandbox_destroy" => {
                 let DestroyArgs { sandbox: id } = args(name, call_args)?;
-                self.sup.destroy_sandbox(&id, &actor).await.map_err(|e| e.to_string())?;
+                self.sup.destroy_sandbox(&id, &actor).await.map_err(|e| airlock_supervisor::chain(&e))?;
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!({"destroyed": id}).to_string())]).into())
             }
             other => Err(format!(

@@ -19,10 +19,12 @@
 //! assert_eq!(msg, HostMessage::Request(Request::Ping));
 //! ```
 
+mod chain;
 mod codec;
 mod flow;
 mod messages;
 
+pub use chain::error_chain;
 pub use codec::{encode_frame, Frame, FrameDecoder, FrameError, HEADER_LEN, MAGIC, MAX_PAYLOAD};
 pub use flow::{Flow, FlowError};
 pub use messages::*;

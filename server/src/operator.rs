@@ -78,7 +78,7 @@ impl From<CommandError> for ApiError {
             CommandError::Guest(_) => StatusCode::BAD_GATEWAY,
             CommandError::Gone(_) => StatusCode::GONE,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(status, e.code(), airlock_supervisor::chain(&e))
     }
 }
 

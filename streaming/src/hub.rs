@@ -34,9 +34,23 @@ const ENCODER_IDLE: Duration = Duration::from_secs(5);
 /// Where the hub gets frame updates: the guest's damage-region stream.
 pub trait FrameSource: Send + 'static {
     /// Starts (or restarts) the stream; its first update must be a full frame with seq 0.
-    fn start(&mut self) -> Result<(), String>;
+    fn start(&mut self) -> Result<(), SourceError>;
     /// The next update; `Ok(None)` on timeout.
-    fn next(&mut self, timeout: Duration) -> Result<Option<FrameUpdate>, String>;
+    fn next(&mut self, timeout: Duration) -> Result<Option<FrameUpdate>, SourceError>;
+}
+
+/// Why a [`FrameSource`] failed (the hub logs it with its causes and restarts the source).
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a still of a screen region could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RegionStillError {
+    /// Encoding it failed.
+    #[error("cannot make the still")]
+    Encode(#[from] crate::still::StillError),
+    /// The blocking task that encodes it failed.
+    #[error("the still task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A frame rate and bitrate an encoder runs at; encoders are shared per (codec, quality).
@@ -305,18 +319,14 @@ impl Hub {
         rect: Rect,
         max: (u16, u16),
         format: StillFormat,
-    ) -> Result<(Vec<u8>, Rect, u64), String> {
+    ) -> Result<(Vec<u8>, Rect, u64), RegionStillError> {
         let copy = self.copy_frame();
-        let r = tokio::task::spawn_blocking(move || {
+        let frame = copy.frame;
+        let (img, r) = tokio::task::spawn_blocking(move || {
             still::region(&copy.bgrx, copy.width, copy.height, rect, max.0, max.1, format)
-                .map(|(img, r)| (img, r, copy.frame))
-                .map_err(|e| e.to_string())
         })
-        .await;
-        match r {
-            Ok(r) => r,
-            Err(e) => Err(format!("the still task failed: {e}")),
-        }
+        .await??;
+        Ok((img, r, frame))
     }
 
     /// Subscribes to the shared encoder for `(codec, quality)`, starting it if needed. The first
@@ -383,7 +393,7 @@ impl Hub {
         let mut last_change: Option<Instant> = None;
         'outer: while !self.is_stopped() {
             if let Err(e) = source.start() {
-                tracing::warn!(error = %e, "cannot start the guest frame stream; retrying");
+                tracing::warn!(error = %airlock_protocol::error_chain(&*e), "cannot start the guest frame stream; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -400,7 +410,7 @@ impl Hub {
                         continue;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "the guest frame stream failed; restarting it");
+                        tracing::warn!(error = %airlock_protocol::error_chain(&*e), "the guest frame stream failed; restarting it");
                         self.inner.restarts.fetch_add(1, Ordering::Relaxed);
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -679,12 +689,12 @@ mod tests {
     }
 
     impl FrameSource for FakeSource {
-        fn start(&mut self) -> Result<(), String> {
+        fn start(&mut self) -> Result<(), SourceError> {
             self.starts.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
 
-        fn next(&mut self, timeout: Duration) -> Result<Option<FrameUpdate>, String> {
+        fn next(&mut self, timeout: Duration) -> Result<Option<FrameUpdate>, SourceError> {
             match self.rx.recv_timeout(timeout) {
                 Ok(u) => Ok(Some(u)),
                 Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),

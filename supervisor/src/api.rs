@@ -292,7 +292,7 @@ impl From<&CommandError> for ErrorBody {
     fn from(e: &CommandError) -> ErrorBody {
         ErrorBody {
             code: e.code().to_string(),
-            message: e.to_string(),
+            message: crate::chain(e),
         }
     }
 }

@@ -34,17 +34,7 @@ pub use crate::events::{By, CreateOutcome, Event, Events, SandboxState};
 pub use crate::gateway::{ActionReply, ActionRequest, ActionResult, AgentCall, AgentId, Frame, GatewayError};
 pub use crate::session::{LeaseChangeError, ResolveError, Session, SessionGone, SessionView, Unrecorded};
 
-/// An error and its causes, joined with ": " (for messages that cross to a client as text).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
+pub use airlock_protocol::error_chain as chain;
 
 /// Milliseconds since the Unix epoch: the only clock the supervisor reads (drivers pass it to
 /// the pure core).

@@ -9,7 +9,7 @@ use airlock_domain::ApprovalState;
 use airlock_policy::Decision;
 use airlock_protocol::Reply;
 use airlock_sandbox::{GuestClient, ReplyStream};
-use airlock_streaming::hub::{damage_bounds, FrameSource, Hub, HubConfig};
+use airlock_streaming::hub::{damage_bounds, FrameSource, Hub, HubConfig, SourceError};
 use airlock_streaming::still::StillFormat;
 use airlock_streaming::wire::{
     self, ServerMessage, Step, StepDecision, StepKind, StillHeader, StillPurpose, StillRegion,
@@ -47,28 +47,52 @@ impl GuestSource {
     }
 }
 
+/// Why the guest's frame stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestStreamError {
+    /// `next` before `start`.
+    #[error("the frame stream is not started")]
+    NotStarted,
+    /// The guest answered with an error.
+    #[error("the guest stopped the frame stream ({kind:?}): {message}")]
+    Stopped {
+        /// Its kind.
+        kind: airlock_protocol::ErrorKind,
+        /// Its words.
+        message: String,
+    },
+    /// The guest ended it.
+    #[error("the guest ended the frame stream")]
+    Ended,
+    /// The guest sent something other than a frame on it.
+    #[error("the guest sent a reply other than a frame on the frame stream")]
+    Unexpected,
+    /// The guest channel failed.
+    #[error("the guest channel failed")]
+    Channel(#[from] airlock_sandbox::ChannelError),
+}
+
 impl FrameSource for GuestSource {
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&mut self) -> Result<(), SourceError> {
         // Dropping the old stream cancels it in the guest.
         self.stream = None;
-        self.stream = Some(self.guest.frames(self.max_fps).map_err(|e| e.to_string())?);
+        self.stream = Some(self.guest.frames(self.max_fps).map_err(GuestStreamError::from)?);
         Ok(())
     }
 
-    fn next(&mut self, timeout: Duration) -> Result<Option<airlock_protocol::FrameUpdate>, String> {
+    fn next(&mut self, timeout: Duration) -> Result<Option<airlock_protocol::FrameUpdate>, SourceError> {
         let Some(stream) = self.stream.as_ref() else {
-            return Err("the frame stream is not started".into());
+            return Err(GuestStreamError::NotStarted.into());
         };
-        match stream.next(timeout) {
-            Ok(Some(Reply::Frame(u))) => Ok(Some(u)),
-            Ok(Some(Reply::Error { kind, message })) => {
-                Err(format!("the guest stopped the stream ({kind:?}): {message}"))
-            }
-            Ok(Some(Reply::StreamEnded)) => Err("the guest ended the frame stream".into()),
-            Ok(Some(other)) => Err(format!("the guest sent {other:?} on the frame stream")),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
+        let err = match stream.next(timeout) {
+            Ok(Some(Reply::Frame(u))) => return Ok(Some(u)),
+            Ok(None) => return Ok(None),
+            Ok(Some(Reply::Error { kind, message })) => GuestStreamError::Stopped { kind, message },
+            Ok(Some(Reply::StreamEnded)) => GuestStreamError::Ended,
+            Ok(Some(_)) => GuestStreamError::Unexpected,
+            Err(e) => GuestStreamError::Channel(e),
+        };
+        Err(err.into())
     }
 }
 

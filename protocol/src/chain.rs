@@ -1,10 +1,10 @@
-//! Turning a typed error into the one line the host (or a log) reads.
+//! Turning a typed error into the one line a peer, a client or a log reads.
 
 use std::error::Error;
 
 /// `err` and every cause under it, joined with ": ", e.g. "cannot write to the host: broken pipe".
-/// Used where an error leaves the agent as text: a protocol reply or stderr.
-pub fn chain(err: &dyn Error) -> String {
+/// Used where an error leaves a program as text: a protocol reply, an API error body, a log line.
+pub fn error_chain(err: &dyn Error) -> String {
     let mut out = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
@@ -17,7 +17,7 @@ pub fn chain(err: &dyn Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::chain;
+    use super::error_chain as chain;
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
