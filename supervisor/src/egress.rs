@@ -69,8 +69,65 @@ pub struct Resolver {
     pub server: Option<SocketAddr>,
 }
 
+/// Why the gateway could not resolve a name it allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The resolver map (tests) does not list the name and there is no DNS server to ask.
+    #[error("the name {0} does not resolve (the gateway's resolver map does not list it)")]
+    NotMapped(String),
+    /// The host's resolver failed.
+    #[error("the name {name} does not resolve")]
+    Lookup {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It resolves to no (IPv4) address.
+    #[error("the name {0} resolves to no address")]
+    NoAddress(String),
+    /// The query could not be written (the name does not fit DNS).
+    #[error("cannot ask about the name {name}")]
+    Query {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: airlock_egress::resolve::ResolveError,
+    },
+    /// The DNS server could not be reached.
+    #[error("cannot ask the DNS server {server} about {name}")]
+    Server {
+        /// The server.
+        server: SocketAddr,
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The DNS server did not answer in time.
+    #[error("the DNS server {server} did not answer about {name} in time")]
+    Timeout {
+        /// The server.
+        server: SocketAddr,
+        /// The name.
+        name: String,
+    },
+    /// The DNS server's answer says the name does not resolve, or cannot be read.
+    #[error("the name {name} does not resolve")]
+    Answer {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: airlock_egress::resolve::ResolveError,
+    },
+}
+
 impl Resolver {
-    async fn resolve(&self, host: &Host, port: u16) -> Result<IpAddr, String> {
+    async fn resolve(&self, host: &Host, port: u16) -> Result<IpAddr, ResolveError> {
         let name = match host {
             Host::Ip(ip) => return Ok(*ip),
             Host::Name(name) => name,
@@ -82,56 +139,65 @@ impl Resolver {
             return ask_server(server, name).await;
         }
         if !self.map.is_empty() {
-            return Err(format!(
-                "the name {name} does not resolve (the gateway's resolver map does not list it)"
-            ));
+            return Err(ResolveError::NotMapped(name.clone()));
         }
         let mut addrs = tokio::net::lookup_host((name.as_str(), port))
             .await
-            .map_err(|e| format!("the name {name} does not resolve: {e}"))?;
+            .map_err(|source| ResolveError::Lookup {
+                name: name.clone(),
+                source,
+            })?;
         addrs
             .next()
             .map(|a| a.ip())
-            .ok_or_else(|| format!("the name {name} resolves to no address"))
+            .ok_or_else(|| ResolveError::NoAddress(name.clone()))
     }
 }
 
 /// One `A` lookup at a DNS server, over UDP, with a deadline.
-async fn ask_server(server: SocketAddr, name: &str) -> Result<IpAddr, String> {
+async fn ask_server(server: SocketAddr, name: &str) -> Result<IpAddr, ResolveError> {
     use airlock_egress::resolve::{a_answers, a_query};
     let id = rand_id();
-    let query = a_query(id, name).map_err(|e| e.to_string())?;
+    let query = a_query(id, name).map_err(|source| ResolveError::Query {
+        name: name.to_string(),
+        source,
+    })?;
     let bind: SocketAddr = match server {
         SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| format!("cannot open a socket to ask {server} about {name}: {e}"))?;
-    socket
-        .connect(server)
-        .await
-        .map_err(|e| format!("cannot reach the DNS server {server}: {e}"))?;
-    socket
-        .send(&query)
-        .await
-        .map_err(|e| format!("cannot ask the DNS server {server}: {e}"))?;
+    let unreachable = |source| ResolveError::Server {
+        server,
+        name: name.to_string(),
+        source,
+    };
+    let socket = tokio::net::UdpSocket::bind(bind).await.map_err(unreachable)?;
+    socket.connect(server).await.map_err(unreachable)?;
+    socket.send(&query).await.map_err(unreachable)?;
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
             .await
-            .map_err(|_| format!("the DNS server {server} did not answer about {name} in time"))?
-            .map_err(|e| format!("the DNS server {server} failed: {e}"))?;
+            .map_err(|_| ResolveError::Timeout {
+                server,
+                name: name.to_string(),
+            })?
+            .map_err(unreachable)?;
         match a_answers(&buf[..n], id) {
             Ok(addrs) => {
                 return addrs
                     .first()
                     .map(|a| IpAddr::V4(*a))
-                    .ok_or_else(|| format!("the name {name} has no IPv4 address"))
+                    .ok_or_else(|| ResolveError::NoAddress(name.to_string()))
             }
             Err(airlock_egress::resolve::ResolveError::WrongId { .. }) => continue,
-            Err(e) => return Err(format!("the name {name} does not resolve: {e}")),
+            Err(source) => {
+                return Err(ResolveError::Answer {
+                    name: name.to_string(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -216,13 +282,24 @@ impl Verdict {
     }
 }
 
+/// Why a sandbox's egress gateway could not be attached (its connections are then refused).
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The guest channel refused it.
+    #[error("cannot attach the egress gateway")]
+    Channel(#[from] airlock_sandbox::ChannelError),
+    /// The blocking task that attaches it failed.
+    #[error("attaching the egress gateway failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 impl Hub {
     /// The hub for a sandbox, attached as its guest's egress gateway.
     pub async fn attach(
         sup: Supervisor,
         sandbox: String,
         guest: Arc<GuestClient>,
-    ) -> Result<Arc<Hub>, String> {
+    ) -> Result<Arc<Hub>, AttachError> {
         let hub = Arc::new_cyclic(|me| Hub {
             me: me.clone(),
             sandbox,
@@ -233,10 +310,7 @@ impl Hub {
             state: Mutex::new(State::default()),
         });
         let sink: Arc<dyn EgressSink> = hub.clone();
-        tokio::task::spawn_blocking(move || guest.attach_egress(sink))
-            .await
-            .map_err(|e| format!("attaching the egress gateway panicked: {e}"))?
-            .map_err(|e| format!("cannot attach the egress gateway: {e}"))?;
+        tokio::task::spawn_blocking(move || guest.attach_egress(sink)).await??;
         Ok(hub)
     }
 
@@ -1499,7 +1573,7 @@ async fn dial(
         .resolve(host, dest.port)
         .await
         .map_err(|e| Failure {
-            ledger: e,
+            ledger: crate::chain(&e),
             guest: format!("the name {} does not resolve", dest.host),
         })?;
     hub.judge_address(dest, host, protocol, ip)?;
@@ -1581,7 +1655,8 @@ async fn tunnel(
             // another host) never reaches this upstream.
             let body = match request_body_length(t.head) {
                 Ok(n) => n,
-                Err(why) => {
+                Err(e) => {
+                    let why = e.to_string();
                     let page = error_page(
                         "411 Length Required",
                         "Airlock cannot forward this request",
@@ -1706,9 +1781,23 @@ async fn over_budget(
     }
 }
 
+/// Why a forwarded request's body length cannot be known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BodyLengthError {
+    /// `Transfer-Encoding`: its end cannot be found without decoding it.
+    #[error("request bodies sent in chunks (Transfer-Encoding) are not forwarded; send a Content-Length")]
+    Chunked,
+    /// `Content-Length` is not a number.
+    #[error("the Content-Length {0:?} is not a number")]
+    NotANumber(String),
+    /// Two different `Content-Length`s.
+    #[error("the request has two different Content-Length headers")]
+    TwoLengths,
+}
+
 /// The body length a forwarded request announces: its `Content-Length`, or 0. Chunked bodies
 /// are refused (their end cannot be found without decoding them).
-fn request_body_length(head: &[u8]) -> Result<u64, String> {
+fn request_body_length(head: &[u8]) -> Result<u64, BodyLengthError> {
     let text = String::from_utf8_lossy(head);
     let mut length = None;
     for line in text.split("\r\n").skip(1) {
@@ -1716,17 +1805,14 @@ fn request_body_length(head: &[u8]) -> Result<u64, String> {
             continue;
         };
         match name.trim().to_ascii_lowercase().as_str() {
-            "transfer-encoding" => return Err(
-                "request bodies sent in chunks (Transfer-Encoding) are not forwarded; send a Content-Length"
-                    .into(),
-            ),
+            "transfer-encoding" => return Err(BodyLengthError::Chunked),
             "content-length" => {
                 let n: u64 = value
                     .trim()
                     .parse()
-                    .map_err(|_| format!("the Content-Length {:?} is not a number", value.trim()))?;
+                    .map_err(|_| BodyLengthError::NotANumber(value.trim().to_string()))?;
                 if length.is_some_and(|l| l != n) {
-                    return Err("the request has two different Content-Length headers".into());
+                    return Err(BodyLengthError::TwoLengths);
                 }
                 length = Some(n);
             }

@@ -364,7 +364,7 @@ impl Supervisor {
                 }
             }
             Err(e) => {
-                warn!(sandbox = %id, error = %e, "the sandbox has no egress gateway: its connections are refused")
+                warn!(sandbox = %id, error = %chain(&e), "the sandbox has no egress gateway: its connections are refused")
             }
         }
     }
