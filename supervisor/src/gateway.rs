@@ -160,8 +160,8 @@ pub enum GatewayError {
     #[error("refused: the screen changed after each of {0} approvals, so none could be used")]
     ScreenKeptChanging(u32),
     /// The guest failed.
-    #[error("the sandbox failed to carry out the action: {0}")]
-    Guest(String),
+    #[error("the sandbox failed to carry out the action")]
+    Guest(#[from] GuestError),
     /// The ledger could not record the step; nothing was executed.
     #[error("the audit ledger could not record the action, so it was not executed: {0}")]
     Ledger(String),
@@ -330,7 +330,7 @@ impl Supervisor {
 
             // Record the result, then reply.
             self.executed(&step, &action, &outcome, frame_after).await?;
-            let result = outcome.map_err(GatewayError::Guest)?;
+            let result = outcome?;
             Ok(ActionReply {
                 sandbox: session.id.clone(),
                 epoch: admission.epoch,
@@ -363,7 +363,7 @@ impl Supervisor {
         // Rules an operator has approved an action against, in this ask.
         let mut approved_rules: Vec<String> = Vec::new();
         for _ in 0..MAX_REASKS {
-            let shown = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+            let shown = capture(&session.guest).await?;
             let shown_hash = self.store_frame(&shown).await?;
             let mut approval = Approval::new(
                 self.next_approval_id(),
@@ -439,7 +439,7 @@ impl Supervisor {
                     Decision::Ask | Decision::Allow => judged = edited,
                 }
             }
-            let now = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+            let now = capture(&session.guest).await?;
             let now_hash = self.store_frame(&now).await?;
             if now.pixels == shown.pixels {
                 return Ok((run, shown_hash, judged));
@@ -476,7 +476,7 @@ impl Supervisor {
         epoch: u64,
         summary: HandbackSummary,
     ) -> Result<ActionReply, GatewayError> {
-        let frame = capture(&session.guest).await.map_err(GatewayError::Guest)?;
+        let frame = capture(&session.guest).await?;
         let hash = self.store_frame(&frame).await?;
         let reason = format!(
             "control came back to the agent: {summary}. {} Here is the screen now (epoch {epoch}).",
@@ -583,7 +583,7 @@ impl Supervisor {
         &self,
         step: &Step<'_>,
         action: &Action,
-        outcome: &Result<ActionResult, String>,
+        outcome: &Result<ActionResult, GuestError>,
         frame_after: Option<Digest>,
     ) -> Result<(), GatewayError> {
         let Step {
@@ -594,7 +594,9 @@ impl Supervisor {
         } = *step;
         let result = match outcome {
             Ok(r) => recorded_result(r),
-            Err(e) => ActionOutcome::Failed(Failed { error: e.clone() }),
+            Err(e) => ActionOutcome::Failed(Failed {
+                error: crate::chain(e),
+            }),
         };
         self.append(Draft {
             epoch: Some(epoch),
@@ -615,7 +617,7 @@ impl Supervisor {
             by: crate::By::Agent,
             action: action.clone(),
             ok: outcome.is_ok(),
-            error: outcome.as_ref().err().cloned(),
+            error: outcome.as_ref().err().map(|e| crate::chain(e)),
             frame_after: frame_after.map(|d| d.to_string()),
             at_ms: now_ms(),
         });
@@ -696,23 +698,53 @@ pub fn recorded_result(r: &ActionResult) -> ActionOutcome {
     }
 }
 
+/// Why the sandbox could not carry out an action or show its screen.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The guest channel failed, or the guest refused the request (its words are the cause).
+    #[error("the guest did not carry out the request")]
+    Channel(#[from] airlock_sandbox::ChannelError),
+    /// The blocking task that called the guest panicked or was cancelled.
+    #[error("the guest call panicked or was cancelled")]
+    Task(#[from] tokio::task::JoinError),
+    /// A screenshot or zoomed region could not be encoded as PNG.
+    #[error("cannot encode the {0} as PNG")]
+    Png(&'static str, #[source] image::ImageError),
+    /// The guest's screenshot does not have the size it says.
+    #[error("the screenshot the guest returned has the wrong size")]
+    WrongSize,
+    /// A zoom region outside the screenshot the guest returned.
+    #[error(
+        "the zoom region starts at ({x}, {y}), outside the {width}x{height} screenshot the guest returned"
+    )]
+    ZoomOutside {
+        /// Left edge asked for.
+        x: u32,
+        /// Top edge asked for.
+        y: u32,
+        /// The screenshot's width.
+        width: u32,
+        /// The screenshot's height.
+        height: u32,
+    },
+    /// The command cannot be put into a guest request.
+    #[error("the command cannot be sent to the guest")]
+    Exec(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 async fn blocking<T: Send + 'static>(
     guest: &Arc<GuestClient>,
-    f: impl FnOnce(&GuestClient) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&GuestClient) -> Result<T, GuestError> + Send + 'static,
+) -> Result<T, GuestError> {
     let guest = guest.clone();
-    tokio::task::spawn_blocking(move || f(&guest))
-        .await
-        .map_err(|e| format!("the guest call panicked or was cancelled: {e}"))?
+    tokio::task::spawn_blocking(move || f(&guest)).await?
 }
 
 /// Takes a screenshot and encodes it.
-pub async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, String> {
+pub async fn capture(guest: &Arc<GuestClient>) -> Result<Frame, GuestError> {
     blocking(guest, |g| {
-        let shot = g.screenshot().map_err(|e| e.to_string())?;
-        let png = shot
-            .png()
-            .map_err(|e| format!("cannot encode the screenshot: {e}"))?;
+        let shot = g.screenshot()?;
+        let png = shot.png().map_err(|e| GuestError::Png("screenshot", e))?;
         let hash = Digest::of(&png);
         let pixels = hex::encode(airlock_streaming::mirror::frame_hash_rgba(
             shot.width,
@@ -738,14 +770,14 @@ async fn read_target(guest: &Arc<GuestClient>, action: &Action, terminals: &Term
         Reach::Nowhere => return Target::default(),
         Reach::Focused => None,
         Reach::At(Some(p)) => Some((p.x, p.y)),
-        Reach::At(None) => match blocking(guest, |g| g.pointer().map_err(|e| e.to_string())).await {
+        Reach::At(None) => match blocking(guest, |g| g.pointer().map_err(GuestError::from)).await {
             Ok(p) => Some(p),
-            Err(e) => return unknown_window(&e),
+            Err(e) => return unknown_window(&crate::chain(&e)),
         },
     };
-    let window = match blocking(guest, move |g| g.window(at).map_err(|e| e.to_string())).await {
+    let window = match blocking(guest, move |g| g.window(at).map_err(GuestError::from)).await {
         Ok(w) => w,
-        Err(e) => return unknown_window(&e),
+        Err(e) => return unknown_window(&crate::chain(&e)),
     };
     if !is_terminal(&window.class) {
         return Target {
@@ -762,7 +794,7 @@ async fn read_target(guest: &Arc<GuestClient>, action: &Action, terminals: &Term
                 SelectionKind::Clipboard => "clipboard",
             };
             Some(
-                match blocking(guest, move |g| g.selection(which).map_err(|e| e.to_string())).await {
+                match blocking(guest, move |g| g.selection(which).map_err(GuestError::from)).await {
                     Ok((text, truncated)) => Paste {
                         source: source.into(),
                         text,
@@ -773,7 +805,7 @@ async fn read_target(guest: &Arc<GuestClient>, action: &Action, terminals: &Term
                         source: source.into(),
                         text: String::new(),
                         truncated: false,
-                        error: Some(e),
+                        error: Some(crate::chain(&e)),
                     },
                 },
             )
@@ -793,7 +825,7 @@ async fn keep_line(
     guest: &Arc<GuestClient>,
     action: &Action,
     target: &Target,
-    outcome: &Result<ActionResult, String>,
+    outcome: &Result<ActionResult, GuestError>,
     next: airlock_shell::Line,
     terminals: &mut Terminals,
 ) {
@@ -806,7 +838,7 @@ async fn keep_line(
         return;
     }
     if reach(action) == Reach::Focused {
-        match blocking(guest, |g| g.window(None).map_err(|e| e.to_string())).await {
+        match blocking(guest, |g| g.window(None).map_err(GuestError::from)).await {
             Ok(w) if w.id == target.window.id => {}
             Ok(_) | Err(_) => {
                 terminals.forget_all("the keyboard focus moved while keys were sent");
@@ -829,7 +861,11 @@ fn unknown_window(error: &str) -> Target {
 }
 
 /// Carries out an action on the guest.
-pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Result<ActionResult, String> {
+pub async fn execute(
+    session: &Session,
+    action: &Action,
+    settle: Duration,
+) -> Result<ActionResult, GuestError> {
     let guest = &session.guest;
     match action {
         Action::Screenshot => capture(guest).await.map(ActionResult::Image),
@@ -840,18 +876,19 @@ pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Re
         Action::Zoom { region } => {
             let region = *region;
             blocking(guest, move |g| {
-                let shot = g.screenshot().map_err(|e| e.to_string())?;
+                let shot = g.screenshot()?;
                 let (x0, y0) = (u32::from(region.from.x), u32::from(region.from.y));
                 let (w, h) = (u32::from(region.to.x) - x0 + 1, u32::from(region.to.y) - y0 + 1);
                 let img =
                     image::RgbaImage::from_raw(u32::from(shot.width), u32::from(shot.height), shot.rgba)
-                        .ok_or("the screenshot has the wrong size")?;
+                        .ok_or(GuestError::WrongSize)?;
                 if x0 >= img.width() || y0 >= img.height() {
-                    return Err(format!(
-                        "the zoom region starts at ({x0}, {y0}), outside the {}x{} screenshot the guest returned",
-                        img.width(),
-                        img.height()
-                    ));
+                    return Err(GuestError::ZoomOutside {
+                        x: x0,
+                        y: y0,
+                        width: img.width(),
+                        height: img.height(),
+                    });
                 }
                 let crop = image::imageops::crop_imm(
                     &img,
@@ -863,7 +900,7 @@ pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Re
                 .to_image();
                 let mut png = Vec::new();
                 crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                    .map_err(|e| format!("cannot encode the zoomed region: {e}"))?;
+                    .map_err(|e| GuestError::Png("zoomed region", e))?;
                 Ok(ActionResult::Image(Frame {
                     hash: Digest::of(&png),
                     pixels: hex::encode(airlock_streaming::mirror::frame_hash_rgba(
@@ -880,15 +917,15 @@ pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Re
         }
         Action::CursorPosition => {
             blocking(guest, |g| {
-                let (x, y) = g.pointer().map_err(|e| e.to_string())?;
+                let (x, y) = g.pointer()?;
                 Ok(ActionResult::Cursor(Point { x, y }))
             })
             .await
         }
         Action::Exec { .. } => {
-            let req = action.guest_exec()?;
+            let req = action.guest_exec().map_err(|e| GuestError::Exec(e.into()))?;
             blocking(guest, move |g| {
-                g.exec(req).map(ActionResult::Exec).map_err(|e| e.to_string())
+                g.exec(req).map(ActionResult::Exec).map_err(GuestError::from)
             })
             .await
         }
@@ -897,13 +934,13 @@ pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Re
                 combo: combo.clone(),
                 down: true,
             };
-            blocking(guest, move |g| g.input(down).map_err(|e| e.to_string())).await?;
+            blocking(guest, move |g| g.input(down).map_err(GuestError::from)).await?;
             tokio::time::sleep(Duration::from_millis(u64::from(*duration_ms))).await;
             let up = Input::KeyState {
                 combo: combo.clone(),
                 down: false,
             };
-            blocking(guest, move |g| g.input(up).map_err(|e| e.to_string())).await?;
+            blocking(guest, move |g| g.input(up).map_err(GuestError::from)).await?;
             Ok(ActionResult::Done)
         }
         Action::Key { .. }
@@ -917,13 +954,13 @@ pub async fn execute(session: &Session, action: &Action, settle: Duration) -> Re
             let action = action.clone();
             blocking(guest, move |g| {
                 let pointer = if action.needs_pointer() {
-                    let (x, y) = g.pointer().map_err(|e| e.to_string())?;
+                    let (x, y) = g.pointer()?;
                     Some(Point { x, y })
                 } else {
                     None
                 };
                 for input in action.guest_inputs(pointer) {
-                    g.input(input).map_err(|e| e.to_string())?;
+                    g.input(input)?;
                 }
                 Ok(())
             })

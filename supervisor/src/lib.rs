@@ -133,8 +133,8 @@ pub enum CommandError {
     #[error("the supervisor's {0} table is poisoned")]
     Poisoned(&'static str),
     /// The guest failed.
-    #[error("the sandbox failed to carry out the input: {0}")]
-    Guest(String),
+    #[error("the sandbox failed to carry out the input")]
+    Guest(#[from] gateway::GuestError),
     /// The ledger failed.
     #[error("the audit ledger failed")]
     Ledger(#[from] airlock_ledger::LedgerError),
@@ -941,7 +941,7 @@ impl Supervisor {
                     action: Some(HumanAction::of(&action)),
                     summary: None,
                     ok: outcome.is_ok(),
-                    error: outcome.as_ref().err().cloned(),
+                    error: outcome.as_ref().err().map(|e| chain(e)),
                     handback_note: None,
                 }),
             )
@@ -951,7 +951,7 @@ impl Supervisor {
                 by: By::Operator(operator.to_string()),
                 action: redact_action(&action),
                 ok: outcome.is_ok(),
-                error: outcome.as_ref().err().cloned(),
+                error: outcome.as_ref().err().map(|e| chain(e)),
                 frame_after: None,
                 at_ms: now_ms(),
             });
@@ -964,9 +964,7 @@ impl Supervisor {
     /// The current screen of a sandbox (for operators), stored as a blob.
     pub async fn screenshot(&self, id: &str) -> Result<Frame, CommandError> {
         let session = self.session(id).await?;
-        let frame = gateway::capture(&session.guest)
-            .await
-            .map_err(CommandError::Guest)?;
+        let frame = gateway::capture(&session.guest).await?;
         self.ledger()
             .put_blob(&frame.png)
             .await
