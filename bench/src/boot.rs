@@ -10,13 +10,7 @@ use airlock_sandbox::{place, BackendChoice, CreateOptions, HostFacts, Store};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
-}
+use crate::percentile;
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
@@ -35,8 +29,9 @@ fn mem_available() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the boot benchmark for each backend in `backends` (all runnable ones if empty).
-pub fn boot(
+/// Runs the boot benchmark for each backend in `backends` (all runnable ones if empty), booting
+/// `image` with the sandbox keeper `keeper` (`airlock __keeper`).
+pub fn run(
     store: &Store,
     image: &Image,
     keeper: &[String],
@@ -168,9 +163,9 @@ fn one(
             "cold_start_to_first_frame_ms": ms(first_frame),
             "cold_start_to_desktop_drawn_ms": ms(desktop),
             "guest_boot_ms_keeper": rec.boot_ms,
-            "screenshot_latency_ms_p50": median(shots.clone()),
+            "screenshot_latency_ms_p50": percentile(&shots, 0.5, 2),
             "screenshot_latency_ms_max": shots.iter().cloned().fold(0.0, f64::max),
-            "input_to_damage_ms_p50": median(rtts.clone()),
+            "input_to_damage_ms_p50": percentile(&rtts, 0.5, 2),
             "input_to_damage_ms_max": rtts.iter().cloned().fold(0.0, f64::max),
             "channel_throughput_mb_s": (throughput * 10.0).round() / 10.0,
             "idle_rss_mib": rss / (1024 * 1024),

@@ -24,19 +24,12 @@ use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use crate::percentile;
+
 /// Bytes per download sample.
 const DOWNLOAD: usize = 64 << 20;
 /// Bytes per raw-channel sample (exec output; its cap is 8 MiB).
 const RAW: u32 = 8 << 20;
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() - 1) as f64 * p).round() as usize;
-    (v[i] * 100.0).round() / 100.0
-}
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
@@ -128,7 +121,7 @@ pub fn run(samples: usize) -> Result<Value> {
     // The host reads its state directory from the environment; nothing else runs yet.
     std::env::set_var("AIRLOCK_STATE_DIR", state.path());
     let port = upstream()?;
-    let mut config = Config::new(crate::keeper_command()?);
+    let mut config = Config::new(airlock_host::keeper_command()?);
     config.approval_timeout = Duration::from_secs(60);
     config
         .egress_resolver
@@ -141,6 +134,7 @@ pub fn run(samples: usize) -> Result<Value> {
             policy: policy()?,
             config,
             ui_dir: None,
+            mcp_origins: Default::default(),
         })
         .await?;
         let facts = airlock_sandbox::HostFacts::probe();
@@ -174,8 +168,8 @@ pub fn run(samples: usize) -> Result<Value> {
 
 async fn one(host: &Host, backend: &str, port: u16, samples: usize) -> Result<Value> {
     let spec = CreateRequest {
-        backend: Some(backend.into()),
-        profile: Some("minimal".into()),
+        backend: Some(backend.parse()?),
+        profile: Some(airlock_guest_image::Profile::Minimal),
         ..CreateRequest::default()
     }
     .spec()?;
@@ -216,8 +210,8 @@ async fn figures(host: &Host, id: &str, port: u16, samples: usize) -> Result<Val
         .await?;
         down.push(out.trim().parse::<f64>().context("curl's speed")? / 1e6);
     }
-    let raw_mb_s = percentile(raw, 0.5);
-    let down_mb_s = percentile(down, 0.5);
+    let raw_mb_s = percentile(&raw, 0.5, 2).context("no exec output samples")?;
+    let down_mb_s = percentile(&down, 0.5, 2).context("no download samples")?;
 
     // Tunnel open: the guest connects to its proxy, CONNECTs, the gateway decides, dials, replies.
     let out = exec(
@@ -322,13 +316,13 @@ async fn figures(host: &Host, id: &str, port: u16, samples: usize) -> Result<Val
         "channel_exec_output_mb_s": round1(raw_mb_s),
         "download_through_gateway_mb_s": round1(down_mb_s),
         "download_to_exec_output_ratio": (down_mb_s / raw_mb_s * 100.0).round() / 100.0,
-        "tunnel_open_ms_p50": percentile(tunnel.clone(), 0.5),
-        "tunnel_open_ms_p95": percentile(tunnel, 0.95),
-        "ask_to_card_ms_p50": percentile(cards.clone(), 0.5),
-        "ask_to_card_ms_p95": percentile(cards, 0.95),
-        "allowed_action_ms_p50_idle": percentile(idle.clone(), 0.5),
-        "allowed_action_ms_p95_idle": percentile(idle, 0.95),
-        "allowed_action_ms_p50_during_download": percentile(busy.clone(), 0.5),
-        "allowed_action_ms_p95_during_download": percentile(busy, 0.95),
+        "tunnel_open_ms_p50": percentile(&tunnel, 0.5, 2),
+        "tunnel_open_ms_p95": percentile(&tunnel, 0.95, 2),
+        "ask_to_card_ms_p50": percentile(&cards, 0.5, 2),
+        "ask_to_card_ms_p95": percentile(&cards, 0.95, 2),
+        "allowed_action_ms_p50_idle": percentile(&idle, 0.5, 2),
+        "allowed_action_ms_p95_idle": percentile(&idle, 0.95, 2),
+        "allowed_action_ms_p50_during_download": percentile(&busy, 0.5, 2),
+        "allowed_action_ms_p95_during_download": percentile(&busy, 0.95, 2),
     }))
 }

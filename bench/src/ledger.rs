@@ -1,14 +1,15 @@
-//! Throughput and latency figures, measured for real on the local disk.
+//! `airlock bench ledger`: the ledger's throughput and latency figures, measured for real on the
+//! local disk.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use airlock_ledger::{Actor, Draft, EntryKind, Ledger, LedgerError, DB_FILE};
+use anyhow::{Context, Result};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::entry::{Actor, Draft, EntryKind};
-use crate::error::LedgerError;
-use crate::ledger::{Ledger, DB_FILE};
+use crate::percentile;
 
 /// Concurrent appenders in the group-commit figure.
 const APPENDERS: u64 = 64;
@@ -20,7 +21,7 @@ const SINGLE_APPENDS: usize = 300;
 const BUILD_BATCH: u64 = 10_000;
 
 /// A realistic entry (about 400 bytes of canonical body) for the `i`th action.
-pub fn sample_draft(i: u64) -> Draft {
+fn sample_draft(i: u64) -> Draft {
     Draft {
         ts_ms: 1_700_000_000_000 + i * 37,
         sandbox: Some(format!("sbx-{:04}", i % 16)),
@@ -42,19 +43,14 @@ pub fn sample_draft(i: u64) -> Draft {
     }
 }
 
-fn bench_dir(path: &Path) -> Result<(), LedgerError> {
-    std::fs::create_dir_all(path).map_err(|source| LedgerError::Bench {
-        path: path.to_path_buf(),
-        source,
-    })
+fn bench_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("could not prepare the benchmark directory {}", path.display()))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted.get(i).map_or(0, |d| d.as_micros() as u64)
+/// A latency figure in whole microseconds.
+fn micros(lat: &[f64], p: f64) -> Option<u64> {
+    percentile(lat, p, 0).map(|us| us as u64)
 }
 
 /// Runs the benchmarks in subdirectories of `dir` (`single/`, `batched/`, `verify/`) and returns
@@ -70,7 +66,7 @@ fn percentile(sorted: &[Duration], p: f64) -> u64 {
 /// `verify/` is topped up to `entries_for_verify` entries if it already holds some, so a re-run
 /// reuses the big ledger.
 #[tracing::instrument(name = "ledger.bench", skip(dir))]
-pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Value, LedgerError> {
+pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Value> {
     // Single appends: latency of one durable commit.
     let single_dir = dir.join("single");
     bench_dir(&single_dir)?;
@@ -82,10 +78,10 @@ pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Valu
     for i in 0..SINGLE_APPENDS as u64 {
         let t = Instant::now();
         ledger.append(sample_draft(i)).await?;
-        lat.push(t.elapsed());
+        // Whole microseconds, as the figures give them.
+        lat.push(t.elapsed().as_micros() as f64);
     }
     ledger.close().await;
-    lat.sort_unstable();
 
     // Concurrent appends: group commit.
     let batched_dir = dir.join("batched");
@@ -103,7 +99,7 @@ pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Valu
         });
     }
     while let Some(done) = tasks.join_next().await {
-        done.map_err(LedgerError::Background)??;
+        done??;
     }
     let batched_s = t.elapsed().as_secs_f64();
     ledger.close().await;
@@ -134,7 +130,8 @@ pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Valu
         return Err(LedgerError::CorruptEntry {
             seq: b.seq,
             reason: b.reason.clone(),
-        });
+        }
+        .into());
     }
     let t = Instant::now();
     let exported = ledger.export(&mut std::io::sink()).await?;
@@ -144,8 +141,8 @@ pub async fn run(dir: &Path, entries_for_verify: u64) -> Result<serde_json::Valu
     let body_bytes = sample_draft(1).canonical_bytes().map_or(0, |b| b.len());
 
     Ok(json!({
-        "append_single_p50_us": percentile(&lat, 0.50),
-        "append_single_p99_us": percentile(&lat, 0.99),
+        "append_single_p50_us": micros(&lat, 0.50),
+        "append_single_p99_us": micros(&lat, 0.99),
         "append_batched_per_s": ((APPENDERS * APPENDS_EACH) as f64 / batched_s).round(),
         "append_batched_entries": APPENDERS * APPENDS_EACH,
         "append_batched_appenders": APPENDERS,

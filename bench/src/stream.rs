@@ -24,6 +24,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::percentile;
+
 struct ServeChild(Child);
 
 impl Drop for ServeChild {
@@ -45,15 +47,6 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks / hz.max(1.0))
-}
-
-fn pct(v: &mut [f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    Some((v[i.min(v.len() - 1)] * 10.0).round() / 10.0)
 }
 
 /// A WebSocket viewer that counts what it receives (acknowledging video at once, like a fast
@@ -231,7 +224,8 @@ true
 "#;
 
 /// Runs the benchmark; `samples` key presses (each typed and erased) for the latency figure.
-pub(crate) fn run(samples: usize) -> Result<Value> {
+/// It starts the running executable as `airlock serve`, so only the `airlock` binary can call it.
+pub fn run(samples: usize) -> Result<Value> {
     let state = tempfile::Builder::new()
         .prefix("airlock-bench-stream-")
         .tempdir()?;
@@ -348,7 +342,7 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         bail!("typing a key never changed the picture in Chromium");
     }
     let lat = b.eval("v", &format!("benchInputLatency({rect}, {samples})"))?;
-    let mut lat: Vec<f64> = lat
+    let lat: Vec<f64> = lat
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
@@ -361,14 +355,14 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
     b.wait("w", "airlockViewer.framesDecoded > 0", Duration::from_secs(60))?;
     b.eval("w", PAGE_HELPERS)?;
     let wc_lat = b.eval("w", &format!("benchInputLatency({rect}, {samples})"))?;
-    let mut wc_lat: Vec<f64> = wc_lat
+    let wc_lat: Vec<f64> = wc_lat
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     // Takeover → control granted → the first key's pixels on the page, on both paths.
-    let (mut wc_granted, mut wc_first_shown) = takeovers(&mut b, "w", &rect, 5).await?;
+    let (wc_granted, wc_first_shown) = takeovers(&mut b, "w", &rect, 5).await?;
     b.close("w")?;
-    let (mut granted, mut first_shown) = takeovers(&mut b, "v", &rect, 5).await?;
+    let (granted, first_shown) = takeovers(&mut b, "v", &rect, 5).await?;
     set_control(&mut b, "v", true)?;
 
     // Typing (about 8 keys a second) and scrolling (the terminal prints as fast as it can): a
@@ -396,15 +390,15 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
     Ok(json!({
         "sandbox_backend": "gvisor",
         "screen": "1280x800",
-        "input_to_pixels_ms": {"samples": n, "p50": pct(&mut lat, 0.5), "p95": pct(&mut lat, 0.95),
+        "input_to_pixels_ms": {"samples": n, "p50": percentile(&lat, 0.5, 1), "p95": percentile(&lat, 0.95, 1),
                                 "goal_p95": 50, "path": "key over the WebRTC data channel -> guest -> damage -> H.264 -> Chromium rVFC + pixel probe"},
-        "input_to_pixels_webcodecs_ms": {"samples": wc_lat.len(), "p50": pct(&mut wc_lat, 0.5), "p95": pct(&mut wc_lat, 0.95),
+        "input_to_pixels_webcodecs_ms": {"samples": wc_lat.len(), "p50": percentile(&wc_lat, 0.5, 1), "p95": percentile(&wc_lat, 0.95, 1),
                                           "path": "key over the viewer WebSocket -> guest -> damage -> H.264 -> WebCodecs VideoDecoder -> canvas, next animation frame"},
-        "takeover_ms": {"granted_p50": pct(&mut granted, 0.5), "granted_max": pct(&mut granted, 1.0),
-                        "first_input_shown_webrtc_p50": pct(&mut first_shown, 0.5),
-                        "webcodecs_granted_p50": pct(&mut wc_granted, 0.5),
-                        "first_input_shown_webcodecs_p50": pct(&mut wc_first_shown, 0.5),
-                        "first_input_shown_webcodecs_max": pct(&mut wc_first_shown, 1.0),
+        "takeover_ms": {"granted_p50": percentile(&granted, 0.5, 1), "granted_max": percentile(&granted, 1.0, 1),
+                        "first_input_shown_webrtc_p50": percentile(&first_shown, 0.5, 1),
+                        "webcodecs_granted_p50": percentile(&wc_granted, 0.5, 1),
+                        "first_input_shown_webcodecs_p50": percentile(&wc_first_shown, 0.5, 1),
+                        "first_input_shown_webcodecs_max": percentile(&wc_first_shown, 1.0, 1),
                         "goal_first_input_applied": 150},
         "idle_command_view_kbps": (idle_kbps * 100.0).round() / 100.0,
         "idle_command_view_first_second_bytes": warm,

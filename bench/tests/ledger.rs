@@ -1,17 +1,17 @@
-//! The benchmark: a small run always (so the figures stay measurable), the full one on demand:
+//! The ledger benchmark: a small run always (so the figures stay measurable), the full one on demand:
 //!
 //! ```text
-//! cargo test --release -p airlock-ledger --test bench -- --ignored --nocapture
+//! cargo test --release -p airlock-bench --test ledger -- --ignored --nocapture
 //! ```
 //! (`AIRLOCK_LEDGER_BENCH_ENTRIES` sets the verify size, default 1,000,000;
 //! `AIRLOCK_LEDGER_BENCH_DIR` keeps the ledgers there instead of a temporary directory.)
 
-use airlock_ledger::bench;
+use airlock_bench::ledger;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_runs_and_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
-    let figures = bench::run(dir.path(), 3000).await.unwrap();
+    let figures = ledger::run(dir.path(), 3000).await.unwrap();
     for key in [
         "append_batched_per_s",
         "append_single_p50_us",
@@ -28,7 +28,7 @@ async fn bench_runs_and_reports_every_figure() {
     }
     assert_eq!(figures["verify_entries"], 3000);
     // A second run tops the big ledger up instead of rebuilding it.
-    let again = bench::run(dir.path(), 3500).await.unwrap();
+    let again = ledger::run(dir.path(), 3500).await.unwrap();
     assert_eq!(again["verify_entries"], 3500);
 }
 
@@ -41,6 +41,6 @@ async fn bench_full() {
         .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("AIRLOCK_LEDGER_BENCH_DIR").map_or(tmp.path().to_path_buf(), Into::into);
-    let figures = bench::run(&dir, entries).await.unwrap();
+    let figures = ledger::run(&dir, entries).await.unwrap();
     println!("{}", serde_json::to_string_pretty(&figures).unwrap());
 }

@@ -294,8 +294,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keeper { dir, boot_timeout_s } => {
-            airlock_sandbox::keeper::run(&dir, Duration::from_secs(boot_timeout_s))
-                .map_err(anyhow::Error::msg)?;
+            airlock_sandbox::keeper::run(&dir, Duration::from_secs(boot_timeout_s))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Image {

@@ -75,7 +75,6 @@
 
 #![deny(missing_docs)]
 
-pub mod bench;
 mod blobs;
 pub mod canonical;
 pub mod chain;

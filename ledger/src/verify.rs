@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::BufRead;
 use std::path::Path;
 
+use airlock_protocol::error_chain;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -217,8 +218,11 @@ fn walk_range(
         }
         let (body, prev, hash) = match columns {
             (Ok(b), Ok(p), Ok(h)) => (b, p, h),
-            (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
-                break Some(Broken { seq, reason })
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                break Some(Broken {
+                    seq,
+                    reason: error_chain(&e),
+                })
             }
         };
         let (hash, view) = match walker.check(&StoredEntry {
@@ -235,8 +239,11 @@ fn walk_range(
             sandbox: scan::opt_bytes(row, scan::SANDBOX),
             kind: scan::opt_bytes(row, scan::KIND).and_then(|k| k.ok_or(())),
         };
-        if let Err(reason) = check_columns(&view, &cols) {
-            break Some(Broken { seq, reason });
+        if let Err(e) = check_columns(&view, &cols) {
+            break Some(Broken {
+                seq,
+                reason: error_chain(&e),
+            });
         }
         if let Some(reason) = blob_refs(&view).find_map(|(field, blob)| checker.check(field, blob)) {
             break Some(Broken { seq, reason });
@@ -330,9 +337,24 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::{Draft, Ledger, BLOBS_DIR, DB_FILE};
+    use crate::{Actor, Draft, EntryKind, Ledger, BLOBS_DIR, DB_FILE};
 
     const N: u64 = 120;
+
+    /// The `i`th entry: every kind in turn, a body naming the Submit button (a scenario edits it).
+    fn draft(i: u64) -> Draft {
+        Draft {
+            ts_ms: 1_700_000_000_000 + i * 37,
+            sandbox: Some(format!("sbx-{:04}", i % 16)),
+            kind: EntryKind::ALL[(i % EntryKind::ALL.len() as u64) as usize],
+            actor: Actor::default(),
+            epoch: Some(i / 1000),
+            policy_hash: None,
+            frame_before: None,
+            frame_after: None,
+            what: serde_json::json!({"result": {"ok": true, "note": "clicked the Submit button"}}),
+        }
+    }
 
     /// A closed ledger of `N` entries; blob A is referenced by 30 and 90, blob B by 90 only.
     async fn build() -> (tempfile::TempDir, Digest, Digest) {
@@ -343,7 +365,7 @@ mod tests {
         let drafts = (1..=N).map(|i| Draft {
             frame_before: (i == 30 || i == 90).then_some(a),
             frame_after: (i == 90).then_some(b),
-            ..crate::bench::sample_draft(i)
+            ..draft(i)
         });
         ledger.append_many(drafts.collect()).await.unwrap();
         ledger.close().await;

@@ -23,10 +23,14 @@ pub struct Answers {
     pub window: WindowInfo,
     /// The agent version it says hello with.
     pub agent_version: String,
+    /// Whether it keeps every request for [`FakeGuest::requests`] (a benchmark's long run does
+    /// not, so it does not grow).
+    pub record: bool,
 }
 
 impl Answers {
-    /// A black `screen`, one window that is not a terminal, agent version `fake`.
+    /// A black `screen`, one window that is not a terminal, agent version `fake`, every request
+    /// recorded.
     pub fn new(screen: Screen) -> Answers {
         Answers {
             screen,
@@ -38,6 +42,7 @@ impl Answers {
                 instance: "fakeapp".into(),
             },
             agent_version: "fake".into(),
+            record: true,
         }
     }
 
@@ -191,7 +196,7 @@ impl FakeGuest {
         got
     }
 
-    /// Every request the host sent, in order.
+    /// Every request the host sent, in order (none unless [`Answers::record`]).
     pub fn requests(&self) -> Vec<Request> {
         self.requests
             .lock()
@@ -258,10 +263,12 @@ impl Serve {
                     HostMessage::Request(req) => req,
                 };
                 let reply = self.answers.reply(&req);
-                self.requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(req);
+                if self.answers.record {
+                    self.requests
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(req);
+                }
                 let Ok(bytes) = encode_frame(frame.id, &GuestMessage::Reply(reply)) else {
                     return;
                 };
