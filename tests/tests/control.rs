@@ -10,7 +10,7 @@ use airlock_records::{
 };
 use airlock_tests::records::records;
 use airlock_tests::serve::{computer, Serve};
-use airlock_tests::Env;
+use airlock_tests::{poll_async, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
@@ -211,14 +211,12 @@ async fn approvals_are_void_when_the_screen_changed_and_grants_let_asks_through(
         .as_str()
         .context("frame_png")?
         .to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while serve.frame_hash(&sb).await? == shown {
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the typing never showed on the screen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_async(
+        "the typing to show on the screen",
+        Duration::from_secs(20),
+        || async { Ok((serve.frame_hash(&sb).await? != shown).then_some(())) },
+    )
+    .await?;
     serve
         .decide(
             &sb,
@@ -494,14 +492,25 @@ async fn kill_9_during_appends_loses_no_acknowledged_entry() -> Result<()> {
         }));
     }
     drop(tx);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Kill in the middle of the stream: once a good number of actions were acknowledged, with
+    // the workers still appending.
+    let mut acked = Vec::new();
+    while acked.len() < 40 {
+        let n = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .with_context(|| format!("only {} actions acknowledged in 60 s", acked.len()))?
+            .context("every worker stopped before the kill")?;
+        acked.push(n);
+    }
     serve.kill9();
-    // Calls in flight at the kill never get an answer: stop waiting for them.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The server is dead (kill9 reaped it): nothing more can be acknowledged, and a call in flight
+    // at the kill never gets an answer. Stop the workers; what they acknowledged is in the channel.
     for w in &workers {
         w.abort();
     }
-    let mut acked = Vec::new();
+    for w in workers {
+        let _ = w.await;
+    }
     while let Some(n) = rx.recv().await {
         acked.push(n);
     }

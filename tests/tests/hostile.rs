@@ -5,12 +5,13 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock_protocol::{
     encode_frame, FrameDecoder, GuestMessage, HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
 };
 use airlock_sandbox::{BackendChoice, ChannelError, GuestClient};
+use airlock_test_kit::{deadline, wait_until_blocking};
 use airlock_tests::Env;
 use anyhow::{bail, ensure, Result};
 
@@ -62,7 +63,11 @@ fn raw_guest(bytes: Vec<u8>, close: bool) -> (UnixStream, JoinHandle<()>) {
         let _ = read_request(&mut guest, &mut dec);
         let _ = guest.write_all(&bytes);
         if !close {
-            std::thread::sleep(Duration::from_secs(3));
+            // Keep the socket open (no end of stream to explain the error) until the host hangs
+            // up, or at most 10 s.
+            let _ = guest.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut sink = [0u8; 4096];
+            while matches!(guest.read(&mut sink), Ok(n) if n > 0) {}
         }
     });
     (host, t)
@@ -135,10 +140,11 @@ fn unsolicited_and_wrong_replies_close_the_channel() -> Result<()> {
         }
     });
     let c = client(s, "unsolicited")?;
-    let start = Instant::now();
-    while c.mux().closed().is_none() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_blocking(
+        deadline(Duration::from_secs(5)),
+        "the flood closes the channel",
+        || c.mux().closed().is_some(),
+    )?;
     expect_err(c.ping(), "never made (out of order)")?;
     drop(c); // closes the socket: the flooding guest's writes fail and it stops
     t.join().ok();
@@ -196,13 +202,23 @@ fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
     let stream = c.frames(60)?;
     let mut last_seq = 0;
     let mut received = 0;
+    let mut stalled = false;
     loop {
         match stream.next(Duration::from_secs(10))? {
             Some(Reply::Frame(f)) => {
                 ensure!(f.seq >= last_seq, "frames out of order");
                 last_seq = f.seq;
                 received += 1;
-                std::thread::sleep(Duration::from_millis(2)); // a slow consumer
+                if !stalled {
+                    // A consumer too slow for the flood: it reads nothing more until the channel
+                    // has had to skip frames for it, then catches up.
+                    wait_until_blocking(
+                        deadline(Duration::from_secs(10)),
+                        "the channel skips frames for a consumer that does not read",
+                        || c.mux().dropped_items() > 0,
+                    )?;
+                    stalled = true;
+                }
             }
             Some(Reply::StreamEnded) | None => break,
             Some(other) => bail!("unexpected {other:?}"),

@@ -1,22 +1,84 @@
 //! Sandbox lifecycle against real sandboxes: destroy leaves nothing, crashes are cleaned up on the
 //! next start, a dead VM is reported as such, and sandboxes are isolated from each other.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock_sandbox::{read_record, BackendChoice, SandboxState};
+use airlock_test_kit::{deadline, wait_until_blocking};
 use airlock_tests::{bin_dir, cache_dir, processes_of, Env};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting until {what}");
+fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Result<()> {
+    Ok(wait_until_blocking(deadline(timeout), what, f)?)
+}
+
+/// The syscall number of read(2), as `/proc/PID/task/TID/syscall` shows it.
+#[cfg(target_arch = "x86_64")]
+const SYS_READ: &str = "0";
+#[cfg(target_arch = "aarch64")]
+const SYS_READ: &str = "63";
+
+/// The threads of process `pid` blocked reading its stdin (the keeper's watchdog waits so for
+/// its creator's pipe to close). A process that is gone has none.
+fn threads_reading_stdin(pid: u32) -> Result<Vec<String>> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).context("list the keeper's threads"),
+    };
+    let mut reading = vec![];
+    for task in tasks.flatten() {
+        let call = match std::fs::read_to_string(task.path().join("syscall")) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).context("read a keeper thread's syscall"),
+        };
+        let mut words = call.split_whitespace();
+        if words.next() == Some(SYS_READ) && words.next() == Some("0x0") {
+            reading.push(task.file_name().to_string_lossy().into_owned());
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
+    Ok(reading)
+}
+
+/// The processes inside gVisor sandbox `id` (directory `dir`) as `runsc ps` reports them from the
+/// host, not through the guest channel: (pid, parent pid, command).
+fn gvisor_processes(dir: &Path, id: &str) -> Result<Vec<(u64, u64, String)>> {
+    let out = Command::new("runsc")
+        .arg(format!("--root={}", dir.join("runsc").display()))
+        .args(["ps", &format!("airlock-{id}")])
+        .output()
+        .context("run runsc ps")?;
+    ensure!(
+        out.status.success(),
+        "runsc ps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A table: `UID PID PPID C TTY STIME TIME CMD`, one process a line, no spaces in a column.
+    let table = String::from_utf8_lossy(&out.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no {name} column in runsc ps: {table}"))
+    };
+    let (pid, ppid, cmd) = (column("PID")?, column("PPID")?, column("CMD")?);
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let num = |i: usize| w.get(i).and_then(|v| v.parse().ok());
+            Ok((
+                num(pid).with_context(|| format!("runsc ps line {l:?}"))?,
+                num(ppid).with_context(|| format!("runsc ps line {l:?}"))?,
+                w.get(cmd).map(|c| c.to_string()).unwrap_or_default(),
+            ))
+        })
+        .collect()
 }
 
 fn kill9(pid: u32) {
@@ -270,8 +332,22 @@ fn a_created_sandbox_is_always_usable() -> Result<()> {
     let env = Env::new("churn");
     for round in 0..12 {
         let sb = env.create(BackendChoice::Gvisor)?;
-        // Give a racing cleanup time to strike before checking.
-        std::thread::sleep(Duration::from_millis(300));
+        // Creating closed the keeper's stdin: its watchdog wakes, decides (under the record lock)
+        // whether the creator left too early, and its thread ends. Wait for that decision before
+        // checking, instead of giving a racing cleanup time to strike.
+        let keeper = read_record(&sb.dir())?.keeper_pid.context("no keeper pid")?;
+        let watchdog = threads_reading_stdin(keeper)?;
+        wait_until(
+            "the keeper's watchdog decided about its creator",
+            Duration::from_secs(10),
+            || {
+                watchdog
+                    .iter()
+                    .all(|tid| !Path::new(&format!("/proc/{keeper}/task/{tid}")).exists())
+                    && threads_reading_stdin(keeper).is_ok_and(|t| t.is_empty())
+            },
+        )
+        .with_context(|| format!("round {round}"))?;
         sb.client
             .ping()
             .with_context(|| format!("round {round}: the new sandbox's channel"))?;
@@ -293,11 +369,32 @@ fn the_sandbox_recovers_when_its_guest_agent_restarts() -> Result<()> {
     let env = Env::new("agent-restart");
     let sb = env.create(BackendChoice::Gvisor)?;
     let before = sb.sh("pgrep -f '^airlock-guest-agent --channel'")?;
-    // The killer detaches into its own session first (exec kills what stays in its group).
+    let old: u64 = before.trim().parse().context("the agent's pid")?;
+    let (dir, id) = (sb.dir(), sb.record.id.clone());
+    let parent = gvisor_processes(&dir, &id)?
+        .into_iter()
+        .find(|(pid, _, _)| *pid == old)
+        .map(|(_, ppid, _)| ppid)
+        .context("runsc ps does not list the guest agent")?;
+    // The killer detaches into its own session first (exec kills what stays in its group), and
+    // waits in the guest until this exec's reply is out.
     sb.sh(
         "setsid -f sh -c \"sleep 1; pkill -f '^airlock-guest-agent --channel'\" > /dev/null 2>&1; sleep 0.5",
     )?;
-    std::thread::sleep(Duration::from_secs(3));
+    // Watched from the host (runsc ps), not through the channel, so that the next request is the
+    // first one after the restart: the old agent is gone and init started a new one.
+    wait_until(
+        "init restarted the killed guest agent",
+        Duration::from_secs(30),
+        || {
+            gvisor_processes(&dir, &id).is_ok_and(|ps| {
+                ps.iter().all(|(pid, _, _)| *pid != old)
+                    && ps
+                        .iter()
+                        .any(|(_, ppid, cmd)| *ppid == parent && cmd.starts_with("airlock-guest"))
+            })
+        },
+    )?;
     sb.client.ping().context("the first request after the restart")?;
     let after = sb.sh("pgrep -f '^airlock-guest-agent --channel'")?;
     ensure!(
