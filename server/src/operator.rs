@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use airlock_live::LiveViews;
 use airlock_supervisor::api::{
     CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
 };
@@ -84,8 +85,9 @@ impl From<CommandError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The routes, to be nested under `/api` behind the operator auth layer.
-pub fn router(sup: Supervisor) -> Router {
+/// The routes, to be nested under `/api` behind the operator auth layer; viewer sockets watch
+/// `views`.
+pub fn router(sup: Supervisor, views: LiveViews) -> Router {
     Router::new()
         .route("/sandboxes", get(list_sandboxes).post(create_sandbox))
         .route("/sandboxes/{id}", get(get_sandbox).delete(destroy_sandbox))
@@ -106,7 +108,7 @@ pub fn router(sup: Supervisor) -> Router {
         .route("/policy", get(policy))
         .route("/policy/mode", post(set_mode))
         .route("/events", get(events))
-        .route("/sandboxes/{id}/view", get(view))
+        .route("/sandboxes/{id}/view", get(view).layer(Extension(views)))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -119,16 +121,16 @@ pub fn router(sup: Supervisor) -> Router {
 
 async fn view(
     State(sup): State<Supervisor>,
+    Extension(views): Extension<LiveViews>,
     Extension(op): Extension<OperatorId>,
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     // Refuse unknown sandboxes before the upgrade, with a status the client can read.
     sup.session(&id).await?;
-    let config = sup.viewer_config();
     Ok(ws
         .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| airlock_supervisor::viewer::serve(sup, op.0, id, socket, config)))
+        .on_upgrade(move |socket| airlock_live::viewer::serve(views, op.0, id, socket)))
 }
 
 async fn list_sandboxes(State(sup): State<Supervisor>) -> impl IntoResponse {

@@ -15,11 +15,11 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use airlock_mcp::{AgentPrincipal, AirlockMcp};
-use airlock_supervisor::Supervisor;
 use crate::operator::OperatorId;
 use crate::origin::Origins;
 use crate::tokens::{token_eq, Tokens};
+use airlock_mcp::{AgentPrincipal, AirlockMcp};
+use airlock_supervisor::Supervisor;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +226,8 @@ pub fn app(
         .fallback_service(mcp)
         .layer(middleware::from_fn_with_state(auth.clone(), agent_auth))
         .layer(middleware::from_fn_with_state(origins, mcp_origin));
-    let api = crate::operator::router(sup).layer(middleware::from_fn_with_state(auth, operator_auth));
+    let views = airlock_live::LiveViews::new(sup.clone());
+    let api = crate::operator::router(sup, views).layer(middleware::from_fn_with_state(auth, operator_auth));
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .nest("/api", api)

@@ -11,9 +11,7 @@ pub mod egress;
 pub mod events;
 pub mod gateway;
 pub mod session;
-pub mod stream;
 pub mod terminal;
-pub mod viewer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,9 +39,6 @@ pub use airlock_protocol::error_chain as chain;
 pub fn now_ms() -> u64 {
     airlock_sandbox::now_ms()
 }
-
-/// How long a sandbox's stream runs with no viewer before it stops.
-pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// Where guest images come from (the CLI builds or reuses cached ones).
 pub trait ImageSource: Send + Sync {
@@ -176,7 +171,6 @@ struct Inner {
     policy: RwLock<Arc<Policy>>,
     mode: RwLock<Mode>,
     sessions: AsyncRwLock<HashMap<String, Session>>,
-    streams: std::sync::Mutex<HashMap<String, Arc<stream::SandboxStream>>>,
     store: Store,
     images: Arc<dyn ImageSource>,
     config: Config,
@@ -223,7 +217,6 @@ impl Supervisor {
                 policy: RwLock::new(Arc::new(policy)),
                 mode: RwLock::new(Mode::Enforce),
                 sessions: AsyncRwLock::new(HashMap::new()),
-                streams: std::sync::Mutex::new(HashMap::new()),
                 store,
                 images,
                 config,
@@ -601,14 +594,11 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops supervising a sandbox (its session, gateway and stream); whether it was supervised.
+    /// Stops supervising a sandbox (its session and gateway); whether it was supervised.
     async fn drop_session(&self, id: &str) -> bool {
         let removed = self.inner.sessions.write().await.remove(id);
         if let Ok(mut m) = self.inner.egress.lock() {
             m.remove(id);
-        }
-        if let Some(s) = self.inner.streams.lock().ok().and_then(|mut m| m.remove(id)) {
-            s.stop();
         }
         if let Ok(mut f) = self.inner.from_store.lock() {
             f.remove(id);
@@ -790,70 +780,9 @@ impl Supervisor {
             .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))
     }
 
-    /// The stream of a sandbox (mirror, encoders, command view), started on first use.
-    pub async fn stream(&self, id: &str) -> Result<Arc<stream::SandboxStream>, CommandError> {
-        let session = self.session(id).await?;
-        let mut streams = self
-            .inner
-            .streams
-            .lock()
-            .map_err(|_| CommandError::Poisoned("stream"))?;
-        if let Some(s) = streams.get(id) {
-            if !s.hub.is_stopped() {
-                return Ok(s.clone());
-            }
-        }
-        let s = stream::SandboxStream::start(
-            self,
-            id,
-            session.guest.clone(),
-            (session.screen.width, session.screen.height),
-        );
-        streams.insert(id.to_string(), s.clone());
-        tokio::spawn(
-            self.clone()
-                .retire_when_unwatched(id.to_string(), Arc::downgrade(&s)),
-        );
-        Ok(s)
-    }
-
-    /// Stops a sandbox's stream (mirror, encoders, command view) once no viewer has used it for
-    /// [`STREAM_IDLE`]; the next viewer starts a fresh one.
-    async fn retire_when_unwatched(self, id: String, stream: std::sync::Weak<stream::SandboxStream>) {
-        let mut unwatched_since: Option<std::time::Instant> = None;
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let Some(s) = stream.upgrade() else { return };
-            if s.hub.is_stopped() {
-                return;
-            }
-            // The table's reference and this one: nobody else.
-            if Arc::strong_count(&s) > 2 {
-                unwatched_since = None;
-                continue;
-            }
-            let since = *unwatched_since.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() < STREAM_IDLE {
-                continue;
-            }
-            if let Ok(mut streams) = self.inner.streams.lock() {
-                if streams.get(&id).is_some_and(|t| Arc::ptr_eq(t, &s)) && Arc::strong_count(&s) == 2 {
-                    streams.remove(&id);
-                    s.stop();
-                    tracing::debug!(sandbox = %id, "stream stopped: nobody watches");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The viewer settings.
-    pub fn viewer_config(&self) -> viewer::ViewerConfig {
-        viewer::ViewerConfig {
-            rtc: airlock_streaming::rtc::RtcConfig {
-                udp_addr: self.inner.config.rtc_udp,
-            },
-        }
+    /// The settings this supervisor was made with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     /// The session an agent call is for.
@@ -993,6 +922,18 @@ impl Supervisor {
             at_ms: now_ms(),
         });
         Ok(())
+    }
+
+    /// Records a summary of an operator's input stream (counts, durations; typed keys only as a
+    /// hash and a count), as a viewer socket sends it.
+    pub async fn record_human_input_summary(
+        &self,
+        id: &str,
+        operator: &str,
+        input: HumanInput,
+    ) -> Result<(), CommandError> {
+        self.record(Some(id), Actor::operator(operator), Record::HumanInput(input))
+            .await
     }
 
     async fn record(&self, sandbox: Option<&str>, actor: Actor, record: Record) -> Result<(), CommandError> {

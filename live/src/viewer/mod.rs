@@ -17,9 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock_ledger::Actor;
 use airlock_protocol::Input as GuestInput;
-use airlock_records::{HumanInput, Record};
 use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, VideoFeed};
 use airlock_streaming::rtc::{RtcConfig, RtcEvent, RtcPeer};
 use airlock_streaming::wire::{self, ClientMessage, ServerMessage, StillFormat, StillHeader, StillPurpose};
@@ -28,8 +26,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 
 use self::core::{Admission, Config, Input, Output, Viewer};
+use airlock_supervisor::{CommandError, Event, SandboxState, Session, Supervisor};
+
 use crate::stream::SandboxStream;
-use crate::{CommandError, Event, Session, Supervisor};
+use crate::LiveViews;
 
 /// How long a client may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,21 +137,22 @@ struct ViewerTask {
     t0: Instant,
 }
 
-/// Serves one viewer socket until it closes.
-pub async fn serve(sup: Supervisor, operator: String, id: String, socket: WebSocket, config: ViewerConfig) {
+/// Serves one viewer socket of `operator` on sandbox `id` until it closes.
+pub async fn serve(views: LiveViews, operator: String, id: String, socket: WebSocket) {
     let viewer = NEXT_VIEWER.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("viewer", sandbox = %id, %operator, viewer);
-    let _ = tracing::Instrument::instrument(run(sup, operator, id, socket, config, viewer), span).await;
+    let _ = tracing::Instrument::instrument(run(views, operator, id, socket, viewer), span).await;
 }
 
 async fn run(
-    sup: Supervisor,
+    views: LiveViews,
     operator: String,
     id: String,
     socket: WebSocket,
-    config: ViewerConfig,
     viewer: u64,
 ) -> Result<(), CommandError> {
+    let sup = views.supervisor().clone();
+    let config = views.config();
     let (sink, mut incoming) = socket.split();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(writer_task(sink, rx));
@@ -197,7 +198,7 @@ async fn run(
             return Ok(());
         }
     };
-    let stream = match sup.stream(&id).await {
+    let stream = match views.stream(&id).await {
         Ok(s) => s,
         Err(e) => {
             refuse(out, writer, "unknown_sandbox", e.to_string()).await;
@@ -217,7 +218,7 @@ async fn run(
             codecs,
             focused,
             socket_video,
-            unix_ms_at_zero: crate::now_ms(),
+            unix_ms_at_zero: airlock_supervisor::now_ms(),
         },
         &view.holder,
         0,
@@ -597,7 +598,7 @@ impl ViewerTask {
                 sandbox, to, epoch, ..
             } if sandbox == self.id => self.handle(Input::Lease { holder: to, epoch }).await,
             Event::SandboxState { sandbox, state, .. }
-                if sandbox == self.id && state == crate::SandboxState::Destroyed =>
+                if sandbox == self.id && state == SandboxState::Destroyed =>
             {
                 self.handle(Input::Destroyed).await
             }
@@ -653,19 +654,5 @@ impl ViewerTask {
         if let Some(peer) = self.rtc.take() {
             peer.close().await;
         }
-    }
-}
-
-impl Supervisor {
-    /// Records a summary of an operator's input stream (counts, durations; typed keys only as a
-    /// hash and a count).
-    pub async fn record_human_input_summary(
-        &self,
-        id: &str,
-        operator: &str,
-        input: HumanInput,
-    ) -> Result<(), CommandError> {
-        self.record(Some(id), Actor::operator(operator), Record::HumanInput(input))
-            .await
     }
 }

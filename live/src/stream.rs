@@ -17,8 +17,7 @@ use airlock_streaming::wire::{
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use crate::events::By;
-use crate::{Event, Supervisor};
+use airlock_supervisor::{By, Event, Supervisor};
 
 /// The guest's damage stream is capped at the highest video tier's frame rate.
 const GUEST_MAX_FPS: u16 = 30;
@@ -317,7 +316,7 @@ fn step_of(ev: &Event, id: &str) -> Option<(Step, bool)> {
                     decision: Some(decision),
                     detail,
                     ..step(
-                        crate::now_ms(),
+                        airlock_supervisor::now_ms(),
                         StepKind::ApprovalResolved,
                         format!("{}: {}", approval.state.name(), describe(&approval.action)),
                     )
@@ -329,7 +328,7 @@ fn step_of(ev: &Event, id: &str) -> Option<(Step, bool)> {
             Step {
                 actor: Some(grant.by.clone()),
                 ..step(
-                    crate::now_ms(),
+                    airlock_supervisor::now_ms(),
                     StepKind::Grant,
                     format!("{} allowed until {}", grant.kind, grant.until_ms),
                 )
