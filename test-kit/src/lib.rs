@@ -2,9 +2,10 @@
 //! protocol over a Unix socket ([`FakeGuest`]), a [`Supervisor`](airlock_supervisor::Supervisor)
 //! supervising it over a real ledger in a scratch directory ([`Supervised`]), deadline-based
 //! waits that say what they waited for ([`wait_until`], [`wait_for`], [`wait_until_blocking`]),
-//! and real ledger append failures ([`RefusedAppends`]).
+//! real ledger append failures ([`RefusedAppends`]), and the end-to-end harness the tests in
+//! `tests/` share ([`e2e`]).
 //!
-//! A dev-only crate: crates list it under `[dev-dependencies]`.
+//! Test code: crates list it under `[dev-dependencies]` (the benchmarks use its fake guest too).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod e2e;
 mod guest;
 mod ledger;
 mod supervised;

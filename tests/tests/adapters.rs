@@ -12,9 +12,9 @@ use std::time::Duration;
 use airlock_domain::{Action, MouseButton, Point};
 use airlock_ledger::Entry;
 use airlock_records::{ActionExecuted, ActionOutcome, ActionRefused, Record};
-use airlock_tests::records::records;
-use airlock_tests::serve::Serve;
-use airlock_tests::{bin_dir, cache_dir, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::Serve;
+use airlock_test_kit::e2e::{bin_dir, cache_dir, Env};
 use anyhow::{ensure, Context, Result};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -159,9 +159,9 @@ fn sandbox_exec(env: &Env, id: &str, argv: &[&str]) -> Output {
     env.airlock(&args)
 }
 
-/// [`airlock_tests::poll`], off the async workers.
+/// [`airlock_test_kit::e2e::poll`], off the async workers.
 fn poll<T>(what: &str, timeout: Duration, f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    tokio::task::block_in_place(|| airlock_tests::poll(what, timeout, f))
+    tokio::task::block_in_place(|| airlock_test_kit::e2e::poll(what, timeout, f))
 }
 
 /// Waits until `path` in the sandbox holds `want` (trimmed).

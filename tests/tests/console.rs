@@ -20,9 +20,9 @@ use airlock_browser::{Browser, Target};
 use airlock_domain::{Action, ApprovalState, LeaseCommand};
 use airlock_ledger::Entry;
 use airlock_records::{ActionExecuted, LeaseChanged, Record};
-use airlock_tests::records::records;
-use airlock_tests::serve::{computer, Events, Pending, Serve};
-use airlock_tests::{poll, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::{computer, Events, Pending, Serve};
+use airlock_test_kit::e2e::{poll, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ const SERVE_ARGS: [&str; 4] = ["--backend", "gvisor", "--approval-timeout", "60"
 /// Where the screenshots and logs go: `target/test-artifacts/console/`.
 fn artifacts_dir() -> Result<PathBuf> {
     static CLEARED: Once = Once::new();
-    let target = airlock_tests::bin_dir()
+    let target = airlock_test_kit::e2e::bin_dir()
         .parent()
         .context("the target directory")?
         .to_path_buf();

@@ -8,9 +8,9 @@ use airlock_records::{
     ActionDecided, ActionExecuted, ActionOutcome, ActionRefused, ExecRecord, HumanAction, HumanInput, Record,
     TypedText,
 };
-use airlock_tests::records::records;
-use airlock_tests::serve::{computer, Serve};
-use airlock_tests::{poll_async, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::{computer, Serve};
+use airlock_test_kit::e2e::{poll_async, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use airlock_protocol::{Button, ErrorKind, ExecRequest, Input};
 use airlock_sandbox::{BackendChoice, ChannelError};
-use airlock_tests::{guest_pointer, Env, Sandbox};
+use airlock_test_kit::e2e::{guest_pointer, Env, Sandbox};
 use anyhow::{ensure, Result};
 
 fn screen_is_drawn(sb: &Sandbox<'_>) -> Result<()> {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use airlock_domain::ApprovalState;
 use airlock_records::{ApprovalResolved, Record};
-use airlock_tests::records::records;
-use airlock_tests::{bin_dir, cache_dir, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::{bin_dir, cache_dir, Env};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use airlock_domain::{EgressOutcome, EgressProtocol, EgressRecord};
 use airlock_records::Record;
-use airlock_tests::records::records;
-use airlock_tests::serve::{Events, Serve};
-use airlock_tests::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream, GREEN};
-use airlock_tests::{guest_sh_in, poll, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::{Events, Serve};
+use airlock_test_kit::e2e::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream, GREEN};
+use airlock_test_kit::e2e::{guest_sh_in, poll, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
@@ -794,7 +794,7 @@ async fn an_operator_allows_a_network_ask_in_the_console() -> Result<()> {
     use airlock_browser::{Browser, Target};
     let env = Env::new("egress-console");
     let n = started(&env).await?;
-    let art = airlock_tests::bin_dir()
+    let art = airlock_test_kit::e2e::bin_dir()
         .parent()
         .context("the target directory")?
         .join("test-artifacts/egress");
@@ -859,7 +859,7 @@ async fn the_desktop_browser_opens_an_allowed_page_and_shows_the_refusal_page_fo
         Err(e) => {
             let log =
                 guest_sh_in(&env.root, &n.sb, "tail -20 /tmp/ff.log; ps -eo pid,comm").unwrap_or_default();
-            let art = airlock_tests::bin_dir().join("../test-artifacts/egress");
+            let art = airlock_test_kit::e2e::bin_dir().join("../test-artifacts/egress");
             let _ = std::fs::create_dir_all(&art);
             let shot = env.store.connect(&n.sb).ok().and_then(|c| c.screenshot().ok());
             if let Some(png) = shot.and_then(|s| s.png().ok()) {
@@ -896,7 +896,7 @@ async fn the_desktop_browser_opens_an_allowed_page_and_shows_the_refusal_page_fo
         "{decided:?}"
     );
     eprintln!("allowed page: {green} green pixels; refusal page: {red} banner pixels");
-    let art = airlock_tests::bin_dir().join("../test-artifacts/egress");
+    let art = airlock_test_kit::e2e::bin_dir().join("../test-artifacts/egress");
     std::fs::create_dir_all(&art)?;
     std::fs::write(
         art.join("firefox-refusal.png"),

@@ -12,7 +12,7 @@ use airlock_protocol::{
 };
 use airlock_sandbox::{BackendChoice, ChannelError, GuestClient};
 use airlock_test_kit::{deadline, wait_until_blocking};
-use airlock_tests::Env;
+use airlock_test_kit::e2e::Env;
 use anyhow::{bail, ensure, Result};
 
 /// Reads one host frame: (id, message).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use airlock_sandbox::{read_record, BackendChoice, SandboxState};
 use airlock_test_kit::{deadline, wait_until_blocking};
-use airlock_tests::{bin_dir, cache_dir, processes_of, Env};
+use airlock_test_kit::e2e::{bin_dir, cache_dir, processes_of, Env};
 use anyhow::{ensure, Context, Result};
 
 fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Result<()> {
@@ -178,7 +178,7 @@ fn microvm_kill_9_of_the_keeper_is_cleaned_up_on_next_start() -> Result<()> {
 #[test]
 fn kill_9_of_the_cli_during_create_leaves_nothing() -> Result<()> {
     let env = Env::new("kill-cli");
-    airlock_tests::minimal_image();
+    airlock_test_kit::e2e::minimal_image();
     let mut cli = Command::new(bin_dir().join("airlock"))
         .args(["sandbox", "create", "--backend", "microvm"])
         .env("AIRLOCK_STATE_DIR", &env.root)
@@ -248,7 +248,7 @@ fn isolation(backend: BackendChoice, name: &str) -> Result<()> {
     // A marker process lives in A for the length of a concurrent exec.
     std::thread::scope(|scope| -> Result<()> {
         let marker = scope.spawn(|| a.sh("exec sleep 8.555"));
-        let count = |sb: &airlock_tests::Sandbox<'_>| -> Result<String> {
+        let count = |sb: &airlock_test_kit::e2e::Sandbox<'_>| -> Result<String> {
             Ok(sb
                 .sh("ps -eo args | grep -c '^sleep 8.555' || true")?
                 .trim()
@@ -281,7 +281,7 @@ fn microvm_two_sandboxes_do_not_see_each_other() -> Result<()> {
 #[test]
 fn cli_create_screenshot_exec_destroy() -> Result<()> {
     let env = Env::new("cli");
-    airlock_tests::minimal_image();
+    airlock_test_kit::e2e::minimal_image();
     let out = env.airlock(&["sandbox", "create", "--backend", "gvisor"]);
     ensure!(
         out.status.success(),

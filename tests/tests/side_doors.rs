@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use airlock_tests::serve::{computer, Events, Pending, Serve};
-use airlock_tests::{poll, Env};
+use airlock_test_kit::e2e::serve::{computer, Events, Pending, Serve};
+use airlock_test_kit::e2e::{poll, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 

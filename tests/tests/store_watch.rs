@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use airlock_records::{Lifecycle, Record};
-use airlock_tests::records::records;
-use airlock_tests::serve::{Events, Serve};
-use airlock_tests::{airlock_in, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::{Events, Serve};
+use airlock_test_kit::e2e::{airlock_in, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use airlock_agents::Gateway;
 use airlock_browser::Browser;
-use airlock_tests::serve::{computer, Serve};
-use airlock_tests::{poll, poll_async, Env};
+use airlock_test_kit::e2e::serve::{computer, Serve};
+use airlock_test_kit::e2e::{poll, poll_async, Env};
 use anyhow::{bail, Context, Result};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -341,7 +341,7 @@ async fn operator_input_over_the_data_channel_moves_the_pointer_and_types_in_the
     fx.take_control("rtc")?;
     fx.eval("rtc", "airlockViewer.sendMove(321, 123)")?;
     poll("the guest pointer to move", Duration::from_secs(10), || {
-        let at = airlock_tests::parse_pointer(&fx.guest_sh(airlock_tests::POINTER_SCRIPT)?)?;
+        let at = airlock_test_kit::e2e::parse_pointer(&fx.guest_sh(airlock_test_kit::e2e::POINTER_SCRIPT)?)?;
         Ok((at == (321, 123)).then_some(()))
     })?;
     fx.eval(

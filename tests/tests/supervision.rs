@@ -7,9 +7,9 @@ use std::time::Duration;
 use airlock_domain::{Action, ActionKind};
 use airlock_ledger::EntryKind;
 use airlock_records::{ActionExecuted, Record};
-use airlock_tests::records::records;
-use airlock_tests::serve::Serve;
-use airlock_tests::{bin_dir, cache_dir, Env};
+use airlock_test_kit::e2e::records::records;
+use airlock_test_kit::e2e::serve::Serve;
+use airlock_test_kit::e2e::{bin_dir, cache_dir, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 

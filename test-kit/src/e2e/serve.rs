@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{bin_dir, cache_dir, Env};
+use crate::e2e::{bin_dir, cache_dir, Env};
 
 /// A running `airlock serve`.
 pub struct Serve {
