@@ -149,7 +149,7 @@ pub enum AgentError {
         /// The tool the step called.
         tool: String,
         /// What was expected and what happened.
-        reason: String,
+        reason: Box<crate::plan::StepMismatch>,
     },
     /// A plan step could not be carried out at all.
     #[error(

@@ -40,6 +40,6 @@ pub use gateway::{Gateway, ToolImage, ToolInfo, ToolOutcome, CONNECT_TIMEOUT};
 pub use observer::Observer;
 pub use openai::{run_openai, run_openai_observed, OpenAiConfig};
 pub use plan::{
-    run_plan, Backend, CreateSandbox, ExecArgs, Expect, Plan, PlanFormat, PlanReport, Profile, SandboxSpec,
-    Step, StepAction, StepReport, ToolCall, RETRY_INTERVAL,
+    run_plan, Backend, CreateSandbox, ExecArgs, Expect, InvalidStep, Plan, PlanFormat, PlanReport, Profile,
+    SandboxSpec, Step, StepAction, StepMismatch, StepReport, ToolCall, RETRY_INTERVAL,
 };

@@ -177,6 +177,17 @@ impl StepAction {
         }
     }
 
+    /// The key that names this action in a plan file.
+    fn key(&self) -> &'static str {
+        match self {
+            StepAction::Computer(_) => "computer",
+            StepAction::ComputerOpenai(_) => "computer_openai",
+            StepAction::Exec(_) => "exec",
+            StepAction::Call(_) => "call",
+            StepAction::Pause(_) => "pause_ms",
+        }
+    }
+
     /// The tool's arguments, before the sandbox id is added (`None` for a pause).
     pub fn arguments(&self) -> Option<Value> {
         match self {
@@ -237,10 +248,44 @@ struct RawStep {
     retry_for_ms: Option<u64>,
 }
 
-impl TryFrom<RawStep> for Step {
-    type Error = String;
+/// Why a step in a plan file is not a valid step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidStep {
+    /// An action's mapping lacks the string field that names what to do.
+    #[error("`{key}` must be a mapping with a string `{field}`")]
+    ActionField {
+        /// The step's key (`computer`, `computer_openai`).
+        key: &'static str,
+        /// The field it needs (`action`, `type`).
+        field: &'static str,
+    },
+    /// `exec.argv` is empty.
+    #[error("`exec.argv` must name a program")]
+    EmptyArgv,
+    /// `call.args` is not a mapping.
+    #[error("`call.args` must be a mapping, not {found}")]
+    CallArgs {
+        /// What kind of JSON value it is.
+        found: &'static str,
+    },
+    /// The step names no action.
+    #[error("a step needs one of `computer`, `computer_openai`, `exec`, `call` or `pause_ms`")]
+    NoAction,
+    /// The step names several actions.
+    #[error("a step has more than one of `computer`, `computer_openai`, `exec`, `call`, `pause_ms`: {}", .keys.join(", "))]
+    SeveralActions {
+        /// The action keys it has.
+        keys: Vec<&'static str>,
+    },
+    /// A pause with an expectation or a retry.
+    #[error("a `pause_ms` step cannot have `expect*` or `retry_for_ms`")]
+    PauseExpectation,
+}
 
-    fn try_from(raw: RawStep) -> Result<Self, String> {
+impl TryFrom<RawStep> for Step {
+    type Error = InvalidStep;
+
+    fn try_from(raw: RawStep) -> Result<Self, InvalidStep> {
         let mut actions = Vec::new();
         if let Some(input) = raw.computer {
             require_string_field(&input, "computer", "action")?;
@@ -252,13 +297,15 @@ impl TryFrom<RawStep> for Step {
         }
         if let Some(exec) = raw.exec {
             if exec.argv.is_empty() {
-                return Err("`exec.argv` must name a program".into());
+                return Err(InvalidStep::EmptyArgv);
             }
             actions.push(StepAction::Exec(exec));
         }
         if let Some(call) = raw.call {
             if !call.args.is_object() {
-                return Err("`call.args` must be a mapping".into());
+                return Err(InvalidStep::CallArgs {
+                    found: json_kind(&call.args),
+                });
             }
             actions.push(StepAction::Call(call));
         }
@@ -267,16 +314,11 @@ impl TryFrom<RawStep> for Step {
         }
         let action = match actions.len() {
             1 => actions.remove(0),
-            0 => {
-                return Err(
-                    "a step needs one of `computer`, `computer_openai`, `exec`, `call` or `pause_ms`".into(),
-                )
-            }
+            0 => return Err(InvalidStep::NoAction),
             _ => {
-                return Err(
-                    "a step has more than one of `computer`, `computer_openai`, `exec`, `call`, `pause_ms`"
-                        .into(),
-                )
+                return Err(InvalidStep::SeveralActions {
+                    keys: actions.iter().map(StepAction::key).collect(),
+                })
             }
         };
         if matches!(action, StepAction::Pause(_))
@@ -285,7 +327,7 @@ impl TryFrom<RawStep> for Step {
                 || raw.expect_exit_code.is_some()
                 || raw.retry_for_ms.is_some())
         {
-            return Err("a `pause_ms` step cannot have `expect*` or `retry_for_ms`".into());
+            return Err(InvalidStep::PauseExpectation);
         }
         Ok(Step {
             note: raw.note,
@@ -298,10 +340,22 @@ impl TryFrom<RawStep> for Step {
     }
 }
 
-fn require_string_field(value: &Value, key: &str, field: &str) -> Result<(), String> {
+fn require_string_field(value: &Value, key: &'static str, field: &'static str) -> Result<(), InvalidStep> {
     match value.get(field) {
         Some(Value::String(_)) => Ok(()),
-        _ => Err(format!("`{key}` must be a mapping with a string `{field}`")),
+        _ => Err(InvalidStep::ActionField { key, field }),
+    }
+}
+
+/// The kind of a JSON value, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
     }
 }
 
@@ -495,7 +549,7 @@ async fn run_steps(
         let index = i + 1;
         let tool = step.action.tool().to_owned();
         let span = tracing::info_span!("plan_step", index, tool = %tool, ok = tracing::field::Empty);
-        let step_error = |reason: String| AgentError::StepFailed {
+        let step_error = |reason: Box<StepMismatch>| AgentError::StepFailed {
             plan: plan.name.clone(),
             index,
             note: step.note.clone(),
@@ -544,7 +598,7 @@ async fn run_steps(
         };
         observer.observe(&report);
         reports.push(report);
-        verdict.map_err(step_error)?;
+        verdict.map_err(|reason| step_error(Box::new(reason)))?;
     }
     Ok(())
 }
@@ -563,31 +617,57 @@ async fn run_step(gateway: &Gateway, step: &Step, sandbox: Option<&str>) -> Resu
         .await
 }
 
+/// How a step's outcome missed its expectation; each variant carries an excerpt of the result
+/// text (quoted, cut at 400 characters, or `(no text)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepMismatch {
+    /// The action was expected to succeed.
+    #[error("expected the action to succeed, but it was refused: {text}")]
+    Refused {
+        /// The result text.
+        text: String,
+    },
+    /// The action was expected to be refused.
+    #[error("expected the action to be refused, but it succeeded: {text}")]
+    Succeeded {
+        /// The result text.
+        text: String,
+    },
+    /// The result text lacks the expected substring.
+    #[error("expected the result text to contain {wanted:?}, got: {text}")]
+    Text {
+        /// The substring expected.
+        wanted: String,
+        /// The result text.
+        text: String,
+    },
+    /// The result has another exit code, or none.
+    #[error("expected exit code {wanted}, got: {text}")]
+    ExitCode {
+        /// The exit code expected.
+        wanted: i64,
+        /// The exit code found, if the result had one.
+        got: Option<i64>,
+        /// The result text.
+        text: String,
+    },
+}
+
 impl Step {
     /// Decides whether `outcome` meets this step's expectation; `Err` says why not.
-    pub fn check(&self, outcome: &ToolOutcome) -> Result<(), String> {
+    pub fn check(&self, outcome: &ToolOutcome) -> Result<(), StepMismatch> {
         let text = outcome.text();
         match (self.expect, outcome.is_error) {
-            (Expect::Ok, true) => {
-                return Err(format!(
-                    "expected the action to succeed, but it was refused: {}",
-                    excerpt(&text)
-                ))
-            }
-            (Expect::Error, false) => {
-                return Err(format!(
-                    "expected the action to be refused, but it succeeded: {}",
-                    excerpt(&text)
-                ))
-            }
+            (Expect::Ok, true) => return Err(StepMismatch::Refused { text: excerpt(&text) }),
+            (Expect::Error, false) => return Err(StepMismatch::Succeeded { text: excerpt(&text) }),
             (Expect::Ok, false) | (Expect::Error, true) | (Expect::Any, _) => {}
         }
         if let Some(wanted) = &self.expect_text {
             if !text.to_lowercase().contains(&wanted.to_lowercase()) {
-                return Err(format!(
-                    "expected the result text to contain {wanted:?}, got: {}",
-                    excerpt(&text)
-                ));
+                return Err(StepMismatch::Text {
+                    wanted: wanted.clone(),
+                    text: excerpt(&text),
+                });
             }
         }
         if let Some(wanted) = self.expect_exit_code {
@@ -599,7 +679,11 @@ impl Step {
                     .and_then(Value::as_i64)
             });
             if got != Some(wanted) {
-                return Err(format!("expected exit code {wanted}, got: {}", excerpt(&text)));
+                return Err(StepMismatch::ExitCode {
+                    wanted,
+                    got,
+                    text: excerpt(&text),
+                });
             }
         }
         Ok(())
@@ -645,14 +729,15 @@ mod tests {
         let error = step("{exec: {argv: [ls]}, expect: error}");
         assert!(error.check(&outcome(true, "x")).is_ok());
         let err = error.check(&outcome(false, "fine")).unwrap_err();
-        assert!(err.contains("succeeded"), "{err}");
+        assert!(matches!(err, StepMismatch::Succeeded { .. }), "{err}");
+        assert!(err.to_string().contains("succeeded"), "{err}");
         assert!(step("{exec: {argv: [ls]}, expect: any}")
             .check(&outcome(true, "x"))
             .is_ok());
         let denied = step("{exec: {argv: [ls]}, expect: error, expect_text: denied}");
         assert!(denied.check(&outcome(true, "Denied by policy")).is_ok());
         let err = denied.check(&outcome(true, "timeout")).unwrap_err();
-        assert!(err.contains("\"denied\""), "{err}");
+        assert!(err.to_string().contains("\"denied\""), "{err}");
         let exit = step("{exec: {argv: [ls]}, expect_exit_code: 0}");
         assert!(exit
             .check(&outcome(false, r#"{"exit_code":0,"stdout":""}"#))

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use airlock_protocol::{
-    validate_exec, validate_key_combo, Button, ExecRequest, Input, MAX_DRAG_POINTS, MAX_TYPE_TEXT,
+    validate_exec, validate_key_combo, Button, ExecRequest, Input, InvalidRequest, MAX_DRAG_POINTS,
+    MAX_TYPE_TEXT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -308,6 +309,35 @@ pub enum ActionError {
     /// A value is out of range or badly formed.
     #[error("{0}")]
     Invalid(String),
+    /// A key combo or an exec request breaks the protocol's limits.
+    #[error(transparent)]
+    Request(#[from] InvalidRequest),
+}
+
+/// Why an action cannot become an exec request for the guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuestExecError {
+    /// The action is not an exec.
+    #[error("a {kind} action is not an exec")]
+    NotExec {
+        /// What it is.
+        kind: ActionKind,
+    },
+    /// The request breaks the protocol's limits.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRequest),
+}
+
+/// The exec request for `argv`, checked against the protocol's limits.
+fn exec_request(argv: &[String], stdin: &str, timeout_ms: u32) -> Result<ExecRequest, InvalidRequest> {
+    let req = ExecRequest {
+        argv: argv.to_vec(),
+        stdin: stdin.as_bytes().to_vec(),
+        timeout_ms,
+        output_cap: DEFAULT_EXEC_OUTPUT_CAP,
+    };
+    validate_exec(&req)?;
+    Ok(req)
 }
 
 /// Anthropic's computer tool actions.
@@ -644,33 +674,24 @@ impl Action {
 
     /// Builds an exec action, checking the protocol's limits.
     pub fn exec(argv: Vec<String>, stdin: String, timeout_ms: Option<u32>) -> Result<Action, ActionError> {
-        let action = Action::Exec {
+        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_EXEC_TIMEOUT_MS);
+        exec_request(&argv, &stdin, timeout_ms)?;
+        Ok(Action::Exec {
             argv,
             stdin,
-            timeout_ms: timeout_ms.unwrap_or(DEFAULT_EXEC_TIMEOUT_MS),
-        };
-        action.guest_exec().map_err(ActionError::Invalid)?;
-        Ok(action)
+            timeout_ms,
+        })
     }
 
     /// The exec request for the guest, checked against the protocol's limits.
-    pub fn guest_exec(&self) -> Result<ExecRequest, String> {
+    pub fn guest_exec(&self) -> Result<ExecRequest, GuestExecError> {
         match self {
             Action::Exec {
                 argv,
                 stdin,
                 timeout_ms,
-            } => {
-                let req = ExecRequest {
-                    argv: argv.clone(),
-                    stdin: stdin.as_bytes().to_vec(),
-                    timeout_ms: *timeout_ms,
-                    output_cap: DEFAULT_EXEC_OUTPUT_CAP,
-                };
-                validate_exec(&req)?;
-                Ok(req)
-            }
-            _ => Err(format!("a {} action is not an exec", self.kind())),
+            } => Ok(exec_request(argv, stdin, *timeout_ms)?),
+            _ => Err(GuestExecError::NotExec { kind: self.kind() }),
         }
     }
 
@@ -895,7 +916,7 @@ fn openai_keys(keys: &[String]) -> Result<String, ActionError> {
         })
         .collect::<Result<_, ActionError>>()?;
     let combo = names.join("+");
-    validate_key_combo(&combo).map_err(ActionError::Invalid)?;
+    validate_key_combo(&combo)?;
     Ok(combo)
 }
 
@@ -985,7 +1006,7 @@ impl Params<'_> {
 
     fn combo(&self, t: Option<&str>) -> Result<String, ActionError> {
         let t = t.ok_or_else(|| self.missing("text"))?;
-        validate_key_combo(t).map_err(ActionError::Invalid)?;
+        validate_key_combo(t)?;
         Ok(t.to_string())
     }
 

@@ -19,7 +19,7 @@ pub mod egress;
 pub mod lease;
 pub mod viewing;
 
-pub use action::{Action, ActionError, ActionKind, MouseButton, Point, Region, Screen};
+pub use action::{Action, ActionError, ActionKind, GuestExecError, MouseButton, Point, Region, Screen};
 pub use approval::{
     grant_kind, Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Paste,
     Resolution, Shown, TerminalInput, TerminalLine,

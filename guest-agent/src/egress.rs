@@ -278,7 +278,7 @@ impl Egress {
         // Traffic for a stream that already ended is late, not wrong.
         let Some(conn) = conn else { return };
         if let Err(e) = msg.validate() {
-            self.end(id, Some(e));
+            self.end(id, Some(chain(&e)));
             return;
         }
         let broken = {

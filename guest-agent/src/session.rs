@@ -270,7 +270,7 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
                 Err(e) => return err(ErrorKind::Unavailable, chain(&e)),
             };
             if let Err(e) = validate_input(&input, d.width, d.height) {
-                return err(ErrorKind::InvalidRequest, e);
+                return err(ErrorKind::InvalidRequest, chain(&e));
             }
             match d.input(&input) {
                 Ok(InputOutcome::Done) => Reply::Done,
@@ -280,7 +280,7 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
         }
         Request::Exec(r) => {
             if let Err(e) = validate_exec(&r) {
-                return err(ErrorKind::InvalidRequest, e);
+                return err(ErrorKind::InvalidRequest, chain(&e));
             }
             match exec::run(&r, &s.exec_dirs) {
                 Ok(res) => Reply::Exec(res),
@@ -293,7 +293,7 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
                 Err(e) => return err(ErrorKind::Unavailable, chain(&e)),
             };
             if let Err(e) = validate_window_at(at, d.width, d.height) {
-                return err(ErrorKind::InvalidRequest, e);
+                return err(ErrorKind::InvalidRequest, chain(&e));
             }
             match d.window(at) {
                 Ok(w) => Reply::Window(w),

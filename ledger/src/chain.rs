@@ -185,9 +185,17 @@ pub(crate) struct DerivedColumns<'a> {
     pub kind: Result<&'a [u8], ()>,
 }
 
+/// A column stored beside the body that disagrees with the hashed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("column {column} disagrees with the hashed body")]
+pub(crate) struct ColumnMismatch {
+    /// The column (`ts_ms`, `sandbox`, `kind`).
+    pub column: &'static str,
+}
+
 /// Checks the derived columns against the body; the error names the first column that disagrees.
-pub(crate) fn check_columns(body: &BodyView<'_>, cols: &DerivedColumns<'_>) -> Result<(), String> {
-    let disagrees = |name: &str| format!("column {name} disagrees with the hashed body");
+pub(crate) fn check_columns(body: &BodyView<'_>, cols: &DerivedColumns<'_>) -> Result<(), ColumnMismatch> {
+    let disagrees = |column| ColumnMismatch { column };
     if cols.ts_ms.ok().and_then(|t| u64::try_from(t).ok()) != Some(body.ts_ms) {
         return Err(disagrees("ts_ms"));
     }
@@ -397,10 +405,9 @@ mod tests {
             sandbox: Ok(Some(b"sbx-2")),
             ..good
         };
-        assert_eq!(
-            check_columns(&view, &bad),
-            Err("column sandbox disagrees with the hashed body".into())
-        );
+        let e = check_columns(&view, &bad).unwrap_err();
+        assert_eq!(e, ColumnMismatch { column: "sandbox" });
+        assert_eq!(e.to_string(), "column sandbox disagrees with the hashed body");
         let bad = DerivedColumns {
             sandbox: Ok(None),
             ..good
@@ -410,10 +417,8 @@ mod tests {
             ts_ms: Err(()),
             ..good
         };
-        assert_eq!(
-            check_columns(&view, &bad),
-            Err("column ts_ms disagrees with the hashed body".into())
-        );
+        let e = check_columns(&view, &bad).unwrap_err();
+        assert_eq!(e.to_string(), "column ts_ms disagrees with the hashed body");
         let bad = DerivedColumns {
             kind: Ok(b"egress"),
             ..good

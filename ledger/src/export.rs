@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use airlock_protocol::error_chain;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
@@ -66,9 +67,10 @@ fn export_chunks(db: &Path, tx: mpsc::Sender<Vec<u8>>) -> Result<u64, LedgerErro
             });
         };
         let corrupt = |reason: String| LedgerError::CorruptEntry { seq, reason };
-        let prev = scan::bytes(row, scan::PREV, "prev").map_err(corrupt)?;
-        let hash = scan::bytes(row, scan::HASH, "hash").map_err(corrupt)?;
-        let body = scan::bytes(row, scan::BODY, "body").map_err(corrupt)?;
+        let column = |e: scan::ColumnError| corrupt(error_chain(&e));
+        let prev = scan::bytes(row, scan::PREV, "prev").map_err(column)?;
+        let hash = scan::bytes(row, scan::HASH, "hash").map_err(column)?;
+        let body = scan::bytes(row, scan::BODY, "body").map_err(column)?;
         // The body is embedded verbatim, so it must be one JSON value on one line.
         if body.contains(&b'\n') || body.contains(&b'\r') {
             return Err(corrupt("body spans several lines".into()));

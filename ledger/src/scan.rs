@@ -74,14 +74,40 @@ pub(crate) fn opt_bytes<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Opti
     }
 }
 
+/// Why a column that must hold bytes does not give them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ColumnError {
+    /// The column holds another type.
+    #[error("column {column} holds {held}, not text or bytes")]
+    Type {
+        /// The column.
+        column: &'static str,
+        /// What it holds.
+        held: rusqlite::types::Type,
+    },
+    /// SQLite could not read the column.
+    #[error("column {column} cannot be read")]
+    Read {
+        /// The column.
+        column: &'static str,
+        /// Cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
 /// The column's bytes; the error names the column and what it holds instead.
-pub(crate) fn bytes<'r>(row: &'r rusqlite::Row<'_>, i: usize, name: &str) -> Result<&'r [u8], String> {
+pub(crate) fn bytes<'r>(
+    row: &'r rusqlite::Row<'_>,
+    i: usize,
+    column: &'static str,
+) -> Result<&'r [u8], ColumnError> {
     match row.get_ref(i) {
         Ok(ValueRef::Text(b) | ValueRef::Blob(b)) => Ok(b),
-        Ok(other) => Err(format!(
-            "column {name} holds {}, not text or bytes",
-            other.data_type()
-        )),
-        Err(e) => Err(format!("column {name} cannot be read: {e}")),
+        Ok(other) => Err(ColumnError::Type {
+            column,
+            held: other.data_type(),
+        }),
+        Err(source) => Err(ColumnError::Read { column, source }),
     }
 }

@@ -30,8 +30,8 @@ use std::str::FromStr;
 
 use airlock_domain::{Action, ActionKind};
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    AuthorizationError, Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -144,6 +144,62 @@ pub enum PolicyError {
     #[error("the built-in schema is invalid: {0}")]
     Schema(String),
 }
+
+/// Why a request could not be judged (the caller denies it).
+#[derive(Debug, thiserror::Error)]
+enum EvaluateError {
+    /// An entity type name does not parse (a bug: the names are Airlock's own).
+    #[error("the entity type {name:?} does not parse")]
+    EntityType {
+        /// The name.
+        name: String,
+        /// Cedar's parse errors.
+        #[source]
+        source: Box<cedar_policy::ParseErrors>,
+    },
+    /// The request's entities do not fit the schema.
+    #[error("the request's principal, agent and sandbox do not fit the schema")]
+    Entities(#[source] Box<cedar_policy::entities_errors::EntitiesError>),
+    /// The facts do not make a context.
+    #[error("the request's facts do not make a Cedar context")]
+    Context(#[source] Box<cedar_policy::ContextCreationError>),
+    /// The request does not fit the schema.
+    #[error("the {action} request does not fit the schema")]
+    Request {
+        /// The action asked for.
+        action: String,
+        /// Cedar's validation error.
+        #[source]
+        source: Box<cedar_policy::RequestValidationError>,
+    },
+    /// Rules failed to evaluate.
+    #[error("rules failed to evaluate for the {action} action")]
+    Rules {
+        /// The action asked for.
+        action: String,
+        /// Every rule's error.
+        #[source]
+        source: RuleErrors,
+    },
+}
+
+/// The errors of every rule that failed to evaluate, joined with "; ".
+#[derive(Debug)]
+struct RuleErrors(Vec<AuthorizationError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
 
 /// A loaded, validated policy.
 #[derive(Debug, Clone)]
@@ -366,10 +422,13 @@ impl Policy {
     fn judge(&self, who: &Subject<'_>, action: &str, facts: Facts) -> Evaluation {
         match self.try_evaluate(who, action, facts) {
             Ok(e) => e,
-            Err(message) => Evaluation {
+            Err(e) => Evaluation {
                 decision: Decision::Deny,
                 rules: Vec::new(),
-                reason: format!("denied because the policy could not be evaluated: {message}"),
+                reason: format!(
+                    "denied because the policy could not be evaluated: {}",
+                    cedar_message(&e)
+                ),
                 defaulted: false,
                 shadow: Decision::Deny,
                 grantable: false,
@@ -377,10 +436,18 @@ impl Policy {
         }
     }
 
-    fn try_evaluate(&self, who: &Subject<'_>, action: &str, facts: Facts) -> Result<Evaluation, String> {
-        let uid = |ty: &str, id: &str| -> Result<EntityUid, String> {
-            let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
-            Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+    fn try_evaluate(
+        &self,
+        who: &Subject<'_>,
+        action: &str,
+        facts: Facts,
+    ) -> Result<Evaluation, EvaluateError> {
+        let uid = |ty: &str, id: &str| -> Result<EntityUid, EvaluateError> {
+            let parsed = EntityTypeName::from_str(ty).map_err(|source| EvaluateError::EntityType {
+                name: ty.to_owned(),
+                source: Box::new(source),
+            })?;
+            Ok(EntityUid::from_type_name_and_id(parsed, EntityId::new(id)))
         };
         let principal_uid = uid("Principal", who.principal)?;
         let agent_uid = uid("Agent", who.agent)?;
@@ -394,11 +461,15 @@ impl Policy {
             ],
             Some(&self.schema),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EvaluateError::Entities(Box::new(e)))?;
         let context = Context::from_pairs(facts.into_iter().map(|(k, v)| (k.to_string(), v)))
-            .map_err(|e| e.to_string())?;
-        let request = Request::new(agent_uid, action_uid, sandbox_uid, context, Some(&self.schema))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| EvaluateError::Context(Box::new(e)))?;
+        let request = Request::new(agent_uid, action_uid, sandbox_uid, context, Some(&self.schema)).map_err(
+            |source| EvaluateError::Request {
+                action: action.to_owned(),
+                source: Box::new(source),
+            },
+        )?;
         let e = self.decide(action, &request, &entities, &self.set)?;
         if e.decision != Decision::Deny || e.defaulted {
             return Ok(Evaluation {
@@ -421,11 +492,14 @@ impl Policy {
         request: &Request,
         entities: &Entities,
         set: &PolicySet,
-    ) -> Result<Evaluation, String> {
+    ) -> Result<Evaluation, EvaluateError> {
         let response = Authorizer::new().is_authorized(request, set, entities);
-        let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+        let errors: Vec<AuthorizationError> = response.diagnostics().errors().cloned().collect();
         if !errors.is_empty() {
-            return Err(errors.join("; "));
+            return Err(EvaluateError::Rules {
+                action: action.to_owned(),
+                source: RuleErrors(errors),
+            });
         }
         struct Matched {
             id: String,

@@ -98,17 +98,14 @@ pub struct WindowInfo {
 
 impl WindowInfo {
     /// Checks the lengths a hostile guest could inflate.
-    pub fn validate(&self) -> Result<(), String> {
-        for (what, v) in [
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
+        for (field, v) in [
             ("title", &self.title),
             ("class", &self.class),
             ("instance", &self.instance),
         ] {
             if v.len() > MAX_WINDOW_TEXT {
-                return Err(format!(
-                    "the window {what} is {} bytes long, over the {MAX_WINDOW_TEXT}-byte limit",
-                    v.len()
-                ));
+                return Err(InvalidMessage::WindowText { field, len: v.len() });
             }
         }
         Ok(())
@@ -466,20 +463,14 @@ pub enum Notice {
 
 impl Notice {
     /// Checks the sizes a hostile guest could inflate.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
         match self {
             Notice::DnsRefused { names, .. } => {
                 if names.len() > MAX_NOTICE_NAMES {
-                    return Err(format!(
-                        "a DNS notice lists {} names, over the limit of {MAX_NOTICE_NAMES}",
-                        names.len()
-                    ));
+                    return Err(InvalidMessage::NoticeNames { count: names.len() });
                 }
                 match names.iter().find(|(n, _)| n.len() > MAX_NOTICE_NAME) {
-                    Some((n, _)) => Err(format!(
-                        "a DNS notice names a {}-byte name, over the {MAX_NOTICE_NAME}-byte limit",
-                        n.len()
-                    )),
+                    Some((n, _)) => Err(InvalidMessage::NoticeName { len: n.len() }),
                     None => Ok(()),
                 }
             }
@@ -489,19 +480,17 @@ impl Notice {
 
 impl StreamMessage {
     /// Checks the sizes a hostile peer could inflate.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
         match self {
-            StreamMessage::Data(d) if d.len() > MAX_STREAM_CHUNK => Err(format!(
-                "a stream data message carries {} bytes, over the {MAX_STREAM_CHUNK}-byte limit",
-                d.len()
-            )),
+            StreamMessage::Data(d) if d.len() > MAX_STREAM_CHUNK => {
+                Err(InvalidMessage::StreamChunk { len: d.len() })
+            }
             // Neither moves anything: they would only make the peer work.
-            StreamMessage::Data(d) if d.is_empty() => Err("a stream data message carries no bytes".into()),
-            StreamMessage::Credit(0) => Err("a stream credit message grants no bytes".into()),
-            StreamMessage::Close { reason: Some(r) } if r.len() > MAX_CLOSE_REASON => Err(format!(
-                "a stream close reason is {} bytes long, over the {MAX_CLOSE_REASON}-byte limit",
-                r.len()
-            )),
+            StreamMessage::Data(d) if d.is_empty() => Err(InvalidMessage::EmptyStreamData),
+            StreamMessage::Credit(0) => Err(InvalidMessage::ZeroCredit),
+            StreamMessage::Close { reason: Some(r) } if r.len() > MAX_CLOSE_REASON => {
+                Err(InvalidMessage::CloseReason { len: r.len() })
+            }
             StreamMessage::Open { .. }
             | StreamMessage::Data(_)
             | StreamMessage::Credit(_)
@@ -579,58 +568,188 @@ pub enum Reply {
     },
 }
 
+/// Why a message from the peer breaks the protocol's limits (sizes a hostile peer could inflate,
+/// or traffic that would only make the receiver work).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidMessage {
+    /// A window's title, class or instance is too long.
+    #[error("the window {field} is {len} bytes long, over the {MAX_WINDOW_TEXT}-byte limit")]
+    WindowText {
+        /// `title`, `class` or `instance`.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A DNS notice lists too many names.
+    #[error("a DNS notice lists {count} names, over the limit of {MAX_NOTICE_NAMES}")]
+    NoticeNames {
+        /// How many it lists.
+        count: usize,
+    },
+    /// A DNS notice names a name that is too long.
+    #[error("a DNS notice names a {len}-byte name, over the {MAX_NOTICE_NAME}-byte limit")]
+    NoticeName {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// A stream data message is too large.
+    #[error("a stream data message carries {len} bytes, over the {MAX_STREAM_CHUNK}-byte limit")]
+    StreamChunk {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A stream data message is empty.
+    #[error("a stream data message carries no bytes")]
+    EmptyStreamData,
+    /// A stream credit message grants nothing.
+    #[error("a stream credit message grants no bytes")]
+    ZeroCredit,
+    /// A stream close reason is too long.
+    #[error("a stream close reason is {len} bytes long, over the {MAX_CLOSE_REASON}-byte limit")]
+    CloseReason {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+/// Why a request (an input, an exec, a window lookup) is out of range or breaks the protocol's
+/// limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    /// The key combo is empty.
+    #[error("the key combo is empty")]
+    EmptyKeyCombo,
+    /// The key combo is too long.
+    #[error("the key combo is {len} bytes long, over the {MAX_KEY_COMBO}-byte limit")]
+    KeyComboLength {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The key combo has an empty key name (`ctrl++s`).
+    #[error("the key combo {combo:?} has an empty key name")]
+    EmptyKeyName {
+        /// The combo.
+        combo: String,
+    },
+    /// A key name holds characters other than letters, digits and `_`.
+    #[error("the key name {key:?} in {combo:?} is not a key name (letters, digits, '_')")]
+    KeyName {
+        /// The key name.
+        key: String,
+        /// The combo it is part of.
+        combo: String,
+    },
+    /// A point lies outside the screen.
+    #[error("the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen")]
+    OffScreen {
+        /// Column.
+        x: u16,
+        /// Row.
+        y: u16,
+        /// Screen width.
+        screen_w: u16,
+        /// Screen height.
+        screen_h: u16,
+    },
+    /// A click count other than 1 to 3.
+    #[error("a click count must be 1 to 3, not {count}")]
+    ClickCount {
+        /// The count.
+        count: u8,
+    },
+    /// A drag path with too few or too many points.
+    #[error("a drag path needs 2 to {MAX_DRAG_POINTS} points, not {points}")]
+    DragPoints {
+        /// How many it has.
+        points: usize,
+    },
+    /// The text to type is too long.
+    #[error("the text is {len} bytes long, over the {MAX_TYPE_TEXT}-byte limit")]
+    TypeText {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// An exec without a program.
+    #[error("exec needs a program name")]
+    NoProgram,
+    /// An exec with too many arguments.
+    #[error("exec takes at most {MAX_ARGV} arguments, not {count}")]
+    TooManyArguments {
+        /// How many it has (the program included).
+        count: usize,
+    },
+    /// An exec argument that is too long.
+    #[error("exec argument {index} is {len} bytes long, over the {MAX_ARG_LEN}-byte limit")]
+    ArgumentLength {
+        /// Its position in argv (0 is the program).
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// An exec argument that holds a NUL byte.
+    #[error("exec argument {index} holds a NUL byte")]
+    ArgumentNul {
+        /// Its position in argv (0 is the program).
+        index: usize,
+    },
+    /// An exec timeout out of range.
+    #[error("an exec timeout must be 1 to {MAX_EXEC_TIMEOUT_MS} ms, not {timeout_ms}")]
+    ExecTimeout {
+        /// The timeout asked for.
+        timeout_ms: u32,
+    },
+    /// An exec output cap out of range.
+    #[error("an exec output cap must be at most {MAX_EXEC_OUTPUT} bytes, not {output_cap}")]
+    OutputCap {
+        /// The cap asked for.
+        output_cap: u32,
+    },
+}
+
 /// Checks an xdotool-style key combo: `+`-separated key names of letters, digits and `_`.
-pub fn validate_key_combo(combo: &str) -> Result<(), String> {
+pub fn validate_key_combo(combo: &str) -> Result<(), InvalidRequest> {
     if combo.is_empty() {
-        return Err("the key combo is empty".into());
+        return Err(InvalidRequest::EmptyKeyCombo);
     }
     if combo.len() > MAX_KEY_COMBO {
-        return Err(format!(
-            "the key combo is {} bytes long, over the {MAX_KEY_COMBO}-byte limit",
-            combo.len()
-        ));
+        return Err(InvalidRequest::KeyComboLength { len: combo.len() });
     }
     for part in combo.split('+') {
         if part.is_empty() {
-            return Err(format!("the key combo {combo:?} has an empty key name"));
+            return Err(InvalidRequest::EmptyKeyName { combo: combo.into() });
         }
         if !part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "the key name {part:?} in {combo:?} is not a key name (letters, digits, '_')"
-            ));
+            return Err(InvalidRequest::KeyName {
+                key: part.into(),
+                combo: combo.into(),
+            });
         }
     }
     Ok(())
 }
 
 /// Checks an input against the screen size and the protocol's limits.
-pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(), String> {
+pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(), InvalidRequest> {
     let point = |x: u16, y: u16| validate_point(x, y, screen_w, screen_h);
     match input {
         Input::MouseMove { x, y } | Input::Scroll { x, y, .. } => point(*x, *y),
         Input::Click { x, y, count, .. } => {
             point(*x, *y)?;
             if !(1..=3).contains(count) {
-                return Err(format!("a click count must be 1 to 3, not {count}"));
+                return Err(InvalidRequest::ClickCount { count: *count });
             }
             Ok(())
         }
         Input::Drag { path, .. } => {
             if path.len() < 2 || path.len() > MAX_DRAG_POINTS {
-                return Err(format!(
-                    "a drag path needs 2 to {MAX_DRAG_POINTS} points, not {}",
-                    path.len()
-                ));
+                return Err(InvalidRequest::DragPoints { points: path.len() });
             }
             path.iter().try_for_each(|(x, y)| point(*x, *y))
         }
         Input::Key { combo } | Input::KeyState { combo, .. } => validate_key_combo(combo),
         Input::Type { text } => {
             if text.len() > MAX_TYPE_TEXT {
-                Err(format!(
-                    "the text is {} bytes long, over the {MAX_TYPE_TEXT}-byte limit",
-                    text.len()
-                ))
+                Err(InvalidRequest::TypeText { len: text.len() })
             } else {
                 Ok(())
             }
@@ -640,55 +759,57 @@ pub fn validate_input(input: &Input, screen_w: u16, screen_h: u16) -> Result<(),
 }
 
 /// Checks a window request against the screen size.
-pub fn validate_window_at(at: Option<(u16, u16)>, screen_w: u16, screen_h: u16) -> Result<(), String> {
+pub fn validate_window_at(
+    at: Option<(u16, u16)>,
+    screen_w: u16,
+    screen_h: u16,
+) -> Result<(), InvalidRequest> {
     match at {
         Some((x, y)) => validate_point(x, y, screen_w, screen_h),
         None => Ok(()),
     }
 }
 
-fn validate_point(x: u16, y: u16, screen_w: u16, screen_h: u16) -> Result<(), String> {
+fn validate_point(x: u16, y: u16, screen_w: u16, screen_h: u16) -> Result<(), InvalidRequest> {
     if x >= screen_w || y >= screen_h {
-        Err(format!(
-            "the point ({x}, {y}) is outside the {screen_w}x{screen_h} screen"
-        ))
+        Err(InvalidRequest::OffScreen {
+            x,
+            y,
+            screen_w,
+            screen_h,
+        })
     } else {
         Ok(())
     }
 }
 
 /// Checks an exec request against the protocol's limits (not the allowlist: that is the agent's).
-pub fn validate_exec(req: &ExecRequest) -> Result<(), String> {
+pub fn validate_exec(req: &ExecRequest) -> Result<(), InvalidRequest> {
     if req.argv.is_empty() || req.argv[0].is_empty() {
-        return Err("exec needs a program name".into());
+        return Err(InvalidRequest::NoProgram);
     }
     if req.argv.len() > MAX_ARGV {
-        return Err(format!(
-            "exec takes at most {MAX_ARGV} arguments, not {}",
-            req.argv.len()
-        ));
+        return Err(InvalidRequest::TooManyArguments {
+            count: req.argv.len(),
+        });
     }
-    if let Some(a) = req
-        .argv
-        .iter()
-        .find(|a| a.len() > MAX_ARG_LEN || a.contains('\0'))
-    {
-        return Err(format!(
-            "an argument is over {MAX_ARG_LEN} bytes or holds a NUL byte ({} bytes)",
-            a.len()
-        ));
+    for (index, a) in req.argv.iter().enumerate() {
+        if a.len() > MAX_ARG_LEN {
+            return Err(InvalidRequest::ArgumentLength { index, len: a.len() });
+        }
+        if a.contains('\0') {
+            return Err(InvalidRequest::ArgumentNul { index });
+        }
     }
     if req.timeout_ms == 0 || req.timeout_ms > MAX_EXEC_TIMEOUT_MS {
-        return Err(format!(
-            "an exec timeout must be 1 to {MAX_EXEC_TIMEOUT_MS} ms, not {}",
-            req.timeout_ms
-        ));
+        return Err(InvalidRequest::ExecTimeout {
+            timeout_ms: req.timeout_ms,
+        });
     }
     if req.output_cap > MAX_EXEC_OUTPUT {
-        return Err(format!(
-            "an exec output cap must be at most {MAX_EXEC_OUTPUT} bytes, not {}",
-            req.output_cap
-        ));
+        return Err(InvalidRequest::OutputCap {
+            output_cap: req.output_cap,
+        });
     }
     Ok(())
 }
@@ -722,7 +843,11 @@ mod tests {
     fn points_outside_the_screen_are_refused() {
         assert!(validate_input(&Input::MouseMove { x: 1279, y: 799 }, 1280, 800).is_ok());
         let e = validate_input(&Input::MouseMove { x: 1280, y: 10 }, 1280, 800).unwrap_err();
-        assert!(e.contains("outside the 1280x800 screen"), "{e}");
+        assert!(e.to_string().contains("outside the 1280x800 screen"), "{e}");
+        assert!(
+            matches!(e, InvalidRequest::OffScreen { x: 1280, y: 10, .. }),
+            "{e:?}"
+        );
         assert!(validate_input(
             &Input::Drag {
                 path: vec![(1, 1)],

@@ -225,7 +225,7 @@ impl GuestClient {
     pub fn window(&self, at: Option<(u16, u16)>) -> Result<WindowInfo, ChannelError> {
         match self.call(Request::Window { at })? {
             Reply::Window(w) => {
-                w.validate().map_err(ChannelError::Protocol)?;
+                w.validate().map_err(|e| ChannelError::Protocol(e.to_string()))?;
                 Ok(w)
             }
             other => Err(unexpected(other)),

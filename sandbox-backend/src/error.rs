@@ -89,6 +89,78 @@ pub enum LaunchError {
     NoAccel,
 }
 
+/// Running a sandbox's keeper ([`crate::keeper::run`]); the sandbox's record says why too.
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    /// The sandbox's record could not be read or written.
+    #[error("the keeper cannot {what} the record of the sandbox in {dir}")]
+    Record {
+        /// `read` or `write`.
+        what: &'static str,
+        /// The sandbox's directory.
+        dir: PathBuf,
+        /// Cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The sandbox's state cannot move on (it was changed under the keeper).
+    #[error("the keeper cannot move the sandbox in {dir} to {to:?}")]
+    State {
+        /// The sandbox's directory.
+        dir: PathBuf,
+        /// The state it was to move to.
+        to: SandboxState,
+        /// Cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The guest image could not be opened.
+    #[error("the keeper cannot open the guest image in {dir}")]
+    Image {
+        /// The image directory.
+        dir: PathBuf,
+        /// Cause.
+        #[source]
+        source: Box<airlock_guest_image::BuildError>,
+    },
+    /// The VM could not be launched, exited while starting or did not come up in time.
+    #[error("sandbox {id} did not start")]
+    Launch {
+        /// Sandbox.
+        id: String,
+        /// Cause.
+        #[source]
+        source: LaunchError,
+    },
+    /// The guest agent failed its hello.
+    #[error("the guest agent of sandbox {id} did not answer hello")]
+    Hello {
+        /// Sandbox.
+        id: String,
+        /// Cause.
+        #[source]
+        source: ChannelError,
+    },
+    /// The socket for the keeper's clients could not be bound.
+    #[error("the keeper cannot listen on {path}")]
+    Listen {
+        /// The socket.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the VM process failed.
+    #[error("the keeper cannot wait for the VM process of sandbox {id}")]
+    Wait {
+        /// Sandbox.
+        id: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Managing sandboxes in the state directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

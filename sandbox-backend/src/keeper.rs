@@ -25,17 +25,34 @@ use crate::client::reply_timeout;
 use crate::mux::{EgressSink, GuestInfo, GuestMux};
 use crate::state::{GuestSummary, SandboxState};
 use crate::store::{read_record, write_record};
-use crate::{ChannelError, LaunchError};
+use crate::{ChannelError, KeeperError, LaunchError};
 
 /// Runs the keeper for the sandbox in `dir` until its VM exits. Errors are recorded in the record.
-pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
+pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), KeeperError> {
     let started = Instant::now();
-    let mut rec = read_record(dir).map_err(|e| e.to_string())?;
+    let record = |what| {
+        move |source| KeeperError::Record {
+            what,
+            dir: dir.to_owned(),
+            source,
+        }
+    };
+    let state = |to| {
+        move |source| KeeperError::State {
+            dir: dir.to_owned(),
+            to,
+            source,
+        }
+    };
+    let mut rec = read_record(dir).map_err(record("read"))?;
     let record_lock = Arc::new(Mutex::new(()));
     let ready = Arc::new(AtomicBool::new(false));
     rec.keeper_pid = Some(std::process::id());
-    rec.state = rec.state.to(SandboxState::Booting).map_err(|e| e.to_string())?;
-    write_record(dir, &rec).map_err(|e| e.to_string())?;
+    rec.state = rec
+        .state
+        .to(SandboxState::Booting)
+        .map_err(state(SandboxState::Booting))?;
+    write_record(dir, &rec).map_err(record("write"))?;
 
     // Watchdog: stdin is a pipe from the creating CLI. EOF before ready means it died or gave up.
     {
@@ -56,7 +73,14 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         });
     }
 
-    let image = Image::open(&rec.image_dir).map_err(|e| e.to_string())?;
+    let image = Image::open(&rec.image_dir).map_err(|source| KeeperError::Image {
+        dir: rec.image_dir.clone(),
+        source: Box::new(source),
+    })?;
+    let launch_error = |source| KeeperError::Launch {
+        id: rec.id.clone(),
+        source,
+    };
     let spec = LaunchSpec {
         id: &rec.id,
         dir,
@@ -70,7 +94,7 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         Err(e) => {
             let _g = record_lock.lock();
             fail(dir, &e.to_string());
-            return Err(e.to_string());
+            return Err(launch_error(e));
         }
     };
     let vm_pid = launched.child.id();
@@ -79,7 +103,7 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
     {
         let _g = record_lock.lock();
         rec.vm_pid = Some(vm_pid);
-        write_record(dir, &rec).map_err(|e| e.to_string())?;
+        write_record(dir, &rec).map_err(record("write"))?;
     }
 
     // Boot: hello until the agent answers, the VM dies, or time runs out.
@@ -91,7 +115,10 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
                 let _ = launched.child.kill();
                 let _g = record_lock.lock();
                 fail(dir, &format!("{e}; last console output:\n{}", tail(&console)));
-                return Err(e.to_string());
+                return Err(KeeperError::Hello {
+                    id: rec.id.clone(),
+                    source: e,
+                });
             }
         }
         if let Ok(Some(status)) = launched.child.try_wait() {
@@ -101,7 +128,7 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
             };
             let _g = record_lock.lock();
             fail(dir, &e.to_string());
-            return Err(e.to_string());
+            return Err(launch_error(e));
         }
         if started.elapsed() > boot_timeout {
             let _ = launched.child.kill();
@@ -111,24 +138,29 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
             };
             let _g = record_lock.lock();
             fail(dir, &format!("{e}; last console output:\n{}", tail(&console)));
-            return Err(e.to_string());
+            return Err(launch_error(e));
         }
     };
 
     let sock = dir.join("keeper.sock");
     let _ = std::fs::remove_file(&sock);
-    let listener =
-        UnixListener::bind(&sock).map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+    let listener = UnixListener::bind(&sock).map_err(|source| KeeperError::Listen {
+        path: sock.clone(),
+        source,
+    })?;
     {
         let _g = record_lock.lock();
-        rec.state = rec.state.to(SandboxState::Running).map_err(|e| e.to_string())?;
+        rec.state = rec
+            .state
+            .to(SandboxState::Running)
+            .map_err(state(SandboxState::Running))?;
         rec.boot_ms = Some(started.elapsed().as_millis() as u64);
         rec.guest = Some(GuestSummary {
             agent_version: info.agent_version.clone(),
             screen_w: info.screen_w,
             screen_h: info.screen_h,
         });
-        write_record(dir, &rec).map_err(|e| e.to_string())?;
+        write_record(dir, &rec).map_err(record("write"))?;
         ready.store(true, Ordering::SeqCst);
     }
     tracing::info!(id = %rec.id, boot_ms = rec.boot_ms, "sandbox running");
@@ -164,7 +196,10 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), String> {
         });
     }
 
-    let status = launched.child.wait().map_err(|e| e.to_string())?;
+    let status = launched.child.wait().map_err(|source| KeeperError::Wait {
+        id: rec.id.clone(),
+        source,
+    })?;
     let _g = record_lock.lock();
     let _ = std::fs::remove_file(&sock);
     if let Ok(mut r) = read_record(dir) {

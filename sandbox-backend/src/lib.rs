@@ -31,7 +31,7 @@ pub use accel::{
 };
 pub use backend::{LaunchSpec, Launched, SandboxBackend};
 pub use client::{bgrx_to_rgba, reply_timeout, GuestClient, Screenshot};
-pub use error::{ChannelError, LaunchError, StoreError};
+pub use error::{ChannelError, KeeperError, LaunchError, StoreError};
 pub use mux::{EgressSink, GuestInfo, GuestMux, ReplyStream};
 pub use state::{GuestSummary, SandboxRecord, SandboxState};
 pub use store::{now_ms, read_record, write_record, CreateOptions, Liveness, SandboxStatus, Store};

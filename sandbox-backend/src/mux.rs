@@ -75,6 +75,33 @@ struct Routes {
     closed: Option<String>,
 }
 
+/// Why a reply from the guest cannot be routed: the guest broke the protocol (or the channel is
+/// unusable), so the channel is closed.
+#[derive(Debug, thiserror::Error)]
+enum RouteError {
+    /// The route table's lock was poisoned by a panic.
+    #[error("the reply route table is poisoned")]
+    Poisoned,
+    /// A stream item for a request that is a plain call.
+    #[error("the guest sent a stream item for request {id}, which is not a stream")]
+    NotAStream {
+        /// The request id.
+        id: u32,
+    },
+    /// The agent reported a channel-level error (under id 0) before closing.
+    #[error("the guest agent closed the channel: {message}")]
+    AgentClosed {
+        /// The agent's explanation.
+        message: String,
+    },
+    /// A reply for a request that was never made.
+    #[error("the guest sent a reply for request {id}, which was never made (out of order)")]
+    NotMade {
+        /// The request id.
+        id: u32,
+    },
+}
+
 /// Takes what the guest sends without being asked: egress stream traffic and notices. Called on
 /// the channel's reader thread, so it must never block (queue, or drop with a reason).
 pub trait EgressSink: Send + Sync {
@@ -193,8 +220,8 @@ impl GuestMux {
                     }
                     Err(e) => return (e.to_string(), true),
                 };
-                if let Err(reason) = self.route(frame.id, reply) {
-                    return (reason, true);
+                if let Err(e) = self.route(frame.id, reply) {
+                    return (airlock_protocol::error_chain(&e), true);
                 }
             }
         }
@@ -251,12 +278,8 @@ impl GuestMux {
         })
     }
 
-    fn route(&self, id: u32, reply: Reply) -> Result<(), String> {
-        let mut routes = self
-            .inner
-            .routes
-            .lock()
-            .map_err(|_| "route table poisoned".to_string())?;
+    fn route(&self, id: u32, reply: Reply) -> Result<(), RouteError> {
+        let mut routes = self.inner.routes.lock().map_err(|_| RouteError::Poisoned)?;
         let ends = !is_stream_item(&reply);
         match routes.live.get(&id) {
             Some(Route::Stream(q)) => {
@@ -272,9 +295,7 @@ impl GuestMux {
                 }
                 Ok(())
             }
-            Some(Route::Call(_)) if !ends => Err(format!(
-                "the guest sent a stream item for request {id}, which is not a stream"
-            )),
+            Some(Route::Call(_)) if !ends => Err(RouteError::NotAStream { id }),
             Some(Route::Call(tx)) => {
                 let _ = tx.try_send(reply); // capacity 1, one reply per call
                 routes.live.remove(&id);
@@ -288,12 +309,8 @@ impl GuestMux {
             }
             None => match reply {
                 // The agent reports a channel-level error under id 0 before it closes.
-                Reply::Error { message, .. } if id == 0 => {
-                    Err(format!("the guest agent closed the channel: {message}"))
-                }
-                _ => Err(format!(
-                    "the guest sent a reply for request {id}, which was never made (out of order)"
-                )),
+                Reply::Error { message, .. } if id == 0 => Err(RouteError::AgentClosed { message }),
+                _ => Err(RouteError::NotMade { id }),
             },
         }
     }

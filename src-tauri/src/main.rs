@@ -64,7 +64,7 @@ fn keeper(args: &[String]) -> ExitCode {
     match airlock_sandbox::keeper::run(std::path::Path::new(dir), Duration::from_secs(timeout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", airlock_supervisor::chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -1053,7 +1053,7 @@ pub enum EgressError {
 impl EgressSink for Hub {
     fn stream(&self, id: u32, msg: StreamMessage) {
         if let Err(e) = msg.validate() {
-            self.close_from_reader(id, e);
+            self.close_from_reader(id, crate::chain(&e));
             return;
         }
         let mut streams = match self.streams.lock() {

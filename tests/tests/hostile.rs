@@ -11,8 +11,8 @@ use airlock_protocol::{
     encode_frame, FrameDecoder, GuestMessage, HostMessage, Pixels, Reply, Request, PROTOCOL_VERSION,
 };
 use airlock_sandbox::{BackendChoice, ChannelError, GuestClient};
-use airlock_test_kit::{deadline, wait_until_blocking};
 use airlock_test_kit::e2e::Env;
+use airlock_test_kit::{deadline, wait_until_blocking};
 use anyhow::{bail, ensure, Result};
 
 /// Reads one host frame: (id, message).

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use airlock_sandbox::{read_record, BackendChoice, SandboxState};
-use airlock_test_kit::{deadline, wait_until_blocking};
 use airlock_test_kit::e2e::{bin_dir, cache_dir, processes_of, Env};
+use airlock_test_kit::{deadline, wait_until_blocking};
 use anyhow::{ensure, Context, Result};
 
 fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Result<()> {

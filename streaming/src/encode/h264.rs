@@ -10,8 +10,8 @@ use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 
 use super::{
-    check_rate, checked_buffer, convert_frame, EncodeError, EncodedFrame, EncoderConfig, I420Buffer,
-    VideoEncoder,
+    check_rate, checked_buffer, convert_frame, CodecOptionError, EncodeError, EncodedFrame, EncoderConfig,
+    I420Buffer, VideoEncoder,
 };
 use crate::Codec;
 
@@ -107,10 +107,16 @@ impl H264Encoder {
     }
 
     /// Calls `SetOption` with an `SBitrateInfo` for spatial layer `layer`.
-    fn set_bitrate_option(&mut self, option: c_int, layer: c_int, bitrate_bps: u32) -> Result<(), String> {
+    fn set_bitrate_option(
+        &mut self,
+        option: c_int,
+        layer: c_int,
+        bitrate_bps: u32,
+    ) -> Result<(), CodecOptionError> {
         let mut info = BitrateInfo {
             layer,
-            bitrate: c_int::try_from(bitrate_bps).map_err(|_| "the bitrate is too large".to_string())?,
+            bitrate: c_int::try_from(bitrate_bps)
+                .map_err(|_| CodecOptionError::BitrateTooLarge { bitrate_bps })?,
         };
         // SAFETY: the encoder is initialized (`started`), `option` is one of the bitrate options,
         // which read an `SBitrateInfo` (mirrored with the same `repr(C)` layout) through the pointer
@@ -123,11 +129,14 @@ impl H264Encoder {
         };
         match status {
             0 => Ok(()),
-            status => Err(format!("SetOption({option}) returned status {status}")),
+            status => Err(CodecOptionError::OpenH264 {
+                option: option_name(option),
+                status,
+            }),
         }
     }
 
-    fn set_frame_rate_option(&mut self, fps: u32) -> Result<(), String> {
+    fn set_frame_rate_option(&mut self, fps: u32) -> Result<(), CodecOptionError> {
         let mut rate = fps as f32;
         // SAFETY: the encoder is initialized (`started`); `ENCODER_OPTION_FRAME_RATE` reads one
         // `float` through the pointer during the call only, and `rate` outlives the call.
@@ -138,15 +147,16 @@ impl H264Encoder {
         };
         match status {
             0 => Ok(()),
-            status => Err(format!(
-                "SetOption(ENCODER_OPTION_FRAME_RATE) returned status {status}"
-            )),
+            status => Err(CodecOptionError::OpenH264 {
+                option: option_name(ENCODER_OPTION_FRAME_RATE),
+                status,
+            }),
         }
     }
 
     /// Applies a new rate to the running encoder. The maximum bitrate must never drop below the
     /// target (openh264 rejects that), so it is raised before and lowered after the target.
-    fn set_rate(&mut self, bitrate_bps: u32, fps: u32) -> Result<(), String> {
+    fn set_rate(&mut self, bitrate_bps: u32, fps: u32) -> Result<(), CodecOptionError> {
         if bitrate_bps > self.bitrate_bps {
             self.set_bitrate_option(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, bitrate_bps)?;
             self.set_bitrate_option(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bitrate_bps)?;
@@ -158,6 +168,17 @@ impl H264Encoder {
         self.set_frame_rate_option(fps)?;
         self.fps = fps;
         Ok(())
+    }
+}
+
+/// The C name of an option id used here, for messages.
+fn option_name(option: c_int) -> &'static str {
+    match option {
+        ENCODER_OPTION_FRAME_RATE => "ENCODER_OPTION_FRAME_RATE",
+        ENCODER_OPTION_BITRATE => "ENCODER_OPTION_BITRATE",
+        ENCODER_OPTION_MAX_BITRATE => "ENCODER_OPTION_MAX_BITRATE",
+        ENCODER_OPTION_TRACE_CALLBACK => "ENCODER_OPTION_TRACE_CALLBACK",
+        _ => "an unnamed option",
     }
 }
 
@@ -262,7 +283,13 @@ impl VideoEncoder for H264Encoder {
             self.fps = fps;
             return Ok(());
         }
-        self.set_rate(bitrate_bps, fps).map_err(to_error)
+        self.set_rate(bitrate_bps, fps)
+            .map_err(|source| EncodeError::RateRefused {
+                codec: Codec::H264,
+                bitrate_bps,
+                fps,
+                source,
+            })
     }
 }
 

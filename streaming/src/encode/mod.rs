@@ -140,6 +140,28 @@ pub enum EncodeError {
         /// What failed, with the library's own message or status.
         detail: String,
     },
+    /// The codec library refused an option while the encoder was being set up.
+    #[error("cannot create a {} encoder", label(*.codec))]
+    InitOption {
+        /// The codec asked for.
+        codec: Codec,
+        /// The option refused.
+        #[source]
+        source: CodecOptionError,
+    },
+    /// The codec library refused the new bitrate or frame rate; what was not applied stays as it was.
+    #[error("the {} encoder cannot switch to {bitrate_bps} bps at {fps} fps", label(*.codec))]
+    RateRefused {
+        /// The encoder's codec.
+        codec: Codec,
+        /// Requested bitrate.
+        bitrate_bps: u32,
+        /// Requested frame rate.
+        fps: u32,
+        /// The option refused.
+        #[source]
+        source: CodecOptionError,
+    },
     /// The new bitrate or frame rate was refused; what was not applied stays as it was.
     #[error("the {} encoder cannot switch to {bitrate_bps} bps at {fps} fps: {detail}", label(*.codec))]
     Reconfigure {
@@ -151,6 +173,45 @@ pub enum EncodeError {
         fps: u32,
         /// What failed, with the library's own message or status.
         detail: String,
+    },
+}
+
+/// A codec library refused to set an encoder option (an openh264 `SetOption`, a libvpx control).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecOptionError {
+    /// The bitrate does not fit openh264's `int`.
+    #[error(
+        "the bitrate {bitrate_bps} bps is too large for openh264 (at most {} bps)",
+        i32::MAX
+    )]
+    BitrateTooLarge {
+        /// The bitrate asked for.
+        bitrate_bps: u32,
+    },
+    /// openh264's `SetOption` returned a nonzero status.
+    #[error("openh264 refused SetOption({option}) with status {status}")]
+    OpenH264 {
+        /// The option (`ENCODER_OPTION_BITRATE`, ...).
+        option: &'static str,
+        /// The status `SetOption` returned.
+        status: i32,
+    },
+    /// libvpx refused a control.
+    #[error(
+        "libvpx refused control {control} = {value}: {status_text} (status {status}){}",
+        .detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+    )]
+    Libvpx {
+        /// The control (`VP8E_SET_CPUUSED`, ...).
+        control: String,
+        /// The value it was given.
+        value: i32,
+        /// The `vpx_codec_err_t` status code.
+        status: i32,
+        /// libvpx's name for the status.
+        status_text: String,
+        /// libvpx's detail message for the error, if it gave one.
+        detail: Option<String>,
     },
 }
 

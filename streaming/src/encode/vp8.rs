@@ -10,8 +10,8 @@ use vpx_sys::{
 };
 
 use super::{
-    check_rate, checked_buffer, convert_frame, EncodeError, EncodedFrame, EncoderConfig, I420Buffer,
-    VideoEncoder,
+    check_rate, checked_buffer, convert_frame, CodecOptionError, EncodeError, EncodedFrame, EncoderConfig,
+    I420Buffer, VideoEncoder,
 };
 use crate::Codec;
 
@@ -126,21 +126,29 @@ impl Vp8Encoder {
             (vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1),
             (vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0),
         ] {
-            encoder.control(control, value).map_err(init_error)?;
+            encoder
+                .control(control, value)
+                .map_err(|source| EncodeError::InitOption {
+                    codec: Codec::Vp8,
+                    source,
+                })?;
         }
         Ok(encoder)
     }
 
     /// Sets one integer encoder control.
-    fn control(&mut self, control: vp8e_enc_control_id, value: c_int) -> Result<(), String> {
+    fn control(&mut self, control: vp8e_enc_control_id, value: c_int) -> Result<(), CodecOptionError> {
         // SAFETY: the context is initialized; every control used here takes one `int` argument,
         // which is what is passed through the variadic call.
         let status = unsafe { vpx_sys::vpx_codec_control_(&mut *self.ctx, control as c_int, value) };
         if status != vpx_codec_err_t::VPX_CODEC_OK {
-            return Err(format!(
-                "control {control:?} = {value}: {}",
-                error_text(&mut self.ctx, status)
-            ));
+            return Err(CodecOptionError::Libvpx {
+                control: format!("{control:?}"),
+                value,
+                status: status as i32,
+                status_text: status_text(status),
+                detail: error_detail(&mut self.ctx),
+            });
         }
         Ok(())
     }
@@ -287,15 +295,19 @@ fn status_text(status: vpx_codec_err_t) -> String {
         .into_owned()
 }
 
-/// The status plus libvpx's detail message for the last error on `ctx`, if it has one.
-fn error_text(ctx: &mut vpx_codec_ctx_t, status: vpx_codec_err_t) -> String {
+/// libvpx's detail message for the last error on `ctx`, if it has one.
+fn error_detail(ctx: &mut vpx_codec_ctx_t) -> Option<String> {
     // SAFETY: `ctx` is a context libvpx has set up (or cleared after a failed init); the detail is
     // null or a NUL-terminated string owned by libvpx, copied out before any other call.
-    let detail = unsafe {
+    unsafe {
         let detail = vpx_sys::vpx_codec_error_detail(ctx);
         (!detail.is_null()).then(|| CStr::from_ptr(detail).to_string_lossy().into_owned())
-    };
-    match detail {
+    }
+}
+
+/// The status plus libvpx's detail message for the last error on `ctx`, if it has one.
+fn error_text(ctx: &mut vpx_codec_ctx_t, status: vpx_codec_err_t) -> String {
+    match error_detail(ctx) {
         Some(detail) => format!("{} ({detail})", status_text(status)),
         None => status_text(status),
     }
