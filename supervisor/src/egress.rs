@@ -352,6 +352,12 @@ impl Hub {
         }
     }
 
+    /// Whether stream `id` is still open on this side (the gateway's reader removes a stream it
+    /// closes; a program's own close leaves it for its task to end).
+    fn has_stream(&self, id: u32) -> bool {
+        self.streams.lock().is_ok_and(|s| s.contains_key(&id))
+    }
+
     fn close(&self, id: u32, reason: Option<String>) {
         self.end_slot(id);
         self.send(id, StreamMessage::Close { reason });
@@ -1303,11 +1309,15 @@ async fn serve_stream(
     let asked_ms = now_ms();
     let parsed = started.elapsed();
     let Some(verdict) = unless_ended(&ended, hub.decide(&dest, &host, protocol, asked_ms)).await else {
-        // The program went away while its connection waited (for an operator, say).
-        hub.close(
-            id,
-            Some("the program closed the connection before it was decided".into()),
-        );
+        // The program went away while its connection waited (for an operator, say) — unless the
+        // gateway itself closed the stream (a flow-control breach): then the guest already has
+        // that close, with its reason, and a second one would only hide it.
+        if hub.has_stream(id) {
+            hub.close(
+                id,
+                Some("the program closed the connection before it was decided".into()),
+            );
+        }
         return;
     };
     let judged = started.elapsed();
@@ -1377,7 +1387,9 @@ async fn serve_stream(
         None => Err("the program closed the connection while it was being dialled".into()),
     };
     let error = result.err();
-    hub.close(id, error.clone());
+    if hub.has_stream(id) {
+        hub.close(id, error.clone());
+    }
     committed(&mut decided).await;
     hub.seen(&dest, &verdict, tally.up, tally.down, false);
     hub.record(
