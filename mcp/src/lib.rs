@@ -1,7 +1,8 @@
 //! The MCP server agents drive sandboxes through (Streamable HTTP, mounted by `airlock-server`).
 //!
 //! Tools: `computer` (Anthropic's computer-use input, verbatim), `computer_openai` (an OpenAI
-//! computer-use `action`, verbatim), `exec`, `sandbox_create`, `sandbox_list`, `sandbox_destroy`.
+//! computer-use `action`, verbatim), `exec`, `request_network`, `sandbox_create`, `sandbox_list`,
+//! `sandbox_destroy`.
 //! Every action goes through [`Supervisor::act`]; refusals are tool errors with the reason.
 
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use airlock_live::LiveViews;
 use airlock_supervisor::api::{
-    CreateRequest, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
+    CreateRequest, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
 };
 use airlock_supervisor::gateway::{parse, ActionRequest};
 use airlock_supervisor::{CommandError, ResolveError, Supervisor};
@@ -53,7 +53,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"code": self.code, "message": self.message})),
+            Json(ErrorBody {
+                code: self.code.to_string(),
+                message: self.message,
+            }),
         )
             .into_response()
     }
@@ -309,7 +312,7 @@ async fn set_mode(
     Json(body): Json<ModeRequest>,
 ) -> ApiResult<impl IntoResponse> {
     sup.set_mode(body.mode, &op.0).await?;
-    Ok(Json(json!({"mode": body.mode})))
+    Ok(Json(ModeRequest { mode: body.mode }))
 }
 
 async fn events(State(sup): State<Supervisor>, ws: WebSocketUpgrade) -> impl IntoResponse {

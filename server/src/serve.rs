@@ -133,7 +133,10 @@ fn unauthorized(what: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-        Json(json!({"code": "unauthorized", "message": format!("a valid {what} bearer token is required")})),
+        Json(airlock_supervisor::api::ErrorBody {
+            code: "unauthorized".into(),
+            message: format!("a valid {what} bearer token is required"),
+        }),
     )
         .into_response()
 }

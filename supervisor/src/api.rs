@@ -1,4 +1,4 @@
-//! The operator API's typed requests and answers, shared by the HTTP routes ([`crate::operator`])
+//! The operator API's typed requests and answers, shared by the HTTP routes (`airlock-server`)
 //! and the desktop app's commands, so both are a few lines over [`Supervisor`].
 //!
 //! Their TypeScript twins are generated into `ui/src/lib/api/types.ts` by

@@ -1,10 +1,12 @@
 //! The supervisor: sandboxes under supervision, each with one session task that owns its control
 //! lease, pending approvals and grants; the gateway every agent action passes
-//! ([`Supervisor::act`]); operator commands; the MCP server and the operator API ([`serve`]).
+//! ([`Supervisor::act`]); the egress gateway's host side ([`egress`]); the operator requests both
+//! transports send ([`api`]); events.
 //!
-//! Transports (MCP, HTTP, WebSocket) only parse requests into typed calls on [`Supervisor`]; the
-//! session tasks mutate state; the pure rules live in `airlock-domain` and `airlock-policy`; every
-//! step is appended to the `airlock-ledger`.
+//! Transports — the MCP server (`airlock-mcp`), the HTTP API (`airlock-server`), the live view
+//! (`airlock-live`), the desktop app's commands — only parse requests into typed calls on
+//! [`Supervisor`]; the session tasks mutate state; the pure rules live in `airlock-domain` and
+//! `airlock-policy`; every step is appended to the `airlock-ledger` as an `airlock-records` record.
 
 pub mod api;
 pub mod egress;
