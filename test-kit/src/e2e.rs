@@ -1,9 +1,10 @@
 //! The end-to-end harness: real sandboxes in a private state directory per test, built from the
 //! workspace's own `airlock` and `airlock-guest-agent` binaries (`cargo build --workspace --bins`
 //! first; the README's test command does that), `airlock serve` driven through its API
-//! ([`serve`]), local upstream servers for network tests ([`upstream`]), ledger entries read back as
-//! typed records ([`records`]).
+//! ([`serve`]), local upstream servers for network tests ([`upstream`]), a scripted model API in place of
+//! Anthropic's and OpenAI's ([`model_api`]), ledger entries read back as typed records ([`records`]).
 
+pub mod model_api;
 pub mod records;
 pub mod serve;
 pub mod upstream;

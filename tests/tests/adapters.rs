@@ -4,24 +4,17 @@
 //! tool results carrying real screenshots), the sandbox shows that the typed commands ran, and the
 //! ledger shows what was executed and what the policy refused.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_domain::{Action, MouseButton, Point};
 use airlock_ledger::Entry;
 use airlock_records::{ActionExecuted, ActionOutcome, ActionRefused, Record};
+use airlock_test_kit::e2e::model_api::{Recorded, Stub};
 use airlock_test_kit::e2e::records::records;
 use airlock_test_kit::e2e::serve::Serve;
 use airlock_test_kit::e2e::{bin_dir, cache_dir, Env};
 use anyhow::{ensure, Context, Result};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
@@ -31,126 +24,6 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(300);
 const TERMINAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a typed command may take to leave its file behind.
 const FILE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// One request the model-API stub received.
-#[derive(Debug, Clone)]
-struct Recorded {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Value,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-#[derive(Clone, Default)]
-struct StubState {
-    script: Arc<Mutex<VecDeque<Value>>>,
-    seen: Arc<Mutex<Vec<Recorded>>>,
-}
-
-/// A model API on 127.0.0.1 answering `POST path` with the scripted bodies, in order.
-struct Stub {
-    base: String,
-    state: StubState,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Stub {
-    async fn start(path: &str, script: Vec<Value>) -> Result<Stub> {
-        let state = StubState {
-            script: Arc::new(Mutex::new(script.into())),
-            seen: Arc::default(),
-        };
-        let router = Router::new()
-            .route(path, post(replay))
-            .fallback(unexpected)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind the model-API stub")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                eprintln!("the model-API stub stopped: {e}");
-            }
-        });
-        Ok(Stub {
-            base: format!("http://{addr}"),
-            state,
-            server,
-        })
-    }
-
-    /// Every request so far, in order.
-    fn requests(&self) -> Vec<Recorded> {
-        self.state.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// How many scripted answers were not asked for.
-    fn left(&self) -> usize {
-        self.state.script.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-fn record(state: &StubState, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
-    let headers = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = serde_json::from_slice(body).unwrap_or(Value::Null);
-    state
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Recorded {
-            path: uri.path().to_owned(),
-            headers,
-            body,
-        });
-}
-
-async fn replay(State(state): State<StubState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    record(&state, &uri, &headers, &body);
-    let next = state.script.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-    match next {
-        Some(answer) => axum::Json(answer).into_response(),
-        None => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({
-                "type": "error",
-                "error": {"type": "api_error", "message": "the stub's script ran out"}
-            })),
-        )
-            .into_response(),
-    }
-}
-
-async fn unexpected(State(state): State<StubState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    record(&state, &uri, &headers, &body);
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({
-            "type": "error",
-            "error": {"type": "not_found_error", "message": format!("the stub does not serve {uri}")}
-        })),
-    )
-        .into_response()
-}
 
 /// Runs `airlock sandbox exec ID -- ARGV…` against the sandbox directly (not through the gateway).
 fn sandbox_exec(env: &Env, id: &str, argv: &[&str]) -> Output {
