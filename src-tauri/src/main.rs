@@ -114,7 +114,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 match starter.ensure_sandbox(&req).await {
                     Ok(info) if demo => starter.start_demo(&info.id),
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot start the demo sandbox"),
+                    Err(e) => tracing::error!(error = %airlock_supervisor::chain(&e), "cannot start the demo sandbox"),
                 }
             });
             Ok(())

