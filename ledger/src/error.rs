@@ -152,15 +152,6 @@ pub enum LedgerError {
     /// Reading an export failed (an I/O error, not a damaged line).
     #[error("could not read the export")]
     ExportRead(#[source] std::io::Error),
-    /// The benchmark could not create its scratch directory.
-    #[error("could not prepare the benchmark directory {path}")]
-    Bench {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl LedgerError {
