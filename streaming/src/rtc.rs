@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
-use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{configure_nack, configure_rtcp_reports};
 use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_VP8};
@@ -25,6 +24,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtp::packetizer::{new_packetizer, Packetizer};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -32,7 +32,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use tokio::sync::{mpsc, Notify};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -237,15 +237,63 @@ pub struct RtcConfig {
     pub udp_addr: SocketAddr,
 }
 
+/// Largest RTP packet this peer sends (what webrtc-rs's sample track uses).
+const RTP_MTU: usize = 1200;
+
+/// RTP timestamps for frames sent when the screen changed, at irregular times.
+///
+/// A frame's RTP timestamp must say when it was captured, relative to the others: receivers
+/// estimate network jitter from the difference between frames' arrival gaps and their timestamp
+/// gaps, and hold frames back by that much. webrtc-rs's sample track advances the timestamp by a
+/// sample's `duration` *after* sending it, so a frame got the previous gap — on a screen that
+/// changes at irregular times every frame looked late or early by the difference of two gaps, and
+/// Chromium's jitter buffer grew to hundreds of milliseconds (measured: key → pixels p95 238 ms).
+/// Here the timestamp moves before each frame by the time since the previous one, rounded without
+/// drift (the offset from the first frame is rounded, not each gap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpClock {
+    clock_rate: u32,
+    first: Option<Instant>,
+    /// Ticks from the first frame to the last one sent.
+    sent_ticks: u64,
+}
+
+impl RtpClock {
+    /// A clock of `clock_rate` ticks per second (90 kHz for video).
+    pub fn new(clock_rate: u32) -> RtpClock {
+        RtpClock {
+            clock_rate,
+            first: None,
+            sent_ticks: 0,
+        }
+    }
+
+    /// Ticks to advance the timestamp by before sending a frame captured `at` (0 for the first
+    /// frame, and for a frame stamped no later than the previous one).
+    pub fn advance(&mut self, at: Instant) -> u32 {
+        let Some(first) = self.first else {
+            self.first = Some(at);
+            return 0;
+        };
+        let elapsed = at.saturating_duration_since(first);
+        let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u64;
+        let gap = ticks.saturating_sub(self.sent_ticks);
+        self.sent_ticks = self.sent_ticks.max(ticks);
+        // A gap beyond u32 is more than 13 hours at 90 kHz: RTP timestamps wrap anyway.
+        gap as u32
+    }
+}
+
 /// One browser viewer's peer connection.
 pub struct RtcPeer {
     pc: Arc<dyn PeerConnection>,
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     codec: Codec,
-    ssrc: u32,
+    /// Splits access units into RTP packets (payload type set per packet once negotiated).
+    packetizer: Box<dyn Packetizer>,
+    clock: RtpClock,
     payload_type: Option<u8>,
-    last_sample: Option<Instant>,
     events: mpsc::Receiver<RtcEvent>,
 }
 
@@ -342,26 +390,31 @@ impl RtcPeer {
             .map_err(stack("peer connection setup"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let ssrc = rand_u32() | 1;
-        let track = Arc::new(
-            TrackLocalStaticSample::new(
-                Instant::now(),
-                MediaStreamTrack::new(
-                    "airlock-screen".to_owned(),
-                    "screen".to_owned(),
-                    "screen".to_owned(),
-                    RtpCodecKind::Video,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters {
-                            ssrc: Some(ssrc),
-                            ..Default::default()
-                        },
-                        codec: params.rtp_codec.clone(),
-                        ..Default::default()
-                    }],
-                ),
-            )
-            .map_err(stack("track setup"))?,
-        );
+        let payloader = params.rtp_codec.payloader().map_err(stack("payloader setup"))?;
+        let packetizer: Box<dyn Packetizer> = Box::new(new_packetizer(
+            Instant::now(),
+            RTP_MTU,
+            0, // set per packet once the negotiated payload type is known
+            ssrc,
+            payloader,
+            Box::new(rtc::rtp::sequence::new_random_sequencer()),
+            params.rtp_codec.clock_rate,
+        ));
+        let clock = RtpClock::new(params.rtp_codec.clock_rate);
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "airlock-screen".to_owned(),
+            "screen".to_owned(),
+            "screen".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: params.rtp_codec.clone(),
+                ..Default::default()
+            }],
+        )));
         let result = async {
             let sender = pc
                 .add_track(track.clone() as Arc<dyn TrackLocal>)
@@ -402,9 +455,9 @@ impl RtcPeer {
                 track,
                 sender,
                 codec,
-                ssrc,
+                packetizer,
+                clock,
                 payload_type: None,
-                last_sample: None,
                 events,
             },
             sdp,
@@ -412,7 +465,7 @@ impl RtcPeer {
     }
 
     /// Forwards RTCP feedback about the track as events.
-    fn start_feedback(track: Arc<TrackLocalStaticSample>, events: mpsc::Sender<RtcEvent>) {
+    fn start_feedback(track: Arc<TrackLocalStaticRTP>, events: mpsc::Sender<RtcEvent>) {
         tokio::spawn(async move {
             while let Some(ev) = track.poll().await {
                 let TrackLocalEvent::OnRtcpPacket(pkts) = ev else {
@@ -471,20 +524,20 @@ impl RtcPeer {
                 pt
             }
         };
-        let duration = match self.last_sample {
-            Some(prev) => at.saturating_duration_since(prev).max(Duration::from_millis(1)),
-            None => Duration::from_millis(33),
-        };
-        self.last_sample = Some(at);
-        let sample = Sample {
-            data,
-            duration,
-            ..Sample::new(at)
-        };
-        self.track
-            .write_sample(self.ssrc, pt, &sample, &[])
-            .await
-            .map_err(|e| RtcError::Write(e.to_string()))
+        // The timestamp moves before the frame (see `RtpClock`); the packetizer adds nothing after.
+        self.packetizer.skip_samples(self.clock.advance(at));
+        let packets = self
+            .packetizer
+            .packetize(at, &data, 0)
+            .map_err(|e| RtcError::Write(format!("cannot packetize the frame: {e}")))?;
+        for mut packet in packets {
+            packet.header.payload_type = pt;
+            self.track
+                .write_rtp(packet)
+                .await
+                .map_err(|e| RtcError::Write(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Closes the connection.
@@ -515,4 +568,41 @@ fn rand_u32() -> u32 {
             .unwrap_or(0),
     );
     h.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_frame_is_stamped_with_its_own_capture_time_not_the_previous_gap() {
+        let t0 = Instant::now();
+        let mut clock = RtpClock::new(90_000);
+        // Frames at 0, 150, 400 and 410 ms: the timestamp moves by each frame's own gap, before it.
+        assert_eq!(clock.advance(t0), 0);
+        assert_eq!(clock.advance(t0 + Duration::from_millis(150)), 13_500);
+        assert_eq!(clock.advance(t0 + Duration::from_millis(400)), 22_500);
+        assert_eq!(clock.advance(t0 + Duration::from_millis(410)), 900);
+    }
+
+    #[test]
+    fn rounding_does_not_drift_over_many_frames() {
+        let t0 = Instant::now();
+        let mut clock = RtpClock::new(90_000);
+        clock.advance(t0);
+        // 33.333 ms gaps give 2999 or 3000 ticks; a thousand of them add up to exactly 33.333 s.
+        let total: u64 = (1..=1000u64)
+            .map(|i| u64::from(clock.advance(t0 + Duration::from_micros(i * 33_333))))
+            .sum();
+        assert_eq!(total, 33_333 * 90_000 / 1000);
+    }
+
+    #[test]
+    fn a_frame_stamped_earlier_than_the_previous_one_does_not_move_the_clock_back() {
+        let t0 = Instant::now();
+        let mut clock = RtpClock::new(90_000);
+        clock.advance(t0 + Duration::from_millis(100));
+        assert_eq!(clock.advance(t0), 0);
+        assert_eq!(clock.advance(t0 + Duration::from_millis(110)), 900);
+    }
 }
