@@ -1,10 +1,12 @@
 // The stand-alone viewer page: one sandbox's screen, its command-view timeline, take control /
-// hand back, focus. The media elements are made once and never replaced: the connection draws
-// into them and the test hooks read them.
+// hand back, focus, fit or 1:1. The media elements are made once and never replaced: the
+// connection draws into them and the test hooks read them.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
-import { decisionTone, type TimelineStep } from '../lib/video/steps';
+import type { Scaling } from '../lib/video/geometry';
+import { usePictureBox } from '../lib/video/picture';
+import { decisionTone, showsStill, type TimelineStep } from '../lib/video/steps';
 
 function connText(s: ViewerSnapshot, sandbox: string, now: number): string {
   if (!sandbox) return 'no sandbox';
@@ -63,12 +65,14 @@ function StepRow({ step }: { step: TimelineStep }) {
       data-decision={step.decision ? decisionTone(step.decision) : ''}
       aria-label={`${step.kind}: ${step.title}${step.decision ? ` (${step.decision})` : ''}`}
     >
-      <img
-        class={step.stillUrl ? 'step-still loaded' : 'step-still'}
-        src={step.stillUrl ?? undefined}
-        alt={step.seq !== null ? `Step ${step.seq} screenshot` : 'Step screenshot'}
-        decoding="async"
-      />
+      {showsStill(step) && (
+        <img
+          class={step.stillUrl ? 'step-still loaded' : 'step-still'}
+          src={step.stillUrl ?? undefined}
+          alt={step.seq !== null ? `Step ${step.seq} screenshot` : 'Step screenshot'}
+          decoding="async"
+        />
+      )}
       <div class="step-body">
         <div class="step-head">
           <span class="step-time">{fmtTime(step.at_ms)}</span>
@@ -95,8 +99,19 @@ function StepRow({ step }: { step: TimelineStep }) {
   );
 }
 
-export function Viewer({ conn, sandbox }: { conn: ViewerConnection; sandbox: string }) {
+export function Viewer({
+  conn,
+  sandbox,
+  scaling: initialScaling = 'fit',
+}: {
+  conn: ViewerConnection;
+  sandbox: string;
+  /** How the screen is scaled at first (`scale=1` in the address: 1:1). */
+  scaling?: Scaling;
+}) {
   const [s, setS] = useState<ViewerSnapshot>(conn.snapshot);
+  const [scaling, setScaling] = useState(initialScaling);
+  const screenRef = useRef<HTMLElement>(null);
   const [note, setNote] = useState('');
   const [now, setNow] = useState(() => performance.now());
   const [noticeShown, setNoticeShown] = useState(false);
@@ -118,6 +133,7 @@ export function Viewer({ conn, sandbox }: { conn: ViewerConnection; sandbox: str
   const mode = modeText(s);
   const lease = leaseView(s);
   const overlay = overlayText(s, sandbox);
+  const picture = usePictureBox(screenRef, s.welcome?.width ?? 1280, s.welcome?.height ?? 800, scaling);
   const handBack = (): void => {
     conn.handback(note);
     setNote('');
@@ -174,15 +190,35 @@ export function Viewer({ conn, sandbox }: { conn: ViewerConnection; sandbox: str
         >
           Focus
         </button>
+        <button
+          id="btn-scale"
+          type="button"
+          title={scaling === 'fit' ? 'One screen pixel per device pixel; the screen scrolls when it does not fit' : 'Scale the screen to fit (never past 1:1)'}
+          onClick={() => setScaling(scaling === 'fit' ? '1:1' : 'fit')}
+        >
+          {scaling === 'fit' ? '1:1' : 'Fit'}
+        </button>
       </header>
       <main class="main">
-        <section class="screen" aria-label="Screen">
-          <div id="stage" class="stage" tabIndex={0} aria-label="Sandbox screen" data-control={String(s.youControl)} data-transport={s.transport}>
-            <video id="video" class={s.displayed === 'video' ? 'layer shown' : 'layer'} aria-label="Live video" muted autoplay playsInline disablePictureInPicture />
-            <canvas id="canvas" class={s.displayed === 'canvas' ? 'layer shown' : 'layer'} aria-label="Screen canvas" width={1280} height={800} />
-            <div id="overlay" class={s.displayed ? 'overlay over-content' : 'overlay'} hidden={overlay === ''}>
-              {overlay}
+        <section ref={screenRef} class="screen" aria-label="Screen">
+          <div id="area" class="area" data-scaling={scaling}>
+            <div
+              id="stage"
+              class="stage"
+              tabIndex={0}
+              aria-label="Sandbox screen"
+              data-control={String(s.youControl)}
+              data-transport={s.transport}
+              data-pixelated={String(picture?.pixelated ?? false)}
+              style={picture ? { width: `${picture.width}px`, height: `${picture.height}px` } : undefined}
+            >
+              <video id="video" class={s.displayed === 'video' ? 'layer shown' : 'layer'} aria-label="Live video" muted autoplay playsInline disablePictureInPicture />
+              <canvas id="canvas" class={s.displayed === 'canvas' ? 'layer shown' : 'layer'} aria-label="Screen canvas" width={1280} height={800} />
+              <canvas id="refine" class="layer refine" aria-hidden="true" width={1280} height={800} />
             </div>
+          </div>
+          <div id="overlay" class={s.displayed ? 'overlay over-content' : 'overlay'} hidden={overlay === ''}>
+            {overlay}
           </div>
           <div id="notice" class="notice" role="alert" hidden={!noticeShown || !s.notice}>
             {s.notice?.text ?? ''}

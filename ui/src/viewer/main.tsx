@@ -31,13 +31,14 @@ document.title = params.sandbox ? `Airlock · ${params.sandbox}` : 'Airlock view
 
 const root = document.getElementById('app');
 if (!root) throw new Error('viewer.html has no #app');
-render(<Viewer conn={conn} sandbox={params.sandbox} />, root);
+render(<Viewer conn={conn} sandbox={params.sandbox} scaling={params.scaling} />, root);
 // The first render is synchronous: the media elements exist now, and the hooks are in place
 // before the page's load event.
 const video = document.getElementById('video') as HTMLVideoElement;
 const canvas = document.getElementById('canvas') as HTMLCanvasElement;
+const refine = document.getElementById('refine') as HTMLCanvasElement;
 const stage = document.getElementById('stage') as HTMLElement;
-conn.attach({ video, canvas });
+conn.attach({ video, canvas, refine });
 window.airlockViewer = viewerHooks(rec, conn, { video, canvas }, { sandbox: params.sandbox, clientErrors });
 conn.subscribe((s) => {
   if (s.notice && clientErrors[clientErrors.length - 1] !== s.notice.text) {

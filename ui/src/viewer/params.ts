@@ -1,9 +1,10 @@
 // The stand-alone viewer's address:
-//   /viewer?sandbox=<id>&transport=webrtc|webcodecs|none&focus=1|0&socketvideo=1|0#token=<operator token>
+//   /viewer?sandbox=<id>&transport=webrtc|webcodecs|none&focus=1|0&socketvideo=1|0&scale=1#token=<operator token>
 // (`token` is also accepted in the query). Default transport: WebRTC where RTCPeerConnection exists,
 // else WebCodecs, else none; default focus 1; socketvideo=0 keeps a controlling WebRTC viewer's
-// video on WebRTC.
+// video on WebRTC; scale=1 shows one screen pixel per device pixel (default: fit the window).
 
+import type { Scaling } from '../lib/video/geometry';
 import type { Transport } from '../lib/video/wire';
 
 export interface ViewerParams {
@@ -13,6 +14,7 @@ export interface ViewerParams {
   transport: Transport | undefined;
   focused: boolean;
   socketVideo: boolean;
+  scaling: Scaling;
   /** Problems with the address, for the operator. */
   problems: string[];
 }
@@ -32,12 +34,15 @@ export function viewerParams(search: string, hash: string): ViewerParams {
   if (!sandbox) problems.push('no sandbox in the address (add ?sandbox=ID)');
   const focus = query.get('focus');
   const sv = query.get('socketvideo');
+  const scale = query.get('scale');
+  if (scale !== null && scale !== '1' && scale !== 'fit') problems.push(`unknown scale "${scale}" (scale=1 for 1:1)`);
   return {
     sandbox,
     token: frag.get('token') ?? query.get('token') ?? '',
     transport,
     focused: focus === null || !OFF.includes(focus.toLowerCase()),
     socketVideo: sv === null || !OFF.includes(sv.toLowerCase()),
+    scaling: scale === '1' ? '1:1' : 'fit',
     problems,
   };
 }

@@ -9,9 +9,11 @@ import { num } from '../lib/num';
 import { navigate } from '../lib/router';
 import { egressList, holderOf, pendingList, sandboxState, useAppState } from '../lib/store';
 import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
+import type { Scaling } from '../lib/video/geometry';
 import { InputCapture } from '../lib/video/input';
 import { isTakeoverShortcut } from '../lib/video/keys';
-import { decisionTone } from '../lib/video/steps';
+import { usePictureBox } from '../lib/video/picture';
+import { decisionTone, showsStill } from '../lib/video/steps';
 import { ApprovalCard } from '../components/ApprovalCard';
 import { EgressCard } from '../components/EgressCard';
 import { NetworkPanel } from '../components/NetworkPanel';
@@ -27,6 +29,7 @@ export function Session({ id }: { id: string }) {
   const [handing, setHanding] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [scaling, setScaling] = useState<Scaling>('fit');
   const holder = holderOf(app, id);
   const me = app.me;
   const iControl = holder?.holder === 'human' && me !== null && holder.operator === me;
@@ -168,9 +171,10 @@ export function Session({ id }: { id: string }) {
                 Pause agent
               </button>
             )}
+            <ScalingButton scaling={scaling} onChange={setScaling} />
           </div>
           <Alert message={error} />
-          <LiveView id={id} conn={conn} snap={snap} inControl={iControl} />
+          <LiveView id={id} conn={conn} snap={snap} inControl={iControl} scaling={scaling} />
           <NetworkPanel sandbox={id} />
         </div>
         <aside class="side-column">
@@ -241,27 +245,44 @@ function HandBackDialog({
   );
 }
 
+/** Switches the live picture between fitting its space and one screen pixel per device pixel. */
+function ScalingButton({ scaling, onChange }: { scaling: Scaling; onChange: (s: Scaling) => void }) {
+  return scaling === 'fit' ? (
+    <button type="button" title="One screen pixel per device pixel; the screen scrolls when it does not fit" onClick={() => onChange('1:1')}>
+      1:1
+    </button>
+  ) : (
+    <button type="button" title="Scale the screen to fit (never past 1:1)" onClick={() => onChange('fit')}>
+      Fit
+    </button>
+  );
+}
+
 function LiveView({
   id,
   conn,
   snap,
   inControl,
+  scaling,
 }: {
   id: string;
   conn: ViewerConnection | null;
   snap: ViewerSnapshot | null;
   inControl: boolean;
+  scaling: Scaling;
 }) {
+  const boxRef = useRef<HTMLDivElement>(null);
   const stageRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const videoRef = useRef<HTMLVideoElement>(null);
+  const refineRef = useRef<HTMLCanvasElement>(null);
   const [cursor, setCursor] = useState<{ x: number; y: number } | null>(null);
   const [locked, setLocked] = useState(false);
 
   useEffect(() => {
     if (!conn) return;
-    conn.attach({ canvas: canvasRef.current, video: videoRef.current });
-    return () => conn.attach({ canvas: null, video: null });
+    conn.attach({ canvas: canvasRef.current, video: videoRef.current, refine: refineRef.current });
+    return () => conn.attach({ canvas: null, video: null, refine: null });
   }, [conn]);
 
   useEffect(() => {
@@ -281,6 +302,7 @@ function LiveView({
   const displayed = snap?.displayed ?? null;
   const w = snap?.welcome?.width ?? 1280;
   const h = snap?.welcome?.height ?? 800;
+  const picture = usePictureBox(boxRef, w, h, scaling);
   const live = `Live screen of ${id}`;
   let overlay = '';
   if (!snap || snap.socket === 'connecting') overlay = displayed ? '' : 'Connecting…';
@@ -292,43 +314,50 @@ function LiveView({
         .filter(Boolean)
         .join(' · ')
     : '';
+  // The box takes the column's width; the stage is the picture, sized to fit the box or 1:1 (then
+  // the box scrolls). The refine canvas, on top, gets lossless patches of regions at rest.
   return (
     <div class="live">
-      <div
-        ref={stageRef}
-        class={`stage ${inControl ? 'controlling' : ''} ${locked ? 'locked' : ''}`}
-        tabIndex={0}
-        aria-label={inControl ? `Control ${id}: keyboard and mouse go to the sandbox` : `Screen of ${id}`}
-        style={{ aspectRatio: `${w} / ${h}` }}
-      >
-        <canvas
-          ref={canvasRef}
-          class={`layer ${displayed === 'video' ? '' : 'shown'}`}
-          aria-label={displayed === 'video' ? undefined : live}
-          aria-hidden={displayed === 'video' ? true : undefined}
-          role="img"
-          width={w}
-          height={h}
-          data-frames="0"
-        />
-        <video
-          ref={videoRef}
-          class={`layer ${displayed === 'video' ? 'shown' : ''}`}
-          aria-label={displayed === 'video' ? live : undefined}
-          aria-hidden={displayed === 'video' ? undefined : true}
-          muted
-          autoplay
-          playsInline
-          disablePictureInPicture
-          data-frames="0"
-        />
-        {inControl && cursor && locked && (
-          <span
-            class="local-cursor"
-            aria-hidden="true"
-            style={{ left: `${(cursor.x / w) * 100}%`, top: `${(cursor.y / h) * 100}%` }}
-          />
-        )}
+      <div ref={boxRef} class={`live-box ${inControl ? 'controlling' : ''}`} style={{ aspectRatio: `${w} / ${h}` }}>
+        <div class={`live-scroll ${scaling === '1:1' ? 'scrolls' : ''}`}>
+          <div
+            ref={stageRef}
+            class={`stage ${inControl ? 'controlling' : ''} ${locked ? 'locked' : ''} ${picture?.pixelated ? 'pixelated' : ''}`}
+            tabIndex={0}
+            aria-label={inControl ? `Control ${id}: keyboard and mouse go to the sandbox` : `Screen of ${id}`}
+            style={picture ? { width: `${picture.width}px`, height: `${picture.height}px` } : undefined}
+          >
+            <canvas
+              ref={canvasRef}
+              class={`layer ${displayed === 'video' ? '' : 'shown'}`}
+              aria-label={displayed === 'video' ? undefined : live}
+              aria-hidden={displayed === 'video' ? true : undefined}
+              role="img"
+              width={w}
+              height={h}
+              data-frames="0"
+            />
+            <video
+              ref={videoRef}
+              class={`layer ${displayed === 'video' ? 'shown' : ''}`}
+              aria-label={displayed === 'video' ? live : undefined}
+              aria-hidden={displayed === 'video' ? undefined : true}
+              muted
+              autoplay
+              playsInline
+              disablePictureInPicture
+              data-frames="0"
+            />
+            <canvas ref={refineRef} class="layer refine" aria-hidden="true" width={w} height={h} />
+            {inControl && cursor && locked && (
+              <span
+                class="local-cursor"
+                aria-hidden="true"
+                style={{ left: `${(cursor.x / w) * 100}%`, top: `${(cursor.y / h) * 100}%` }}
+              />
+            )}
+          </div>
+        </div>
         {overlay && <div class="stage-overlay">{overlay}</div>}
       </div>
       <div class="live-foot small muted">
@@ -348,7 +377,7 @@ function LiveView({
   );
 }
 
-function Timeline({ snap }: { snap: ViewerSnapshot | null }) {
+export function Timeline({ snap }: { snap: ViewerSnapshot | null }) {
   const steps = snap?.steps ?? [];
   return (
     <section class="timeline" aria-labelledby="timeline-title">
@@ -357,10 +386,12 @@ function Timeline({ snap }: { snap: ViewerSnapshot | null }) {
       </h2>
       <ol aria-label="Command view timeline" class="steps">
         {steps.map((s) => (
-          <li key={s.key} class={`step tone-${decisionTone(s.decision)}`} data-seq={s.seq ?? undefined}>
-            <span class="step-still-box">
-              {s.stillUrl ? <img src={s.stillUrl} alt={`Screen after step ${s.seq ?? ''}`.trim()} /> : null}
-            </span>
+          <li key={s.key} class={`step tone-${decisionTone(s.decision)} ${showsStill(s) ? 'has-still' : ''}`} data-seq={s.seq ?? undefined}>
+            {showsStill(s) && (
+              <span class="step-still-box">
+                {s.stillUrl ? <img src={s.stillUrl} alt={`Screen after step ${s.seq ?? ''}`.trim()} /> : null}
+              </span>
+            )}
             <span class="step-body">
               <span class="step-head">
                 <span class="step-time">{s.at_ms !== null ? clock(s.at_ms) : ''}</span>

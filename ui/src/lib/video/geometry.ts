@@ -16,7 +16,9 @@ export interface ScreenPoint {
 
 /**
  * Element client coordinates → screen pixels, for content drawn with object-fit: contain in `rect`
- * (letterboxing taken into account). Clamped to the screen; `inside` says whether it was on the picture.
+ * (letterboxing taken into account). `rect` is the element's box as getBoundingClientRect gives it,
+ * so it holds at any scale and while a scrolled ancestor has moved part of the picture out of view.
+ * Clamped to the screen; `inside` says whether it was on the picture.
  */
 export function mapToScreen(
   clientX: number,
@@ -35,6 +37,49 @@ export function mapToScreen(
   const x = Math.max(0, Math.min(screenW - 1, Math.floor(fx)));
   const y = Math.max(0, Math.min(screenH - 1, Math.floor(fy)));
   return { x, y, inside };
+}
+
+/** How the live picture is scaled: to fit its space, or one screen pixel per device pixel. */
+export type Scaling = 'fit' | '1:1';
+
+export interface PictureBox {
+  /** CSS size of the picture. */
+  width: number;
+  height: number;
+  /** Draw with nearest-neighbour sampling: each screen pixel is a whole number of device pixels. */
+  pixelated: boolean;
+}
+
+/**
+ * The CSS size of a `screenW`×`screenH` picture in a space of `spaceW`×`spaceH` CSS pixels, at
+ * `dpr` device pixels per CSS pixel. `fit` scales the picture down into the space but never up
+ * past one device pixel per screen pixel; `1:1` is one device pixel per screen pixel whatever the
+ * space (the caller scrolls). Sizes are whole device pixels, so that a scale of 1 resamples
+ * nothing. Null when the screen or, for `fit`, the space is empty.
+ */
+export function pictureBox(
+  screenW: number,
+  screenH: number,
+  spaceW: number,
+  spaceH: number,
+  dpr: number,
+  scaling: Scaling,
+): PictureBox | null {
+  if (!(screenW > 0) || !(screenH > 0)) return null;
+  const d = dpr > 0 && Number.isFinite(dpr) ? dpr : 1;
+  let devW = screenW;
+  let devH = screenH;
+  if (scaling === 'fit') {
+    // the space in whole device pixels (with some slack: layout rounds CSS sizes to 1/64 px)
+    const roomW = Math.floor(spaceW * d + 0.05);
+    const roomH = Math.floor(spaceH * d + 0.05);
+    if (!(roomW > 0) || !(roomH > 0)) return null;
+    const scale = Math.min(1, roomW / screenW, roomH / screenH);
+    devW = Math.max(1, Math.min(roomW, Math.round(screenW * scale)));
+    devH = Math.max(1, Math.min(roomH, Math.round(screenH * scale)));
+  }
+  const k = devW / screenW;
+  return { width: devW / d, height: devH / d, pixelated: Number.isInteger(k) && k >= 1 && devH === screenH * k };
 }
 
 /** Relative pointer motion (Pointer Lock) applied to a position, clamped to the screen. */

@@ -68,6 +68,14 @@ export function attachStill(
   return { list: next, dropped: old.stillUrl && old.stillUrl !== url ? [old.stillUrl] : [] };
 }
 
+/**
+ * Whether a step has a still to show: one has arrived, or the step says one is coming (`still`).
+ * Decisions, approvals and the like have none, and get no image box.
+ */
+export function showsStill(step: TimelineStep): boolean {
+  return step.stillUrl !== null || step.still !== undefined;
+}
+
 /** Which way a step's decision leans, for colour: allow / ask / deny / other. */
 export function decisionTone(d: string | null): 'allow' | 'ask' | 'deny' | 'other' {
   const v = String(d ?? '').toLowerCase();
