@@ -25,6 +25,7 @@
 
 pub mod boot;
 pub mod egress;
+mod fidelity;
 pub mod gateway;
 pub mod ledger;
 pub mod stream;

@@ -11,7 +11,9 @@
 //! - video bitrate at 1280x800, High tier (30 fps cap), while the operator types and while the
 //!   terminal scrolls;
 //! - host CPU of the serve process (mirror, encoders, transports) per streamed sandbox, idle,
-//!   typing and scrolling.
+//!   typing and scrolling;
+//! - fidelity on both paths ([`crate::fidelity`]): how soon a resting screen is shown exactly, and
+//!   how far the picture alone (without the refinement layer) is from the source.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -361,9 +363,14 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
         .unwrap_or_default();
     // Takeover → control granted → the first key's pixels on the page, on both paths.
     let (wc_granted, wc_first_shown) = takeovers(&mut b, "w", &rect, 5).await?;
+    // Fidelity last on each page: it clears and scrolls the terminal the figures above calibrated on.
+    set_control(&mut b, "w", true)?;
+    let webcodecs_fidelity = crate::fidelity::measure(&mut b, "w", &exe, state, &sb).await?;
+    set_control(&mut b, "w", false)?;
     b.close("w")?;
     let (granted, first_shown) = takeovers(&mut b, "v", &rect, 5).await?;
     set_control(&mut b, "v", true)?;
+    let webrtc_fidelity = crate::fidelity::measure(&mut b, "v", &exe, state, &sb).await?;
 
     // Typing (about 8 keys a second) and scrolling (the terminal prints as fast as it can): a
     // focused WebSocket viewer counts the video bytes for 10 s of each.
@@ -411,5 +418,6 @@ async fn measure(base: &str, token: &str, pid: u32, samples: usize, state: &Path
                                            "typing_two_viewers": (typing_cpu * 10.0).round() / 10.0,
                                            "scrolling_two_viewers": (scroll_cpu * 10.0).round() / 10.0},
         "chromium_webrtc": stats,
+        "fidelity": {"webrtc": webrtc_fidelity, "webcodecs": webcodecs_fidelity},
     }))
 }

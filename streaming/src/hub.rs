@@ -142,6 +142,17 @@ pub struct FrameCopy {
     pub frame: u64,
 }
 
+/// The current frame with what changed before it ([`Hub::refine_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct RefineSnapshot {
+    /// What changed since the frame the viewer's refinement layer was last told about.
+    pub changed: Damage,
+    /// What changed since the frame that was current [`crate::refine::REST_MS`] ago.
+    pub recent: Damage,
+    /// The frame itself.
+    pub copy: Arc<FrameCopy>,
+}
+
 /// Why a feed stopped delivering.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
@@ -310,6 +321,29 @@ impl Hub {
             height: m.height(),
             frame: m.frame(),
         }
+    }
+
+    /// The current frame and, read with it under one lock, what changed since `since` (`None`:
+    /// everything) and since `rested` (`None`: everything) — for refinement ([`crate::refine`]).
+    pub fn refine_snapshot(&self, since: Option<u64>, rested: Option<u64>) -> RefineSnapshot {
+        let m = lock(&self.inner.mirror);
+        let damage = |f: Option<u64>| f.map_or(Damage::Full, |f| m.damage_since(f));
+        RefineSnapshot {
+            changed: damage(since),
+            recent: damage(rested),
+            copy: Arc::new(FrameCopy {
+                bgrx: m.bgrx().to_vec(),
+                width: m.width(),
+                height: m.height(),
+                frame: m.frame(),
+            }),
+        }
+    }
+
+    /// The current frame number and what changed since `since`, read under one lock.
+    pub fn damage_report(&self, since: u64) -> (u64, Damage) {
+        let m = lock(&self.inner.mirror);
+        (m.frame(), m.damage_since(since))
     }
 
     /// A still of a screen region of the current frame (at most `max` in size), with the region

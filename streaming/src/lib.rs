@@ -3,7 +3,8 @@
 //! The pure parts take time as input and do no I/O: [`mirror`] (the host-side copy of a guest screen
 //! built from damage regions), [`adapt`] (per-viewer decisions: command view, stills or video; codec,
 //! frame rate, bitrate), [`pace`] (when to encode), [`wire`] (the binary and JSON messages viewers
-//! exchange with the server) and [`still`] (thumbnails and changed-region stills). [`encode`] wraps
+//! exchange with the server), [`still`] (thumbnails and changed-region stills) and [`refine`] (which
+//! regions to send again losslessly once they rest). [`encode`] wraps
 //! the H.264 (openh264) and VP8 (libvpx) encoders. [`rtc`] is the WebRTC transport.
 
 pub mod adapt;
@@ -11,6 +12,7 @@ pub mod encode;
 pub mod hub;
 pub mod mirror;
 pub mod pace;
+pub mod refine;
 pub mod rtc;
 pub mod still;
 pub mod wire;

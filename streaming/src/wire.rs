@@ -240,6 +240,9 @@ pub enum StillPurpose {
     StepStill,
     /// A changed region in stills mode (wire value 3).
     StillsFrame,
+    /// Exact pixels of a region that stopped changing, drawn on the refinement layer above the
+    /// video (wire value 4; see [`crate::refine`]).
+    Refine,
 }
 
 impl StillPurpose {
@@ -248,6 +251,7 @@ impl StillPurpose {
             StillPurpose::Thumbnail => 1,
             StillPurpose::StepStill => 2,
             StillPurpose::StillsFrame => 3,
+            StillPurpose::Refine => 4,
         }
     }
 
@@ -256,6 +260,7 @@ impl StillPurpose {
             1 => Ok(StillPurpose::Thumbnail),
             2 => Ok(StillPurpose::StepStill),
             3 => Ok(StillPurpose::StillsFrame),
+            4 => Ok(StillPurpose::Refine),
             other => Err(WireError::UnknownPurpose(other)),
         }
     }
@@ -963,6 +968,13 @@ pub enum ServerMessage {
         accepted: bool,
         /// Why not, or empty.
         reason: String,
+    },
+    /// These regions changed: clear them from the refinement layer (the video shows them until
+    /// they rest and come back exact as `Refine` stills). Comes before the stills and video that
+    /// follow it on the socket.
+    Damage {
+        /// The changed regions.
+        rects: Vec<crate::Rect>,
     },
     /// Something failed.
     Error {

@@ -232,6 +232,61 @@ impl Fixture {
         )
     }
 
+    /// The guest's screen now, handed to page `page` as reference `name`.
+    fn reference(&mut self, page: &str, name: &str) -> Result<()> {
+        use base64::Engine as _;
+        let file = self.env.root.join(format!("{name}.png"));
+        let path = file.to_string_lossy().into_owned();
+        let out = self
+            .env
+            .airlock(&["sandbox", "screenshot", &self.sb, "--output", &path]);
+        if !out.status.success() {
+            bail!("screenshot: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let png = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&file)?);
+        let ok = self.eval(page, &format!("airlockViewer.setReference({name:?}, {png:?})"))?;
+        if ok != Value::Bool(true) {
+            bail!("page {page} could not decode the screenshot");
+        }
+        Ok(())
+    }
+
+    /// Types a line at the prompt from `page` (whose operator holds control), lets the screen rest,
+    /// and checks that the page then shows the guest's screen pixel for pixel.
+    async fn typed_line_becomes_exact(&mut self, page: &str) -> Result<()> {
+        self.eval(
+            page,
+            "airlockViewer.typeText('echo hello from the demo agent root@sandbox')",
+        )?;
+        // The guest's screen rests once the echo of the last key is drawn; the screenshot is then
+        // exactly what the page must end up showing.
+        let guest_rests = self.env.root.join("rest.png");
+        let mut last = Vec::new();
+        poll("the guest's screen to rest", Duration::from_secs(20), || {
+            let path = guest_rests.to_string_lossy().into_owned();
+            self.env
+                .airlock(&["sandbox", "screenshot", &self.sb, "--output", &path]);
+            let now = std::fs::read(&guest_rests).unwrap_or_default();
+            let same = !now.is_empty() && now == last;
+            last = now;
+            Ok(same.then_some(()))
+        })?;
+        self.reference(page, "rest")?;
+        let exact = self.wait(
+            page,
+            "(() => { const f = airlockViewer.fidelity('rest'); return f && f.differing === 0 ? f : null; })()",
+            10,
+        );
+        let shown = self.eval(page, "airlockViewer.fidelity('rest')")?;
+        let alone = self.eval(page, "airlockViewer.fidelity('rest', {layer: false})")?;
+        exact.with_context(|| format!("page {page} shows {shown} (the picture alone: {alone})"))?;
+        eprintln!(
+            "page {page}: exact; the picture alone differs in {} pixels",
+            alone["differing"]
+        );
+        Ok(())
+    }
+
     fn artifacts(&self) -> Result<std::path::PathBuf> {
         let dir = self.env.root.join("artifacts");
         std::fs::create_dir_all(&dir)?;
@@ -353,6 +408,29 @@ async fn operator_input_over_the_data_channel_moves_the_pointer_and_types_in_the
     let shot = fx.artifacts()?.join("viewer-webrtc-in-control.png");
     fx.b.screenshot("rtc", &shot)?;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_screen_is_shown_pixel_exact_on_the_webrtc_path() -> Result<()> {
+    let mut fx = Fixture::start("stream-exact-webrtc").await?;
+    // WebRTC only: in control, a WebRTC page would otherwise take its video on the socket.
+    let url = format!(
+        "{}/viewer?sandbox={}&transport=webrtc&socketvideo=0&focus=1#token={}",
+        fx.serve.base, fx.sb, fx.serve.operator_token
+    );
+    fx.b.open("rtc", &url)?;
+    fx.wait_webrtc_video("rtc")?;
+    fx.take_control("rtc")?;
+    fx.typed_line_becomes_exact("rtc").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_screen_is_shown_pixel_exact_on_the_webcodecs_path() -> Result<()> {
+    let mut fx = Fixture::start("stream-exact-webcodecs").await?;
+    fx.open("wc", "webcodecs", Who::Operator, true)?;
+    fx.wait_webcodecs_video("wc", 60)?;
+    fx.take_control("wc")?;
+    fx.typed_line_becomes_exact("wc").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

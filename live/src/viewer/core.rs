@@ -17,6 +17,16 @@
 //! | [`Output::RtcWrite`] | [`Input::RtcWritten`] when the write succeeded |
 //! | [`Output::RenderStill`] | [`Input::StillSent`] when the still was queued |
 //! | [`Output::Lease`] | [`Input::LeaseRefused`] when the supervisor refused it |
+//! | [`Output::Snapshot`] | [`Input::Snapshot`] |
+//! | [`Output::ReportDamage`] | [`Input::DamageSince`] |
+//! | [`Output::QueueRefine`] | [`Input::RefineLost`] for the patches that could not be queued |
+//!
+//! In video mode the core also keeps the client's *refinement layer* exact ([`airlock_streaming::refine`]):
+//! before a video unit it reports what changed since the layer was last told (a `damage` message,
+//! so the client clears those regions), and when [`Viewer::refine_due_at`] comes (the task then
+//! hands in [`Input::RefineDue`]) it has lossless patches made of the tiles that have rested
+//! ([`Output::MakeRefine`], encoded off the task; they come back as [`Input::RefineMade`]). A patch
+//! whose region changed while it was being made is dropped and its tiles wait for the next rest.
 //!
 //! What the core decides: the messages and their order (welcome, lease, mode, errors, refusal
 //! notices), which encoder feed the viewer reads (through [`Controller`]), when to ask for a
@@ -31,12 +41,14 @@ use airlock_domain::{Holder, LeaseCommand};
 use airlock_protocol::Input as GuestInput;
 use airlock_records::{HumanInput, InputSummary as RecordedSummary};
 use airlock_streaming::adapt::{self, AckEstimator, Controller, Decision, Mode, NetSample, Transport};
-use airlock_streaming::hub::{EncodedUnit, Quality, Thumbnail};
+use airlock_streaming::hub::{EncodedUnit, FrameCopy, Quality, Thumbnail};
+use airlock_streaming::mirror::Damage;
+use airlock_streaming::refine::{ChangeLog, Tiles, REST_MS};
 use airlock_streaming::wire::{
     self, ClientMessage, OperatorInput, ServerMessage, StillHeader, StillPurpose, TransportKind, VideoHeader,
     ViewMode,
 };
-use airlock_streaming::Codec;
+use airlock_streaming::{Codec, Rect};
 use sha2::{Digest as _, Sha256};
 
 use crate::stream::StepOut;
@@ -180,6 +192,39 @@ pub enum Input {
         /// The frame it shows.
         frame: u64,
     },
+    /// The mirror has a new frame.
+    ScreenChanged {
+        /// Its number.
+        frame: u64,
+    },
+    /// [`Viewer::refine_due_at`] has come.
+    RefineDue,
+    /// The answer to [`Output::Snapshot`].
+    Snapshot {
+        /// What changed since the frame asked about (`since`).
+        changed: Damage,
+        /// What changed since the frame current [`REST_MS`] ago (`rested`).
+        recent: Damage,
+        /// The current frame.
+        copy: Arc<FrameCopy>,
+    },
+    /// The answer to [`Output::ReportDamage`].
+    DamageSince {
+        /// The current frame.
+        frame: u64,
+        /// What changed since the frame asked about.
+        damage: Damage,
+    },
+    /// The patches [`Output::MakeRefine`] asked for (those that could be made), in its order.
+    RefineMade {
+        /// Each patch's region and its `Refine` still message.
+        patches: Vec<(Rect, Vec<u8>)>,
+    },
+    /// Patches of [`Output::QueueRefine`] could not be queued.
+    RefineLost {
+        /// Their regions.
+        rects: Vec<Rect>,
+    },
     /// The client went away: last words.
     Closed,
 }
@@ -243,6 +288,31 @@ pub enum Output {
     },
     /// Hand back the current thumbnail as [`Input::Thumbnail`].
     ShowThumbnail,
+    /// Hand back the current frame and its damage as [`Input::Snapshot`].
+    Snapshot {
+        /// Damage since this frame (`None`: everything).
+        since: Option<u64>,
+        /// And since this one (`None`: everything).
+        rested: Option<u64>,
+    },
+    /// Hand back the current frame number and the damage since `since` as [`Input::DamageSince`].
+    ReportDamage {
+        /// The frame the refinement layer was last told about.
+        since: u64,
+    },
+    /// Encode these regions of `copy` losslessly as `Refine` stills, off the task, and hand them
+    /// back as [`Input::RefineMade`] (regions that could not be encoded are left out).
+    MakeRefine {
+        /// The frame.
+        copy: Arc<FrameCopy>,
+        /// The regions.
+        rects: Vec<Rect>,
+    },
+    /// Offer these patch messages; answer [`Input::RefineLost`] with the regions not queued.
+    QueueRefine {
+        /// Each patch's region and message.
+        patches: Vec<(Rect, Vec<u8>)>,
+    },
 }
 
 /// What an operator's input stream did, for the ledger.
@@ -404,6 +474,90 @@ pub struct Viewer {
     summary: InputSummary,
     summary_at: u64,
     last_refusal_notice: Option<u64>,
+    refine: Option<Refinement>,
+    /// Bytes of refinement patches queued since the last video frame on the socket: they delay
+    /// that frame's acknowledgement, so the throughput estimate counts them with it.
+    patch_bytes: u64,
+}
+
+/// The client's refinement layer, as far as the core knows.
+#[derive(Debug)]
+struct Refinement {
+    width: u16,
+    height: u16,
+    /// Every change up to this frame has been reported to the client; `None`: its layer is empty.
+    reported: Option<u64>,
+    /// Tiles whose exact pixels the layer lacks.
+    unrefined: Tiles,
+    changes: ChangeLog,
+    /// The newest frame seen.
+    latest: u64,
+    /// When a snapshot was last asked for.
+    last_attempt: Option<u64>,
+    /// Patches being made: their regions, and what changed since their frame (reported to the
+    /// client, so drawing a patch over it would show a stale picture).
+    making: Option<(Vec<Rect>, Vec<Rect>)>,
+}
+
+/// Least time (ms) between two refinement attempts.
+const REFINE_RETRY_MS: u64 = 20;
+
+impl Refinement {
+    fn new(width: u16, height: u16) -> Refinement {
+        Refinement {
+            width,
+            height,
+            reported: None,
+            unrefined: Tiles::all(width, height),
+            changes: ChangeLog::default(),
+            latest: 0,
+            last_attempt: None,
+            making: None,
+        }
+    }
+
+    /// The client's layer was cleared (a new mode): everything needs refining.
+    fn reset(&mut self) {
+        self.reported = None;
+        self.unrefined.mark_all();
+        self.last_attempt = None;
+        self.making = None;
+    }
+
+    fn screen(&self) -> Rect {
+        Rect::screen(self.width, self.height)
+    }
+
+    /// The rectangles of some damage (the screen for `Full`).
+    fn rects(&self, damage: &Damage) -> Vec<Rect> {
+        match damage {
+            Damage::None => Vec::new(),
+            Damage::Full => vec![self.screen()],
+            Damage::Rects(rects) => rects.clone(),
+        }
+    }
+
+    fn tiles(&self, damage: &Damage) -> Tiles {
+        let mut tiles = Tiles::new(self.width, self.height);
+        for r in self.rects(damage) {
+            tiles.mark(r);
+        }
+        tiles
+    }
+
+    /// Marks what changed; says what the client must clear (nothing while its layer is empty).
+    fn changed(&mut self, frame: u64, damage: &Damage) -> Option<ServerMessage> {
+        let rects = self.rects(damage);
+        for r in &rects {
+            self.unrefined.mark(*r);
+        }
+        if let Some((_, changed)) = &mut self.making {
+            changed.extend(rects.iter().copied());
+        }
+        let clear = self.reported.is_some() && !rects.is_empty();
+        self.reported = Some(frame);
+        clear.then_some(ServerMessage::Damage { rects })
+    }
 }
 
 impl Viewer {
@@ -440,7 +594,25 @@ impl Viewer {
             summary: InputSummary::default(),
             summary_at: now_ms,
             last_refusal_notice: None,
+            refine: None,
+            patch_bytes: 0,
         }
+    }
+
+    /// When [`Input::RefineDue`] is to be handed in (ms on the `now_ms` clock): in video mode, once
+    /// the screen has rested [`REST_MS`] and some of it has not been sent exact. `None`: not needed.
+    pub fn refine_due_at(&self) -> Option<u64> {
+        let r = self.refine.as_ref()?;
+        if self.decision.as_ref().map(|d| d.mode) != Some(Mode::Video) {
+            return None;
+        }
+        let behind = r.reported.is_none_or(|f| r.latest > f) || !r.unrefined.is_empty();
+        if !behind || r.making.is_some() {
+            return None;
+        }
+        let rested = r.changes.last_change_ms().map_or(0, |t| t + REST_MS);
+        let retry = r.last_attempt.map_or(0, |t| t + REFINE_RETRY_MS);
+        Some(rested.max(retry))
     }
 
     /// Handles one input at `now_ms` and says what to do, in order.
@@ -462,6 +634,7 @@ impl Viewer {
                     width,
                     height,
                 }));
+                self.refine = Some(Refinement::new(width, height));
                 self.set_lease(&holder, epoch, now, &mut out);
                 for step in steps {
                     step_out(&step, &mut out);
@@ -555,6 +728,34 @@ impl Viewer {
                 }
             }
             Input::StillSent { frame } => self.last_still_frame = frame,
+            Input::ScreenChanged { frame } => {
+                if let Some(r) = &mut self.refine {
+                    r.changes.changed(frame, now);
+                    r.latest = r.latest.max(frame);
+                }
+            }
+            Input::RefineDue => self.on_refine_due(now, &mut out),
+            Input::Snapshot {
+                changed,
+                recent,
+                copy,
+            } => self.on_snapshot(&changed, &recent, copy, &mut out),
+            Input::DamageSince { frame, damage } => {
+                if let Some(r) = &mut self.refine {
+                    r.latest = r.latest.max(frame);
+                    if let Some(clear) = r.changed(frame, &damage) {
+                        out.push(Output::Send(clear));
+                    }
+                }
+            }
+            Input::RefineMade { patches } => self.on_refine_made(patches, &mut out),
+            Input::RefineLost { rects } => {
+                if let Some(r) = &mut self.refine {
+                    for rect in rects {
+                        r.unrefined.mark(rect);
+                    }
+                }
+            }
             Input::Closed => self.end_control(now, &mut out),
         }
         out
@@ -826,8 +1027,14 @@ impl Viewer {
         if !changed {
             return;
         }
-        let entering_pictures =
-            self.decision.as_ref().map(|p| p.mode) != Some(d.mode) && d.mode != Mode::Video;
+        let mode_changed = self.decision.as_ref().map(|p| p.mode) != Some(d.mode);
+        let entering_pictures = mode_changed && d.mode != Mode::Video;
+        if mode_changed {
+            // The client clears its refinement layer when it leaves video; it starts empty.
+            if let Some(r) = &mut self.refine {
+                r.reset();
+            }
+        }
         let mode = ServerMessage::Mode {
             mode: view_mode(d.mode),
             codec: match d.mode {
@@ -882,9 +1089,16 @@ impl Viewer {
         if self.need_key && !unit.keyframe {
             return;
         }
+        let report = self.refine.as_ref().and_then(|r| {
+            let since = r.reported?;
+            (r.latest.max(unit.frame) > since).then_some(Output::ReportDamage { since })
+        });
         match self.video_out() {
             VideoOut::None => {}
-            VideoOut::Rtc => out.push(Output::RtcWrite(unit)),
+            VideoOut::Rtc => {
+                out.extend(report);
+                out.push(Output::RtcWrite(unit));
+            }
             VideoOut::Socket => {
                 self.prune_inflight(now);
                 if self.inflight.len() >= MAX_INFLIGHT || !room {
@@ -905,10 +1119,80 @@ impl Viewer {
                     &unit.data,
                 );
                 self.inflight.push_back((unit.frame, now));
-                self.acks.on_send(unit.frame, msg.len() as u64, now);
+                let patches = std::mem::take(&mut self.patch_bytes);
+                self.acks.on_send(unit.frame, msg.len() as u64 + patches, now);
                 self.need_key = false;
+                out.extend(report);
                 out.push(Output::Offer(msg));
             }
+        }
+    }
+
+    fn on_refine_due(&mut self, now: u64, out: &mut Vec<Output>) {
+        if self.refine_due_at().is_none_or(|due| due > now) {
+            return;
+        }
+        let Some(r) = &mut self.refine else { return };
+        r.last_attempt = Some(now);
+        out.push(Output::Snapshot {
+            since: r.reported,
+            rested: r.changes.rested_frame(now),
+        });
+    }
+
+    /// Clears what changed from the client's layer and sends the tiles that have rested.
+    fn on_snapshot(
+        &mut self,
+        changed: &Damage,
+        recent: &Damage,
+        copy: Arc<FrameCopy>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(r) = &mut self.refine else { return };
+        if self.decision.as_ref().map(|d| d.mode) != Some(Mode::Video) {
+            return;
+        }
+        r.latest = r.latest.max(copy.frame);
+        if let Some(clear) = r.changed(copy.frame, changed) {
+            out.push(Output::Send(clear));
+        }
+        let busy = r.tiles(recent);
+        let rects = r.unrefined.take_settled(&busy);
+        if !rects.is_empty() {
+            r.making = Some((rects.clone(), Vec::new()));
+            out.push(Output::MakeRefine { copy, rects });
+        }
+    }
+
+    /// Queues the patches that are still exact; the others' tiles wait for the next rest.
+    fn on_refine_made(&mut self, patches: Vec<(Rect, Vec<u8>)>, out: &mut Vec<Output>) {
+        let socket_video = matches!(self.video_out(), VideoOut::Socket);
+        let Some(r) = &mut self.refine else { return };
+        let Some((asked, changed)) = r.making.take() else {
+            // Asked for before the layer was cleared: nothing of it applies any more.
+            return;
+        };
+        let overlaps = |a: &Rect, b: &Rect| {
+            u32::from(a.x) < u32::from(b.x) + u32::from(b.width)
+                && u32::from(b.x) < u32::from(a.x) + u32::from(a.width)
+                && u32::from(a.y) < u32::from(b.y) + u32::from(b.height)
+                && u32::from(b.y) < u32::from(a.y) + u32::from(a.height)
+        };
+        let made: Vec<Rect> = patches.iter().map(|(rect, _)| *rect).collect();
+        for rect in asked.iter().filter(|a| !made.contains(a)) {
+            r.unrefined.mark(*rect); // not encoded: try again later
+        }
+        let (fresh, stale): (Vec<_>, Vec<_>) = patches
+            .into_iter()
+            .partition(|(rect, _)| !changed.iter().any(|c| overlaps(rect, c)));
+        for (rect, _) in stale {
+            r.unrefined.mark(rect);
+        }
+        if !fresh.is_empty() {
+            if socket_video {
+                self.patch_bytes += fresh.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
+            }
+            out.push(Output::QueueRefine { patches: fresh });
         }
     }
 
@@ -1087,8 +1371,214 @@ mod tests {
                 Output::RtcWrite(_) => "rtc_write".into(),
                 Output::RenderStill { .. } => "render_still".into(),
                 Output::ShowThumbnail => "show_thumbnail".into(),
+                Output::Snapshot { .. } => "snapshot".into(),
+                Output::ReportDamage { .. } => "report_damage".into(),
+                Output::MakeRefine { .. } => "make_refine".into(),
+                Output::QueueRefine { .. } => "queue_refine".into(),
             })
             .collect()
+    }
+
+    fn copy(frame: u64) -> Arc<FrameCopy> {
+        Arc::new(FrameCopy {
+            bgrx: vec![0; 800 * 600 * 4],
+            width: 800,
+            height: 600,
+            frame,
+        })
+    }
+
+    fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
+        Rect { x, y, width, height }
+    }
+
+    /// The regions of the `MakeRefine` in `out`, if any.
+    fn refined(out: &[Output]) -> Option<Vec<Rect>> {
+        out.iter().find_map(|o| match o {
+            Output::MakeRefine { rects, .. } => Some(rects.clone()),
+            _ => None,
+        })
+    }
+
+    /// The patches made for `rects`, as the task hands them back.
+    fn made(rects: &[Rect]) -> Input {
+        Input::RefineMade {
+            patches: rects.iter().map(|r| (*r, vec![4u8])).collect(),
+        }
+    }
+
+    /// The regions of the `damage` message in `out`, if any.
+    fn cleared(out: &[Output]) -> Option<Vec<Rect>> {
+        out.iter().find_map(|o| match o {
+            Output::Send(ServerMessage::Damage { rects }) => Some(rects.clone()),
+            _ => None,
+        })
+    }
+
+    /// A video viewer whose screen rested at frame 5 (t = 1000) and was sent exact at t = 1100.
+    fn refined_viewer() -> Viewer {
+        let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
+        v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
+        assert_eq!(v.refine_due_at(), Some(1_000 + REST_MS));
+        let out = v.handle(Input::RefineDue, 1_100);
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Snapshot {
+                since: None,
+                rested: Some(5)
+            }]
+        ));
+        let out = v.handle(
+            Input::Snapshot {
+                changed: Damage::Full,
+                recent: Damage::None,
+                copy: copy(5),
+            },
+            1_100,
+        );
+        assert_eq!(cleared(&out), None, "the client's layer starts empty");
+        assert_eq!(refined(&out), Some(vec![rect(0, 0, 800, 600)]));
+        assert_eq!(v.refine_due_at(), None, "one refinement at a time");
+        let out = v.handle(made(&[rect(0, 0, 800, 600)]), 1_150);
+        assert_eq!(names(&out), ["queue_refine"]);
+        v
+    }
+
+    #[test]
+    fn a_resting_screen_is_sent_exact_once_after_the_rest_time() {
+        let mut v = refined_viewer();
+        assert_eq!(v.refine_due_at(), None, "nothing left to refine");
+        assert!(v.handle(Input::RefineDue, 5_000).is_empty());
+    }
+
+    #[test]
+    fn a_change_is_cleared_from_the_layer_before_the_video_that_shows_it() {
+        let mut v = refined_viewer();
+        v.handle(Input::ScreenChanged { frame: 6 }, 2_000);
+        let out = v.handle(
+            Input::Unit {
+                unit: unit(6, true),
+                room: true,
+            },
+            2_000,
+        );
+        assert_eq!(names(&out), ["report_damage", "offer"]);
+        assert!(matches!(out[0], Output::ReportDamage { since: 5 }));
+        let out = v.handle(
+            Input::DamageSince {
+                frame: 6,
+                damage: Damage::Rects(vec![rect(10, 10, 8, 14)]),
+            },
+            2_000,
+        );
+        assert_eq!(cleared(&out), Some(vec![rect(10, 10, 8, 14)]));
+        // Rested again: only the tile that changed is sent, and the next unit of an unchanged screen
+        // reports nothing.
+        assert_eq!(v.refine_due_at(), Some(2_000 + REST_MS));
+        v.handle(Input::RefineDue, 2_100);
+        let out = v.handle(
+            Input::Snapshot {
+                changed: Damage::None,
+                recent: Damage::None,
+                copy: copy(6),
+            },
+            2_100,
+        );
+        assert_eq!(refined(&out), Some(vec![rect(0, 0, 64, 64)]));
+        v.handle(made(&[rect(0, 0, 64, 64)]), 2_150);
+        let out = v.handle(
+            Input::Unit {
+                unit: unit(6, false),
+                room: true,
+            },
+            2_200,
+        );
+        assert_eq!(names(&out), ["offer"]);
+    }
+
+    #[test]
+    fn a_patch_whose_region_changed_while_it_was_made_is_dropped_and_made_again() {
+        let mut v = refined_viewer();
+        v.handle(Input::ScreenChanged { frame: 6 }, 2_000);
+        v.handle(Input::RefineDue, 2_100);
+        v.handle(
+            Input::Snapshot {
+                changed: Damage::Rects(vec![rect(10, 10, 8, 14), rect(300, 300, 8, 14)]),
+                recent: Damage::None,
+                copy: copy(6),
+            },
+            2_100,
+        );
+        // While the two patches are made, the first region changes again (a unit reports it).
+        v.handle(Input::ScreenChanged { frame: 7 }, 2_120);
+        v.handle(
+            Input::DamageSince {
+                frame: 7,
+                damage: Damage::Rects(vec![rect(12, 12, 8, 14)]),
+            },
+            2_120,
+        );
+        let out = v.handle(made(&[rect(0, 0, 64, 64), rect(256, 256, 64, 64)]), 2_150);
+        let queued: Vec<Rect> = out
+            .iter()
+            .flat_map(|o| match o {
+                Output::QueueRefine { patches } => patches.iter().map(|(r, _)| *r).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(queued, vec![rect(256, 256, 64, 64)], "only the patch still exact");
+        assert_eq!(
+            v.refine_due_at(),
+            Some(2_120 + REST_MS),
+            "the changed tile is due again"
+        );
+    }
+
+    #[test]
+    fn a_region_that_keeps_changing_holds_back_only_its_own_tiles() {
+        let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
+        v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
+        v.handle(Input::ScreenChanged { frame: 9 }, 1_090);
+        v.handle(Input::RefineDue, 1_190);
+        let out = v.handle(
+            Input::Snapshot {
+                changed: Damage::Full,
+                recent: Damage::Rects(vec![rect(710, 10, 16, 16)]), // a spinner in one tile, top right
+                copy: copy(10),
+            },
+            1_190,
+        );
+        let rects = refined(&out).expect("the rest of the screen is sent");
+        assert!(!rects
+            .iter()
+            .any(|r| r.x <= 710 && r.x + r.width > 710 && r.y < 64));
+        assert_eq!(rects.iter().map(|r| r.area()).sum::<u64>(), 800 * 600 - 64 * 64);
+        v.handle(made(&rects), 1_200);
+        assert!(v.refine_due_at().is_some(), "the spinner's tile is still due");
+    }
+
+    #[test]
+    fn patches_that_could_not_be_queued_are_sent_again() {
+        let mut v = refined_viewer();
+        v.handle(
+            Input::RefineLost {
+                rects: vec![rect(100, 100, 64, 64)],
+            },
+            1_100,
+        );
+        assert_eq!(v.refine_due_at(), Some(1_100 + REFINE_RETRY_MS));
+    }
+
+    #[test]
+    fn the_command_view_refines_nothing_and_video_starts_again_from_an_empty_layer() {
+        let mut v = refined_viewer();
+        v.handle(Input::Client(ClientMessage::Focus { focused: false }), 3_000);
+        assert_eq!(v.refine_due_at(), None);
+        v.handle(Input::Client(ClientMessage::Focus { focused: true }), 4_000);
+        v.handle(Input::Subscribed(Ok(())), 4_000);
+        assert!(v.refine_due_at().is_some());
+        let out = v.handle(Input::RefineDue, 4_000);
+        assert!(matches!(out.as_slice(), [Output::Snapshot { since: None, .. }]));
     }
 
     fn unit(frame: u64, keyframe: bool) -> Arc<EncodedUnit> {

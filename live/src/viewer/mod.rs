@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_protocol::Input as GuestInput;
-use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, VideoFeed};
+use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, FrameCopy, VideoFeed};
 use airlock_streaming::rtc::{RtcConfig, RtcEvent, RtcPeer};
+use airlock_streaming::still;
 use airlock_streaming::wire::{self, ClientMessage, ServerMessage, StillFormat, StillHeader, StillPurpose};
+use airlock_streaming::Rect;
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc};
@@ -121,6 +123,9 @@ async fn writer_task(mut sink: futures::stream::SplitSink<WebSocket, Message>, m
     let _ = sink.close().await;
 }
 
+/// Refinement patches: each one's region and its `Refine` still message.
+type Patches = Vec<(Rect, Vec<u8>)>;
+
 /// The I/O of one viewer; the decisions are its [`Viewer`]'s.
 struct ViewerTask {
     sup: Supervisor,
@@ -134,6 +139,8 @@ struct ViewerTask {
     feed: Option<VideoFeed>,
     rtc: Option<RtcPeer>,
     inputs: mpsc::Sender<Vec<GuestInput>>,
+    /// Refinement patches made off the task (one batch at a time is asked for).
+    refined: (mpsc::Sender<Patches>, mpsc::Receiver<Patches>),
     t0: Instant,
 }
 
@@ -235,6 +242,7 @@ async fn run(
         feed: None,
         rtc: None,
         inputs,
+        refined: mpsc::channel(2),
         t0,
     };
     let result = task.main_loop(&mut incoming, view.holder, view.epoch).await;
@@ -324,6 +332,14 @@ async fn recv_feed(feed: &mut Option<VideoFeed>) -> Result<Arc<EncodedUnit>, Fee
     }
 }
 
+/// Sleeps until `at`; forever when `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_rtc(rtc: &mut Option<RtcPeer>) -> Option<RtcEvent> {
     match rtc {
         Some(p) => p.next_event().await,
@@ -345,6 +361,7 @@ impl ViewerTask {
         let mut events = self.sup.events().subscribe();
         let mut steps = self.stream.subscribe_steps();
         let mut thumbs = self.stream.hub.thumbnails();
+        let mut frames = self.stream.hub.ticks();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stills = tokio::time::interval(STILLS_EVERY);
@@ -359,7 +376,20 @@ impl ViewerTask {
         };
         let mut go_on = self.handle(start).await;
         while go_on {
+            let refine_at = self
+                .core
+                .refine_due_at()
+                .map(|ms| tokio::time::Instant::from_std(self.t0 + Duration::from_millis(ms)));
             go_on = tokio::select! {
+                r = frames.changed() => match r {
+                    Err(_) => false,
+                    Ok(()) => {
+                        let frame = frames.borrow_and_update().frame;
+                        self.handle(Input::ScreenChanged { frame }).await
+                    }
+                },
+                _ = sleep_until_some(refine_at) => self.handle(Input::RefineDue).await,
+                Some(patches) = self.refined.1.recv() => self.handle(Input::RefineMade { patches }).await,
                 msg = next_client(incoming) => match msg {
                     None => false,
                     Some(Ok(Incoming::Text(m))) => self.handle(Input::Client(m)).await,
@@ -535,7 +565,71 @@ impl ViewerTask {
                 let thumb = self.stream.hub.thumbnails().borrow().clone();
                 thumb.map(Input::Thumbnail)
             }
+            Output::Snapshot { since, rested } => {
+                let snap = self.stream.hub.refine_snapshot(since, rested);
+                Some(Input::Snapshot {
+                    changed: snap.changed,
+                    recent: snap.recent,
+                    copy: snap.copy,
+                })
+            }
+            Output::ReportDamage { since } => {
+                let (frame, damage) = self.stream.hub.damage_report(since);
+                Some(Input::DamageSince { frame, damage })
+            }
+            Output::MakeRefine { copy, rects } => {
+                self.make_refine(copy, rects);
+                None
+            }
+            Output::QueueRefine { patches } => {
+                let lost: Vec<Rect> = patches
+                    .into_iter()
+                    .filter_map(|(rect, msg)| (!self.out.offer(msg)).then_some(rect))
+                    .collect();
+                (!lost.is_empty()).then_some(Input::RefineLost { rects: lost })
+            }
         }
+    }
+
+    /// Encodes lossless patches of `rects` of `copy` off the runtime; they come back through
+    /// `refined` as [`Input::RefineMade`] while the viewer goes on.
+    fn make_refine(&mut self, copy: Arc<FrameCopy>, rects: Vec<Rect>) {
+        let done = self.refined.0.clone();
+        let span = tracing::debug_span!("refine", frame = copy.frame, patches = rects.len());
+        tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            let mut patches = Vec::with_capacity(rects.len());
+            for rect in rects {
+                let made = still::region(
+                    &copy.bgrx,
+                    copy.width,
+                    copy.height,
+                    rect,
+                    copy.width,
+                    copy.height,
+                    StillFormat::Webp,
+                );
+                match made {
+                    Ok((image, shown)) => {
+                        let header = StillHeader {
+                            purpose: StillPurpose::Refine,
+                            format: StillFormat::Webp,
+                            step: 0,
+                            frame: copy.frame,
+                            rect: shown,
+                            screen_w: copy.width,
+                            screen_h: copy.height,
+                        };
+                        patches.push((rect, wire::encode_still(&header, &image)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %airlock_supervisor::chain(&e), "cannot make a refinement patch")
+                    }
+                }
+            }
+            // The viewer may have ended meanwhile: then nobody wants them.
+            let _ = done.try_send(patches);
+        });
     }
 
     /// Operator input from the socket or the WebRTC data channel.

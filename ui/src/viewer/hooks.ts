@@ -14,7 +14,18 @@
 //   inputReplies     `input` messages (latest 500); errors: `error` messages (latest 200)
 //   bytesReceived    binary bytes received on the socket; messages: text messages by type
 //   transport, sandbox, focused, youControl, displayed ('video' | 'canvas' | null), clientErrors
-//   probe(x, y, w, h)      → {r, g, b} average of that screen region as displayed, or null
+//   probe(x, y, w, h)      → {r, g, b} average of that screen region as displayed (the picture
+//                    with the refinement layer over it), or null
+//   shownPixels(x, y, w, h) → RGBA bytes of that screen region as displayed, or null
+//   refinedPatches   exact patches drawn on the refinement layer since it was last cleared
+//   setReference(name, pngBase64) → Promise<boolean>: keeps a source picture (e.g. a guest screenshot)
+//   fidelity(name, {area, skip, layer}) → {differing, pixels, psnrDb} of the shown picture against it
+//                    (layer false: the video or canvas alone, without the refinement layer)
+//   referenceArea(a, b) → bounding box where two references differ, or null
+//   untilExact(name, timeoutMs, area) → Promise<{ms, afterLastFrameMs} | null>: when the shown picture
+//                    first equals it (ms after the call, and after the last video frame shown before)
+//   watchFidelity(name, durationMs, {area, skip}) → Promise<{frames, exactFrames, worstPsnrDb}> sampled
+//                    every 100 ms
 //   waitFor(fn, timeoutMs) → Promise<boolean> (polls every 20 ms; default 10 s)
 //   sendMove, sendButton, sendClick, sendWheel, sendKey, typeText (→ key events sent), releaseAll,
 //   sendRaw(bytes), sendText(string)  — sent whether or not this operator holds control
@@ -22,6 +33,7 @@
 
 import type { ServerMessage, Step } from '../lib/api/types';
 import type { RtcVideoStats, ShownFrame, ViewerConnection, ViewerTap } from '../lib/video/connection';
+import { compare, differingArea, type Area, type Fidelity } from '../lib/video/fidelity';
 import { textToKeyEvents } from '../lib/video/keys';
 import {
   encodeButton,
@@ -60,6 +72,17 @@ export interface ViewerHooks {
   messages: Record<string, number>;
   clientErrors: string[];
   probe(x: number, y: number, w?: number, h?: number): { r: number; g: number; b: number } | null;
+  shownPixels(x: number, y: number, w: number, h: number, layer?: boolean): Uint8ClampedArray | null;
+  readonly refinedPatches: number;
+  setReference(name: string, pngBase64: string): Promise<boolean>;
+  fidelity(name: string, opts?: FidelityOptions): Fidelity | null;
+  referenceArea(a: string, b: string): Area | null;
+  untilExact(name: string, timeoutMs: number, area?: Area | null): Promise<{ ms: number; afterLastFrameMs: number | null } | null>;
+  watchFidelity(
+    name: string,
+    durationMs: number,
+    opts?: FidelityOptions,
+  ): Promise<{ frames: number; exactFrames: number; worstPsnrDb: number | null }>;
   waitFor(pred: (v: ViewerHooks) => unknown, timeoutMs?: number): Promise<boolean>;
   sendMove(x: number, y: number): boolean;
   sendButton(button: number, down: boolean, x: number, y: number): boolean;
@@ -75,6 +98,13 @@ export interface ViewerHooks {
   setFocus(focused: boolean): void;
   rtcStats(): Promise<RtcVideoStats | null>;
   dataChannelOpen(): boolean;
+}
+
+/** What to compare: a screen area, an area inside it to skip, with or without the refinement layer. */
+export interface FidelityOptions {
+  area?: Area | null;
+  skip?: Area | null;
+  layer?: boolean;
 }
 
 export interface HookElements {
@@ -165,14 +195,11 @@ export function viewerHooks(
   let probeCtx: CanvasRenderingContext2D | null = null;
   const send = (bytes: Uint8Array): boolean => conn.sendInput(bytes);
 
-  const probe = (x: number, y: number, w = 1, h = 1): { r: number; g: number; b: number } | null => {
+  /** What the operator sees of a screen region, RGBA. */
+  const shownPixels = (x: number, y: number, w: number, h: number, layer = true): Uint8ClampedArray | null => {
     const d = conn.snapshot.displayed;
     if (!d) return null;
-    let src: CanvasImageSource;
-    if (d === 'video') {
-      if (!(els.video.videoWidth > 0)) return null;
-      src = els.video;
-    } else src = els.canvas;
+    if (d === 'video' && !(els.video.videoWidth > 0)) return null;
     const W = conn.screenW;
     const H = conn.screenH;
     if (!probeCanvas) {
@@ -184,12 +211,17 @@ export function viewerHooks(
       probeCanvas.width = W;
       probeCanvas.height = H;
     }
-    probeCtx.drawImage(src, 0, 0, W, H);
+    conn.drawShown(probeCtx, layer);
     const x0 = Math.max(0, Math.min(W - 1, Math.floor(x)));
     const y0 = Math.max(0, Math.min(H - 1, Math.floor(y)));
     const w0 = Math.max(1, Math.min(W - x0, Math.floor(w) || 1));
     const h0 = Math.max(1, Math.min(H - y0, Math.floor(h) || 1));
-    const px = probeCtx.getImageData(x0, y0, w0, h0).data;
+    return probeCtx.getImageData(x0, y0, w0, h0).data;
+  };
+
+  const probe = (x: number, y: number, w = 1, h = 1): { r: number; g: number; b: number } | null => {
+    const px = shownPixels(x, y, w, h);
+    if (!px) return null;
     let r = 0;
     let g = 0;
     let b = 0;
@@ -198,8 +230,99 @@ export function viewerHooks(
       g += px[i + 1] ?? 0;
       b += px[i + 2] ?? 0;
     }
-    const n = w0 * h0;
+    const n = Math.max(1, px.length / 4);
     return { r: Math.round(r / n), g: Math.round(g / n), b: Math.round(b / n) };
+  };
+
+  const references = new Map<string, { pixels: Uint8ClampedArray; width: number; height: number }>();
+  const setReference = async (name: string, pngBase64: string): Promise<boolean> => {
+    const bytes = Uint8Array.from(atob(pngBase64), (c) => c.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    try {
+      const c = document.createElement('canvas');
+      c.width = bmp.width;
+      c.height = bmp.height;
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      if (!ctx) return false;
+      ctx.drawImage(bmp, 0, 0);
+      references.set(name, { pixels: ctx.getImageData(0, 0, bmp.width, bmp.height).data, width: bmp.width, height: bmp.height });
+      return true;
+    } finally {
+      bmp.close();
+    }
+  };
+  const fidelity = (name: string, opts: FidelityOptions = {}): Fidelity | null => {
+    const ref = references.get(name);
+    if (!ref) return null;
+    // Only the area asked for is read back (reading the whole screen takes a busy page tens of ms).
+    const a = opts.area ?? { x: 0, y: 0, width: ref.width, height: ref.height };
+    const shown = shownPixels(a.x, a.y, a.width, a.height, opts.layer ?? true);
+    if (!shown) return null;
+    const source = new Uint8ClampedArray(a.width * a.height * 4);
+    for (let row = 0; row < a.height; row++) {
+      const from = ((a.y + row) * ref.width + a.x) * 4;
+      source.set(ref.pixels.subarray(from, from + a.width * 4), row * a.width * 4);
+    }
+    const skip = opts.skip ? { ...opts.skip, x: opts.skip.x - a.x, y: opts.skip.y - a.y } : null;
+    const f = compare(shown, source, a.width, a.height, null, skip);
+    return f.where ? { ...f, where: { ...f.where, x: f.where.x + a.x, y: f.where.y + a.y } } : f;
+  };
+  // The next animation frame, or 50 ms when the page gets none (hidden pages get no frames).
+  const nextFrame = (): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(resolve, 50);
+      requestAnimationFrame(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  const round = (ms: number): number => Math.round(ms * 10) / 10;
+  const untilExact = async (
+    name: string,
+    timeoutMs: number,
+    area?: Area | null,
+  ): Promise<{ ms: number; afterLastFrameMs: number | null } | null> => {
+    const t0 = performance.now();
+    while (performance.now() - t0 < timeoutMs) {
+      const f = fidelity(name, { area });
+      const now = performance.now();
+      if (f && f.differing === 0) {
+        const last = rec.lastFrame ? performance.timeOrigin + now - rec.lastFrame.shownMs : null;
+        return { ms: round(now - t0), afterLastFrameMs: last === null || last > now - t0 ? null : round(last) };
+      }
+      await nextFrame();
+      if (!area) await sleep(20); // the whole screen: leave the page time for its own work
+    }
+    return null;
+  };
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const watchFidelity = async (
+    name: string,
+    durationMs: number,
+    opts: FidelityOptions = {},
+  ): Promise<{ frames: number; exactFrames: number; worstPsnrDb: number | null }> => {
+    const t0 = performance.now();
+    let frames = 0;
+    let exactFrames = 0;
+    let worst: number | null = null;
+    while (performance.now() - t0 < durationMs) {
+      const f = fidelity(name, opts);
+      if (f) {
+        frames++;
+        if (f.differing === 0) exactFrames++;
+        else if (f.psnrDb !== null && (worst === null || f.psnrDb < worst)) worst = f.psnrDb;
+      }
+      // A sample every 100 ms: reading the whole screen back on every frame would slow the page
+      // (and its acknowledgements) enough to change what it is sent.
+      await sleep(100);
+    }
+    return { frames, exactFrames, worstPsnrDb: worst };
+  };
+  const referenceArea = (a: string, b: string): Area | null => {
+    const ra = references.get(a);
+    const rb = references.get(b);
+    if (!ra || !rb || ra.width !== rb.width || ra.height !== rb.height) return null;
+    return differingArea(ra.pixels, rb.pixels, ra.width, ra.height);
   };
 
   // Live fields read the connection's snapshot (Object.assign would copy a getter's value once).
@@ -209,12 +332,19 @@ export function viewerHooks(
     focused: { get: () => conn.snapshot.focused, enumerable: true },
     youControl: { get: () => conn.snapshot.youControl, enumerable: true },
     displayed: { get: () => conn.snapshot.displayed, enumerable: true },
+    refinedPatches: { get: () => conn.refinedPatches, enumerable: true },
   });
-  const hooks = Object.assign(rec as HookRecorder & Pick<ViewerHooks, 'state' | 'focused' | 'youControl' | 'displayed'>, {
+  const hooks = Object.assign(rec as HookRecorder & Pick<ViewerHooks, 'state' | 'focused' | 'youControl' | 'displayed' | 'refinedPatches'>, {
     transport: snap.transport,
     sandbox: meta.sandbox,
     clientErrors: meta.clientErrors,
     probe,
+    shownPixels,
+    setReference,
+    fidelity,
+    referenceArea,
+    untilExact,
+    watchFidelity,
     waitFor: (pred: (v: ViewerHooks) => unknown, timeoutMs = 10000): Promise<boolean> =>
       new Promise<boolean>((resolve) => {
         const t0 = performance.now();

@@ -1609,6 +1609,27 @@ text: string, };
 export type Profile = "minimal" | "desktop";
 
 /**
+ * A rectangle of the screen, in pixels.
+ */
+export type Rect = { 
+/**
+ * Left edge.
+ */
+x: number, 
+/**
+ * Top edge.
+ */
+y: number, 
+/**
+ * Width.
+ */
+width: number, 
+/**
+ * Height.
+ */
+height: number, };
+
+/**
  * A rectangle on the screen (zoom).
  */
 export type Region = { 
@@ -1774,7 +1795,11 @@ accepted: boolean,
 /**
  * Why not, or empty.
  */
-reason: string, } | { "type": "error", 
+reason: string, } | { "type": "damage", 
+/**
+ * The changed regions.
+ */
+rects: Array<Rect>, } | { "type": "error", 
 /**
  * Stable machine-readable code.
  */

@@ -8,6 +8,7 @@ import { attachStill, upsertStep, type TimelineStep } from './steps';
 import {
   H264_CODEC,
   STILL_FRAME,
+  STILL_REFINE,
   STILL_STEP,
   STILL_THUMBNAIL,
   TAG_STILL,
@@ -20,6 +21,7 @@ import {
   parseStill,
   parseVideo,
   type ClientMessage,
+  type DamageMessage,
   type LeaseMessage,
   type ModeMessage,
   type ServerMessage,
@@ -113,6 +115,9 @@ export interface ViewerTap {
 export interface MediaElements {
   canvas: HTMLCanvasElement | null;
   video: HTMLVideoElement | null;
+  /** The refinement layer: a transparent canvas stacked exactly over the picture, where exact
+   *  (lossless) patches of regions that stopped changing are drawn over the lossy video. */
+  refine?: HTMLCanvasElement | null;
 }
 
 type Listener = (s: ViewerSnapshot) => void;
@@ -135,7 +140,9 @@ export class ViewerConnection {
   private readonly transport: Transport;
   private state: ViewerSnapshot;
   private readonly listeners = new Set<Listener>();
-  private els: MediaElements = { canvas: null, video: null };
+  private els: MediaElements = { canvas: null, video: null, refine: null };
+  /** Refinement patches drawn since the layer was last cleared (tests and measurements). */
+  private refinePatches = 0;
   private ws: WebSocket | null = null;
   private gen = 0;
   private attempt = 0;
@@ -215,6 +222,8 @@ export class ViewerConnection {
       canvas.height = this.screenH;
       this.canvasStamp = 0;
     }
+    // A layer attached now holds nothing the server knows of: it starts again from the next refine.
+    this.clearRefine(true);
     if (video && this.pc && this.hasTrack) {
       const recv = this.pc.getReceivers().find((r) => r.track.kind === 'video');
       if (recv) video.srcObject = new MediaStream([recv.track]);
@@ -468,12 +477,15 @@ export class ViewerConnection {
         this.attempt = 0;
         this.update({ welcome: m });
         if (this.els.canvas) this.ensureCanvasSize(m.width, m.height);
+        this.clearRefine(true);
         if (this.transport === 'webrtc') void this.startRTC(this.gen);
         break;
       case 'mode': {
         const prev = this.state.mode?.mode;
         this.update({ mode: m });
         if (prev === 'video' && m.mode !== 'video') this.keepVideoAsCanvasBase();
+        // The server refines only in video mode, and starts from an empty layer when it enters it.
+        if (m.mode !== 'video' || prev !== 'video') this.clearRefine(true);
         this.refreshDisplay();
         break;
       }
@@ -492,10 +504,56 @@ export class ViewerConnection {
       case 'input':
         if (!m.accepted) this.notice(`Input refused${m.reason ? `: ${m.reason}` : ''}`);
         break;
+      case 'damage':
+        this.onDamage(m);
+        break;
       case 'error':
         this.notice(`${m.code}: ${m.message}`);
         break;
     }
+  }
+
+  // ---------------------------------------------------------------- refinement layer
+
+  /** Regions changed: the lossy video shows them until they rest. In order with refine stills. */
+  private onDamage(m: DamageMessage): void {
+    this.stillChain = this.stillChain.then(() => {
+      const layer = this.els.refine;
+      const ctx = layer?.getContext('2d');
+      if (!layer || !ctx) return;
+      for (const r of m.rects) ctx.clearRect(r.x, r.y, r.width, r.height);
+    });
+  }
+
+  /** Clears the refinement layer (and sizes it to the screen); `now` skips the queue of stills
+   *  (used when everything before no longer applies: a new connection or a new mode). */
+  private clearRefine(now: boolean): void {
+    const clear = (): void => {
+      const layer = this.els.refine;
+      if (!layer) return;
+      if (layer.width !== this.screenW || layer.height !== this.screenH) {
+        layer.width = this.screenW;
+        layer.height = this.screenH;
+      } else layer.getContext('2d')?.clearRect(0, 0, layer.width, layer.height);
+      this.refinePatches = 0;
+    };
+    if (now) clear();
+    else this.stillChain = this.stillChain.then(clear);
+  }
+
+  /** Refinement patches drawn on the layer since it was last cleared. */
+  get refinedPatches(): number {
+    return this.refinePatches;
+  }
+
+  /** Draws what the operator sees — the picture, then (unless `layer` is false) the refinement
+   *  layer over it — scaled to `ctx`'s canvas (measurement and tests read pixels back from it). */
+  drawShown(ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D, layer = true): void {
+    const { width, height } = ctx.canvas;
+    const source = this.state.displayed === 'video' ? this.els.video : this.state.displayed === 'canvas' ? this.els.canvas : null;
+    ctx.clearRect(0, 0, width, height);
+    if (source) ctx.drawImage(source, 0, 0, width, height);
+    if (layer && this.els.refine && this.state.mode?.mode === 'video') ctx.drawImage(this.els.refine, 0, 0, width, height);
   }
 
   private onBinary(buf: ArrayBuffer): void {
@@ -574,6 +632,24 @@ export class ViewerConnection {
       }
       this.canvasStamp = nowMs();
       this.frameShown();
+    } else if (s.purpose === STILL_REFINE) {
+      const layer = this.els.refine;
+      if (!layer || this.state.mode?.mode !== 'video' || typeof createImageBitmap !== 'function') return;
+      const bmp = await createImageBitmap(blob);
+      try {
+        if (layer.width !== this.screenW || layer.height !== this.screenH) {
+          layer.width = this.screenW;
+          layer.height = this.screenH;
+        }
+        const ctx = layer.getContext('2d');
+        if (!ctx) return;
+        // Exact pixels: replace what is there (no blending with an older patch).
+        ctx.clearRect(s.x, s.y, s.w || bmp.width, s.h || bmp.height);
+        ctx.drawImage(bmp, s.x, s.y);
+        this.refinePatches++;
+      } finally {
+        bmp.close();
+      }
     } else if (s.purpose === STILL_STEP && s.seq > 0) {
       const url = URL.createObjectURL(blob);
       const r = attachStill(this.state.steps, s.seq, url);

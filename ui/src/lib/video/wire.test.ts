@@ -229,3 +229,18 @@ describe('timeline steps', () => {
     expect(decisionTone(null)).toBe('other');
   });
 });
+
+describe('damage messages', () => {
+  it('parses the regions to clear from the refinement layer', () => {
+    expect(parseServerText('{"type":"damage","rects":[{"x":1,"y":2,"width":30,"height":40}]}')).toEqual({
+      type: 'damage',
+      rects: [{ x: 1, y: 2, width: 30, height: 40 }],
+    });
+  });
+
+  it('refuses a damage message with a malformed region', () => {
+    expect(parseServerText('{"type":"damage","rects":[{"x":-1,"y":2,"width":30,"height":40}]}')).toBeNull();
+    expect(parseServerText('{"type":"damage","rects":[{"x":1,"y":2,"width":30}]}')).toBeNull();
+    expect(parseServerText('{"type":"damage","rects":{}}')).toBeNull();
+  });
+});

@@ -8,6 +8,7 @@
 import type {
   ClientMessage,
   Codec,
+  Rect,
   ServerMessage,
   Step,
   StepDecision,
@@ -42,6 +43,7 @@ export type ModeMessage = Extract<ServerMessage, { type: 'mode' }>;
 export type LeaseMessage = Extract<ServerMessage, { type: 'lease' }>;
 export type InputReply = Extract<ServerMessage, { type: 'input' }>;
 export type ErrorMessage = Extract<ServerMessage, { type: 'error' }>;
+export type DamageMessage = Extract<ServerMessage, { type: 'damage' }>;
 export type StatsMessage = Extract<ClientMessage, { type: 'stats' }>;
 
 export const CODEC_BY_ID: Readonly<Record<number, VideoCodec>> = { 1: 'h264', 2: 'vp8' };
@@ -50,6 +52,8 @@ export const CODEC_BY_ID: Readonly<Record<number, VideoCodec>> = { 1: 'h264', 2:
 export const STILL_THUMBNAIL = 1;
 export const STILL_STEP = 2;
 export const STILL_FRAME = 3;
+/** Exact pixels of a region that rested, for the refinement layer over the video. */
+export const STILL_REFINE = 4;
 
 export interface VideoUnit {
   codecId: number;
@@ -224,6 +228,15 @@ export function parseStep(v: unknown): Step | null {
   return step;
 }
 
+/** A screen rectangle: four whole numbers, none negative. */
+function parseRect(v: unknown): Rect | null {
+  if (!isObj(v)) return null;
+  const [x, y, width, height] = [num(v.x), num(v.y), num(v.width), num(v.height)];
+  if (x === null || y === null || width === null || height === null) return null;
+  if (![x, y, width, height].every((n) => Number.isInteger(n) && n >= 0)) return null;
+  return { x, y, width, height };
+}
+
 /**
  * Parses and checks one text message from the server; null for anything unknown or malformed.
  * Fields the generated type requires are checked.
@@ -282,6 +295,16 @@ export function parseServerText(text: string): ServerMessage | null {
     }
     case 'input':
       return { type: 'input', accepted: m.accepted === true, reason: str(m.reason) ?? '' };
+    case 'damage': {
+      if (!Array.isArray(m.rects)) return null;
+      const rects: Rect[] = [];
+      for (const r of m.rects as unknown[]) {
+        const rect = parseRect(r);
+        if (!rect) return null;
+        rects.push(rect);
+      }
+      return { type: 'damage', rects };
+    }
     case 'error':
       return { type: 'error', code: str(m.code) ?? 'error', message: str(m.message) ?? 'error' };
     default:
