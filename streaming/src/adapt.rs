@@ -768,6 +768,11 @@ pub const LARGE_FRAME_BYTES: u64 = 16_000;
 pub const MIN_BUSY_MS: u64 = 100;
 /// Or bytes measured in the window needed to report a throughput.
 pub const MIN_MEASURED_BYTES: u64 = 24_000;
+/// Bytes the busy time must have carried to count: a few tiny frames (typing, a cursor) whose
+/// acknowledgements come late measure a busy client page, not the link (seen in Chromium: six
+/// frames of 1.3 KB in all moved a controlling viewer to the command view); a slow client is the
+/// lag rules' business, which step down one level at a time.
+pub const MIN_BUSY_BYTES: u64 = 4_000;
 const ACK_RTT_MIN_WINDOW_MS: u64 = 10_000;
 const MAX_DELIVERIES: usize = 512;
 
@@ -799,7 +804,7 @@ struct Delivery {
 ///   only counts when the link really was busy, i.e. the frame was queued behind the previous one (by
 ///   more than [`QUEUE_MARGIN_MS`]) or is large ([`LARGE_FRAME_BYTES`]); small frames on an idle link
 ///   only measure the sender's own rate. Reported once the window holds [`MIN_BUSY_MS`] of busy time
-///   or [`MIN_MEASURED_BYTES`]; otherwise `None` (the link is faster than what was sent).
+///   carrying at least [`MIN_BUSY_BYTES`], or [`MIN_MEASURED_BYTES`]; otherwise `None` (the link is faster than what was sent).
 ///
 /// Limits: the minimum RTT includes the transfer time of the smallest frame seen, so when only large
 /// frames were sent, a large frame on an idle link is measured high; the controller's lag detection
@@ -903,7 +908,7 @@ impl AckEstimator {
             .iter()
             .filter(|d| d.at_ms > start && d.at_ms <= now_ms)
             .fold((0u64, 0u64), |(b, t), d| (b + d.bytes, t + d.busy_ms));
-        if busy_ms >= MIN_BUSY_MS || bytes >= MIN_MEASURED_BYTES {
+        if (busy_ms >= MIN_BUSY_MS && bytes >= MIN_BUSY_BYTES) || bytes >= MIN_MEASURED_BYTES {
             Some(bytes * 8 * 1000 / busy_ms.max(1))
         } else {
             None
@@ -1637,5 +1642,21 @@ mod tests {
         // Fast link with a keyframe in the window: far above the top tier.
         let est = measure(100_000_000.0, 40, jitter, &every(33, 31, 300)).expect("keyframe measures");
         assert!(est > 10_000_000, "{est}");
+    }
+
+    #[test]
+    fn a_few_tiny_frames_acknowledged_late_give_no_bandwidth_estimate() {
+        let mut acks = AckEstimator::new();
+        // A baseline RTT of 5 ms, then six 200-byte frames 10 ms apart whose acks come 80 ms
+        // apart (the page was busy): a long busy time carrying 1.2 KB.
+        acks.on_send(1, 200, 0);
+        acks.on_ack(1, 5);
+        for f in 2..8u64 {
+            acks.on_send(f, 200, 100 + f * 10);
+        }
+        for f in 2..8u64 {
+            acks.on_ack(f, 200 + f * 80);
+        }
+        assert_eq!(acks.throughput_bps(900), None);
     }
 }
