@@ -6,7 +6,8 @@
 // The scenario: the window opens on the grid; the demo sandbox's card appears; the demo agent's
 // first ask (df, outside the exec allowlist) shows in the inbox; the operator approves it with the
 // keyboard; it leaves the inbox; the session's live view draws video frames (WebCodecs).
-// Prints one JSON line {ok, steps: [...], approved: {sandbox, id}, frames} on stdout; exits 1 on failure.
+// Prints one JSON line {ok, steps: [...], approved: {sandbox, id}, frames, canvas, mode} on stdout;
+// exits 1 on failure.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -130,9 +131,11 @@ try {
     const el = document.querySelector(`canvas[aria-label="Live screen of ${id}"]`);
     return el ? { width: el.width, height: el.height } : null;
   }, sandbox);
-  log(`live view drew ${frames} frames (${JSON.stringify(canvas)})`);
+  // What the live view says it shows (mode · codec · fps · bitrate).
+  const mode = await browser.execute(() => document.querySelector('.live-mode')?.textContent ?? null);
+  log(`live view drew ${frames} frames (${JSON.stringify(canvas)}), ${mode}`);
   await browser.saveScreenshot(path.join(ARTIFACTS, 'app-session.png'));
-  result = { ok: true, steps, sandbox, approved: approvalId, approvedHere, frames, canvas };
+  result = { ok: true, steps, sandbox, approved: approvalId, approvedHere, frames, canvas, mode };
 } catch (e) {
   result.error = String(e && e.stack || e);
   try { await browser?.saveScreenshot(path.join(ARTIFACTS, 'app-failure.png')); } catch { /* window gone */ }

@@ -121,6 +121,10 @@ fn the_desktop_app_shows_the_grid_approves_an_ask_and_draws_video() -> Result<()
     let frames = result["frames"].as_u64().unwrap_or(0);
     assert!(frames >= 2, "the canvas drew {frames} frames");
     assert_eq!(result["canvas"]["width"], 1280, "{result}");
+    // WebKitGTK decodes H.264 with GStreamer's avdec_h264 (gstreamer1.0-libav, installed by setup):
+    // the app gets the sharper, shared H.264 stream rather than VP8.
+    let mode = result["mode"].as_str().unwrap_or_default();
+    assert!(mode.contains("h264"), "the live view shows {mode:?}");
     let approved = result["approved"].as_u64().context("approved id")?;
 
     // The ledger (read while the sandbox still runs): the approval, by the app's operator.

@@ -186,12 +186,12 @@ impl Fixture {
         Ok(())
     }
 
-    /// The average brightness of the first lines of the xterm as page `page` shows it.
+    /// The average brightness of the first lines of the xterm as page `page` shows it (waiting for
+    /// the page to show a picture: a decoded frame is on screen a moment after the stats count it).
     fn brightness(&mut self, page: &str) -> Result<f64> {
-        let v = self.eval(page, "airlockViewer.probe(0, 0, 700, 60)")?;
-        if v.is_null() {
-            bail!("page {page} shows nothing yet");
-        }
+        let v = self
+            .wait(page, "airlockViewer.probe(0, 0, 700, 60)", 20)
+            .with_context(|| format!("page {page} shows nothing"))?;
         Ok(
             (v["r"].as_f64().unwrap_or(0.0)
                 + v["g"].as_f64().unwrap_or(0.0)

@@ -361,7 +361,7 @@ function LiveView({
         {overlay && <div class="stage-overlay">{overlay}</div>}
       </div>
       <div class="live-foot small muted">
-        <span>{modeText}</span>
+        <span class="live-mode">{modeText}</span>
         {mode?.reason && <span title={mode.reason}> — {mode.reason}</span>}
         <span class="spacer" />
         {inControl && (
