@@ -134,8 +134,26 @@ try {
   // What the live view says it shows (mode · codec · fps · bitrate).
   const mode = await browser.execute(() => document.querySelector('.live-mode')?.textContent ?? null);
   log(`live view drew ${frames} frames (${JSON.stringify(canvas)}), ${mode}`);
+  // Once the screen rests, exact patches cover it on the refinement layer (opaque pixels there).
+  const exactPixels = () => browser.execute(() => {
+    const c = document.querySelector('canvas.refine');
+    const d = c?.getContext('2d')?.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    if (d) for (let i = 3; i < d.length; i += 4) if (d[i] === 255) n++;
+    return n;
+  });
+  const refined = await waitFor('exact pixels on the refinement layer', async () => {
+    const n = await exactPixels();
+    return n > 1280 * 800 / 2 ? n : null;
+  }, 60000);
+  log(`the refinement layer holds ${refined} exact pixels`);
   await browser.saveScreenshot(path.join(ARTIFACTS, 'app-session.png'));
-  result = { ok: true, steps, sandbox, approved: approvalId, approvedHere, frames, canvas, mode };
+  const oneToOne = await browser.$('button=1:1');
+  if (await oneToOne.isExisting()) {
+    await oneToOne.click();
+    await browser.saveScreenshot(path.join(ARTIFACTS, 'app-session-1to1.png'));
+  }
+  result = { ok: true, steps, sandbox, approved: approvalId, approvedHere, frames, canvas, mode, refined };
 } catch (e) {
   result.error = String(e && e.stack || e);
   try { await browser?.saveScreenshot(path.join(ARTIFACTS, 'app-failure.png')); } catch { /* window gone */ }

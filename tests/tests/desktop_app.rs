@@ -125,6 +125,11 @@ fn the_desktop_app_shows_the_grid_approves_an_ask_and_draws_video() -> Result<()
     // the app gets the sharper, shared H.264 stream rather than VP8.
     let mode = result["mode"].as_str().unwrap_or_default();
     assert!(mode.contains("h264"), "the live view shows {mode:?}");
+    // The screen rested: most of it is covered by exact pixels on the refinement layer.
+    assert!(
+        result["refined"].as_u64().unwrap_or(0) > 1280 * 800 / 2,
+        "{result}"
+    );
     let approved = result["approved"].as_u64().context("approved id")?;
 
     // The ledger (read while the sandbox still runs): the approval, by the app's operator.

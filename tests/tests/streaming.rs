@@ -284,6 +284,9 @@ impl Fixture {
             "page {page}: exact; the picture alone differs in {} pixels",
             alone["differing"]
         );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/streaming");
+        std::fs::create_dir_all(&dir)?;
+        self.b.screenshot(page, &dir.join(format!("exact-{page}.png")))?;
         Ok(())
     }
 
