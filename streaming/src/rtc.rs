@@ -268,8 +268,9 @@ impl RtpClock {
         }
     }
 
-    /// Ticks to advance the timestamp by before sending a frame captured `at` (0 for the first
-    /// frame, and for a frame stamped no later than the previous one).
+    /// Ticks to advance the timestamp by before sending a frame captured `at`: 0 for the first
+    /// frame, at least 1 for every later one (two frames must never share a timestamp, which
+    /// receivers use to tell frames apart, even when one was stamped no later than the previous).
     pub fn advance(&mut self, at: Instant) -> u32 {
         let Some(first) = self.first else {
             self.first = Some(at);
@@ -277,8 +278,8 @@ impl RtpClock {
         };
         let elapsed = at.saturating_duration_since(first);
         let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u64;
-        let gap = ticks.saturating_sub(self.sent_ticks);
-        self.sent_ticks = self.sent_ticks.max(ticks);
+        let gap = ticks.saturating_sub(self.sent_ticks).max(1);
+        self.sent_ticks += gap;
         // A gap beyond u32 is more than 13 hours at 90 kHz: RTP timestamps wrap anyway.
         gap as u32
     }
@@ -598,11 +599,17 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_stamped_earlier_than_the_previous_one_does_not_move_the_clock_back() {
+    fn a_frame_stamped_no_later_than_the_previous_one_still_gets_a_timestamp_of_its_own() {
         let t0 = Instant::now();
         let mut clock = RtpClock::new(90_000);
         clock.advance(t0 + Duration::from_millis(100));
-        assert_eq!(clock.advance(t0), 0);
-        assert_eq!(clock.advance(t0 + Duration::from_millis(110)), 900);
+        assert_eq!(clock.advance(t0), 1, "earlier: one tick on, never back");
+        assert_eq!(
+            clock.advance(t0 + Duration::from_millis(100)),
+            1,
+            "the same instant: one tick on"
+        );
+        // 10 ms after the first frame is 900 ticks after it, 2 of which were already spent.
+        assert_eq!(clock.advance(t0 + Duration::from_millis(110)), 898);
     }
 }

@@ -217,6 +217,8 @@ pub enum Input {
     },
     /// The patches [`Output::MakeRefine`] asked for (those that could be made), in its order.
     RefineMade {
+        /// The batch they answer.
+        batch: u64,
         /// Each patch's region and its `Refine` still message.
         patches: Vec<(Rect, Vec<u8>)>,
     },
@@ -303,6 +305,8 @@ pub enum Output {
     /// Encode these regions of `copy` losslessly as `Refine` stills, off the task, and hand them
     /// back as [`Input::RefineMade`] (regions that could not be encoded are left out).
     MakeRefine {
+        /// The batch, handed back with the patches.
+        batch: u64,
         /// The frame.
         copy: Arc<FrameCopy>,
         /// The regions.
@@ -475,9 +479,10 @@ pub struct Viewer {
     summary_at: u64,
     last_refusal_notice: Option<u64>,
     refine: Option<Refinement>,
-    /// Bytes of refinement patches queued since the last video frame on the socket: they delay
-    /// that frame's acknowledgement, so the throughput estimate counts them with it.
-    patch_bytes: u64,
+    /// Bytes of refinement patches queued since the last video frame on the socket, and when the
+    /// last were: they delay that frame's acknowledgement, so the throughput estimate counts them
+    /// with it (if it follows soon).
+    patch_bytes: (u64, u64),
 }
 
 /// The client's refinement layer, as far as the core knows.
@@ -494,13 +499,34 @@ struct Refinement {
     latest: u64,
     /// When a snapshot was last asked for.
     last_attempt: Option<u64>,
-    /// Patches being made: their regions, and what changed since their frame (reported to the
-    /// client, so drawing a patch over it would show a stale picture).
-    making: Option<(Vec<Rect>, Vec<Rect>)>,
+    /// Patches being made: their batch, when it was asked for, their regions, and what changed
+    /// since their frame (reported to the client, so drawing a patch over it would show a stale
+    /// picture).
+    making: Option<Making>,
+    /// Batches asked for so far (the next batch's number).
+    batches: u64,
+    /// Since when some of the screen has lacked exact pixels (while nothing does: `None`).
+    pending_since: Option<u64>,
+    /// The mode the client was last told: its layer is cleared when that leaves or enters video.
+    shown_mode: Option<Mode>,
 }
 
-/// Least time (ms) between two refinement attempts.
-const REFINE_RETRY_MS: u64 = 20;
+/// A batch of patches being made off the task.
+#[derive(Debug)]
+struct Making {
+    batch: u64,
+    asked_at: u64,
+    rects: Vec<Rect>,
+    changed: Vec<Rect>,
+}
+
+/// Least time (ms) between two refinement attempts: while something keeps changing, the tiles
+/// around it are checked this often.
+const REFINE_RETRY_MS: u64 = 50;
+/// A batch not back after this long (ms) is given up: its tiles are asked for again.
+const REFINE_GIVE_UP_MS: u64 = 3_000;
+/// Patch bytes count towards the next video frame's delivery only if it follows within this (ms).
+const PATCH_BYTES_FRESH_MS: u64 = 500;
 
 impl Refinement {
     fn new(width: u16, height: u16) -> Refinement {
@@ -513,15 +539,20 @@ impl Refinement {
             latest: 0,
             last_attempt: None,
             making: None,
+            batches: 0,
+            pending_since: None,
+            shown_mode: None,
         }
     }
 
     /// The client's layer was cleared (a new mode): everything needs refining.
-    fn reset(&mut self) {
+    fn reset(&mut self, now: u64) {
         self.reported = None;
         self.unrefined.mark_all();
         self.last_attempt = None;
+        // A batch still being made answers nothing now: its number no longer matches.
         self.making = None;
+        self.pending_since = Some(now);
     }
 
     fn screen(&self) -> Rect {
@@ -551,8 +582,8 @@ impl Refinement {
         for r in &rects {
             self.unrefined.mark(*r);
         }
-        if let Some((_, changed)) = &mut self.making {
-            changed.extend(rects.iter().copied());
+        if let Some(m) = &mut self.making {
+            m.changed.extend(rects.iter().copied());
         }
         let clear = self.reported.is_some() && !rects.is_empty();
         self.reported = Some(frame);
@@ -595,24 +626,29 @@ impl Viewer {
             summary_at: now_ms,
             last_refusal_notice: None,
             refine: None,
-            patch_bytes: 0,
+            patch_bytes: (0, 0),
         }
     }
 
     /// When [`Input::RefineDue`] is to be handed in (ms on the `now_ms` clock): in video mode, once
-    /// the screen has rested [`REST_MS`] and some of it has not been sent exact. `None`: not needed.
+    /// what lacks exact pixels has waited [`REST_MS`] (then every [`REFINE_RETRY_MS`] while some of
+    /// it keeps changing: only tiles that rested are sent), or when a batch being made is overdue.
+    /// `None`: not needed.
     pub fn refine_due_at(&self) -> Option<u64> {
         let r = self.refine.as_ref()?;
         if self.decision.as_ref().map(|d| d.mode) != Some(Mode::Video) {
             return None;
         }
+        if let Some(m) = &r.making {
+            return Some(m.asked_at + REFINE_GIVE_UP_MS);
+        }
         let behind = r.reported.is_none_or(|f| r.latest > f) || !r.unrefined.is_empty();
-        if !behind || r.making.is_some() {
+        if !behind {
             return None;
         }
-        let rested = r.changes.last_change_ms().map_or(0, |t| t + REST_MS);
+        let waited = r.pending_since.map_or(0, |t| t + REST_MS);
         let retry = r.last_attempt.map_or(0, |t| t + REFINE_RETRY_MS);
-        Some(rested.max(retry))
+        Some(waited.max(retry))
     }
 
     /// Handles one input at `now_ms` and says what to do, in order.
@@ -654,7 +690,7 @@ impl Viewer {
             Input::Destroyed => out.push(Output::Close("the sandbox was destroyed".into())),
             Input::Step(step) => step_out(&step, &mut out),
             Input::Thumbnail(t) => self.on_thumbnail(&t, &mut out),
-            Input::Subscribed(result) => self.on_subscribed(result, &mut out),
+            Input::Subscribed(result) => self.on_subscribed(result, now, &mut out),
             Input::Unit { unit, room } => self.on_unit(unit, room, now, &mut out),
             Input::FeedLagged(missed) => {
                 tracing::debug!(missed, "the viewer's feed lagged; resynchronising on a keyframe");
@@ -732,6 +768,7 @@ impl Viewer {
                 if let Some(r) = &mut self.refine {
                     r.changes.changed(frame, now);
                     r.latest = r.latest.max(frame);
+                    r.pending_since.get_or_insert(now);
                 }
             }
             Input::RefineDue => self.on_refine_due(now, &mut out),
@@ -739,7 +776,7 @@ impl Viewer {
                 changed,
                 recent,
                 copy,
-            } => self.on_snapshot(&changed, &recent, copy, &mut out),
+            } => self.on_snapshot(&changed, &recent, copy, now, &mut out),
             Input::DamageSince { frame, damage } => {
                 if let Some(r) = &mut self.refine {
                     r.latest = r.latest.max(frame);
@@ -748,9 +785,10 @@ impl Viewer {
                     }
                 }
             }
-            Input::RefineMade { patches } => self.on_refine_made(patches, &mut out),
+            Input::RefineMade { batch, patches } => self.on_refine_made(batch, patches, now, &mut out),
             Input::RefineLost { rects } => {
                 if let Some(r) = &mut self.refine {
+                    r.pending_since.get_or_insert(now);
                     for rect in rects {
                         r.unrefined.mark(rect);
                     }
@@ -1000,10 +1038,10 @@ impl Viewer {
                 }
             }
         }
-        self.apply(d, out);
+        self.apply(d, now, out);
     }
 
-    fn on_subscribed(&mut self, result: Result<(), String>, out: &mut Vec<Output>) {
+    fn on_subscribed(&mut self, result: Result<(), String>, now: u64, out: &mut Vec<Output>) {
         let Some((d, feed)) = self.pending.take() else {
             return;
         };
@@ -1018,22 +1056,26 @@ impl Viewer {
                 self.feed = None;
             }
         }
-        self.apply(d, out);
+        self.apply(d, now, out);
     }
 
     /// Tells the client about a changed decision.
-    fn apply(&mut self, d: Decision, out: &mut Vec<Output>) {
+    fn apply(&mut self, d: Decision, now: u64, out: &mut Vec<Output>) {
         let changed = d.changed || self.decision.is_none();
         if !changed {
             return;
         }
         let mode_changed = self.decision.as_ref().map(|p| p.mode) != Some(d.mode);
         let entering_pictures = mode_changed && d.mode != Mode::Video;
-        if mode_changed {
-            // The client clears its refinement layer when it leaves video; it starts empty.
-            if let Some(r) = &mut self.refine {
-                r.reset();
+        if let Some(r) = &mut self.refine {
+            // The client clears its layer when the mode it is told leaves or enters video (not on
+            // a new decision in the same mode, e.g. after the feed closed and reopened).
+            let was_video = r.shown_mode == Some(Mode::Video);
+            if was_video != (d.mode == Mode::Video) || r.shown_mode.is_none() {
+                r.reset(now);
+                self.patch_bytes = (0, 0);
             }
+            r.shown_mode = Some(d.mode);
         }
         let mode = ServerMessage::Mode {
             mode: view_mode(d.mode),
@@ -1119,7 +1161,12 @@ impl Viewer {
                     &unit.data,
                 );
                 self.inflight.push_back((unit.frame, now));
-                let patches = std::mem::take(&mut self.patch_bytes);
+                let (patches, at) = std::mem::take(&mut self.patch_bytes);
+                let patches = if now.saturating_sub(at) <= PATCH_BYTES_FRESH_MS {
+                    patches
+                } else {
+                    0
+                };
                 self.acks.on_send(unit.frame, msg.len() as u64 + patches, now);
                 self.need_key = false;
                 out.extend(report);
@@ -1133,6 +1180,16 @@ impl Viewer {
             return;
         }
         let Some(r) = &mut self.refine else { return };
+        if let Some(m) = r.making.take() {
+            // Overdue (the encode failed or its answer was lost): ask for its tiles again.
+            tracing::warn!(
+                batch = m.batch,
+                "refinement patches did not come back; asking again"
+            );
+            for rect in m.rects {
+                r.unrefined.mark(rect);
+            }
+        }
         r.last_attempt = Some(now);
         out.push(Output::Snapshot {
             since: r.reported,
@@ -1146,6 +1203,7 @@ impl Viewer {
         changed: &Damage,
         recent: &Damage,
         copy: Arc<FrameCopy>,
+        now: u64,
         out: &mut Vec<Output>,
     ) {
         let Some(r) = &mut self.refine else { return };
@@ -1159,17 +1217,37 @@ impl Viewer {
         let busy = r.tiles(recent);
         let rects = r.unrefined.take_settled(&busy);
         if !rects.is_empty() {
-            r.making = Some((rects.clone(), Vec::new()));
-            out.push(Output::MakeRefine { copy, rects });
+            r.batches += 1;
+            r.making = Some(Making {
+                batch: r.batches,
+                asked_at: now,
+                rects: rects.clone(),
+                changed: Vec::new(),
+            });
+            out.push(Output::MakeRefine {
+                batch: r.batches,
+                copy,
+                rects,
+            });
+        } else if r.unrefined.is_empty() && r.reported.is_some_and(|f| f >= r.latest) {
+            r.pending_since = None;
         }
     }
 
     /// Queues the patches that are still exact; the others' tiles wait for the next rest.
-    fn on_refine_made(&mut self, patches: Vec<(Rect, Vec<u8>)>, out: &mut Vec<Output>) {
+    fn on_refine_made(&mut self, batch: u64, patches: Vec<(Rect, Vec<u8>)>, now: u64, out: &mut Vec<Output>) {
         let socket_video = matches!(self.video_out(), VideoOut::Socket);
         let Some(r) = &mut self.refine else { return };
-        let Some((asked, changed)) = r.making.take() else {
-            // Asked for before the layer was cleared: nothing of it applies any more.
+        if r.making.as_ref().is_none_or(|m| m.batch != batch) {
+            // Asked for before the layer was cleared, or given up: nothing of it applies now.
+            return;
+        }
+        let Some(Making {
+            rects: asked,
+            changed,
+            ..
+        }) = r.making.take()
+        else {
             return;
         };
         let overlaps = |a: &Rect, b: &Rect| {
@@ -1188,9 +1266,13 @@ impl Viewer {
         for (rect, _) in stale {
             r.unrefined.mark(rect);
         }
+        if r.unrefined.is_empty() && r.reported.is_some_and(|f| f >= r.latest) {
+            r.pending_since = None;
+        }
         if !fresh.is_empty() {
             if socket_video {
-                self.patch_bytes += fresh.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
+                self.patch_bytes.0 += fresh.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
+                self.patch_bytes.1 = now;
             }
             out.push(Output::QueueRefine { patches: fresh });
         }
@@ -1400,9 +1482,17 @@ mod tests {
         })
     }
 
-    /// The patches made for `rects`, as the task hands them back.
-    fn made(rects: &[Rect]) -> Input {
+    /// The patches the `MakeRefine` in `out` asked for, as the task hands them back.
+    fn made(out: &[Output]) -> Input {
+        let (batch, rects) = out
+            .iter()
+            .find_map(|o| match o {
+                Output::MakeRefine { batch, rects, .. } => Some((*batch, rects.clone())),
+                _ => None,
+            })
+            .expect("a MakeRefine");
         Input::RefineMade {
+            batch,
             patches: rects.iter().map(|r| (*r, vec![4u8])).collect(),
         }
     }
@@ -1419,7 +1509,8 @@ mod tests {
     fn refined_viewer() -> Viewer {
         let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
         v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
-        assert_eq!(v.refine_due_at(), Some(1_000 + REST_MS));
+        // The layer has lacked everything since the viewer started (t = 0).
+        assert_eq!(v.refine_due_at(), Some(REST_MS));
         let out = v.handle(Input::RefineDue, 1_100);
         assert!(matches!(
             out.as_slice(),
@@ -1438,8 +1529,12 @@ mod tests {
         );
         assert_eq!(cleared(&out), None, "the client's layer starts empty");
         assert_eq!(refined(&out), Some(vec![rect(0, 0, 800, 600)]));
-        assert_eq!(v.refine_due_at(), None, "one refinement at a time");
-        let out = v.handle(made(&[rect(0, 0, 800, 600)]), 1_150);
+        assert_eq!(
+            v.refine_due_at(),
+            Some(1_100 + REFINE_GIVE_UP_MS),
+            "one batch at a time, given up if it does not come back"
+        );
+        let out = v.handle(made(&out), 1_150);
         assert_eq!(names(&out), ["queue_refine"]);
         v
     }
@@ -1485,7 +1580,7 @@ mod tests {
             2_100,
         );
         assert_eq!(refined(&out), Some(vec![rect(0, 0, 64, 64)]));
-        v.handle(made(&[rect(0, 0, 64, 64)]), 2_150);
+        v.handle(made(&out), 2_150);
         let out = v.handle(
             Input::Unit {
                 unit: unit(6, false),
@@ -1501,7 +1596,7 @@ mod tests {
         let mut v = refined_viewer();
         v.handle(Input::ScreenChanged { frame: 6 }, 2_000);
         v.handle(Input::RefineDue, 2_100);
-        v.handle(
+        let asked = v.handle(
             Input::Snapshot {
                 changed: Damage::Rects(vec![rect(10, 10, 8, 14), rect(300, 300, 8, 14)]),
                 recent: Damage::None,
@@ -1518,7 +1613,7 @@ mod tests {
             },
             2_120,
         );
-        let out = v.handle(made(&[rect(0, 0, 64, 64), rect(256, 256, 64, 64)]), 2_150);
+        let out = v.handle(made(&asked), 2_150);
         let queued: Vec<Rect> = out
             .iter()
             .flat_map(|o| match o {
@@ -1529,7 +1624,7 @@ mod tests {
         assert_eq!(queued, vec![rect(256, 256, 64, 64)], "only the patch still exact");
         assert_eq!(
             v.refine_due_at(),
-            Some(2_120 + REST_MS),
+            Some(2_100 + REFINE_RETRY_MS),
             "the changed tile is due again"
         );
     }
@@ -1553,8 +1648,86 @@ mod tests {
             .iter()
             .any(|r| r.x <= 710 && r.x + r.width > 710 && r.y < 64));
         assert_eq!(rects.iter().map(|r| r.area()).sum::<u64>(), 800 * 600 - 64 * 64);
-        v.handle(made(&rects), 1_200);
+        v.handle(made(&out), 1_200);
         assert!(v.refine_due_at().is_some(), "the spinner's tile is still due");
+    }
+
+    #[test]
+    fn a_region_changing_every_frame_does_not_put_off_the_rest_of_the_screen() {
+        let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
+        // A spinner changes every 30 ms from t = 1000 on: the screen never rests as a whole.
+        for (i, t) in (1_000..1_400).step_by(30).enumerate() {
+            v.handle(Input::ScreenChanged { frame: 5 + i as u64 }, t);
+        }
+        assert!(
+            v.refine_due_at().is_some_and(|t| t <= 1_000 + REST_MS),
+            "due once what lacks exact pixels has waited, whatever else changes"
+        );
+        let out = v.handle(Input::RefineDue, 1_390);
+        // The frame current 100 ms ago: what changed since is busy, the rest is sent.
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Snapshot { rested: Some(_), .. }]
+        ));
+    }
+
+    #[test]
+    fn patches_asked_for_before_the_layer_was_cleared_are_ignored() {
+        let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
+        v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
+        v.handle(Input::RefineDue, 1_100);
+        let old = v.handle(
+            Input::Snapshot {
+                changed: Damage::Full,
+                recent: Damage::None,
+                copy: copy(5),
+            },
+            1_100,
+        );
+        // Command view and back: the client's layer is cleared, a new batch is asked for.
+        v.handle(Input::Client(ClientMessage::Focus { focused: false }), 1_110);
+        v.handle(Input::Client(ClientMessage::Focus { focused: true }), 1_120);
+        v.handle(Input::Subscribed(Ok(())), 1_120);
+        v.handle(Input::RefineDue, 1_220);
+        let new = v.handle(
+            Input::Snapshot {
+                changed: Damage::Full,
+                recent: Damage::None,
+                copy: copy(6),
+            },
+            1_220,
+        );
+        assert!(
+            v.handle(made(&old), 1_230).is_empty(),
+            "the old batch answers nothing"
+        );
+        assert_eq!(names(&v.handle(made(&new), 1_240)), ["queue_refine"]);
+    }
+
+    #[test]
+    fn a_batch_that_never_comes_back_is_asked_for_again() {
+        let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
+        v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
+        v.handle(Input::RefineDue, 1_100);
+        v.handle(
+            Input::Snapshot {
+                changed: Damage::Full,
+                recent: Damage::None,
+                copy: copy(5),
+            },
+            1_100,
+        );
+        let out = v.handle(Input::RefineDue, 1_100 + REFINE_GIVE_UP_MS);
+        assert!(matches!(out.as_slice(), [Output::Snapshot { .. }]));
+        let out = v.handle(
+            Input::Snapshot {
+                changed: Damage::None,
+                recent: Damage::None,
+                copy: copy(5),
+            },
+            1_100 + REFINE_GIVE_UP_MS,
+        );
+        assert_eq!(refined(&out), Some(vec![rect(0, 0, 800, 600)]));
     }
 
     #[test]
@@ -1566,7 +1739,7 @@ mod tests {
             },
             1_100,
         );
-        assert_eq!(v.refine_due_at(), Some(1_100 + REFINE_RETRY_MS));
+        assert_eq!(v.refine_due_at(), Some(1_100 + REST_MS));
     }
 
     #[test]
@@ -1576,8 +1749,8 @@ mod tests {
         assert_eq!(v.refine_due_at(), None);
         v.handle(Input::Client(ClientMessage::Focus { focused: true }), 4_000);
         v.handle(Input::Subscribed(Ok(())), 4_000);
-        assert!(v.refine_due_at().is_some());
-        let out = v.handle(Input::RefineDue, 4_000);
+        assert_eq!(v.refine_due_at(), Some(4_000 + REST_MS));
+        let out = v.handle(Input::RefineDue, 4_000 + REST_MS);
         assert!(matches!(out.as_slice(), [Output::Snapshot { since: None, .. }]));
     }
 

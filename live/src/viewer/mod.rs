@@ -123,8 +123,8 @@ async fn writer_task(mut sink: futures::stream::SplitSink<WebSocket, Message>, m
     let _ = sink.close().await;
 }
 
-/// Refinement patches: each one's region and its `Refine` still message.
-type Patches = Vec<(Rect, Vec<u8>)>;
+/// A batch of refinement patches: its number, and each patch's region and `Refine` still message.
+type Patches = (u64, Vec<(Rect, Vec<u8>)>);
 
 /// The I/O of one viewer; the decisions are its [`Viewer`]'s.
 struct ViewerTask {
@@ -389,7 +389,7 @@ impl ViewerTask {
                     }
                 },
                 _ = sleep_until_some(refine_at) => self.handle(Input::RefineDue).await,
-                Some(patches) = self.refined.1.recv() => self.handle(Input::RefineMade { patches }).await,
+                Some((batch, patches)) = self.refined.1.recv() => self.handle(Input::RefineMade { batch, patches }).await,
                 msg = next_client(incoming) => match msg {
                     None => false,
                     Some(Ok(Incoming::Text(m))) => self.handle(Input::Client(m)).await,
@@ -577,8 +577,8 @@ impl ViewerTask {
                 let (frame, damage) = self.stream.hub.damage_report(since);
                 Some(Input::DamageSince { frame, damage })
             }
-            Output::MakeRefine { copy, rects } => {
-                self.make_refine(copy, rects);
+            Output::MakeRefine { batch, copy, rects } => {
+                self.make_refine(batch, copy, rects);
                 None
             }
             Output::QueueRefine { patches } => {
@@ -593,7 +593,7 @@ impl ViewerTask {
 
     /// Encodes lossless patches of `rects` of `copy` off the runtime; they come back through
     /// `refined` as [`Input::RefineMade`] while the viewer goes on.
-    fn make_refine(&mut self, copy: Arc<FrameCopy>, rects: Vec<Rect>) {
+    fn make_refine(&mut self, batch: u64, copy: Arc<FrameCopy>, rects: Vec<Rect>) {
         let done = self.refined.0.clone();
         let span = tracing::debug_span!("refine", frame = copy.frame, patches = rects.len());
         tokio::task::spawn_blocking(move || {
@@ -628,7 +628,7 @@ impl ViewerTask {
                 }
             }
             // The viewer may have ended meanwhile: then nobody wants them.
-            let _ = done.try_send(patches);
+            let _ = done.try_send((batch, patches));
         });
     }
 
@@ -646,8 +646,9 @@ impl ViewerTask {
         let input = match unit {
             Ok(unit) => Input::Unit {
                 unit,
-                // Only this task queues messages, so the room seen now is there when it offers.
-                room: self.out.tx.capacity() > 0,
+                // Only this task queues messages, so the room seen now is there when it offers:
+                // two places, one for the `damage` message that may go before the unit.
+                room: self.out.tx.capacity() > 1,
             },
             Err(FeedError::Lagged(n)) => Input::FeedLagged(n),
             Err(FeedError::Closed) => {

@@ -143,6 +143,8 @@ export class ViewerConnection {
   private els: MediaElements = { canvas: null, video: null, refine: null };
   /** Refinement patches drawn since the layer was last cleared (tests and measurements). */
   private refinePatches = 0;
+  /** Bumped whenever the layer is cleared at once: a patch still decoding from before is dropped. */
+  private refineGen = 0;
   private ws: WebSocket | null = null;
   private gen = 0;
   private attempt = 0;
@@ -531,14 +533,18 @@ export class ViewerConnection {
     const clear = (): void => {
       const layer = this.els.refine;
       if (!layer) return;
+      // Shown only in video mode (the server refines only then): never over stills or thumbnails.
+      layer.style.visibility = this.state.mode?.mode === 'video' ? '' : 'hidden';
       if (layer.width !== this.screenW || layer.height !== this.screenH) {
         layer.width = this.screenW;
         layer.height = this.screenH;
       } else layer.getContext('2d')?.clearRect(0, 0, layer.width, layer.height);
       this.refinePatches = 0;
     };
-    if (now) clear();
-    else this.stillChain = this.stillChain.then(clear);
+    if (now) {
+      this.refineGen++;
+      clear();
+    } else this.stillChain = this.stillChain.then(clear);
   }
 
   /** Refinement patches drawn on the layer since it was last cleared. */
@@ -635,8 +641,11 @@ export class ViewerConnection {
     } else if (s.purpose === STILL_REFINE) {
       const layer = this.els.refine;
       if (!layer || this.state.mode?.mode !== 'video' || typeof createImageBitmap !== 'function') return;
+      const gen = this.refineGen;
       const bmp = await createImageBitmap(blob);
       try {
+        // The layer was cleared while the patch decoded (new mode or connection): it is stale.
+        if (gen !== this.refineGen || this.state.mode?.mode !== 'video') return;
         if (layer.width !== this.screenW || layer.height !== this.screenH) {
           layer.width = this.screenW;
           layer.height = this.screenH;
