@@ -872,7 +872,15 @@ async fn the_desktop_browser_opens_an_allowed_page_and_shows_the_refusal_page_fo
         guest_sh_in(
             &env.root,
             &n.sb,
-            &format!("DISPLAY=:0 setsid -f firefox-esr --new-instance '{url}' > /tmp/ff.log 2>&1"),
+            // The guest agent kills what an exec leaves in its process group once the shell exits,
+            // and `setsid -f` forks before the child leaves the group: under load the child was
+            // killed in between (Firefox never started, its log empty). The shell waits until the
+            // browser runs — in its own session by then — before it exits.
+            &format!(
+                "DISPLAY=:0 setsid -f firefox-esr --new-instance '{url}' > /tmp/ff.log 2>&1; \
+                 for i in $(seq 400); do pgrep -x firefox-esr >/dev/null && exit 0; sleep 0.05; done; \
+                 echo 'firefox-esr did not start' >&2; exit 1"
+            ),
         )
     };
     open(format!("http://web.test:{}/green", n.web.port))?;
