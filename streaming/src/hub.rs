@@ -142,15 +142,15 @@ pub struct FrameCopy {
     pub frame: u64,
 }
 
-/// The current frame with what changed before it ([`Hub::refine_snapshot`]).
-#[derive(Debug, Clone)]
+/// The current frame number with what changed before it ([`Hub::refine_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefineSnapshot {
+    /// The current frame.
+    pub frame: u64,
     /// What changed since the frame the viewer's refinement layer was last told about.
     pub changed: Damage,
     /// What changed since the frame that was current [`crate::refine::REST_MS`] ago.
     pub recent: Damage,
-    /// The frame itself.
-    pub copy: Arc<FrameCopy>,
 }
 
 /// Why a feed stopped delivering.
@@ -323,20 +323,16 @@ impl Hub {
         }
     }
 
-    /// The current frame and, read with it under one lock, what changed since `since` (`None`:
-    /// everything) and since `rested` (`None`: everything) — for refinement ([`crate::refine`]).
+    /// The current frame number and, read with it under one lock, what changed since `since`
+    /// (`None`: everything) and since `rested` (`None`: everything) — for refinement
+    /// ([`crate::refine`]). No pixels: they are copied only when patches are made.
     pub fn refine_snapshot(&self, since: Option<u64>, rested: Option<u64>) -> RefineSnapshot {
         let m = lock(&self.inner.mirror);
         let damage = |f: Option<u64>| f.map_or(Damage::Full, |f| m.damage_since(f));
         RefineSnapshot {
+            frame: m.frame(),
             changed: damage(since),
             recent: damage(rested),
-            copy: Arc::new(FrameCopy {
-                bgrx: m.bgrx().to_vec(),
-                width: m.width(),
-                height: m.height(),
-                frame: m.frame(),
-            }),
         }
     }
 

@@ -55,6 +55,22 @@ impl Rect {
         }
     }
 
+    /// Whether the two share at least one pixel.
+    pub fn intersects(self, other: Rect) -> bool {
+        let (ax1, ay1) = (
+            u32::from(self.x) + u32::from(self.width),
+            u32::from(self.y) + u32::from(self.height),
+        );
+        let (bx1, by1) = (
+            u32::from(other.x) + u32::from(other.width),
+            u32::from(other.y) + u32::from(other.height),
+        );
+        u32::from(self.x) < bx1
+            && u32::from(other.x) < ax1
+            && u32::from(self.y) < by1
+            && u32::from(other.y) < ay1
+    }
+
     /// Pixels covered.
     pub fn area(self) -> u64 {
         self.width as u64 * self.height as u64
@@ -80,5 +96,25 @@ impl Codec {
             Codec::H264 => "h264",
             Codec::Vp8 => "vp8",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rect;
+
+    #[test]
+    fn rectangles_intersect_when_they_share_a_pixel_and_not_when_they_only_touch() {
+        let r = |x, y, width, height| Rect { x, y, width, height };
+        assert!(r(0, 0, 10, 10).intersects(r(9, 9, 5, 5)));
+        assert!(
+            !r(0, 0, 10, 10).intersects(r(10, 0, 5, 5)),
+            "touching edges share no pixel"
+        );
+        assert!(!r(0, 0, 10, 10).intersects(r(0, 10, 5, 5)));
+        assert!(
+            r(u16::MAX - 1, 0, 1, 1).intersects(r(u16::MAX - 5, 0, 10, 1)),
+            "no overflow at the edge"
+        );
     }
 }

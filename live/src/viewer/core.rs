@@ -41,7 +41,7 @@ use airlock_domain::{Holder, LeaseCommand};
 use airlock_protocol::Input as GuestInput;
 use airlock_records::{HumanInput, InputSummary as RecordedSummary};
 use airlock_streaming::adapt::{self, AckEstimator, Controller, Decision, Mode, NetSample, Transport};
-use airlock_streaming::hub::{EncodedUnit, FrameCopy, Quality, Thumbnail};
+use airlock_streaming::hub::{EncodedUnit, Quality, Thumbnail};
 use airlock_streaming::mirror::Damage;
 use airlock_streaming::refine::{ChangeLog, Tiles, REST_MS};
 use airlock_streaming::wire::{
@@ -201,12 +201,12 @@ pub enum Input {
     RefineDue,
     /// The answer to [`Output::Snapshot`].
     Snapshot {
+        /// The current frame.
+        frame: u64,
         /// What changed since the frame asked about (`since`).
         changed: Damage,
         /// What changed since the frame current [`REST_MS`] ago (`rested`).
         recent: Damage,
-        /// The current frame.
-        copy: Arc<FrameCopy>,
     },
     /// The answer to [`Output::ReportDamage`].
     DamageSince {
@@ -290,7 +290,7 @@ pub enum Output {
     },
     /// Hand back the current thumbnail as [`Input::Thumbnail`].
     ShowThumbnail,
-    /// Hand back the current frame and its damage as [`Input::Snapshot`].
+    /// Hand back the current frame number and its damage as [`Input::Snapshot`].
     Snapshot {
         /// Damage since this frame (`None`: everything).
         since: Option<u64>,
@@ -302,13 +302,12 @@ pub enum Output {
         /// The frame the refinement layer was last told about.
         since: u64,
     },
-    /// Encode these regions of `copy` losslessly as `Refine` stills, off the task, and hand them
-    /// back as [`Input::RefineMade`] (regions that could not be encoded are left out).
+    /// Copy the current frame and encode these regions of it losslessly as `Refine` stills, off
+    /// the task, and hand them back as [`Input::RefineMade`] (regions that could not be encoded are
+    /// left out).
     MakeRefine {
         /// The batch, handed back with the patches.
         batch: u64,
-        /// The frame.
-        copy: Arc<FrameCopy>,
         /// The regions.
         rects: Vec<Rect>,
     },
@@ -773,10 +772,10 @@ impl Viewer {
             }
             Input::RefineDue => self.on_refine_due(now, &mut out),
             Input::Snapshot {
+                frame,
                 changed,
                 recent,
-                copy,
-            } => self.on_snapshot(&changed, &recent, copy, now, &mut out),
+            } => self.on_snapshot(frame, &changed, &recent, now, &mut out),
             Input::DamageSince { frame, damage } => {
                 if let Some(r) = &mut self.refine {
                     r.latest = r.latest.max(frame);
@@ -1198,11 +1197,15 @@ impl Viewer {
     }
 
     /// Clears what changed from the client's layer and sends the tiles that have rested.
+    ///
+    /// The pixels are copied when the patches are made, a moment later: a region that changed in
+    /// between is newer than `frame` there, which is still exact, and that change is reported after
+    /// this snapshot like any other (dropping the patch while it is made, clearing it once sent).
     fn on_snapshot(
         &mut self,
+        frame: u64,
         changed: &Damage,
         recent: &Damage,
-        copy: Arc<FrameCopy>,
         now: u64,
         out: &mut Vec<Output>,
     ) {
@@ -1210,8 +1213,8 @@ impl Viewer {
         if self.decision.as_ref().map(|d| d.mode) != Some(Mode::Video) {
             return;
         }
-        r.latest = r.latest.max(copy.frame);
-        if let Some(clear) = r.changed(copy.frame, changed) {
+        r.latest = r.latest.max(frame);
+        if let Some(clear) = r.changed(frame, changed) {
             out.push(Output::Send(clear));
         }
         let busy = r.tiles(recent);
@@ -1226,7 +1229,6 @@ impl Viewer {
             });
             out.push(Output::MakeRefine {
                 batch: r.batches,
-                copy,
                 rects,
             });
         } else if r.unrefined.is_empty() && r.reported.is_some_and(|f| f >= r.latest) {
@@ -1250,19 +1252,13 @@ impl Viewer {
         else {
             return;
         };
-        let overlaps = |a: &Rect, b: &Rect| {
-            u32::from(a.x) < u32::from(b.x) + u32::from(b.width)
-                && u32::from(b.x) < u32::from(a.x) + u32::from(a.width)
-                && u32::from(a.y) < u32::from(b.y) + u32::from(b.height)
-                && u32::from(b.y) < u32::from(a.y) + u32::from(a.height)
-        };
         let made: Vec<Rect> = patches.iter().map(|(rect, _)| *rect).collect();
         for rect in asked.iter().filter(|a| !made.contains(a)) {
             r.unrefined.mark(*rect); // not encoded: try again later
         }
         let (fresh, stale): (Vec<_>, Vec<_>) = patches
             .into_iter()
-            .partition(|(rect, _)| !changed.iter().any(|c| overlaps(rect, c)));
+            .partition(|(rect, _)| !changed.iter().any(|c| rect.intersects(*c)));
         for (rect, _) in stale {
             r.unrefined.mark(rect);
         }
@@ -1461,13 +1457,14 @@ mod tests {
             .collect()
     }
 
-    fn copy(frame: u64) -> Arc<FrameCopy> {
-        Arc::new(FrameCopy {
-            bgrx: vec![0; 800 * 600 * 4],
-            width: 800,
-            height: 600,
+    /// The answer to an `Output::Snapshot`: at `frame`, what changed since the frame asked about,
+    /// and what changed in the last [`REST_MS`].
+    fn snapshot(frame: u64, changed: Damage, recent: Damage) -> Input {
+        Input::Snapshot {
             frame,
-        })
+            changed,
+            recent,
+        }
     }
 
     fn rect(x: u16, y: u16, width: u16, height: u16) -> Rect {
@@ -1519,14 +1516,7 @@ mod tests {
                 rested: Some(5)
             }]
         ));
-        let out = v.handle(
-            Input::Snapshot {
-                changed: Damage::Full,
-                recent: Damage::None,
-                copy: copy(5),
-            },
-            1_100,
-        );
+        let out = v.handle(snapshot(5, Damage::Full, Damage::None), 1_100);
         assert_eq!(cleared(&out), None, "the client's layer starts empty");
         assert_eq!(refined(&out), Some(vec![rect(0, 0, 800, 600)]));
         assert_eq!(
@@ -1571,14 +1561,7 @@ mod tests {
         // reports nothing.
         assert_eq!(v.refine_due_at(), Some(2_000 + REST_MS));
         v.handle(Input::RefineDue, 2_100);
-        let out = v.handle(
-            Input::Snapshot {
-                changed: Damage::None,
-                recent: Damage::None,
-                copy: copy(6),
-            },
-            2_100,
-        );
+        let out = v.handle(snapshot(6, Damage::None, Damage::None), 2_100);
         assert_eq!(refined(&out), Some(vec![rect(0, 0, 64, 64)]));
         v.handle(made(&out), 2_150);
         let out = v.handle(
@@ -1597,11 +1580,11 @@ mod tests {
         v.handle(Input::ScreenChanged { frame: 6 }, 2_000);
         v.handle(Input::RefineDue, 2_100);
         let asked = v.handle(
-            Input::Snapshot {
-                changed: Damage::Rects(vec![rect(10, 10, 8, 14), rect(300, 300, 8, 14)]),
-                recent: Damage::None,
-                copy: copy(6),
-            },
+            snapshot(
+                6,
+                Damage::Rects(vec![rect(10, 10, 8, 14), rect(300, 300, 8, 14)]),
+                Damage::None,
+            ),
             2_100,
         );
         // While the two patches are made, the first region changes again (a unit reports it).
@@ -1636,11 +1619,8 @@ mod tests {
         v.handle(Input::ScreenChanged { frame: 9 }, 1_090);
         v.handle(Input::RefineDue, 1_190);
         let out = v.handle(
-            Input::Snapshot {
-                changed: Damage::Full,
-                recent: Damage::Rects(vec![rect(710, 10, 16, 16)]), // a spinner in one tile, top right
-                copy: copy(10),
-            },
+            // A spinner in one tile, top right, changed in the last 100 ms.
+            snapshot(10, Damage::Full, Damage::Rects(vec![rect(710, 10, 16, 16)])),
             1_190,
         );
         let rects = refined(&out).expect("the rest of the screen is sent");
@@ -1676,27 +1656,13 @@ mod tests {
         let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
         v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
         v.handle(Input::RefineDue, 1_100);
-        let old = v.handle(
-            Input::Snapshot {
-                changed: Damage::Full,
-                recent: Damage::None,
-                copy: copy(5),
-            },
-            1_100,
-        );
+        let old = v.handle(snapshot(5, Damage::Full, Damage::None), 1_100);
         // Command view and back: the client's layer is cleared, a new batch is asked for.
         v.handle(Input::Client(ClientMessage::Focus { focused: false }), 1_110);
         v.handle(Input::Client(ClientMessage::Focus { focused: true }), 1_120);
         v.handle(Input::Subscribed(Ok(())), 1_120);
         v.handle(Input::RefineDue, 1_220);
-        let new = v.handle(
-            Input::Snapshot {
-                changed: Damage::Full,
-                recent: Damage::None,
-                copy: copy(6),
-            },
-            1_220,
-        );
+        let new = v.handle(snapshot(6, Damage::Full, Damage::None), 1_220);
         assert!(
             v.handle(made(&old), 1_230).is_empty(),
             "the old batch answers nothing"
@@ -1709,24 +1675,10 @@ mod tests {
         let (mut v, _) = started(TransportKind::WebCodecs, Holder::Agent);
         v.handle(Input::ScreenChanged { frame: 5 }, 1_000);
         v.handle(Input::RefineDue, 1_100);
-        v.handle(
-            Input::Snapshot {
-                changed: Damage::Full,
-                recent: Damage::None,
-                copy: copy(5),
-            },
-            1_100,
-        );
+        v.handle(snapshot(5, Damage::Full, Damage::None), 1_100);
         let out = v.handle(Input::RefineDue, 1_100 + REFINE_GIVE_UP_MS);
         assert!(matches!(out.as_slice(), [Output::Snapshot { .. }]));
-        let out = v.handle(
-            Input::Snapshot {
-                changed: Damage::None,
-                recent: Damage::None,
-                copy: copy(5),
-            },
-            1_100 + REFINE_GIVE_UP_MS,
-        );
+        let out = v.handle(snapshot(5, Damage::None, Damage::None), 1_100 + REFINE_GIVE_UP_MS);
         assert_eq!(refined(&out), Some(vec![rect(0, 0, 800, 600)]));
     }
 

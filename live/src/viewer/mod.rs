@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_protocol::Input as GuestInput;
-use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, FrameCopy, VideoFeed};
+use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, VideoFeed};
 use airlock_streaming::rtc::{RtcConfig, RtcEvent, RtcPeer};
 use airlock_streaming::still;
 use airlock_streaming::wire::{self, ClientMessage, ServerMessage, StillFormat, StillHeader, StillPurpose};
@@ -568,17 +568,17 @@ impl ViewerTask {
             Output::Snapshot { since, rested } => {
                 let snap = self.stream.hub.refine_snapshot(since, rested);
                 Some(Input::Snapshot {
+                    frame: snap.frame,
                     changed: snap.changed,
                     recent: snap.recent,
-                    copy: snap.copy,
                 })
             }
             Output::ReportDamage { since } => {
                 let (frame, damage) = self.stream.hub.damage_report(since);
                 Some(Input::DamageSince { frame, damage })
             }
-            Output::MakeRefine { batch, copy, rects } => {
-                self.make_refine(batch, copy, rects);
+            Output::MakeRefine { batch, rects } => {
+                self.make_refine(batch, rects);
                 None
             }
             Output::QueueRefine { patches } => {
@@ -591,13 +591,15 @@ impl ViewerTask {
         }
     }
 
-    /// Encodes lossless patches of `rects` of `copy` off the runtime; they come back through
-    /// `refined` as [`Input::RefineMade`] while the viewer goes on.
-    fn make_refine(&mut self, batch: u64, copy: Arc<FrameCopy>, rects: Vec<Rect>) {
+    /// Copies the current frame and encodes lossless patches of `rects` of it, both off the
+    /// runtime; they come back through `refined` as [`Input::RefineMade`] while the viewer goes on.
+    fn make_refine(&mut self, batch: u64, rects: Vec<Rect>) {
         let done = self.refined.0.clone();
-        let span = tracing::debug_span!("refine", frame = copy.frame, patches = rects.len());
+        let hub = self.stream.hub.clone();
+        let span = tracing::debug_span!("refine", batch, patches = rects.len());
         tokio::task::spawn_blocking(move || {
             let _g = span.enter();
+            let copy = hub.copy_frame();
             let mut patches = Vec::with_capacity(rects.len());
             for rect in rects {
                 let made = still::region(
