@@ -218,12 +218,8 @@ export class ViewerConnection {
   /** Gives the connection the elements to draw into (null to detach). */
   attach(els: MediaElements): void {
     this.els = els;
-    const { canvas, video } = els;
-    if (canvas && (canvas.width !== this.screenW || canvas.height !== this.screenH)) {
-      canvas.width = this.screenW;
-      canvas.height = this.screenH;
-      this.canvasStamp = 0;
-    }
+    const { video } = els;
+    this.ensureCanvasSize(this.screenW, this.screenH);
     // A layer attached now holds nothing the server knows of: it starts again from the next refine.
     this.clearRefine(true);
     if (video && this.pc && this.hasTrack) {
@@ -535,10 +531,8 @@ export class ViewerConnection {
       if (!layer) return;
       // Shown only in video mode (the server refines only then): never over stills or thumbnails.
       layer.style.visibility = this.state.mode?.mode === 'video' ? '' : 'hidden';
-      if (layer.width !== this.screenW || layer.height !== this.screenH) {
-        layer.width = this.screenW;
-        layer.height = this.screenH;
-      } else layer.getContext('2d')?.clearRect(0, 0, layer.width, layer.height);
+      // Resizing clears a canvas; otherwise clear it.
+      if (!resize(layer, this.screenW, this.screenH)) layer.getContext('2d')?.clearRect(0, 0, layer.width, layer.height);
       this.refinePatches = 0;
     };
     if (now) {
@@ -646,10 +640,7 @@ export class ViewerConnection {
       try {
         // The layer was cleared while the patch decoded (new mode or connection): it is stale.
         if (gen !== this.refineGen || this.state.mode?.mode !== 'video') return;
-        if (layer.width !== this.screenW || layer.height !== this.screenH) {
-          layer.width = this.screenW;
-          layer.height = this.screenH;
-        }
+        resize(layer, this.screenW, this.screenH);
         const ctx = layer.getContext('2d');
         if (!ctx) return;
         // Exact pixels: replace what is there (no blending with an older patch).
@@ -682,11 +673,7 @@ export class ViewerConnection {
 
   private ensureCanvasSize(w: number, h: number): void {
     const c = this.els.canvas;
-    if (c && (c.width !== w || c.height !== h)) {
-      c.width = w;
-      c.height = h;
-      this.canvasStamp = 0;
-    }
+    if (c && resize(c, w, h)) this.canvasStamp = 0;
   }
 
   /** When the WebRTC video was the freshest picture, copy it so stills compose over it. */
@@ -1026,6 +1013,14 @@ export class ViewerConnection {
     this.waitingKey = true;
     this.refreshDisplay();
   }
+}
+
+/** Gives a canvas this size (which clears it); false when it had it already. */
+function resize(c: HTMLCanvasElement, w: number, h: number): boolean {
+  if (c.width === w && c.height === h) return false;
+  c.width = w;
+  c.height = h;
+  return true;
 }
 
 function setLowLatency(r: RTCRtpReceiver): void {
