@@ -2,6 +2,8 @@
 // fixtures are built as JSON would arrive and cast.
 
 import type { Action, Approval, EgressAsk, Entry, EventMessage, Event, NetworkView, SandboxInfo, Snapshot } from '../lib/api/types';
+import type { TimelineStep } from '../lib/video/steps';
+import type { Step } from '../lib/video/wire';
 
 export const cast = <T>(v: unknown): T => v as T;
 
@@ -126,4 +128,23 @@ export function entry(seq: number, kind: string, what: unknown, extra: Record<st
       ...extra,
     },
   });
+}
+
+/** A command-view step as the viewer socket sends it: step `seq`, an executed agent action. */
+export function step(seq: number, extra: Partial<Step> = {}): Step {
+  return {
+    seq,
+    at_ms: 1000 * seq,
+    kind: 'executed',
+    title: `step ${seq}`,
+    actor: 'agent',
+    decision: null,
+    detail: null,
+    ...extra,
+  };
+}
+
+/** The same step as the timeline keeps it, with no still yet. */
+export function timelineStep(seq: number, extra: Partial<TimelineStep> = {}): TimelineStep {
+  return { ...step(seq), key: `s${seq}`, stillUrl: null, ...extra };
 }

@@ -4,6 +4,7 @@ import { act } from 'preact/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
 import type { TimelineStep } from '../lib/video/steps';
+import { timelineStep as step } from '../test/fixtures';
 import { Viewer } from './Viewer';
 
 const snapshot = (steps: TimelineStep[]): ViewerSnapshot => ({
@@ -31,18 +32,6 @@ const fakeConn = (snap: ViewerSnapshot): ViewerConnection =>
     },
   }) as unknown as ViewerConnection;
 
-const step = (seq: number, extra: Partial<TimelineStep> = {}): TimelineStep => ({
-  key: `s${seq}`,
-  seq,
-  at_ms: 1000 * seq,
-  kind: 'executed',
-  title: `step ${seq}`,
-  actor: 'agent',
-  decision: null,
-  detail: null,
-  stillUrl: null,
-  ...extra,
-});
 
 describe('Viewer', () => {
   let root: HTMLElement;

@@ -4,20 +4,9 @@ import { act } from 'preact/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ViewerSnapshot } from '../lib/video/connection';
 import type { TimelineStep } from '../lib/video/steps';
+import { timelineStep as step } from '../test/fixtures';
 import { Timeline } from './Session';
 
-const step = (seq: number, extra: Partial<TimelineStep> = {}): TimelineStep => ({
-  key: `s${seq}`,
-  seq,
-  at_ms: 1000 * seq,
-  kind: 'executed',
-  title: `step ${seq}`,
-  actor: 'agent',
-  decision: null,
-  detail: null,
-  stillUrl: null,
-  ...extra,
-});
 
 describe('Session command view', () => {
   let root: HTMLElement;

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { showsStill, upsertStep, type TimelineStep } from './steps';
+import { step } from '../../test/fixtures';
 import type { Step } from './wire';
 
-const step = (seq: number, extra: Partial<Step> = {}): Step => ({
-  seq,
-  at_ms: 1000 * seq,
-  kind: 'executed',
-  title: `step ${seq}`,
-  actor: 'agent',
-  decision: null,
-  detail: null,
-  ...extra,
-});
 const row = (s: Step, stillUrl: string | null = null): TimelineStep =>
   upsertStep([], s, 'a1', stillUrl).list[0] as TimelineStep;
 
