@@ -11,8 +11,9 @@ use airlock_guest_image::Image;
 
 use crate::gvisor::{oci_spec, runsc_global_args, GvisorConfig};
 use crate::procs::die_with_parent;
-use crate::qemu::{qemu_args, QemuConfig};
-use crate::{Accel, BackendKind, LaunchError};
+use crate::qemu::{qemu_args, virtiofsd_args, QemuConfig, VirtiofsShare};
+use crate::store::read_record;
+use crate::{on_path, Accel, BackendKind, LaunchError, Share};
 
 /// What a backend needs to start one sandbox.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct Launched {
 }
 
 /// A way to run sandboxes. Implementations must start the sandbox with nothing granted: no network,
-/// no host files but the image, resource limits applied.
+/// no host files but the image and the shares its record grants, resource limits applied.
 pub trait SandboxBackend {
     /// Which backend this is.
     fn kind(&self) -> BackendKind;
@@ -89,6 +90,17 @@ impl SandboxBackend for Microvm {
                 detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
+        let shares = recorded_shares(spec.dir)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, share)| VirtiofsShare {
+                socket: spec.dir.join(format!("fs{i}.sock")),
+                share,
+            })
+            .collect::<Vec<_>>();
+        for (i, v) in shares.iter().enumerate() {
+            start_virtiofsd(v, &spec.dir.join(format!("virtiofsd{i}.log")))?;
+        }
         let cfg = QemuConfig {
             accel: self.accel,
             machine: crate::qemu::Machine::for_accel(self.accel),
@@ -104,6 +116,7 @@ impl SandboxBackend for Microvm {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::qemu::DEFAULT_TCG_TB_MIB),
+            shares,
         };
         let stderr = log_file(&spec.dir.join("qemu.log"))?;
         let mut cmd = Command::new("qemu-system-x86_64");
@@ -178,6 +191,7 @@ impl SandboxBackend for Gvisor {
             rootfs: spec.image.rootfs(),
             vcpus: spec.vcpus,
             memory_mib: spec.memory_mib,
+            shares: recorded_shares(spec.dir)?,
         };
         let config = bundle.join("config.json");
         fs::write(
@@ -219,6 +233,93 @@ impl SandboxBackend for Gvisor {
             console,
         })
     }
+}
+
+/// The shares the sandbox's record grants (validated when it was created), checked again: each
+/// host folder must still be a directory at the same canonical path, so a folder swapped for a
+/// symlink since creation is not followed.
+fn recorded_shares(dir: &Path) -> Result<Vec<Share>, LaunchError> {
+    let record = read_record(dir).map_err(|e| LaunchError::Tool {
+        tool: "reading the sandbox's shares".into(),
+        detail: e.to_string(),
+    })?;
+    for s in &record.shares {
+        let now = fs::canonicalize(&s.host).map_err(|source| LaunchError::Io {
+            what: "resolve the shared folder",
+            path: s.host.clone(),
+            source,
+        })?;
+        if now != s.host || !now.is_dir() {
+            return Err(LaunchError::Tool {
+                tool: "checking the shares".into(),
+                detail: format!(
+                    "the shared folder {} changed since the sandbox was created (it now resolves to {})",
+                    s.host.display(),
+                    now.display()
+                ),
+            });
+        }
+    }
+    Ok(record.shares)
+}
+
+/// The virtiofsd program: `$AIRLOCK_VIRTIOFSD`, `virtiofsd` on PATH, or where distributions put it
+/// (`/usr/libexec/virtiofsd`, `/usr/lib/qemu/virtiofsd`).
+pub fn virtiofsd_program() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AIRLOCK_VIRTIOFSD") {
+        return Some(PathBuf::from(p));
+    }
+    if on_path("virtiofsd") {
+        return Some(PathBuf::from("virtiofsd"));
+    }
+    ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Starts the virtiofsd for one share, tied to the keeper's life, and waits for its socket. It
+/// exits by itself when QEMU disconnects.
+fn start_virtiofsd(v: &VirtiofsShare, log: &Path) -> Result<(), LaunchError> {
+    let program = virtiofsd_program().ok_or_else(|| LaunchError::Spawn {
+        program: "virtiofsd".into(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not installed (shares on the microvm backend need it; see scripts/setup)",
+        ),
+    })?;
+    let _ = fs::remove_file(&v.socket);
+    let mut cmd = Command::new(&program);
+    cmd.args(virtiofsd_args(&v.share, &v.socket))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file(log)?);
+    let mut child = die_with_parent(&mut cmd)
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let start = Instant::now();
+    while !v.socket.exists() {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            return Err(LaunchError::Exited {
+                status: format!("virtiofsd for {}: {status}", v.share.host.display()),
+                console: fs::read_to_string(log).unwrap_or_default(),
+            });
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            return Err(LaunchError::Timeout {
+                what: "virtiofsd socket",
+                after: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Reap it when it exits (after QEMU disconnects, or with the keeper).
+    std::thread::spawn(move || child.wait());
+    Ok(())
 }
 
 fn log_file(p: &Path) -> Result<fs::File, LaunchError> {

@@ -23,6 +23,7 @@ pub mod keeper;
 mod mux;
 pub mod procs;
 pub mod qemu;
+pub mod share;
 mod state;
 mod store;
 
@@ -33,5 +34,8 @@ pub use backend::{LaunchSpec, Launched, SandboxBackend};
 pub use client::{bgrx_to_rgba, reply_timeout, GuestClient, Screenshot};
 pub use error::{ChannelError, KeeperError, LaunchError, StoreError};
 pub use mux::{EgressSink, GuestInfo, GuestMux, ReplyStream};
+pub use share::{
+    GuestRefusal, HostRefusal, HostRules, ParseShareError, Share, ShareError, Shares, MAX_SHARES,
+};
 pub use state::{GuestSummary, SandboxRecord, SandboxState};
 pub use store::{now_ms, read_record, write_record, CreateOptions, Liveness, SandboxStatus, Store};

@@ -1,8 +1,9 @@
 //! The QEMU command line (pure), so what the microVM gets — and does not get — is reviewable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::Accel;
+use crate::share::{kernel_param, mount_tag};
+use crate::{Accel, Share};
 
 /// Name of the virtio-serial port the guest agent listens on.
 pub const AGENT_PORT: &str = "airlock0";
@@ -57,6 +58,38 @@ pub struct QemuConfig {
     pub console_log: PathBuf,
     /// TCG translation cache, MiB (QEMU's default is 1 GiB; it is most of an idle TCG guest's RSS).
     pub tcg_tb_mib: u32,
+    /// Validated host folders, each served by its own virtiofsd.
+    pub shares: Vec<VirtiofsShare>,
+}
+
+/// A share as the microVM sees it: a vhost-user-fs device whose virtiofsd listens on `socket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtiofsShare {
+    /// The validated share.
+    pub share: Share,
+    /// The virtiofsd's vhost-user socket (in the sandbox's directory).
+    pub socket: PathBuf,
+}
+
+/// The argument vector for the `virtiofsd` that serves one share on `socket`.
+///
+/// virtiofsd (the Rust one, 1.x) confines itself: `--sandbox=namespace` pivots into the shared
+/// directory in its own mount (and, unprivileged, user) namespace under a seccomp filter, and opens
+/// every path component relative to its parent with `O_NOFOLLOW`; the guest kernel resolves
+/// symlink targets inside the guest. `--readonly` refuses writes in the daemon itself, below the
+/// guest's `ro` mount.
+pub fn virtiofsd_args(share: &Share, socket: &Path) -> Vec<String> {
+    let mut a = vec![
+        format!("--socket-path={}", socket.display()),
+        format!("--shared-dir={}", share.host.display()),
+        "--sandbox=namespace".to_string(),
+        "--cache=auto".to_string(),
+        "--log-level=warn".to_string(),
+    ];
+    if !share.writable {
+        a.push("--readonly".to_string());
+    }
+    a
 }
 
 /// Default TCG translation cache size, MiB.
@@ -66,6 +99,10 @@ pub const DEFAULT_TCG_TB_MIB: u32 = 32;
 ///
 /// The machine comes from [`Machine::for_accel`]. Either way: no NIC, no USB, no display, no
 /// default devices, one disk, one virtio-serial port, QMP, and QEMU's seccomp sandbox.
+///
+/// With shares: guest RAM becomes a shared memfd (vhost-user needs virtiofsd to map it; measured to
+/// work under TCG as under KVM), one `vhost-user-fs` device per share on tag `airlock<n>`, and
+/// `airlock.shares=` on the kernel command line for the guest's init to mount them.
 pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
     let accel = match c.accel {
         Accel::Kvm => "kvm".to_string(),
@@ -83,11 +120,23 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
     };
     let s = |x: &str| x.to_string();
     let p = |x: &PathBuf| x.display().to_string();
-    vec![
+    let shared = !c.shares.is_empty();
+    let machine = if shared {
+        format!("{machine},memory-backend=mem")
+    } else {
+        machine.to_string()
+    };
+    let mut append =
+        s("console=ttyS0 root=/dev/vda rw quiet loglevel=3 panic=-1 tsc=reliable no_timer_check");
+    let guest: Vec<Share> = c.shares.iter().map(|v| v.share.clone()).collect();
+    if let Some(param) = kernel_param(&guest) {
+        append = format!("{append} {param}");
+    }
+    let mut args = vec![
         s("-name"),
         s("airlock-sandbox"),
         s("-M"),
-        s(machine),
+        machine,
         s("-accel"),
         accel,
         s("-cpu"),
@@ -111,7 +160,7 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
         s("-initrd"),
         p(&c.initramfs),
         s("-append"),
-        s("console=ttyS0 root=/dev/vda rw quiet loglevel=3 panic=-1 tsc=reliable no_timer_check"),
+        append,
         s("-drive"),
         format!(
             "id=root,file={},format=qcow2,if=none,cache=unsafe,discard=unmap",
@@ -127,7 +176,26 @@ pub fn qemu_args(c: &QemuConfig) -> Vec<String> {
         format!("virtserialport,chardev=agent,name={AGENT_PORT}"),
         s("-qmp"),
         format!("unix:{},server=on,wait=off", p(&c.qmp_socket)),
-    ]
+    ];
+    if shared {
+        args.push(s("-object"));
+        args.push(format!(
+            "memory-backend-memfd,id=mem,size={}M,share=on",
+            c.memory_mib
+        ));
+    }
+    for (i, v) in c.shares.iter().enumerate() {
+        args.push(s("-chardev"));
+        args.push(format!("socket,id=fs{i},path={}", qemu_escape(&p(&v.socket))));
+        args.push(s("-device"));
+        args.push(format!("vhost-user-fs-{bus},chardev=fs{i},tag={}", mount_tag(i)));
+    }
+    args
+}
+
+/// Escapes a value for QEMU's `key=value,...` option syntax (a `,` is written `,,`).
+fn qemu_escape(v: &str) -> String {
+    v.replace(',', ",,")
 }
 
 #[cfg(test)]
@@ -147,6 +215,7 @@ mod tests {
             qmp_socket: "/s/qmp.sock".into(),
             console_log: "/s/console.log".into(),
             tcg_tb_mib: 32,
+            shares: vec![],
         }
     }
 
@@ -194,5 +263,75 @@ mod tests {
             assert_eq!(after(&a, "-device").len(), 3);
             assert!(after(&a, "-sandbox")[0].starts_with("on,"));
         }
+    }
+
+    fn with_shares(accel: Accel, machine: Machine) -> Vec<String> {
+        let mut c = cfg(accel, machine);
+        c.shares = vec![
+            VirtiofsShare {
+                share: Share {
+                    host: "/srv/in".into(),
+                    guest: "/data".into(),
+                    writable: false,
+                },
+                socket: "/s/fs0.sock".into(),
+            },
+            VirtiofsShare {
+                share: Share {
+                    host: "/srv/out".into(),
+                    guest: "/out".into(),
+                    writable: true,
+                },
+                socket: "/s/fs,1.sock".into(),
+            },
+        ];
+        qemu_args(&c)
+    }
+
+    #[test]
+    fn shares_are_vhost_user_fs_devices_on_shared_memory_named_on_the_kernel_command_line() {
+        let a = with_shares(Accel::Tcg, Machine::Q35);
+        assert_eq!(after(&a, "-M"), ["q35,memory-backend=mem"]);
+        assert_eq!(
+            after(&a, "-object"),
+            ["memory-backend-memfd,id=mem,size=768M,share=on"]
+        );
+        assert_eq!(
+            after(&a, "-chardev")[1..],
+            [
+                "socket,id=fs0,path=/s/fs0.sock",
+                "socket,id=fs1,path=/s/fs,,1.sock"
+            ]
+        );
+        let devices = after(&a, "-device");
+        assert!(devices.contains(&"vhost-user-fs-pci,chardev=fs0,tag=airlock0"));
+        assert!(devices.contains(&"vhost-user-fs-pci,chardev=fs1,tag=airlock1"));
+        assert!(after(&a, "-append")[0].ends_with(" airlock.shares=ro:/data,rw:/out"));
+        // Still no NIC and QEMU's own sandbox.
+        assert_eq!(after(&a, "-nic"), ["none"]);
+        assert!(after(&a, "-sandbox")[0].contains("spawn=deny"));
+
+        let k = with_shares(Accel::Kvm, Machine::Microvm);
+        assert!(
+            after(&k, "-M")[0].starts_with("microvm,acpi=on")
+                && after(&k, "-M")[0].ends_with(",memory-backend=mem")
+        );
+        assert!(after(&k, "-device").contains(&"vhost-user-fs-device,chardev=fs0,tag=airlock0"));
+        assert_eq!(after(&k, "-accel"), ["kvm"]);
+    }
+
+    #[test]
+    fn read_only_shares_make_virtiofsd_refuse_writes() {
+        let ro = Share {
+            host: "/srv/in".into(),
+            guest: "/data".into(),
+            writable: false,
+        };
+        let a = virtiofsd_args(&ro, Path::new("/s/fs0.sock"));
+        assert!(a.contains(&"--readonly".to_string()));
+        assert!(a.contains(&"--shared-dir=/srv/in".to_string()));
+        assert!(a.contains(&"--sandbox=namespace".to_string()));
+        let rw = Share { writable: true, ..ro };
+        assert!(!virtiofsd_args(&rw, Path::new("/s/fs0.sock")).contains(&"--readonly".to_string()));
     }
 }

@@ -106,6 +106,9 @@ pub struct SandboxRecord {
     pub boot_ms: Option<u64>,
     /// Guest facts.
     pub guest: Option<GuestSummary>,
+    /// Host folders shared into the sandbox, validated at creation (canonical host paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<crate::Share>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use airlock_guest_image::Image;
 use crate::client::GuestClient;
 use crate::procs::{alive_for, kill_all, sandbox_rss};
 use crate::state::{SandboxRecord, SandboxState};
-use crate::{place, BackendChoice, ChannelError, HostFacts, Placement, StoreError};
+use crate::{place, BackendChoice, ChannelError, HostFacts, HostRules, Placement, Shares, StoreError};
 
 const RECORD: &str = "sandbox.json";
 
@@ -192,8 +192,25 @@ impl Store {
         Ok(cleaned)
     }
 
-    /// Creates and boots a sandbox; returns once its guest agent answered (or it failed).
+    /// Creates and boots a sandbox with nothing shared; returns once its guest agent answered (or
+    /// it failed).
     pub fn create(&self, opts: &CreateOptions) -> Result<(SandboxRecord, Placement), StoreError> {
+        self.create_with_shares(opts, &Shares::none())
+    }
+
+    /// The rules host folders are checked against for this store's sandboxes: this user's homes
+    /// and this store's state directory. Pass them to [`Shares::validate`].
+    pub fn share_rules(&self) -> HostRules {
+        HostRules::for_this_user(&self.root)
+    }
+
+    /// Creates and boots a sandbox with host folders shared into it (validated with
+    /// [`Store::share_rules`]); returns once its guest agent answered (or it failed).
+    pub fn create_with_shares(
+        &self,
+        opts: &CreateOptions,
+        shares: &Shares,
+    ) -> Result<(SandboxRecord, Placement), StoreError> {
         if !(1..=16).contains(&opts.vcpus) {
             return Err(StoreError::Invalid(format!(
                 "vCPUs must be 1 to 16, not {}",
@@ -232,6 +249,7 @@ impl Store {
             vm_pid: None,
             boot_ms: None,
             guest: None,
+            shares: shares.as_slice().to_vec(),
         };
         write_record(&tmp, &rec)?;
         fs::rename(&tmp, &final_dir).map_err(|source| StoreError::Io {
