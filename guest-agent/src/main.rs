@@ -13,6 +13,7 @@ mod display;
 mod egress;
 mod exec;
 mod fb;
+mod files;
 mod frames;
 mod session;
 mod terminal;

@@ -14,14 +14,19 @@ use crate::channel::{Reader, Writer};
 use crate::display::{ConnectError, Display, InputOutcome};
 use crate::egress::Egress;
 use crate::fb::Framebuffer;
-use crate::{exec, frames, Config};
+use crate::files::Inbox;
+use crate::{exec, files, frames, Config};
 use airlock_protocol::error_chain as chain;
+
+type Transfers = Arc<Mutex<HashMap<u32, Arc<Inbox>>>>;
 
 #[derive(Clone)]
 struct Shared {
     out: Arc<Mutex<Writer>>,
     display: Arc<Mutex<Option<Arc<Display>>>>,
     inflight: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>,
+    /// The file transfers in flight, by request id.
+    transfers: Transfers,
     fbdir: std::path::PathBuf,
     exec_dirs: Arc<Vec<std::path::PathBuf>>,
 }
@@ -115,6 +120,16 @@ impl Shared {
         e
     }
 
+    /// The inbox of transfer `id`, if it is in flight.
+    fn inbox(&self, id: u32) -> Result<Option<Arc<Inbox>>, SessionError> {
+        Ok(self
+            .transfers
+            .lock()
+            .map_err(|_| SessionError::Poisoned)?
+            .get(&id)
+            .cloned())
+    }
+
     fn display(&self) -> Result<Arc<Display>, DisplayError> {
         let mut slot = self.display.lock().map_err(|_| DisplayError::Poisoned)?;
         if let Some(d) = slot.as_ref() {
@@ -133,8 +148,13 @@ pub fn serve(config: &Config, reader: Reader, writer: Writer) -> Result<(), Sess
         let out = out.clone();
         Egress::start(Arc::new(move |id, msg| write_message(&out, id, &msg)))
     };
-    let r = serve_requests(config, reader, out, &egress);
+    let transfers = Transfers::default();
+    let r = serve_requests(config, reader, out, &egress, &transfers);
     egress.close_all();
+    // Every transfer stops: a write in progress removes its temporary file.
+    if let Ok(t) = transfers.lock() {
+        t.values().for_each(|i| i.stop("the host went away"));
+    }
     r
 }
 
@@ -143,11 +163,13 @@ fn serve_requests(
     mut reader: Reader,
     out: Arc<Mutex<Writer>>,
     egress: &Egress,
+    transfers: &Transfers,
 ) -> Result<(), SessionError> {
     let shared = Shared {
         out,
         display: Arc::new(Mutex::new(None)),
         inflight: Arc::new(Mutex::new(HashMap::new())),
+        transfers: transfers.clone(),
         fbdir: config.fbdir.clone(),
         exec_dirs: Arc::new(config.exec_dirs.clone()),
     };
@@ -181,6 +203,12 @@ fn serve_requests(
             };
             match msg {
                 HostMessage::Stream(m) => egress.on_host(frame.id, m),
+                // Traffic for a transfer that already ended is late, not wrong.
+                HostMessage::Transfer(m) => {
+                    if let Some(inbox) = shared.inbox(frame.id)? {
+                        inbox.on_host(m);
+                    }
+                }
                 HostMessage::Cancel => {
                     if let Some(flag) = shared
                         .inflight
@@ -189,6 +217,9 @@ fn serve_requests(
                         .get(&frame.id)
                     {
                         flag.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(inbox) = shared.inbox(frame.id)? {
+                        inbox.stop("the host cancelled it");
                     }
                 }
                 HostMessage::Request(Request::Hello { protocol, client }) => {
@@ -232,11 +263,27 @@ fn serve_requests(
                         }
                         inflight.insert(frame.id, flag.clone());
                     }
+                    // A transfer's inbox exists before its first data can arrive.
+                    let inbox = match req {
+                        Request::PutFile(_) | Request::GetPath { .. } => {
+                            let inbox = Arc::new(Inbox::default());
+                            shared
+                                .transfers
+                                .lock()
+                                .map_err(|_| SessionError::Poisoned)?
+                                .insert(frame.id, inbox.clone());
+                            Some(inbox)
+                        }
+                        _ => None,
+                    };
                     let s = shared.clone();
                     let id = frame.id;
                     std::thread::spawn(move || {
-                        let reply = handle(&s, id, req, &flag);
+                        let reply = handle(&s, id, req, &flag, inbox.as_deref());
                         if let Ok(mut m) = s.inflight.lock() {
+                            m.remove(&id);
+                        }
+                        if let Ok(mut m) = s.transfers.lock() {
                             m.remove(&id);
                         }
                         let _ = s.send(id, reply);
@@ -247,9 +294,26 @@ fn serve_requests(
     }
 }
 
-fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply {
+fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>, inbox: Option<&Inbox>) -> Reply {
     let err = |kind, message: String| Reply::Error { kind, message };
+    let to_host = |m: GuestMessage| write_message(&s.out, id, &m);
+    let no_inbox = || err(ErrorKind::Unavailable, "the transfer has no inbox".into());
     match req {
+        Request::PutFile(p) => {
+            let Some(inbox) = inbox else { return no_inbox() };
+            let r = files::put(&p, inbox, &to_host);
+            log_transfer("put", &p.path, &r);
+            r.map_or_else(Reply::FileError, Reply::Written)
+        }
+        Request::GetPath { path } => {
+            let Some(inbox) = inbox else { return no_inbox() };
+            let r = files::get(&path, inbox, &to_host);
+            log_transfer("get", &path, &r);
+            r.map_or_else(Reply::FileError, Reply::Sent)
+        }
+        Request::ListDir { path, limit } => {
+            files::list(&path, limit).map_or_else(Reply::FileError, Reply::Listing)
+        }
         Request::Hello { .. } => err(ErrorKind::OutOfOrder, "hello was already done".into()),
         Request::Ping => Reply::Pong,
         // This agent's streams go to whoever holds the channel: nothing to switch.
@@ -310,6 +374,20 @@ fn handle(s: &Shared, id: u32, req: Request, cancel: &Arc<AtomicBool>) -> Reply 
                 Err(e) => err(ErrorKind::Unavailable, chain(&e)),
             }
         }
+    }
+}
+
+fn log_transfer(what: &str, path: &str, r: &Result<airlock_protocol::Digest, airlock_protocol::FileError>) {
+    match r {
+        Ok(d) => eprintln!(
+            "airlock-guest-agent: {what} {path}: {} bytes, sha256 {}",
+            d.size,
+            d.sha256_hex()
+        ),
+        Err(e) => eprintln!(
+            "airlock-guest-agent: {what} {path} failed ({:?}): {}",
+            e.kind, e.message
+        ),
     }
 }
 

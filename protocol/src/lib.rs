@@ -21,11 +21,17 @@
 
 mod chain;
 mod codec;
+mod files;
 mod flow;
 mod messages;
 
 pub use chain::error_chain;
 pub use codec::{encode_frame, Frame, FrameDecoder, FrameError, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+pub use files::{
+    validate_guest_path, validate_list_limit, Content, Digest, DirEntry, EntryKind, FileError, FileErrorKind,
+    InvalidFileRequest, Listing, PutFile, TransferMessage, MAX_ENTRY_NAME, MAX_FILE_ERROR, MAX_GUEST_PATH,
+    MAX_LIST_ENTRIES, MAX_PUT_SIZE, MAX_RAW_NAME, SYSTEM_ROOTS,
+};
 pub use flow::{Flow, FlowError};
 pub use messages::*;
 
@@ -34,4 +40,4 @@ pub use messages::*;
 pub const TERMINAL_READY_FILE: &str = "/tmp/.airlock-terminal-ready";
 
 /// The protocol version this crate speaks. A peer announcing another version is refused.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::{Content, Digest, FileError, Listing, PutFile, TransferMessage};
+
 /// Longest text a single `Type` input may carry, in bytes.
 pub const MAX_TYPE_TEXT: usize = 64 * 1024;
 /// Longest key combo string (`ctrl+alt+Delete`), in bytes.
@@ -30,6 +32,9 @@ pub enum HostMessage {
     Cancel,
     /// Traffic of the egress stream with this frame's id (see [`StreamMessage`]).
     Stream(StreamMessage),
+    /// Traffic of the file transfer started by the request with this frame's id (see
+    /// [`crate::files`]).
+    Transfer(TransferMessage),
 }
 
 /// What the host can ask of the guest agent.
@@ -71,6 +76,23 @@ pub enum Request {
     /// to its proxy endpoint) and its notices go to it from now on. Answered with [`Reply::Done`].
     /// A keeper answers it itself and routes the guest's streams to the client that sent it.
     AttachEgress,
+    /// Write a file into the guest, atomically; its bytes follow as [`HostMessage::Transfer`]
+    /// under this request's id. Answered with [`Reply::Written`] or [`Reply::FileError`].
+    PutFile(PutFile),
+    /// Read a file, or a directory as a tar archive, out of the guest: answered with
+    /// [`Reply::Opened`], the bytes as [`GuestMessage::Transfer`], then [`Reply::Sent`] (or
+    /// [`Reply::FileError`] at any point).
+    GetPath {
+        /// Absolute, normalised; no symlink in any component.
+        path: String,
+    },
+    /// List a directory, answered with [`Reply::Listing`] or [`Reply::FileError`].
+    ListDir {
+        /// Absolute, normalised; no symlink in any component.
+        path: String,
+        /// Most entries to list, 1 to [`crate::MAX_LIST_ENTRIES`].
+        limit: u32,
+    },
 }
 
 /// The two X selections a paste reads.
@@ -385,6 +407,8 @@ pub enum GuestMessage {
     Stream(StreamMessage),
     /// Something the guest reports on its own (frame id 0).
     Notice(Notice),
+    /// Traffic of the file transfer of the request with this frame's id (see [`crate::files`]).
+    Transfer(TransferMessage),
 }
 
 /// Most bytes one [`StreamMessage::Data`] carries.
@@ -566,6 +590,16 @@ pub enum Reply {
         /// Sentence-style explanation.
         message: String,
     },
+    /// A file write is complete: the file is in place, with this size and SHA-256.
+    Written(Digest),
+    /// A read's first reply: what its bytes are (not the end of the request).
+    Opened(Content),
+    /// A read is complete: every byte was sent, with this size and SHA-256.
+    Sent(Digest),
+    /// A directory's entries.
+    Listing(Listing),
+    /// A file request was refused or failed; nothing was written.
+    FileError(FileError),
 }
 
 /// Why a message from the peer breaks the protocol's limits (sizes a hostile peer could inflate,
@@ -607,6 +641,29 @@ pub enum InvalidMessage {
     /// A stream close reason is too long.
     #[error("a stream close reason is {len} bytes long, over the {MAX_CLOSE_REASON}-byte limit")]
     CloseReason {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A listing holds more entries than were asked for.
+    #[error("a listing holds {count} entries, over the {max} asked for")]
+    ListingEntries {
+        /// How many it holds.
+        count: usize,
+        /// How many were asked for.
+        max: usize,
+    },
+    /// A listing names an entry with a name that is too long.
+    #[error("a listing names a {len}-byte entry, over the limit")]
+    EntryName {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// A file error message is too long.
+    #[error(
+        "a file error message is {len} bytes long, over the {}-byte limit",
+        crate::MAX_FILE_ERROR
+    )]
+    FileErrorMessage {
         /// Its length in bytes.
         len: usize,
     },

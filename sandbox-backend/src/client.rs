@@ -32,7 +32,10 @@ pub fn reply_timeout(req: &Request) -> Duration {
         | Request::StartFrames { .. }
         | Request::Window { .. }
         | Request::Selection { .. }
-        | Request::AttachEgress => base,
+        | Request::AttachEgress
+        | Request::ListDir { .. } => base,
+        // A transfer has no deadline of its own: its caller drops it to give up.
+        Request::PutFile(_) | Request::GetPath { .. } => base,
     }
 }
 

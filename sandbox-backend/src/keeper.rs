@@ -410,6 +410,7 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
             let id = frame.id;
             match msg {
                 HostMessage::Stream(m) => relay.to_guest(client, id, m),
+                HostMessage::Transfer(_) => {}
                 HostMessage::Request(Request::AttachEgress) if hello => {
                     relay.attach(client, writer.clone());
                     send(&writer, id, Reply::Done);

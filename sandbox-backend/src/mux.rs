@@ -212,6 +212,15 @@ impl GuestMux {
                         self.to_sink(frame.id, m);
                         continue;
                     }
+                    Ok(GuestMessage::Transfer(_)) => {
+                        return (
+                            format!(
+                                "the guest sent transfer traffic for request {}, which is not a transfer",
+                                frame.id
+                            ),
+                            true,
+                        )
+                    }
                     Ok(GuestMessage::Notice(n)) => {
                         if let Some(sink) = self.sink() {
                             sink.notice(n);
@@ -506,5 +515,10 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Window(_) => "window",
         Reply::Selection { .. } => "selection",
         Reply::Error { .. } => "error",
+        Reply::Written(_) => "written",
+        Reply::Opened(_) => "opened",
+        Reply::Sent(_) => "sent",
+        Reply::Listing(_) => "listing",
+        Reply::FileError(_) => "file-error",
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use airlock_domain::Screen;
 use airlock_protocol::{
-    encode_frame, ExecResult, FrameDecoder, FrameError, GuestMessage, HostMessage, Input, Pixels, Reply,
-    Request, StreamMessage, WindowInfo, PROTOCOL_VERSION,
+    encode_frame, ErrorKind, ExecResult, FrameDecoder, FrameError, GuestMessage, HostMessage, Input, Pixels,
+    Reply, Request, StreamMessage, WindowInfo, PROTOCOL_VERSION,
 };
 
 /// How the fake guest answers.
@@ -48,7 +48,7 @@ impl Answers {
 
     /// The reply to `req`: hello, pong, a flat screenshot, inputs done (the pointer at (1, 1)),
     /// a successful exec with no output, the window, an empty selection; a frame stream ends at
-    /// once; egress attaches.
+    /// once; egress attaches; file transfers are refused as unsupported.
     pub fn reply(&self, req: &Request) -> Reply {
         let Screen { width, height } = self.screen;
         match req {
@@ -81,6 +81,10 @@ impl Answers {
             Request::Selection { .. } => Reply::Selection {
                 text: String::new(),
                 truncated: false,
+            },
+            Request::PutFile(_) | Request::GetPath { .. } | Request::ListDir { .. } => Reply::Error {
+                kind: ErrorKind::Unavailable,
+                message: "the fake guest does not support file transfers".into(),
             },
         }
     }
@@ -211,14 +215,16 @@ impl FakeGuest {
             .into_iter()
             .filter(|r| match r {
                 Request::Input(Input::QueryPointer) => false,
-                Request::Input(_) | Request::Exec(_) => true,
+                Request::Input(_) | Request::Exec(_) | Request::PutFile(_) => true,
                 Request::Hello { .. }
                 | Request::Ping
                 | Request::Screenshot
                 | Request::StartFrames { .. }
                 | Request::Window { .. }
                 | Request::Selection { .. }
-                | Request::AttachEgress => false,
+                | Request::AttachEgress
+                | Request::GetPath { .. }
+                | Request::ListDir { .. } => false,
             })
             .collect()
     }
@@ -259,7 +265,7 @@ impl Serve {
                         let _ = self.to_test.send((frame.id, m));
                         continue;
                     }
-                    HostMessage::Cancel => continue,
+                    HostMessage::Cancel | HostMessage::Transfer(_) => continue,
                     HostMessage::Request(req) => req,
                 };
                 let reply = self.answers.reply(&req);
