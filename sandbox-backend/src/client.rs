@@ -1,19 +1,33 @@
 //! [`GuestClient`]: typed calls to a guest agent over any byte stream (a keeper socket in
 //! production, a fake guest in tests).
+//!
+//! Most calls block their thread. File transfers ([`GuestClient::put_file`],
+//! [`GuestClient::get_path`], [`GuestClient::list_dir`]) are futures that never block a runtime
+//! thread: the channel's reader thread hands their events over through channels and a
+//! [`Notify`]. Their futures and the [`Download`] they return own what they need (`'static`),
+//! and dropping one cancels the transfer in the guest, which then leaves nothing behind.
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use airlock_protocol::{
-    ExecRequest, ExecResult, Input, Reply, Request, SelectionKind, StreamMessage, WindowInfo,
-    MAX_SELECTION_TEXT,
+    validate_guest_path, validate_list_limit, Content, Digest, ExecRequest, ExecResult, Flow, Input, Listing,
+    PutFile, Reply, Request, SelectionKind, StreamMessage, TransferMessage, WindowInfo, MAX_SELECTION_TEXT,
+    MAX_STREAM_CHUNK,
 };
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::sync::{mpsc, Notify};
+use tracing::Instrument;
 
-use crate::mux::{unexpected, EgressSink, GuestInfo, GuestMux, ReplyStream};
-use crate::ChannelError;
+use crate::mux::{unexpected, EgressSink, GuestInfo, GuestMux, ReplyStream, TransferEvent};
+use crate::{ChannelError, TransferError};
 
 /// How long to wait for the reply to `req`: emulated guests are slow, typing takes time per key,
 /// and an exec may run up to its own timeout.
@@ -313,5 +327,397 @@ impl GuestClient {
     /// The underlying channel.
     pub fn mux(&self) -> &GuestMux {
         &self.mux
+    }
+
+    /// Writes `src` into the guest at `req.path`, atomically: exactly `req.size` bytes are read
+    /// from `src` and streamed within the guest's credit (never more than a window in flight);
+    /// the guest answers with the size and SHA-256 it computed, checked against the host's own.
+    /// Dropping the future cancels the transfer: the guest removes its temporary file and nothing
+    /// appears at the target. A `src` shorter or longer than `req.size` fails the same way.
+    pub fn put_file<R>(
+        &self,
+        req: PutFile,
+        src: R,
+    ) -> impl Future<Output = Result<Digest, TransferError>> + Send + 'static
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let span = tracing::info_span!("put_file", path = %req.path, size = req.size, mode = req.mode);
+        put_file(self.mux.clone(), req, src).instrument(span)
+    }
+
+    /// Reads a file, or a directory as a tar archive, out of the guest. Resolves once the guest
+    /// said what comes ([`Download::content`]); the bytes then stream within the host's credit as
+    /// the [`Download`] is read. Dropping the download cancels the transfer in the guest.
+    pub fn get_path(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Download, TransferError>> + Send + 'static {
+        let span = tracing::info_span!("get_path", path = %path);
+        get_path(self.mux.clone(), path.to_string()).instrument(span)
+    }
+
+    /// Lists a guest directory: at most `limit` entries (1 to
+    /// [`airlock_protocol::MAX_LIST_ENTRIES`]), flagged when there were more.
+    pub fn list_dir(
+        &self,
+        path: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Listing, TransferError>> + Send + 'static {
+        let span = tracing::info_span!("list_dir", path = %path, limit);
+        list_dir(self.mux.clone(), path.to_string(), limit).instrument(span)
+    }
+}
+
+/// What the channel's reader hands a transfer.
+enum Inbound {
+    Reply(Reply),
+    Data(Vec<u8>),
+    Broken(String),
+}
+
+/// One transfer as the host sees it; cancels the guest side when dropped before its end.
+struct Link {
+    mux: GuestMux,
+    id: u32,
+    flow: Arc<Mutex<Flow>>,
+    credit: Arc<Notify>,
+    finished: bool,
+}
+
+impl Link {
+    fn open(mux: &GuestMux, req: Request) -> Result<(Link, mpsc::UnboundedReceiver<Inbound>), TransferError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let flow = Arc::new(Mutex::new(Flow::default()));
+        let credit = Arc::new(Notify::new());
+        let (f, c) = (flow.clone(), credit.clone());
+        // On the reader thread: bounded by the credit this side grants, so the queue is too.
+        let sink = Arc::new(move |ev: TransferEvent| {
+            let inbound = match ev {
+                TransferEvent::Reply(r) => Inbound::Reply(r),
+                TransferEvent::Message(TransferMessage::Data(d)) => {
+                    match f
+                        .lock()
+                        .map_err(|_| "the transfer's flow state is poisoned".to_string())
+                        .and_then(|mut fl| fl.received(d.len()).map_err(|e| e.to_string()))
+                    {
+                        Ok(()) => Inbound::Data(d),
+                        Err(e) => Inbound::Broken(e),
+                    }
+                }
+                TransferEvent::Message(TransferMessage::Credit(n)) => {
+                    match f
+                        .lock()
+                        .map_err(|_| "the transfer's flow state is poisoned".to_string())
+                        .and_then(|mut fl| fl.credited(n).map_err(|e| e.to_string()))
+                    {
+                        Ok(()) => {
+                            c.notify_one();
+                            return;
+                        }
+                        Err(e) => Inbound::Broken(e),
+                    }
+                }
+                TransferEvent::Message(TransferMessage::Eof) => Inbound::Broken(
+                    "the guest sent an end of data; a guest ends a transfer with its reply".into(),
+                ),
+                TransferEvent::Closed(reason) => {
+                    Inbound::Broken(format!("the guest channel closed: {reason}"))
+                }
+            };
+            let _ = tx.send(inbound);
+        });
+        let id = mux.open_transfer(req, sink).map_err(TransferError::Channel)?;
+        Ok((
+            Link {
+                mux: mux.clone(),
+                id,
+                flow,
+                credit,
+                finished: false,
+            },
+            rx,
+        ))
+    }
+
+    fn send(&self, msg: TransferMessage) -> Result<(), TransferError> {
+        self.mux
+            .send_transfer(self.id, msg)
+            .map_err(TransferError::Channel)
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if !self.finished {
+            tracing::debug!(
+                id = self.id,
+                "file transfer dropped before its end; cancelling it in the guest"
+            );
+            self.mux.cancel_transfer(self.id);
+        }
+    }
+}
+
+/// The error a reply that should not come now (or an inbound failure) stands for.
+fn refusal(ev: Option<Inbound>, expected: &str) -> TransferError {
+    match ev {
+        None => TransferError::Protocol("the transfer ended without a reply".into()),
+        Some(Inbound::Broken(reason)) => TransferError::Protocol(reason),
+        Some(Inbound::Data(_)) => {
+            TransferError::Protocol(format!("the guest sent data where {expected} was due"))
+        }
+        Some(Inbound::Reply(Reply::FileError(e))) => match e.validate() {
+            Ok(()) => TransferError::Refused(e),
+            Err(v) => TransferError::Protocol(v.to_string()),
+        },
+        Some(Inbound::Reply(Reply::Error { kind, message })) => TransferError::Guest { kind, message },
+        Some(Inbound::Reply(other)) => match unexpected(other) {
+            ChannelError::Protocol(m) => TransferError::Protocol(format!("{m} where {expected} was due")),
+            e => TransferError::Channel(e),
+        },
+    }
+}
+
+fn digest_mismatch(guest: &Digest, host: &Digest) -> Option<TransferError> {
+    (guest != host).then(|| {
+        TransferError::Protocol(format!(
+            "the guest reports {} bytes with SHA-256 {}, the host counted {} bytes with SHA-256 {}",
+            guest.size,
+            guest.sha256_hex(),
+            host.size,
+            host.sha256_hex()
+        ))
+    })
+}
+
+async fn put_file<R>(mux: GuestMux, req: PutFile, mut src: R) -> Result<Digest, TransferError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    req.validate().map_err(TransferError::Invalid)?;
+    let size = req.size;
+    let (mut link, mut rx) = Link::open(&mux, Request::PutFile(req))?;
+    let mut hasher = Sha256::new();
+    let mut sent: u64 = 0;
+    let mut buf = vec![0u8; MAX_STREAM_CHUNK];
+    while sent < size {
+        // Any reply before the end is the guest giving up (or breaking the protocol).
+        let credit = loop {
+            match rx.try_recv() {
+                Ok(ev) => return Err(refusal(Some(ev), "credit")),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(refusal(None, "credit")),
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let n = link.flow.lock().map(|f| f.sendable()).unwrap_or(0);
+            if n > 0 {
+                break n;
+            }
+            tokio::select! {
+                () = link.credit.notified() => {}
+                ev = rx.recv() => return Err(refusal(ev, "credit")),
+            }
+        };
+        let want = usize::try_from(size - sent).map_or(credit, |left| left.min(credit));
+        let got = src.read(&mut buf[..want]).await.map_err(TransferError::Source)?;
+        if got == 0 {
+            return Err(TransferError::SourceSize {
+                declared: size,
+                got: sent,
+                longer: false,
+            });
+        }
+        hasher.update(&buf[..got]);
+        if let Ok(mut f) = link.flow.lock() {
+            f.sent(got);
+        }
+        link.send(TransferMessage::Data(buf[..got].to_vec()))?;
+        sent += got as u64;
+    }
+    if src.read(&mut buf[..1]).await.map_err(TransferError::Source)? > 0 {
+        return Err(TransferError::SourceSize {
+            declared: size,
+            got: sent,
+            longer: true,
+        });
+    }
+    link.send(TransferMessage::Eof)?;
+    let ours = Digest {
+        size: sent,
+        sha256: hasher.finalize().into(),
+    };
+    let ev = rx.recv().await;
+    link.finished = matches!(ev, Some(Inbound::Reply(_)));
+    match ev {
+        Some(Inbound::Reply(Reply::Written(theirs))) => {
+            if let Some(e) = digest_mismatch(&theirs, &ours) {
+                return Err(e);
+            }
+            tracing::info!(sha256 = %ours.sha256_hex(), "file written in the guest");
+            Ok(ours)
+        }
+        other => Err(refusal(other, "the written reply")),
+    }
+}
+
+async fn get_path(mux: GuestMux, path: String) -> Result<Download, TransferError> {
+    validate_guest_path(&path).map_err(TransferError::Invalid)?;
+    let (mut link, mut rx) = Link::open(&mux, Request::GetPath { path })?;
+    match rx.recv().await {
+        Some(Inbound::Reply(Reply::Opened(content))) => Ok(Download {
+            content,
+            link,
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            hasher: Sha256::new(),
+            received: 0,
+            done: None,
+            failed: false,
+        }),
+        other => {
+            link.finished = !matches!(other, Some(Inbound::Broken(_)) | Some(Inbound::Data(_)));
+            Err(refusal(other, "what the path holds"))
+        }
+    }
+}
+
+async fn list_dir(mux: GuestMux, path: String, limit: u32) -> Result<Listing, TransferError> {
+    validate_guest_path(&path).map_err(TransferError::Invalid)?;
+    validate_list_limit(limit).map_err(TransferError::Invalid)?;
+    let (mut link, mut rx) = Link::open(&mux, Request::ListDir { path, limit })?;
+    let ev = rx.recv().await;
+    link.finished = true;
+    match ev {
+        Some(Inbound::Reply(Reply::Listing(l))) => {
+            l.validate(limit)
+                .map_err(|e| TransferError::Protocol(e.to_string()))?;
+            Ok(l)
+        }
+        other => Err(refusal(other, "a listing")),
+    }
+}
+
+/// A file or directory archive coming out of the guest: read it as an [`AsyncRead`]. It ends
+/// (reads 0 bytes) only once the guest's final size and SHA-256 matched what arrived
+/// ([`Download::digest`]); any failure is an [`std::io::Error`] wrapping a [`TransferError`].
+/// Dropping it before the end cancels the transfer in the guest.
+pub struct Download {
+    content: Content,
+    link: Link,
+    rx: mpsc::UnboundedReceiver<Inbound>,
+    chunk: Vec<u8>,
+    pos: usize,
+    hasher: Sha256,
+    received: u64,
+    done: Option<Digest>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("content", &self.content)
+            .field("received", &self.received)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// What comes: a file and its size, or a directory's tar archive.
+    pub fn content(&self) -> Content {
+        self.content
+    }
+
+    /// Size and SHA-256 of everything read, once the download reached its end.
+    pub fn digest(&self) -> Option<Digest> {
+        self.done
+    }
+
+    fn fail(&mut self, e: TransferError) -> Poll<std::io::Result<()>> {
+        self.failed = true;
+        tracing::warn!(error = %airlock_protocol::error_chain(&e), "file read failed");
+        Poll::Ready(Err(std::io::Error::other(e)))
+    }
+
+    /// Takes one event from the guest; `Ok(true)` when there is data to hand out.
+    fn take(&mut self, ev: Option<Inbound>) -> Result<bool, TransferError> {
+        match ev {
+            Some(Inbound::Data(d)) => {
+                self.received += d.len() as u64;
+                if let Content::File { size, .. } = self.content {
+                    if self.received > size {
+                        return Err(TransferError::Protocol(format!(
+                            "the guest sent more than the {size} bytes it announced"
+                        )));
+                    }
+                }
+                self.hasher.update(&d);
+                self.chunk = d;
+                self.pos = 0;
+                Ok(true)
+            }
+            Some(Inbound::Reply(Reply::Sent(theirs))) => {
+                self.link.finished = true;
+                let ours = Digest {
+                    size: self.received,
+                    sha256: std::mem::take(&mut self.hasher).finalize().into(),
+                };
+                if let Content::File { size, .. } = self.content {
+                    if size != ours.size {
+                        return Err(TransferError::Protocol(format!(
+                            "the guest announced {size} bytes and sent {}",
+                            ours.size
+                        )));
+                    }
+                }
+                if let Some(e) = digest_mismatch(&theirs, &ours) {
+                    return Err(e);
+                }
+                tracing::info!(size = ours.size, sha256 = %ours.sha256_hex(), "file read from the guest");
+                self.done = Some(ours);
+                Ok(false)
+            }
+            other => {
+                self.link.finished = matches!(other, Some(Inbound::Reply(_)));
+                Err(refusal(other, "data"))
+            }
+        }
+    }
+}
+
+impl AsyncRead for Download {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.failed {
+                return Poll::Ready(Err(std::io::Error::other("the file read already failed")));
+            }
+            if this.pos < this.chunk.len() {
+                let n = buf.remaining().min(this.chunk.len() - this.pos);
+                buf.put_slice(&this.chunk[this.pos..this.pos + n]);
+                this.pos += n;
+                let grant = this.link.flow.lock().ok().and_then(|mut f| f.consumed(n));
+                if let Some(g) = grant {
+                    if let Err(e) = this.link.send(TransferMessage::Credit(g)) {
+                        return this.fail(e);
+                    }
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.done.is_some() || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let ev = ready!(this.rx.poll_recv(cx));
+            match this.take(ev) {
+                Ok(_) => {}
+                Err(e) => return this.fail(e),
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use airlock_protocol::ErrorKind;
+use airlock_protocol::{ErrorKind, FileError, InvalidFileRequest};
 
 use crate::state::SandboxState;
 
@@ -35,6 +35,47 @@ pub enum ChannelError {
         /// The agent's explanation.
         message: String,
     },
+}
+
+/// Moving files between host and guest ([`crate::GuestClient::put_file`],
+/// [`crate::GuestClient::get_path`], [`crate::GuestClient::list_dir`]): one enum for the three,
+/// which fail the same ways.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The request breaks the protocol's rules; nothing was sent.
+    #[error("the file request is invalid")]
+    Invalid(#[source] InvalidFileRequest),
+    /// The guest channel failed or closed.
+    #[error("the guest channel failed during the file transfer")]
+    Channel(#[source] ChannelError),
+    /// The guest refused or failed the request (its kind says why: a symlink, not found, too
+    /// large, …); nothing was written.
+    #[error("the guest refused the file transfer")]
+    Refused(#[source] FileError),
+    /// The guest agent refused the request outright (an agent without file transfer, a restart).
+    #[error("the guest agent refused the request ({kind:?}): {message}")]
+    Guest {
+        /// Category.
+        kind: ErrorKind,
+        /// The agent's explanation.
+        message: String,
+    },
+    /// The data to send could not be read; the guest was told to drop the transfer.
+    #[error("cannot read the data to send to the guest")]
+    Source(#[source] std::io::Error),
+    /// The data to send was shorter or longer than declared; the guest was told to drop it.
+    #[error("the data to send holds {got} bytes{}, not the {declared} declared", if *.longer { " or more" } else { "" })]
+    SourceSize {
+        /// The declared size.
+        declared: u64,
+        /// The bytes read.
+        got: u64,
+        /// Whether it went on past `got`.
+        longer: bool,
+    },
+    /// The guest broke the transfer's protocol (credit, sizes, digests, reply order).
+    #[error("the guest broke the file transfer: {0}")]
+    Protocol(String),
 }
 
 /// Starting a sandbox's processes.

@@ -22,7 +22,7 @@ use airlock_protocol::{
 
 use crate::backend::{backend_for, LaunchSpec};
 use crate::client::reply_timeout;
-use crate::mux::{EgressSink, GuestInfo, GuestMux};
+use crate::mux::{is_stream_item, EgressSink, GuestInfo, GuestMux, TransferEvent};
 use crate::state::{GuestSummary, SandboxState};
 use crate::store::{read_record, write_record};
 use crate::{ChannelError, KeeperError, LaunchError};
@@ -165,20 +165,7 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), KeeperError> {
     }
     tracing::info!(id = %rec.id, boot_ms = rec.boot_ms, "sandbox running");
 
-    let relay = Arc::new(Relay {
-        mux: mux.clone(),
-        gateway: Mutex::new(None),
-    });
-    mux.set_egress_sink(Some(relay.clone()));
-    {
-        let (mux, info) = (mux.clone(), info.clone());
-        std::thread::spawn(move || {
-            for (n, conn) in listener.incoming().flatten().enumerate() {
-                let (mux, info, relay) = (mux.clone(), info.clone(), relay.clone());
-                std::thread::spawn(move || serve_client(conn, mux, info, &relay, n as u64));
-            }
-        });
-    }
+    serve_clients(listener, mux.clone(), info.clone());
     // A guest that breaks the channel is treated as compromised: record why and stop its VM.
     {
         let (mux, dir, lock) = (mux.clone(), dir.to_path_buf(), record_lock.clone());
@@ -215,6 +202,24 @@ pub fn run(dir: &Path, boot_timeout: Duration) -> Result<(), KeeperError> {
         }
     }
     Ok(())
+}
+
+/// Serves the keeper's local clients on `listener`, on a thread of its own: each client speaks
+/// the guest protocol and its requests, streams and file transfers are multiplexed onto `mux`
+/// (the guest's egress streams go to the client that attached as the gateway). Public so tests
+/// can put a keeper in front of any guest.
+pub fn serve_clients(listener: UnixListener, mux: GuestMux, info: GuestInfo) {
+    let relay = Arc::new(Relay {
+        mux: mux.clone(),
+        gateway: Mutex::new(None),
+    });
+    mux.set_egress_sink(Some(relay.clone()));
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().flatten().enumerate() {
+            let (mux, info, relay) = (mux.clone(), info.clone(), relay.clone());
+            std::thread::spawn(move || serve_client(conn, mux, info, &relay, n as u64));
+        }
+    });
 }
 
 /// Records a failure (if the record is not final already).
@@ -381,6 +386,8 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
     let Ok(mut reader) = conn.try_clone() else { return };
     let writer: ClientWriter = Arc::new(Mutex::new(conn));
     let streams: Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>> = Arc::default();
+    // The client's file transfers in flight: its request id → the guest's.
+    let transfers: Transfers = Arc::default();
     let mut dec = FrameDecoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut hello = false;
@@ -410,7 +417,12 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
             let id = frame.id;
             match msg {
                 HostMessage::Stream(m) => relay.to_guest(client, id, m),
-                HostMessage::Transfer(_) => {}
+                HostMessage::Transfer(m) => {
+                    let guest = transfers.lock().ok().and_then(|t| t.get(&id).copied());
+                    if let Some(guest) = guest {
+                        let _ = mux.send_transfer_wait(guest, m);
+                    }
+                }
                 HostMessage::Request(Request::AttachEgress) if hello => {
                     relay.attach(client, writer.clone());
                     send(&writer, id, Reply::Done);
@@ -418,6 +430,9 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
                 HostMessage::Cancel => {
                     if let Some(f) = streams.lock().ok().and_then(|m| m.get(&id).cloned()) {
                         f.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(guest) = transfers.lock().ok().and_then(|mut t| t.remove(&id)) {
+                        mux.cancel_transfer(guest);
                     }
                 }
                 HostMessage::Request(Request::Hello { protocol, .. }) => {
@@ -461,6 +476,9 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
                         }
                     });
                 }
+                HostMessage::Request(req @ (Request::PutFile(_) | Request::GetPath { .. })) => {
+                    start_transfer(&mux, req, id, &writer, &transfers);
+                }
                 HostMessage::Request(req) => {
                     let (mux, writer) = (mux.clone(), writer.clone());
                     std::thread::spawn(move || send(&writer, id, forward(&mux, req)));
@@ -475,6 +493,56 @@ fn serve_client(conn: UnixStream, mux: GuestMux, info: GuestInfo, relay: &Relay,
         .map(|m| m.values().cloned().collect())
         .unwrap_or_default();
     flags.iter().for_each(|f| f.store(true, Ordering::Relaxed));
+    let open: Vec<u32> = transfers
+        .lock()
+        .map(|mut t| t.drain().map(|(_, g)| g).collect())
+        .unwrap_or_default();
+    open.into_iter().for_each(|g| mux.cancel_transfer(g));
+}
+
+type Transfers = Arc<Mutex<HashMap<u32, u32>>>;
+
+/// Relays one file transfer between a client (its request id `id`) and the guest: the client's
+/// traffic goes on under the guest's id, the guest's comes back under the client's. Credit passes
+/// through untouched, so the two ends' flow control holds across the keeper, which buffers
+/// nothing.
+fn start_transfer(mux: &GuestMux, req: Request, id: u32, writer: &ClientWriter, transfers: &Transfers) {
+    let (w, t) = (writer.clone(), transfers.clone());
+    let sink = Arc::new(move |ev: TransferEvent| {
+        let ended = match ev {
+            TransferEvent::Reply(r) => {
+                let ends = !is_stream_item(&r);
+                send(&w, id, r);
+                ends
+            }
+            TransferEvent::Message(m) => {
+                if let Ok(bytes) = encode_frame(id, &GuestMessage::Transfer(m)) {
+                    let _ = w.lock().map(|mut s| s.write_all(&bytes));
+                }
+                false
+            }
+            TransferEvent::Closed(reason) => {
+                send(&w, id, unavailable(&ChannelError::Closed(reason)));
+                true
+            }
+        };
+        if ended {
+            if let Ok(mut t) = t.lock() {
+                t.remove(&id);
+            }
+        }
+    });
+    // Held while the transfer starts, so its end (on the reader thread) cannot come first.
+    let Ok(mut table) = transfers.lock() else { return };
+    match mux.open_transfer_wait(req, sink) {
+        Ok(guest) => {
+            table.insert(id, guest);
+        }
+        Err(e) => {
+            drop(table);
+            send(writer, id, unavailable(&e));
+        }
+    }
 }
 
 /// Forwards one request to the guest. If the guest agent restarted (its init starts a new one

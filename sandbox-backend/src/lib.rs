@@ -31,9 +31,9 @@ pub use accel::{
     on_path, place, Accel, BackendChoice, BackendKind, HostFacts, Placement, PlacementError, UnknownBackend,
 };
 pub use backend::{LaunchSpec, Launched, SandboxBackend};
-pub use client::{bgrx_to_rgba, reply_timeout, GuestClient, Screenshot};
-pub use error::{ChannelError, KeeperError, LaunchError, StoreError};
-pub use mux::{EgressSink, GuestInfo, GuestMux, ReplyStream};
+pub use client::{bgrx_to_rgba, reply_timeout, Download, GuestClient, Screenshot};
+pub use error::{ChannelError, KeeperError, LaunchError, StoreError, TransferError};
+pub use mux::{EgressSink, GuestInfo, GuestMux, ReplyStream, TransferEvent, TransferSink};
 pub use share::{
     GuestRefusal, HostRefusal, HostRules, ParseShareError, Share, ShareError, Shares, MAX_SHARES,
 };

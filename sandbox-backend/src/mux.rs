@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use airlock_protocol::{
     encode_frame, FrameDecoder, GuestMessage, HostMessage, Notice, Reply, Request, StreamMessage,
-    PROTOCOL_VERSION,
+    TransferMessage, PROTOCOL_VERSION,
 };
 
 use crate::ChannelError;
@@ -39,7 +39,25 @@ pub struct GuestInfo {
 enum Route {
     Call(SyncSender<Reply>),
     Stream(Arc<StreamQueue>),
+    Transfer(TransferSink),
 }
+
+/// What happens on a file transfer (or any request routed like one), as the channel's reader
+/// sees it.
+#[derive(Debug)]
+pub enum TransferEvent {
+    /// A reply under the request's id: [`Reply::Opened`] goes on, any other ends the request.
+    Reply(Reply),
+    /// Transfer traffic from the guest, validated against the protocol's size limits (not
+    /// against credit: that is the receiver's flow state).
+    Message(TransferMessage),
+    /// The channel closed: the request is over.
+    Closed(String),
+}
+
+/// Takes a transfer's events on the channel's reader thread: it must never block for long
+/// (queue, or write to a local socket as the keeper does).
+pub type TransferSink = Arc<dyn Fn(TransferEvent) + Send + Sync>;
 
 /// A bounded queue of stream items; the oldest item goes when a new one does not fit.
 struct StreamQueue {
@@ -88,6 +106,21 @@ enum RouteError {
         /// The request id.
         id: u32,
     },
+    /// Transfer traffic for a request that is not a transfer.
+    #[error("the guest sent transfer traffic for request {id}, which is not a file transfer")]
+    NotATransfer {
+        /// The request id.
+        id: u32,
+    },
+    /// Transfer traffic over the protocol's limits.
+    #[error("the guest sent invalid transfer traffic for request {id}")]
+    InvalidTransfer {
+        /// The request id.
+        id: u32,
+        /// Why.
+        #[source]
+        source: airlock_protocol::InvalidMessage,
+    },
     /// The agent reported a channel-level error (under id 0) before closing.
     #[error("the guest agent closed the channel: {message}")]
     AgentClosed {
@@ -116,8 +149,9 @@ pub trait EgressSink: Send + Sync {
 struct Inner {
     writer: Mutex<Box<dyn Write + Send>>,
     sink: Mutex<Option<Arc<dyn EgressSink>>>,
-    /// Egress stream messages on their way to the guest, written by their own thread.
-    egress_out: SyncSender<(u32, StreamMessage)>,
+    /// Stream and transfer messages (and transfer requests and cancels, so they keep their order
+    /// with the traffic) on their way to the guest, written by their own thread.
+    egress_out: SyncSender<(u32, HostMessage)>,
     routes: Mutex<Routes>,
     next_id: AtomicU32,
     dropped: AtomicU64,
@@ -139,7 +173,7 @@ pub struct ReplyStream {
 impl GuestMux {
     /// Takes over a guest byte stream; spawns the reader thread and the egress writer thread.
     pub fn start(mut reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>, name: String) -> GuestMux {
-        let (egress_out, egress_rx) = mpsc::sync_channel::<(u32, StreamMessage)>(EGRESS_OUT_QUEUE);
+        let (egress_out, egress_rx) = mpsc::sync_channel::<(u32, HostMessage)>(EGRESS_OUT_QUEUE);
         let inner = Arc::new(Inner {
             writer: Mutex::new(writer),
             routes: Mutex::new(Routes::default()),
@@ -172,7 +206,7 @@ impl GuestMux {
                 while let Ok((id, msg)) = egress_rx.recv() {
                     let Some(inner) = weak.upgrade() else { return };
                     let m = GuestMux { inner };
-                    if m.write(id, &HostMessage::Stream(msg)).is_err() {
+                    if m.write(id, &msg).is_err() {
                         return;
                     }
                 }
@@ -212,14 +246,11 @@ impl GuestMux {
                         self.to_sink(frame.id, m);
                         continue;
                     }
-                    Ok(GuestMessage::Transfer(_)) => {
-                        return (
-                            format!(
-                                "the guest sent transfer traffic for request {}, which is not a transfer",
-                                frame.id
-                            ),
-                            true,
-                        )
+                    Ok(GuestMessage::Transfer(m)) => {
+                        if let Err(e) = self.route_transfer(frame.id, m) {
+                            return (airlock_protocol::error_chain(&e), true);
+                        }
+                        continue;
                     }
                     Ok(GuestMessage::Notice(n)) => {
                         if let Some(sink) = self.sink() {
@@ -264,6 +295,10 @@ impl GuestMux {
     /// that may wait for the guest (the channel's own reader, which then stops reading a guest that
     /// does not read either; a keeper's client thread), never for async tasks.
     pub fn send_stream_wait(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        self.queue_wait(id, HostMessage::Stream(msg))
+    }
+
+    fn queue_wait(&self, id: u32, msg: HostMessage) -> Result<(), ChannelError> {
         if let Some(reason) = self.closed() {
             return Err(ChannelError::Closed(reason));
         }
@@ -276,6 +311,10 @@ impl GuestMux {
     /// Queues traffic of stream `id` for the guest; never blocks. An error when the channel is
     /// closed or the guest has stopped reading and the queue is full (the caller ends the stream).
     pub fn send_stream(&self, id: u32, msg: StreamMessage) -> Result<(), ChannelError> {
+        self.queue(id, HostMessage::Stream(msg))
+    }
+
+    fn queue(&self, id: u32, msg: HostMessage) -> Result<(), ChannelError> {
         if let Some(reason) = self.closed() {
             return Err(ChannelError::Closed(reason));
         }
@@ -287,9 +326,76 @@ impl GuestMux {
         })
     }
 
+    /// Starts a request routed like a file transfer: its replies and transfer traffic go to
+    /// `sink` on the reader thread. The request is queued behind earlier stream and transfer
+    /// traffic (never blocking; an error when the queue is full). Returns the request's id, under
+    /// which [`send_transfer`](Self::send_transfer) sends the host's traffic.
+    pub fn open_transfer(&self, req: Request, sink: TransferSink) -> Result<u32, ChannelError> {
+        let id = self.register(Route::Transfer(sink))?;
+        if let Err(e) = self.queue(id, HostMessage::Request(req)) {
+            self.abandon(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// [`open_transfer`](Self::open_transfer), waiting while the queue is full (for threads, never
+    /// async tasks).
+    pub fn open_transfer_wait(&self, req: Request, sink: TransferSink) -> Result<u32, ChannelError> {
+        let id = self.register(Route::Transfer(sink))?;
+        if let Err(e) = self.queue_wait(id, HostMessage::Request(req)) {
+            self.abandon(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Queues the host's traffic of transfer `id`; never blocks.
+    pub fn send_transfer(&self, id: u32, msg: TransferMessage) -> Result<(), ChannelError> {
+        self.queue(id, HostMessage::Transfer(msg))
+    }
+
+    /// Queues the host's traffic of transfer `id`, waiting while the queue is full (threads only).
+    pub fn send_transfer_wait(&self, id: u32, msg: TransferMessage) -> Result<(), ChannelError> {
+        self.queue_wait(id, HostMessage::Transfer(msg))
+    }
+
+    /// Gives up transfer `id`: its sink hears nothing more, and the guest is told to stop (a write
+    /// in progress leaves nothing behind). Never blocks.
+    pub fn cancel_transfer(&self, id: u32) {
+        self.abandon(id);
+        let _ = self.queue(id, HostMessage::Cancel);
+    }
+
+    fn route_transfer(&self, id: u32, msg: TransferMessage) -> Result<(), RouteError> {
+        msg.validate()
+            .map_err(|source| RouteError::InvalidTransfer { id, source })?;
+        let routes = self.inner.routes.lock().map_err(|_| RouteError::Poisoned)?;
+        match routes.live.get(&id) {
+            Some(Route::Transfer(sink)) => {
+                let sink = sink.clone();
+                drop(routes);
+                sink(TransferEvent::Message(msg));
+                Ok(())
+            }
+            Some(Route::Call(_) | Route::Stream(_)) => Err(RouteError::NotATransfer { id }),
+            None if routes.abandoned.contains(&id) => Ok(()),
+            None => Err(RouteError::NotMade { id }),
+        }
+    }
+
     fn route(&self, id: u32, reply: Reply) -> Result<(), RouteError> {
         let mut routes = self.inner.routes.lock().map_err(|_| RouteError::Poisoned)?;
         let ends = !is_stream_item(&reply);
+        if let Some(Route::Transfer(sink)) = routes.live.get(&id) {
+            let sink = sink.clone();
+            if ends {
+                routes.live.remove(&id);
+            }
+            drop(routes);
+            sink(TransferEvent::Reply(reply));
+            return Ok(());
+        }
         match routes.live.get(&id) {
             Some(Route::Stream(q)) => {
                 let q = q.clone();
@@ -304,6 +410,7 @@ impl GuestMux {
                 }
                 Ok(())
             }
+            Some(Route::Transfer(_)) => Ok(()), // taken above
             Some(Route::Call(_)) if !ends => Err(RouteError::NotAStream { id }),
             Some(Route::Call(tx)) => {
                 let _ = tx.try_send(reply); // capacity 1, one reply per call
@@ -332,11 +439,19 @@ impl GuestMux {
             if r.closed.is_none() {
                 r.closed = Some(reason);
             }
+            let mut sinks = Vec::new();
             for (_, route) in r.live.drain() {
-                if let Route::Stream(q) = route {
-                    q.close();
+                match route {
+                    Route::Stream(q) => q.close(),
+                    Route::Transfer(sink) => sinks.push(sink),
+                    Route::Call(_) => {} // dropping the call senders wakes every waiting caller
                 }
-            } // dropping the call senders wakes every waiting caller
+            }
+            let reason = r.closed.clone().unwrap_or_default();
+            drop(r);
+            for sink in sinks {
+                sink(TransferEvent::Closed(reason.clone()));
+            }
         }
     }
 
@@ -490,8 +605,10 @@ impl Drop for ReplyStream {
     }
 }
 
-fn is_stream_item(r: &Reply) -> bool {
-    matches!(r, Reply::Frame(_))
+/// Whether a reply goes on (a frame of a stream, the head of a read) rather than ending its
+/// request.
+pub(crate) fn is_stream_item(r: &Reply) -> bool {
+    matches!(r, Reply::Frame(_) | Reply::Opened(_))
 }
 
 /// The error for a reply of the wrong kind.
