@@ -184,6 +184,10 @@ struct CreateArgs {
     /// Give up if the guest agent has not answered after this many seconds.
     #[arg(long, default_value_t = 300)]
     boot_timeout: u64,
+    /// Share a host folder: HOST:GUEST, read-only unless it ends in :rw (repeatable). Never `/`,
+    /// a home directory itself, ~/.ssh or Airlock's state.
+    #[arg(long = "share", value_name = "HOST:GUEST[:rw]")]
+    shares: Vec<airlock_sandbox::Share>,
 }
 
 #[derive(Subcommand)]
@@ -414,7 +418,8 @@ fn create(store: &Store, a: &CreateArgs) -> Result<SandboxRecord> {
         keeper_command: keeper_command()?,
         boot_timeout: Duration::from_secs(a.boot_timeout),
     };
-    let (rec, placement) = store.create(&opts)?;
+    let shares = airlock_sandbox::Shares::validate(&a.shares, &store.share_rules())?;
+    let (rec, placement) = store.create_with_shares(&opts, &shares)?;
     eprintln!(
         "Backend: {}{} — {}",
         placement.backend,
@@ -631,6 +636,7 @@ fn demo(backend: BackendArg, keep: bool) -> Result<ExitCode> {
             vcpus: 1,
             memory: 1024,
             boot_timeout: 300,
+            shares: Vec::new(),
         },
     )?;
     let result = (|| -> Result<PathBuf> {

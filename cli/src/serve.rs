@@ -72,22 +72,41 @@ pub(crate) struct ServeArgs {
 
 #[derive(clap::Subcommand)]
 pub(crate) enum OperatorCommand {
-    /// Add an operator (or give an existing one a new token) and print their token.
+    /// Add an operator (or give an existing one a new token and role) and print their token.
     Add {
         /// The name the ledger records for their decisions and takeovers.
         name: String,
+        /// admin (policy, operators, everything), operator (decide, drive, create, destroy, files,
+        /// view links) or watcher (see only).
+        #[arg(long, default_value = "operator")]
+        role: airlock_domain::Role,
     },
+}
+
+/// What `airlock operator add` prints.
+#[derive(serde::Serialize)]
+struct AddedOperator<'a> {
+    operator: &'a str,
+    role: airlock_domain::Role,
+    token: &'a str,
 }
 
 /// `airlock operator …`.
 pub(crate) fn operator(cmd: OperatorCommand) -> Result<ExitCode> {
     match cmd {
-        OperatorCommand::Add { name } => {
+        OperatorCommand::Add { name, role } => {
             let path = airlock_host::token_path();
-            let token = Tokens::add_operator(&path, &name)?;
-            println!("{}", serde_json::json!({"operator": name, "token": token}));
+            let token = Tokens::add_operator(&path, &name, role)?;
+            println!(
+                "{}",
+                serde_json::to_string(&AddedOperator {
+                    operator: &name,
+                    role,
+                    token: &token
+                })?
+            );
             eprintln!(
-                "Operator {name} can sign in with that token (kept in {}).",
+                "{name} ({role}) can sign in with that token (kept in {}).",
                 path.display()
             );
             Ok(ExitCode::SUCCESS)

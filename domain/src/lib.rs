@@ -13,12 +13,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod access;
 pub mod action;
 pub mod approval;
 pub mod egress;
+pub mod help;
 pub mod lease;
 pub mod viewing;
 
+pub use access::{
+    Forbidden, LinkError, LinkRefused, Links, Permission, Principal, Role, Scope, UnknownRole, ViewLink,
+    LINK_DEFAULT_TTL_MS, LINK_MAX_TTL_MS,
+};
 pub use action::{Action, ActionError, ActionKind, GuestExecError, MouseButton, Point, Region, Screen};
 pub use approval::{
     grant_kind, Approval, ApprovalError, ApprovalState, FrameChanged, Grant, Grants, Outcome, Paste,
@@ -29,5 +35,6 @@ pub use egress::{
     EgressGrants, EgressOutcome, EgressProtocol, EgressRecord, EgressResolution, EgressScope, NetworkView,
     OverBudget,
 };
+pub use help::{HelpKind, DEFAULT_HELP_WAIT_MS, MAX_HELP_REASON, MAX_HELP_WAIT_MS};
 pub use lease::{HandbackSummary, Holder, Lease, LeaseChange, LeaseCommand, LeaseError, Refusal};
 pub use viewing::TransportKind;

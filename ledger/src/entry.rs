@@ -36,11 +36,15 @@ pub enum EntryKind {
     Egress,
     /// The policy in force changed.
     PolicyChanged,
+    /// Who may do what: view links made, used and revoked; requests refused for a role.
+    Access,
+    /// An agent asked for a human, and how that ended.
+    HumanRequest,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 13] = [
         EntryKind::ActionDecided,
         EntryKind::ActionExecuted,
         EntryKind::ActionRefused,
@@ -52,6 +56,8 @@ impl EntryKind {
         EntryKind::Lifecycle,
         EntryKind::Egress,
         EntryKind::PolicyChanged,
+        EntryKind::Access,
+        EntryKind::HumanRequest,
     ];
 
     /// The snake_case name, as serialized and as stored in the `kind` column.
@@ -68,6 +74,8 @@ impl EntryKind {
             EntryKind::Lifecycle => "lifecycle",
             EntryKind::Egress => "egress",
             EntryKind::PolicyChanged => "policy_changed",
+            EntryKind::Access => "access",
+            EntryKind::HumanRequest => "human_request",
         }
     }
 }

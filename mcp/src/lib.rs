@@ -1,8 +1,8 @@
 //! The MCP server agents drive sandboxes through (Streamable HTTP, mounted by `airlock-server`).
 //!
 //! Tools: `computer` (Anthropic's computer-use input, verbatim), `computer_openai` (an OpenAI
-//! computer-use `action`, verbatim), `exec`, `request_network`, `sandbox_create`, `sandbox_list`,
-//! `sandbox_destroy`.
+//! computer-use `action`, verbatim), `exec`, `request_network`, `request_human`, `sandbox_create`,
+//! `sandbox_list`, `sandbox_destroy`.
 //! Every action goes through [`Supervisor::act`]; refusals are tool errors with the reason.
 
 use std::sync::Arc;
@@ -222,6 +222,46 @@ struct RequestNetwork {
     sandbox: Option<String>,
 }
 
+/// The kind of help asked for.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum HelpKindArg {
+    Login,
+    Captcha,
+    Confirm,
+    Other,
+}
+
+impl HelpKindArg {
+    fn kind(self) -> airlock_domain::HelpKind {
+        match self {
+            HelpKindArg::Login => airlock_domain::HelpKind::Login,
+            HelpKindArg::Captcha => airlock_domain::HelpKind::Captcha,
+            HelpKindArg::Confirm => airlock_domain::HelpKind::Confirm,
+            HelpKindArg::Other => airlock_domain::HelpKind::Other,
+        }
+    }
+}
+
+/// The arguments of `request_human`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RequestHuman {
+    /// What you need a human for, for the operator (a sign-in, a CAPTCHA, a confirmation).
+    #[schemars(length(min = 1, max = 2000))]
+    reason: String,
+    /// login, captcha, confirm or other (default).
+    #[serde(default)]
+    kind: Option<HelpKindArg>,
+    /// How long to wait for an operator, in seconds (default 600, at most 3600).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3600))]
+    wait_s: Option<u64>,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+}
+
 /// The arguments of `sandbox_list`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +302,11 @@ pub fn tools() -> Vec<Tool> {
             "request_network",
             "Ask the operator, before you start, to let the sandbox reach these network destinations (its programs reach the network only through Airlock's egress gateway, which asks about every new destination). Waits for the operator's decision and returns it.",
             schema::<RequestNetwork>(),
+        ),
+        Tool::new(
+            "request_human",
+            "Ask a human operator to step in instead of guessing: a password or sign-in, a CAPTCHA, a step a person should confirm. Waits until an operator has taken control, done it and handed back; returns their note and a fresh screenshot (and the new epoch). If nobody answers in time, returns an error saying so.",
+            schema::<RequestHuman>(),
         ),
         Tool::new("sandbox_list", "List the sandboxes under supervision.", schema::<NoArgs>()),
         Tool::new(
@@ -402,6 +447,28 @@ impl AirlockMcp {
                     | airlock_domain::EgressAskState::Expired => CallToolResult::error(vec![ContentBlock::text(text)]).into(),
                 })
             }
+            "request_human" => {
+                let a: RequestHuman = args(name, call_args)?;
+                let kind = a.kind.map(HelpKindArg::kind).unwrap_or_default();
+                let answer = self
+                    .sup
+                    .request_human(
+                        a.sandbox.as_deref(),
+                        &agent,
+                        &a.reason,
+                        kind,
+                        a.wait_s.map(|s| s.saturating_mul(1000)),
+                    )
+                    .await
+                    .map_err(|e| airlock_supervisor::chain(&e))?;
+                let text = json!({
+                    "answered_by": answer.summary.operator,
+                    "note": answer.summary.note,
+                    "summary": answer.summary.to_string(),
+                    "epoch": answer.epoch,
+                });
+                Ok(CallToolResult::success(vec![ContentBlock::text(text.to_string()), png(&answer.frame.png)]).into())
+            }
             "sandbox_list" => {
                 let NoArgs {} = args(name, call_args)?;
                 let list = self.sup.list().await;
@@ -413,7 +480,7 @@ impl AirlockMcp {
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!({"destroyed": id}).to_string())]).into())
             }
             other => Err(format!(
-                "there is no tool {other:?}; the tools are computer, computer_openai, exec, request_network, sandbox_create, sandbox_list, sandbox_destroy"
+                "there is no tool {other:?}; the tools are computer, computer_openai, exec, request_network, request_human, sandbox_create, sandbox_list, sandbox_destroy"
             )),
         }
     }

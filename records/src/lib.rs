@@ -19,8 +19,8 @@
 //! ```
 
 use airlock_domain::{
-    Action, ApprovalState, EgressRecord, Grant, HandbackSummary, Holder, LeaseCommand, TerminalInput,
-    TransportKind,
+    Action, ApprovalState, EgressRecord, Forbidden, Grant, HandbackSummary, HelpKind, Holder, LeaseCommand,
+    TerminalInput, TransportKind, ViewLink,
 };
 use airlock_ledger::{Actor, Draft, Entry, EntryKind};
 use airlock_policy::{Decision, Evaluation, Mode};
@@ -54,6 +54,10 @@ pub enum Record {
     Egress(EgressRecord),
     /// The policy in force, or how it is enforced, changed.
     PolicyChanged(PolicyChanged),
+    /// A view link was made, used, refused or revoked, or a request was refused for a role.
+    Access(AccessRecord),
+    /// An agent asked for a human, or that request ended.
+    HumanRequest(HumanRequestRecord),
 }
 
 /// A record could not be encoded, or an entry's body is not the record its kind names.
@@ -94,6 +98,8 @@ impl Record {
             Record::Lifecycle(_) => EntryKind::Lifecycle,
             Record::Egress(_) => EntryKind::Egress,
             Record::PolicyChanged(_) => EntryKind::PolicyChanged,
+            Record::Access(_) => EntryKind::Access,
+            Record::HumanRequest(_) => EntryKind::HumanRequest,
         }
     }
 
@@ -111,6 +117,8 @@ impl Record {
             Record::Lifecycle(r) => serde_json::to_value(r),
             Record::Egress(r) => serde_json::to_value(r),
             Record::PolicyChanged(r) => serde_json::to_value(r),
+            Record::Access(r) => serde_json::to_value(r),
+            Record::HumanRequest(r) => serde_json::to_value(r),
         };
         encoded.map_err(|source| RecordError::Encode {
             kind: self.kind(),
@@ -153,6 +161,8 @@ impl Record {
             EntryKind::HumanInput => Record::HumanInput(read(kind, what)?),
             EntryKind::Lifecycle => Record::Lifecycle(read(kind, what)?),
             EntryKind::Egress => Record::Egress(read(kind, what)?),
+            EntryKind::Access => Record::Access(read(kind, what)?),
+            EntryKind::HumanRequest => Record::HumanRequest(read(kind, what)?),
             EntryKind::PolicyChanged => Record::PolicyChanged(match read(kind, what) {
                 Ok(changed) => changed,
                 // Written before mode switches carried an `event`.
@@ -500,6 +510,10 @@ pub enum Lifecycle {
         placement: String,
         /// How long it took to boot.
         boot_ms: Option<u64>,
+        /// Host folders shared into it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[ts(as = "Option<Vec<SharedFolder>>", optional)]
+        shares: Vec<SharedFolder>,
     },
     /// A sandbox was destroyed.
     SandboxDestroyed {
@@ -515,6 +529,18 @@ pub enum Lifecycle {
         /// Why, as far as is known.
         reason: String,
     },
+}
+
+/// A host folder shared into a sandbox, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SharedFolder {
+    /// The host folder (canonical).
+    pub host: String,
+    /// Where the sandbox sees it.
+    pub guest: String,
+    /// Whether the sandbox may write to it.
+    pub writable: bool,
 }
 
 /// The policy in force, or how it is enforced, changed.
@@ -534,6 +560,83 @@ pub enum PolicyChanged {
         mode: Mode,
         /// The policy in force.
         policy_version: String,
+    },
+}
+
+/// Who may do what: view links and refusals for a role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AccessRecord {
+    /// An operator made a view link (its token is not recorded).
+    LinkCreated {
+        /// The link.
+        link: ViewLink,
+    },
+    /// A view link opened the live view of its sandbox.
+    LinkUsed {
+        /// The link's id.
+        link: String,
+    },
+    /// An operator revoked a view link.
+    LinkRevoked {
+        /// The link as it was then.
+        link: ViewLink,
+    },
+    /// An expired or revoked link was presented (recorded once per link).
+    LinkRefused {
+        /// The link's id.
+        link: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A request was refused because the caller's role or link does not allow it; nothing ran.
+    Refused {
+        /// What was asked (`POST /api/sandboxes/ID/lease`, `viewer takeover`).
+        request: String,
+        /// Why it was refused.
+        forbidden: Forbidden,
+    },
+}
+
+/// An agent asked for a human, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HumanRequestRecord {
+    /// The agent asked; its call waits.
+    Requested {
+        /// The request's id (per supervisor).
+        request: u64,
+        /// What the agent says it needs.
+        reason: String,
+        /// The kind of help.
+        kind: HelpKind,
+        /// When the agent stops waiting (Unix ms).
+        deadline_ms: u64,
+        /// The PNG blob of the screen when it asked.
+        frame: String,
+    },
+    /// An operator took control and handed back: the agent gets the note and a fresh screenshot.
+    Answered {
+        /// The request.
+        request: u64,
+        /// Who helped.
+        operator: String,
+        /// What they said on hand-back.
+        note: Option<String>,
+        /// The PNG blob of the screen the agent was given.
+        frame: String,
+    },
+    /// Nobody took it up before the deadline.
+    TimedOut {
+        /// The request.
+        request: u64,
+    },
+    /// The agent's call went away (it disconnected, or the sandbox was destroyed) first.
+    Abandoned {
+        /// The request.
+        request: u64,
+        /// What happened.
+        reason: String,
     },
 }
 

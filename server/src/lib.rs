@@ -5,6 +5,7 @@
 //! this and the desktop app send live in `airlock_supervisor::api`; this crate only parses HTTP into
 //! them and answers.
 
+pub mod access;
 pub mod operator;
 pub mod origin;
 pub mod serve;

@@ -17,15 +17,16 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use airlock_live::LiveViews;
+use axum::middleware;
+
+use crate::access::Caller;
+use crate::serve::LinkCloser;
+use airlock_supervisor::access::Access;
 use airlock_supervisor::api::{
     CreateRequest, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
 };
 use airlock_supervisor::gateway::{parse, ActionRequest};
 use airlock_supervisor::{CommandError, ResolveError, Supervisor};
-
-/// The operator a request is from, put there by the auth layer.
-#[derive(Debug, Clone)]
-pub struct OperatorId(pub String);
 
 /// An API error: `{code, message}` with a status.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -81,6 +82,10 @@ impl From<CommandError> for ApiError {
             | CommandError::Unrecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::Guest(_) => StatusCode::BAD_GATEWAY,
             CommandError::Gone(_) => StatusCode::GONE,
+            CommandError::Link(airlock_domain::LinkError::Unknown(_)) => StatusCode::NOT_FOUND,
+            CommandError::Link(airlock_domain::LinkError::Lifetime { .. }) => StatusCode::BAD_REQUEST,
+            CommandError::Link(_) => StatusCode::CONFLICT,
+            CommandError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), airlock_supervisor::chain(&e))
     }
@@ -90,7 +95,9 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The routes, to be nested under `/api` behind the operator auth layer; viewer sockets watch
 /// `views`.
-pub fn router(sup: Supervisor, views: LiveViews) -> Router {
+/// Every route is checked against [`crate::access::rule`] for the caller (operator role or view
+/// link) before its handler runs.
+pub fn router(sup: Supervisor, views: LiveViews, access: Access) -> Router {
     Router::new()
         .route("/sandboxes", get(list_sandboxes).post(create_sandbox))
         .route("/sandboxes/{id}", get(get_sandbox).delete(destroy_sandbox))
@@ -112,6 +119,14 @@ pub fn router(sup: Supervisor, views: LiveViews) -> Router {
         .route("/policy/mode", post(set_mode))
         .route("/events", get(events))
         .route("/sandboxes/{id}/view", get(view).layer(Extension(views)))
+        .route("/sandboxes/{id}/links", post(crate::access::create_link))
+        .route("/links", get(crate::access::list_links))
+        .route("/links/{link}", axum::routing::delete(crate::access::revoke_link))
+        .route_layer(middleware::from_fn_with_state(
+            access.clone(),
+            crate::access::authorize,
+        ))
+        .layer(Extension(access))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -125,38 +140,91 @@ pub fn router(sup: Supervisor, views: LiveViews) -> Router {
 async fn view(
     State(sup): State<Supervisor>,
     Extension(views): Extension<LiveViews>,
-    Extension(op): Extension<OperatorId>,
+    Extension(access): Extension<Access>,
+    Extension(Caller(op)): Extension<Caller>,
+    closer: Option<Extension<LinkCloser>>,
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     // Refuse unknown sandboxes before the upgrade, with a status the client can read.
     sup.session(&id).await?;
+    access.used(&op).await;
+    let ends = link_end(&access, &op, closer);
     Ok(ws
         .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| airlock_live::viewer::serve(views, op.0, id, socket)))
+        .on_upgrade(move |socket| async move {
+            tokio::select! {
+                () = airlock_live::viewer::serve(views, op, id, socket) => {}
+                () = ends => tracing::info!("view link ended: its viewer socket closes"),
+            }
+        }))
 }
 
-async fn list_sandboxes(State(sup): State<Supervisor>) -> impl IntoResponse {
-    Json(sup.list().await)
+/// Resolves when the view link a request came with is revoked or expires; never for operators.
+fn link_end(
+    access: &Access,
+    op: &airlock_domain::Principal,
+    closer: Option<Extension<LinkCloser>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let expiry = access.expiry_of(op);
+    let closer = closer.map(|Extension(LinkCloser(c))| c);
+    async move {
+        let (Some(expires_ms), Some(closer)) = (expiry, closer) else {
+            return std::future::pending().await;
+        };
+        let left = expires_ms.saturating_sub(airlock_supervisor::now_ms());
+        tokio::select! {
+            () = closer.cancelled() => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(left)) => {}
+        }
+    }
+}
+
+async fn list_sandboxes(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+) -> impl IntoResponse {
+    let mut list = sup.list().await;
+    list.retain(|s| op.sees(&s.id));
+    Json(list)
 }
 
 async fn create_sandbox(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Json(body): Json<CreateRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(sup.create_requested(&body, &op.0).await?),
+        Json(sup.create_requested(&body, &op.name).await?),
     ))
 }
 
-async fn me(Extension(op): Extension<OperatorId>) -> impl IntoResponse {
-    Json(Me { operator: op.0 })
+async fn me(Extension(Caller(op)): Extension<Caller>) -> impl IntoResponse {
+    Json(Me {
+        operator: op.name,
+        role: op.role,
+        scope: op.scope,
+    })
 }
 
-async fn snapshot(State(sup): State<Supervisor>) -> impl IntoResponse {
-    Json(sup.snapshot().await)
+async fn snapshot(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+) -> impl IntoResponse {
+    Json(visible(sup.snapshot().await, &op))
+}
+
+/// What of a snapshot a caller sees: a view link, only its sandbox and no approvals.
+fn visible(
+    mut snap: airlock_supervisor::api::Snapshot,
+    op: &airlock_domain::Principal,
+) -> airlock_supervisor::api::Snapshot {
+    snap.sandboxes.retain(|s| op.sees(&s.id));
+    if op.scope != airlock_domain::Scope::All {
+        snap.pending.clear();
+    }
+    snap
 }
 
 async fn get_sandbox(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -165,10 +233,10 @@ async fn get_sandbox(State(sup): State<Supervisor>, Path(id): Path<String>) -> A
 
 async fn destroy_sandbox(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    sup.destroy_sandbox(&id, &Actor::operator(op.0)).await?;
+    sup.destroy_sandbox(&id, &Actor::operator(op.name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,11 +253,11 @@ async fn screenshot(State(sup): State<Supervisor>, Path(id): Path<String>) -> Ap
 
 async fn lease(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Path(id): Path<String>,
     Json(body): Json<LeaseRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(sup.lease_requested(&id, &op.0, body).await?))
+    Ok(Json(sup.lease_requested(&id, &op.name, body).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,24 +269,24 @@ struct InputBody {
 
 async fn input(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Path(id): Path<String>,
     Json(body): Json<InputBody>,
 ) -> ApiResult<impl IntoResponse> {
     let session = sup.session(&id).await?;
     let action = parse(&ActionRequest::Anthropic(body.action), session.screen)
         .map_err(|e| ApiError::bad(e.to_string()))?;
-    sup.human_input(&id, &op.0, action).await?;
+    sup.human_input(&id, &op.name, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn resolve(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Path((id, approval)): Path<(String, u64)>,
     Json(body): Json<ResolveRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(sup.resolve_requested(&id, approval, &op.0, body).await?))
+    Ok(Json(sup.resolve_requested(&id, approval, &op.name, body).await?))
 }
 
 async fn network(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -227,11 +295,11 @@ async fn network(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiRe
 
 async fn resolve_egress(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Path((id, ask)): Path<(String, u64)>,
     Json(body): Json<airlock_domain::EgressResolution>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(sup.resolve_egress(&id, ask, &op.0, body).await?))
+    Ok(Json(sup.resolve_egress(&id, ask, &op.name, body).await?))
 }
 
 async fn pending_egress(State(sup): State<Supervisor>) -> impl IntoResponse {
@@ -308,21 +376,52 @@ async fn policy(State(sup): State<Supervisor>) -> impl IntoResponse {
 
 async fn set_mode(
     State(sup): State<Supervisor>,
-    Extension(op): Extension<OperatorId>,
+    Extension(Caller(op)): Extension<Caller>,
     Json(body): Json<ModeRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    sup.set_mode(body.mode, &op.0).await?;
+    sup.set_mode(body.mode, &op.name).await?;
     Ok(Json(ModeRequest { mode: body.mode }))
 }
 
-async fn events(State(sup): State<Supervisor>, ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| stream_events(sup, socket))
+async fn events(
+    State(sup): State<Supervisor>,
+    Extension(access): Extension<Access>,
+    Extension(Caller(op)): Extension<Caller>,
+    closer: Option<Extension<LinkCloser>>,
+    ws: WebSocketUpgrade,
+) -> impl IntoResponse {
+    let ends = link_end(&access, &op, closer);
+    ws.on_upgrade(move |socket| async move {
+        tokio::select! {
+            () = stream_events(sup, op, socket) => {}
+            () = ends => tracing::info!("view link ended: its event socket closes"),
+        }
+    })
 }
 
-/// Sends a snapshot (sandboxes and pending approvals), then every event as a JSON text message.
-async fn stream_events(sup: Supervisor, mut socket: WebSocket) {
+/// Whether a view link's events socket carries `event`: only its sandbox's, and not the
+/// approvals and network asks it may not decide.
+fn carries(op: &airlock_domain::Principal, event: &airlock_supervisor::Event) -> bool {
+    use airlock_supervisor::Event;
+    if op.scope == airlock_domain::Scope::All {
+        return true;
+    }
+    let asks = matches!(
+        event,
+        Event::ApprovalRequested { .. }
+            | Event::ApprovalResolved { .. }
+            | Event::EgressAsked { .. }
+            | Event::EgressResolved { .. }
+            | Event::GrantIssued { .. }
+    );
+    !asks && event.sandbox().is_some_and(|s| op.sees(s))
+}
+
+/// Sends a snapshot (sandboxes and pending approvals), then every event as a JSON text message:
+/// a view link's only of its sandbox.
+async fn stream_events(sup: Supervisor, op: airlock_domain::Principal, mut socket: WebSocket) {
     let mut rx = sup.events().subscribe();
-    let snapshot = match serde_json::to_value(sup.snapshot().await) {
+    let snapshot = match serde_json::to_value(visible(sup.snapshot().await, &op)) {
         Ok(serde_json::Value::Object(mut m)) => {
             m.insert("type".into(), json!("snapshot"));
             serde_json::Value::Object(m)
@@ -340,6 +439,7 @@ async fn stream_events(sup: Supervisor, mut socket: WebSocket) {
         tokio::select! {
             ev = rx.recv() => {
                 let text = match ev {
+                    Ok(ev) if !carries(&op, &ev) => continue,
                     Ok(ev) => json!(EventMessage::from(ev)).to_string(),
                     Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}).to_string(),
                     Err(RecvError::Closed) => break,

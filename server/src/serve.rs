@@ -15,10 +15,12 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::operator::OperatorId;
+use crate::access::Caller;
 use crate::origin::Origins;
 use crate::tokens::{token_eq, Tokens};
+use airlock_domain::{Principal, Role};
 use airlock_mcp::{AgentPrincipal, AirlockMcp};
+use airlock_supervisor::access::{Access, LinkLookup};
 use airlock_supervisor::Supervisor;
 
 /// Why the server could not run.
@@ -65,6 +67,8 @@ pub async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
 #[derive(Clone)]
 struct Auth {
     tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
+    /// View links (tokens that are no operator's).
+    access: Access,
     /// When the token file was last read (it is re-read only when it changed).
     read_at: Arc<std::sync::Mutex<Option<std::time::SystemTime>>>,
 }
@@ -77,12 +81,12 @@ impl Auth {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    /// The operator behind a token; an unknown token re-reads the token file once, so operators
-    /// added with `airlock operator add` can sign in without a restart.
-    fn operator_for(&self, token: &str) -> Option<String> {
+    /// The operator behind a token and their role; an unknown token re-reads the token file once,
+    /// so operators added with `airlock operator add` can sign in without a restart.
+    fn operator_for(&self, token: &str) -> Option<(String, Role)> {
         let tokens = self.current();
-        if let Some(name) = tokens.operator_for(token) {
-            return Some(name.to_string());
+        if let Some((name, role)) = tokens.operator_for(token) {
+            return Some((name.to_string(), role));
         }
         let path = tokens.source.as_ref()?;
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
@@ -101,11 +105,13 @@ impl Auth {
         fresh.operator_token = tokens.operator_token.clone();
         fresh.operator = tokens.operator.clone();
         fresh.source = tokens.source.clone();
-        let name = fresh.operator_for(token).map(str::to_string);
+        let found = fresh
+            .operator_for(token)
+            .map(|(name, role)| (name.to_string(), role));
         if let Ok(mut t) = self.tokens.write() {
             *t = Arc::new(fresh);
         }
-        name
+        found
     }
 }
 
@@ -174,18 +180,38 @@ async fn agent_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> R
     }
 }
 
+/// Who is calling: an operator with their role, or a live view link (a watcher of one sandbox,
+/// whose sockets end when the link is revoked). An ended link is refused with its reason.
 async fn operator_auth(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
-    match bearer(&req) {
-        Some(t) => match auth.operator_for(&t) {
-            Some(name) => {
-                req.extensions_mut().insert(OperatorId(name));
-                next.run(req).await
-            }
-            None => unauthorized("operator"),
-        },
-        None => unauthorized("operator"),
+    let Some(token) = bearer(&req) else {
+        return unauthorized("operator");
+    };
+    if let Some((name, role)) = auth.operator_for(&token) {
+        req.extensions_mut()
+            .insert(Caller(Principal::operator(name, role)));
+        return next.run(req).await;
+    }
+    match auth.access.lookup(&token).await {
+        LinkLookup::Live(principal, closer) => {
+            req.extensions_mut().insert(Caller(principal));
+            req.extensions_mut().insert(LinkCloser(closer));
+            next.run(req).await
+        }
+        LinkLookup::Refused(refused) => (
+            StatusCode::UNAUTHORIZED,
+            Json(airlock_supervisor::api::ErrorBody {
+                code: "link_ended".into(),
+                message: refused.to_string(),
+            }),
+        )
+            .into_response(),
+        LinkLookup::Unknown => unauthorized("operator"),
     }
 }
+
+/// Cancelled when the view link a request came with is revoked.
+#[derive(Debug, Clone)]
+pub struct LinkCloser(pub CancellationToken);
 
 /// The stand-alone viewer page of the built console (ui/viewer.html): `GET /viewer?sandbox=ID#token=…`.
 /// No secrets in it: the operator token comes in the URL fragment. Its assets are the console's.
@@ -215,7 +241,9 @@ pub fn app(
     ui: Option<std::path::PathBuf>,
     origins: Origins,
 ) -> Router {
+    let access = sup.access();
     let auth = Auth {
+        access: access.clone(),
         tokens: Arc::new(std::sync::RwLock::new(Arc::new(tokens))),
         read_at: Arc::new(std::sync::Mutex::new(None)),
     };
@@ -230,7 +258,8 @@ pub fn app(
         .layer(middleware::from_fn_with_state(auth.clone(), agent_auth))
         .layer(middleware::from_fn_with_state(origins, mcp_origin));
     let views = airlock_live::LiveViews::new(sup.clone());
-    let api = crate::operator::router(sup, views).layer(middleware::from_fn_with_state(auth, operator_auth));
+    let api = crate::operator::router(sup, views, access)
+        .layer(middleware::from_fn_with_state(auth, operator_auth));
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .nest("/api", api)

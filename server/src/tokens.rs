@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use airlock_domain::Role;
 use serde::{Deserialize, Serialize};
 
 /// The tokens file.
@@ -18,7 +19,7 @@ pub struct Tokens {
     pub principal: String,
     /// Operators present this to the operator API.
     pub operator_token: String,
-    /// The operator this token identifies.
+    /// The operator this token identifies: the admin who set Airlock up.
     pub operator: String,
     /// Further operators, each with a name of their own (`airlock operator add NAME`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -36,6 +37,9 @@ pub struct OperatorToken {
     pub name: String,
     /// Their bearer token.
     pub token: String,
+    /// What they may do (operators added before roles existed are operators).
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// Why the tokens could not be read or written.
@@ -140,23 +144,25 @@ impl Tokens {
 }
 
 impl Tokens {
-    /// The operator a bearer token belongs to, compared in constant time per token.
-    pub fn operator_for(&self, token: &str) -> Option<&str> {
+    /// The operator a bearer token belongs to and their role, compared in constant time per
+    /// token. The first operator (the one who set Airlock up) is an admin.
+    pub fn operator_for(&self, token: &str) -> Option<(&str, Role)> {
         let mut found = None;
         if token_eq(token, &self.operator_token) {
-            found = Some(self.operator.as_str());
+            found = Some((self.operator.as_str(), Role::Admin));
         }
         for o in &self.operators {
             if token_eq(token, &o.token) && found.is_none() {
-                found = Some(o.name.as_str());
+                found = Some((o.name.as_str(), o.role));
             }
         }
         found
     }
 
-    /// Adds an operator (or gives an existing one a new token) in the token file; returns the
-    /// token. Names are 1 to 64 letters, digits, `-`, `_` or `.`.
-    pub fn add_operator(path: &Path, name: &str) -> Result<String, TokenError> {
+    /// Adds an operator with `role` (or gives an existing one a new token and that role) in the
+    /// token file; returns the token. Names are 1 to 64 letters, digits, `-`, `_` or `.`. The
+    /// first operator stays an admin.
+    pub fn add_operator(path: &Path, name: &str, role: Role) -> Result<String, TokenError> {
         let invalid = |reason: String| TokenError::Invalid {
             path: path.to_path_buf(),
             reason,
@@ -179,13 +185,20 @@ impl Tokens {
         let (mut t, _) = Tokens::load_or_create(path, name)?;
         let token = random_token().map_err(|e| io("generate", e))?;
         if t.operator == name {
+            if role != Role::Admin {
+                return Err(invalid(format!(
+                    "{name} set Airlock up and stays an admin; add another operator instead"
+                )));
+            }
             t.operator_token = token.clone();
         } else if let Some(o) = t.operators.iter_mut().find(|o| o.name == name) {
             o.token = token.clone();
+            o.role = role;
         } else {
             t.operators.push(OperatorToken {
                 name: name.to_string(),
                 token: token.clone(),
+                role,
             });
         }
         let tmp = path.with_extension("json.tmp");
@@ -224,5 +237,37 @@ mod tests {
         fs::write(&p, "{\"agent_token\": 1}").unwrap();
         let e = Tokens::load_or_create(&p, "x").unwrap_err();
         assert!(e.to_string().contains("not valid"), "{e}");
+    }
+
+    #[test]
+    fn added_operators_carry_their_role_and_the_first_is_an_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.json");
+        let (t, _) = Tokens::load_or_create(&p, "alice").unwrap();
+        let bob = Tokens::add_operator(&p, "bob", Role::Watcher).unwrap();
+        let (t2, _) = Tokens::load_or_create(&p, "alice").unwrap();
+        assert_eq!(t2.operator_for(&t.operator_token), Some(("alice", Role::Admin)));
+        assert_eq!(t2.operator_for(&bob), Some(("bob", Role::Watcher)));
+        let bob2 = Tokens::add_operator(&p, "bob", Role::Operator).unwrap();
+        let (t3, _) = Tokens::load_or_create(&p, "alice").unwrap();
+        assert_eq!(t3.operator_for(&bob2), Some(("bob", Role::Operator)));
+        assert_eq!(t3.operator_for(&bob), None, "the old token no longer works");
+        let e = Tokens::add_operator(&p, "alice", Role::Watcher).unwrap_err();
+        assert!(e.to_string().contains("stays an admin"), "{e}");
+    }
+
+    #[test]
+    fn operators_added_before_roles_existed_are_operators() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.json");
+        let old = format!(
+            r#"{{"agent_token":"{a}","principal":"local","operator_token":"{a}x","operator":"alice",
+               "operators":[{{"name":"bob","token":"{b}"}}]}}"#,
+            a = "a".repeat(40),
+            b = "b".repeat(40)
+        );
+        fs::write(&p, old).unwrap();
+        let (t, _) = Tokens::load_or_create(&p, "alice").unwrap();
+        assert_eq!(t.operator_for(&"b".repeat(40)), Some(("bob", Role::Operator)));
     }
 }

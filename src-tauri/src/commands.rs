@@ -5,8 +5,8 @@ use airlock_domain::{Approval, EgressAsk, EgressResolution, LeaseChange, Network
 use airlock_ledger::{Actor, Entry, VerifyReport};
 use airlock_policy::Mode;
 use airlock_supervisor::api::{
-    CreateRequest, ErrorBody, LeaseRequest, LedgerQuery, Me, ModeRequest, PolicyView, ResolveRequest,
-    Snapshot,
+    CreateRequest, CreatedLink, ErrorBody, LeaseRequest, LedgerQuery, LinkRequest, Me, ModeRequest,
+    PolicyView, ResolveRequest, Snapshot,
 };
 use airlock_supervisor::SandboxInfo;
 use tauri::State;
@@ -17,8 +17,11 @@ type Reply<T> = Result<T, ErrorBody>;
 
 #[tauri::command]
 pub(crate) fn me(console: State<'_, Console>) -> Me {
+    // The desktop app's user owns this machine and Airlock's state: an admin.
     Me {
         operator: console.operator.clone(),
+        role: airlock_domain::Role::Admin,
+        scope: airlock_domain::Scope::All,
     }
 }
 
@@ -69,6 +72,35 @@ pub(crate) async fn resolve(
         .sup
         .resolve_requested(&id, approval, &console.operator, request)
         .await?)
+}
+
+#[tauri::command]
+pub(crate) async fn create_link(
+    console: State<'_, Console>,
+    id: String,
+    request: LinkRequest,
+) -> Reply<CreatedLink> {
+    let mut made = console
+        .sup
+        .access()
+        .create(&id, &console.operator, request.ttl_s)
+        .await?;
+    // The link opens the console the app's server serves, not the app's own window.
+    made.path = format!("http://{}{}", console.addr, made.path);
+    Ok(made)
+}
+
+#[tauri::command]
+pub(crate) fn list_links(console: State<'_, Console>) -> Vec<airlock_domain::ViewLink> {
+    console.sup.access().live()
+}
+
+#[tauri::command]
+pub(crate) async fn revoke_link(
+    console: State<'_, Console>,
+    link: String,
+) -> Reply<airlock_domain::ViewLink> {
+    Ok(console.sup.access().revoke(&link, &console.operator).await?)
 }
 
 #[tauri::command]

@@ -19,8 +19,12 @@ use crate::{CommandError, Event, ResolveError, SandboxInfo, Supervisor};
 /// Who the caller is.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct Me {
-    /// The operator's name, as the ledger records it.
+    /// The operator's name, as the ledger records it (`link:ID` for a view link).
     pub operator: String,
+    /// What they may do.
+    pub role: airlock_domain::Role,
+    /// Which sandboxes they reach (a view link: one).
+    pub scope: airlock_domain::Scope,
 }
 
 /// Everything a console needs to draw itself: sent first on every (re)connection, so a client
@@ -31,6 +35,8 @@ pub struct Snapshot {
     pub sandboxes: Vec<SandboxInfo>,
     /// Every pending approval, oldest first.
     pub pending: Vec<Approval>,
+    /// Agents waiting for a human, oldest first.
+    pub human_requests: Vec<crate::help::HumanRequest>,
     /// Enforce or shadow.
     pub mode: Mode,
 }
@@ -51,6 +57,28 @@ impl From<Event> for EventMessage {
             event,
         }
     }
+}
+
+/// A link as made: the token is shown once, here, and never again.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct CreatedLink {
+    /// The link.
+    pub link: airlock_domain::ViewLink,
+    /// Its bearer token.
+    pub token: String,
+    /// Where it opens: the console on that sandbox alone (a path on the server that answered;
+    /// the desktop app gives the whole URL of its server).
+    pub path: String,
+}
+
+/// Make a view link.
+#[derive(Debug, Clone, Default, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// How long it works, in seconds (default one hour, at most a week).
+    #[serde(default)]
+    #[ts(optional)]
+    pub ttl_s: Option<u64>,
 }
 
 /// Most vCPUs an operator may give one sandbox.
@@ -77,6 +105,11 @@ pub struct CreateRequest {
     /// A name the caller picks to follow progress (`create_progress` events carry it).
     #[serde(default)]
     pub job: Option<String>,
+    /// Host folders shared in, read-only unless `writable` (checked against the host's rules when
+    /// the sandbox is made: never `/`, a home itself, `~/.ssh` or Airlock's state).
+    #[serde(default)]
+    #[ts(as = "Option<Vec<airlock_sandbox::Share>>", optional)]
+    pub shares: Vec<airlock_sandbox::Share>,
 }
 
 /// A checked [`CreateRequest`].
@@ -92,6 +125,8 @@ pub struct SandboxSpec {
     pub memory_mib: Option<u32>,
     /// Progress name.
     pub job: Option<String>,
+    /// Host folders to share (validated against the store's rules when it is made).
+    pub shares: Vec<airlock_sandbox::Share>,
 }
 
 impl CreateRequest {
@@ -126,6 +161,7 @@ impl CreateRequest {
             vcpus: self.vcpus,
             memory_mib: self.memory_mib,
             job: self.job.clone(),
+            shares: self.shares.clone(),
         })
     }
 }
@@ -284,6 +320,8 @@ impl CommandError {
             CommandError::Ledger(_) | CommandError::Record(_) | CommandError::Unrecorded(_) => "ledger",
             CommandError::UnknownBlob(_) => "unknown_blob",
             CommandError::Gone(_) => "session_gone",
+            CommandError::Link(_) => "invalid_link",
+            CommandError::Random(_) => "internal",
         }
     }
 }
@@ -314,6 +352,7 @@ impl Supervisor {
         Snapshot {
             sandboxes,
             pending,
+            human_requests: self.human_requests(),
             mode: self.mode(),
         }
     }

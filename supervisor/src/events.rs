@@ -106,6 +106,20 @@ pub enum Event {
         /// When (Unix ms).
         at_ms: u64,
     },
+    /// An agent asked for a human and waits.
+    HumanRequested {
+        /// The request.
+        request: crate::help::HumanRequest,
+    },
+    /// A request for a human ended (answered, timed out, abandoned).
+    HumanRequestEnded {
+        /// The sandbox.
+        sandbox: String,
+        /// The request.
+        request: u64,
+        /// How.
+        outcome: crate::help::HumanRequestOutcome,
+    },
     /// A sandbox appeared, went away or changed state.
     SandboxState {
         /// The sandbox.
@@ -209,12 +223,32 @@ impl Event {
             Event::EgressAsked { .. } | Event::EgressResolved { .. } => "egress",
             Event::Egress { .. } => "network",
             Event::LeaseChanged { .. } => "lease",
+            Event::HumanRequested { .. } | Event::HumanRequestEnded { .. } => "human",
             Event::SandboxState { .. } => "state",
             Event::CreateProgress { .. } => "create",
             Event::PolicyMode { .. } => "policy",
         }
     }
 
+    /// The sandbox this event is about; `None` for the policy mode and sandbox creation jobs.
+    pub fn sandbox(&self) -> Option<&str> {
+        match self {
+            Event::ActionDecided { sandbox, .. }
+            | Event::ActionExecuted { sandbox, .. }
+            | Event::ActionRefused { sandbox, .. }
+            | Event::Egress { sandbox, .. }
+            | Event::LeaseChanged { sandbox, .. }
+            | Event::SandboxState { sandbox, .. }
+            | Event::HumanRequestEnded { sandbox, .. } => Some(sandbox),
+            Event::HumanRequested { request } => Some(&request.sandbox),
+            Event::ApprovalRequested { approval } | Event::ApprovalResolved { approval } => {
+                Some(&approval.sandbox)
+            }
+            Event::EgressAsked { ask } | Event::EgressResolved { ask } => Some(&ask.sandbox),
+            Event::GrantIssued { grant } => Some(&grant.sandbox),
+            Event::PolicyMode { .. } | Event::CreateProgress { .. } => None,
+        }
+    }
     /// The namespaced topic.
     pub fn topic(&self) -> String {
         match self {
@@ -230,6 +264,8 @@ impl Event {
             Event::Egress { sandbox, .. } => format!("sandbox://{sandbox}/network"),
             Event::GrantIssued { grant } => format!("sandbox://{}/grant", grant.sandbox),
             Event::LeaseChanged { sandbox, .. } => format!("sandbox://{sandbox}/lease"),
+            Event::HumanRequested { request } => format!("sandbox://{}/human", request.sandbox),
+            Event::HumanRequestEnded { sandbox, .. } => format!("sandbox://{sandbox}/human"),
             Event::SandboxState { sandbox, .. } => format!("sandbox://{sandbox}/state"),
             Event::PolicyMode { .. } => "policy://mode".to_string(),
             Event::CreateProgress { job, .. } => format!("create://{job}"),

@@ -642,7 +642,7 @@ impl Supervisor {
     }
 }
 
-fn actor(agent: &AgentId) -> Actor {
+pub(crate) fn actor(agent: &AgentId) -> Actor {
     Actor {
         agent: Some(agent.agent.clone()),
         principal: Some(agent.principal.clone()),

@@ -8,10 +8,12 @@
 //! [`Supervisor`]; the session tasks mutate state; the pure rules live in `airlock-domain` and
 //! `airlock-policy`; every step is appended to the `airlock-ledger` as an `airlock-records` record.
 
+pub mod access;
 pub mod api;
 pub mod egress;
 pub mod events;
 pub mod gateway;
+pub mod help;
 pub mod session;
 pub mod terminal;
 
@@ -32,6 +34,7 @@ use tracing::{info, warn, Instrument};
 
 pub use crate::events::{By, CreateOutcome, Event, Events, SandboxState};
 pub use crate::gateway::{ActionReply, ActionRequest, ActionResult, AgentCall, AgentId, Frame, GatewayError};
+pub use crate::help::{HelpError, HumanAnswer, HumanRequest, HumanRequestOutcome};
 pub use crate::session::{LeaseChangeError, ResolveError, Session, SessionGone, SessionView, Unrecorded};
 
 pub use airlock_protocol::error_chain as chain;
@@ -144,6 +147,12 @@ pub enum CommandError {
     /// The session ended.
     #[error(transparent)]
     Gone(#[from] SessionGone),
+    /// A view link could not be made or revoked.
+    #[error(transparent)]
+    Link(#[from] airlock_domain::LinkError),
+    /// The kernel's random generator could not be read.
+    #[error("cannot read random bytes for a token")]
+    Random(#[source] std::io::Error),
 }
 
 /// A sandbox as listed to agents and operators.
@@ -167,7 +176,7 @@ pub struct SandboxInfo {
     pub session: SessionView,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     ledger: Ledger,
     events: Events,
     policy: RwLock<Arc<Policy>>,
@@ -177,6 +186,11 @@ struct Inner {
     images: Arc<dyn ImageSource>,
     config: Config,
     next_approval: AtomicU64,
+    /// Requests for a human: the next id, and those waiting (for the snapshot).
+    next_human_request: AtomicU64,
+    human_requests: std::sync::Mutex<std::collections::BTreeMap<u64, help::HumanRequest>>,
+    /// View links.
+    access: std::sync::OnceLock<access::Access>,
     /// Each supervised sandbox's egress gateway.
     egress: std::sync::Mutex<HashMap<String, Arc<egress::Hub>>>,
     /// Where this supervisor listens: never reachable from a sandbox.
@@ -223,6 +237,9 @@ impl Supervisor {
                 images,
                 config,
                 next_approval: AtomicU64::new(now_ms()),
+                next_human_request: AtomicU64::new(now_ms()),
+                human_requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+                access: std::sync::OnceLock::new(),
                 egress: std::sync::Mutex::new(HashMap::new()),
                 own_addresses: RwLock::new(Vec::new()),
                 creating: AtomicU64::new(0),
@@ -266,6 +283,57 @@ impl Supervisor {
 
     pub(crate) fn settle(&self) -> Duration {
         self.inner.config.settle
+    }
+
+    /// The view links and access refusals of this supervisor.
+    pub fn access(&self) -> access::Access {
+        self.inner
+            .access
+            .get_or_init(|| access::Access::new(Arc::downgrade(&self.inner)))
+            .clone()
+    }
+
+    pub(crate) fn next_human_request(&self) -> u64 {
+        self.inner.next_human_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Lists a waiting request for a human and tells the consoles.
+    pub(crate) fn remember_human_request(&self, request: help::HumanRequest) {
+        self.inner
+            .human_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.request, request.clone());
+        self.events().publish(Event::HumanRequested { request });
+    }
+
+    /// Takes a request for a human off the list and tells the consoles how it ended.
+    pub(crate) fn forget_human_request(
+        &self,
+        request: &help::HumanRequest,
+        outcome: help::HumanRequestOutcome,
+    ) {
+        self.inner
+            .human_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request.request);
+        self.events().publish(Event::HumanRequestEnded {
+            sandbox: request.sandbox.clone(),
+            request: request.request,
+            outcome,
+        });
+    }
+
+    /// The requests for a human still waiting, oldest first.
+    pub fn human_requests(&self) -> Vec<help::HumanRequest> {
+        self.inner
+            .human_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn next_approval_id(&self) -> u64 {
@@ -525,6 +593,17 @@ impl Supervisor {
             let mut progress = move |s: &str| step(s, CreateOutcome::Working);
             let backend = spec.backend;
             let profile = spec.profile;
+            let shares = airlock_sandbox::Shares::validate(&spec.shares, &store.share_rules())
+                .map_err(|e| CommandError::Invalid(chain(&e)))?;
+            let recorded: Vec<airlock_records::SharedFolder> = shares
+                .as_slice()
+                .iter()
+                .map(|s| airlock_records::SharedFolder {
+                    host: s.host.display().to_string(),
+                    guest: s.guest.display().to_string(),
+                    writable: s.writable,
+                })
+                .collect();
             let made = tokio::task::spawn_blocking(move || {
                 progress(&format!("preparing the {} image", profile.name()));
                 let image = images.image(profile, &mut progress)?;
@@ -537,7 +616,7 @@ impl Supervisor {
                     keeper_command: cfg.keeper_command.clone(),
                     boot_timeout: cfg.boot_timeout,
                 };
-                Ok::<_, CommandError>(store.create(&opts).map(|(rec, _)| rec)?)
+                Ok::<_, CommandError>(store.create_with_shares(&opts, &shares).map(|(rec, _)| rec)?)
             })
             .await
             .map_err(CommandError::from)
@@ -557,6 +636,7 @@ impl Supervisor {
                     profile: rec.profile.clone(),
                     placement: rec.placement.clone(),
                     boot_ms: rec.boot_ms,
+                    shares: recorded,
                 }),
             )
             .await?;
@@ -941,6 +1021,18 @@ impl Supervisor {
         input: HumanInput,
     ) -> Result<(), CommandError> {
         self.record(Some(id), Actor::operator(operator), Record::HumanInput(input))
+            .await
+    }
+
+    /// Records who may do what: a view link made, used, refused or revoked, or a request refused
+    /// for the caller's role (`who` is the operator, or `link:ID`).
+    pub async fn record_access(
+        &self,
+        sandbox: Option<&str>,
+        who: &str,
+        record: airlock_records::AccessRecord,
+    ) -> Result<(), CommandError> {
+        self.record(sandbox, Actor::operator(who), Record::Access(record))
             .await
     }
 

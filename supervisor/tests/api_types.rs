@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airlock_supervisor::api::{
-    CreateRequest, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, PolicyView,
-    ResolveRequest, Snapshot,
+    CreateRequest, CreatedLink, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, LinkRequest, Me,
+    ModeRequest, PolicyView, ResolveRequest, Snapshot,
 };
 use ts_rs::{Config, TS};
 
@@ -63,6 +63,8 @@ fn generate() -> String {
     export::<PolicyView>(&cfg);
     export::<ModeRequest>(&cfg);
     export::<ErrorBody>(&cfg);
+    export::<CreatedLink>(&cfg);
+    export::<LinkRequest>(&cfg);
     export::<airlock_ledger::Entry>(&cfg);
     export::<airlock_records::Record>(&cfg);
     export::<airlock_ledger::VerifyReport>(&cfg);

@@ -84,6 +84,9 @@ pub struct Config {
     /// Wall-clock time (ms since the Unix epoch) when `now_ms` was 0: ledger summaries carry
     /// wall-clock times.
     pub unix_ms_at_zero: u64,
+    /// Why its operator may not drive (a watcher, a view link), or `None` when they may: then
+    /// takeover, hand-back and input are refused here and never reach the session.
+    pub may_not_drive: Option<String>,
 }
 
 /// How the session answered an admission request ([`Output::Admit`]).
@@ -263,6 +266,9 @@ pub enum Output {
     Lease(LeaseCommand),
     /// Record the operator's input summary in the ledger.
     Record(HumanInput),
+    /// Record that the operator tried `request` (`takeover`, `input`, …) and may not (once per
+    /// request per viewer).
+    RecordForbidden(&'static str),
     /// Read the shared encoder feed for `(codec, quality)` instead of the current one.
     Subscribe {
         /// Codec.
@@ -455,6 +461,8 @@ struct Feed {
 /// One viewer's state.
 pub struct Viewer {
     config: Config,
+    /// Requests refused for the operator's role, told and recorded once each.
+    forbidden_told: Vec<&'static str>,
     /// Some operator holds the lease.
     human_holds: bool,
     /// This viewer's operator holds the lease.
@@ -607,6 +615,7 @@ impl Viewer {
         );
         Viewer {
             config,
+            forbidden_told: Vec::new(),
             human_holds,
             controlling,
             controller,
@@ -825,6 +834,18 @@ impl Viewer {
                 self.resync_if_room(now, out);
             }
             ClientMessage::Offer { sdp } => self.on_offer(sdp, out),
+            ClientMessage::Takeover | ClientMessage::Handback { .. }
+                if self.config.may_not_drive.is_some() =>
+            {
+                self.forbid(
+                    if matches!(m, ClientMessage::Takeover) {
+                        "takeover"
+                    } else {
+                        "handback"
+                    },
+                    out,
+                );
+            }
             ClientMessage::Takeover => out.push(Output::Lease(LeaseCommand::Take {
                 operator: self.config.operator.clone(),
             })),
@@ -873,7 +894,24 @@ impl Viewer {
     }
 
     /// Operator input: dropped, or sent to the session for admission.
+    /// Tells the client (and has the task record) once per request that its operator may not.
+    fn forbid(&mut self, request: &'static str, out: &mut Vec<Output>) {
+        if self.forbidden_told.contains(&request) {
+            return;
+        }
+        self.forbidden_told.push(request);
+        let why = self.config.may_not_drive.clone().unwrap_or_default();
+        out.push(error("forbidden", format!("{request} refused: {why}")));
+        out.push(Output::RecordForbidden(request));
+    }
+
     fn on_operator(&mut self, input: OperatorInput, out: &mut Vec<Output>) {
+        if self.config.may_not_drive.is_some() {
+            if input != OperatorInput::ReleaseAll {
+                self.forbid("input", out);
+            }
+            return;
+        }
         if input == OperatorInput::ReleaseAll && !self.controlling {
             // Clients send it when they lose focus or control: nothing of theirs is held.
             return;
@@ -1372,6 +1410,7 @@ mod tests {
             focused: true,
             socket_video: false,
             unix_ms_at_zero: 1_000_000,
+            may_not_drive: None,
         }
     }
 
@@ -1768,6 +1807,42 @@ mod tests {
             }
             other => panic!("expected one refusal notice, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_viewer_whose_role_may_not_drive_is_refused_takeover_and_input_once_each_and_nothing_reaches_the_session(
+    ) {
+        let mut cfg = config(TransportKind::WebCodecs);
+        cfg.may_not_drive = Some("alice is a watcher and may not take control or send input".into());
+        let mut v = Viewer::new(cfg, &Holder::Agent, 0);
+        let out = v.handle(Input::Client(ClientMessage::Takeover), 0);
+        match &out[..] {
+            [Output::Send(ServerMessage::Error { code, message }), Output::RecordForbidden("takeover")] => {
+                assert_eq!(code, "forbidden");
+                assert_eq!(
+                    message,
+                    "takeover refused: alice is a watcher and may not take control or send input"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(
+            v.handle(Input::Client(ClientMessage::Takeover), 1).is_empty(),
+            "told once"
+        );
+        let key = OperatorInput::Key {
+            down: true,
+            keysym: 0x61,
+        };
+        assert!(matches!(
+            v.handle(Input::Operator(key), 2)[..],
+            [Output::Send(_), Output::RecordForbidden("input")]
+        ));
+        assert!(v.handle(Input::Operator(key), 3).is_empty());
+        let hb = v.handle(Input::Client(ClientMessage::Handback { note: None }), 4);
+        assert!(!hb
+            .iter()
+            .any(|o| matches!(o, Output::Lease(_) | Output::Admit { .. })));
     }
 
     #[test]

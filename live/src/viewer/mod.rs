@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use airlock_domain::{Forbidden, Permission, Principal};
 use airlock_protocol::Input as GuestInput;
+use airlock_records::AccessRecord;
 use airlock_streaming::hub::{damage_bounds, EncodedUnit, FeedError, VideoFeed};
 use airlock_streaming::rtc::{RtcConfig, RtcEvent, RtcPeer};
 use airlock_streaming::still;
@@ -133,6 +135,8 @@ struct ViewerTask {
     stream: Arc<SandboxStream>,
     id: String,
     operator: String,
+    /// Why this viewer's principal may not drive, if it may not.
+    may_not_drive: Option<Forbidden>,
     config: ViewerConfig,
     out: Writer,
     core: Viewer,
@@ -144,20 +148,24 @@ struct ViewerTask {
     t0: Instant,
 }
 
-/// Serves one viewer socket of `operator` on sandbox `id` until it closes.
-pub async fn serve(views: LiveViews, operator: String, id: String, socket: WebSocket) {
+/// Serves one viewer socket of `principal` on sandbox `id` until it closes. A principal whose role
+/// may not drive sees everything and has takeover, hand-back and input refused (and recorded).
+pub async fn serve(views: LiveViews, principal: Principal, id: String, socket: WebSocket) {
     let viewer = NEXT_VIEWER.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("viewer", sandbox = %id, %operator, viewer);
-    let _ = tracing::Instrument::instrument(run(views, operator, id, socket, viewer), span).await;
+    let operator = principal.name.clone();
+    let span = tracing::info_span!("viewer", sandbox = %id, %operator, role = %principal.role, viewer);
+    let _ = tracing::Instrument::instrument(run(views, principal, id, socket, viewer), span).await;
 }
 
 async fn run(
     views: LiveViews,
-    operator: String,
+    principal: Principal,
     id: String,
     socket: WebSocket,
     viewer: u64,
 ) -> Result<(), CommandError> {
+    let operator = principal.name.clone();
+    let may_not_drive = principal.check(Permission::Drive, Some(&id), false).err();
     let sup = views.supervisor().clone();
     let config = views.config();
     let (sink, mut incoming) = socket.split();
@@ -226,6 +234,7 @@ async fn run(
             focused,
             socket_video,
             unix_ms_at_zero: airlock_supervisor::now_ms(),
+            may_not_drive: may_not_drive.as_ref().map(ToString::to_string),
         },
         &view.holder,
         0,
@@ -236,6 +245,7 @@ async fn run(
         stream,
         id,
         operator,
+        may_not_drive,
         config,
         out,
         core,
@@ -514,6 +524,22 @@ impl ViewerTask {
                     .await;
                 if let Err(e) = r {
                     tracing::error!(error = %e, "cannot record the operator's input summary");
+                }
+                None
+            }
+            Output::RecordForbidden(request) => {
+                if let Some(forbidden) = self.may_not_drive.clone() {
+                    let record = AccessRecord::Refused {
+                        request: format!("viewer {request}"),
+                        forbidden,
+                    };
+                    if let Err(e) = self
+                        .sup
+                        .record_access(Some(&self.id), &self.operator, record)
+                        .await
+                    {
+                        tracing::error!(error = %airlock_supervisor::chain(&e), "cannot record a refused request");
+                    }
                 }
                 None
             }

@@ -2,6 +2,39 @@
 // AIRLOCK_WRITE_TYPES=1 cargo test -p airlock-supervisor --test api_types
 
 /**
+ * Who may do what: view links and refusals for a role.
+ */
+export type AccessRecord = { "event": "link_created", 
+/**
+ * The link.
+ */
+link: ViewLink, } | { "event": "link_used", 
+/**
+ * The link's id.
+ */
+link: string, } | { "event": "link_revoked", 
+/**
+ * The link as it was then.
+ */
+link: ViewLink, } | { "event": "link_refused", 
+/**
+ * The link's id.
+ */
+link: string, 
+/**
+ * Why it was refused.
+ */
+reason: string, } | { "event": "refused", 
+/**
+ * What was asked (`POST /api/sandboxes/ID/lease`, `viewer takeover`).
+ */
+request: string, 
+/**
+ * Why it was refused.
+ */
+forbidden: Forbidden, };
+
+/**
  * What an agent asks to do.
  */
 export type Action = { "kind": "key", 
@@ -417,7 +450,30 @@ memory_mib: number | null,
 /**
  * A name the caller picks to follow progress (`create_progress` events carry it).
  */
-job: string | null, };
+job: string | null, 
+/**
+ * Host folders shared in, read-only unless `writable` (checked against the host's rules when
+ * the sandbox is made: never `/`, a home itself, `~/.ssh` or Airlock's state).
+ */
+shares?: Array<Share>, };
+
+/**
+ * A link as made: the token is shown once, here, and never again.
+ */
+export type CreatedLink = { 
+/**
+ * The link.
+ */
+link: ViewLink, 
+/**
+ * Its bearer token.
+ */
+token: string, 
+/**
+ * Where it opens: the console on that sandbox alone (a path on the server that answered;
+ * the desktop app gives the whole URL of its server).
+ */
+path: string, };
 
 /**
  * The pointer position.
@@ -842,7 +898,7 @@ body: Draft, };
 /**
  * What an entry records. Serialized (and displayed) as its snake_case name.
  */
-export type EntryKind = "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed";
+export type EntryKind = "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed" | "access" | "human_request";
 
 /**
  * A refused request: a stable code and a sentence for the operator.
@@ -1013,7 +1069,23 @@ epoch: number,
 /**
  * When (Unix ms).
  */
-at_ms: number, } | { "type": "sandbox_state", 
+at_ms: number, } | { "type": "human_requested", 
+/**
+ * The request.
+ */
+request: HumanRequest, } | { "type": "human_request_ended", 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The request.
+ */
+request: number, 
+/**
+ * How.
+ */
+outcome: HumanRequestOutcome, } | { "type": "sandbox_state", 
 /**
  * The sandbox.
  */
@@ -1119,6 +1191,35 @@ export type Failed = {
 error: string, };
 
 /**
+ * Why a principal may not do something.
+ */
+export type Forbidden = { "why": "role", 
+/**
+ * Who asked.
+ */
+who: string, 
+/**
+ * Their role.
+ */
+role: Role, 
+/**
+ * What was needed.
+ */
+permission: Permission, } | { "why": "scope", 
+/**
+ * Who asked.
+ */
+who: string, 
+/**
+ * The sandbox the link is for.
+ */
+allowed: string, 
+/**
+ * The sandbox asked for, if the request named one.
+ */
+asked: string | null, };
+
+/**
  * A time-boxed permission for one kind of action in one sandbox.
  */
 export type Grant = { 
@@ -1195,6 +1296,11 @@ duration_ms: number,
 note?: string | null, };
 
 /**
+ * What kind of help an agent asks for.
+ */
+export type HelpKind = "login" | "captcha" | "confirm" | "other";
+
+/**
  * Who holds control.
  */
 export type Holder = { "holder": "agent" } | { "holder": "human", 
@@ -1251,6 +1357,105 @@ error?: string,
  * that recorded it here; the hand-back's `lease_changed` entry carries it now).
  */
 handback_note?: string, };
+
+/**
+ * A request for a human, as operators see it while it waits.
+ */
+export type HumanRequest = { 
+/**
+ * Its id (per supervisor).
+ */
+request: number, 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * The agent asking.
+ */
+agent: string, 
+/**
+ * What it needs, in its words.
+ */
+reason: string, 
+/**
+ * The kind of help.
+ */
+kind: HelpKind, 
+/**
+ * When it asked (Unix ms).
+ */
+asked_ms: number, 
+/**
+ * When it stops waiting (Unix ms).
+ */
+deadline_ms: number, 
+/**
+ * The PNG blob of the screen when it asked.
+ */
+frame: string, };
+
+/**
+ * How a request for a human ended.
+ */
+export type HumanRequestOutcome = { "outcome": "answered", 
+/**
+ * Who.
+ */
+operator: string, } | { "outcome": "timed_out" } | { "outcome": "abandoned" };
+
+/**
+ * An agent asked for a human, and how it ended.
+ */
+export type HumanRequestRecord = { "event": "requested", 
+/**
+ * The request's id (per supervisor).
+ */
+request: number, 
+/**
+ * What the agent says it needs.
+ */
+reason: string, 
+/**
+ * The kind of help.
+ */
+kind: HelpKind, 
+/**
+ * When the agent stops waiting (Unix ms).
+ */
+deadline_ms: number, 
+/**
+ * The PNG blob of the screen when it asked.
+ */
+frame: string, } | { "event": "answered", 
+/**
+ * The request.
+ */
+request: number, 
+/**
+ * Who helped.
+ */
+operator: string, 
+/**
+ * What they said on hand-back.
+ */
+note: string | null, 
+/**
+ * The PNG blob of the screen the agent was given.
+ */
+frame: string, } | { "event": "timed_out", 
+/**
+ * The request.
+ */
+request: number, } | { "event": "abandoned", 
+/**
+ * The request.
+ */
+request: number, 
+/**
+ * What happened.
+ */
+reason: string, };
 
 /**
  * A screenshot, by the hash of its PNG blob.
@@ -1418,7 +1623,7 @@ kind: Array<EntryKind>, };
 /**
  * One ledger entry's kind and body, typed.
  */
-export type LedgerRecord = { "kind": "action_decided", "what": ActionDecided } | { "kind": "action_executed", "what": ActionExecuted } | { "kind": "action_refused", "what": ActionRefused } | { "kind": "approval_requested", "what": ApprovalRequested } | { "kind": "approval_resolved", "what": ApprovalResolved } | { "kind": "grant_issued", "what": GrantIssued } | { "kind": "lease_changed", "what": LeaseChanged } | { "kind": "human_input", "what": HumanInput } | { "kind": "lifecycle", "what": Lifecycle } | { "kind": "egress", "what": EgressRecord } | { "kind": "policy_changed", "what": PolicyChanged };
+export type LedgerRecord = { "kind": "action_decided", "what": ActionDecided } | { "kind": "action_executed", "what": ActionExecuted } | { "kind": "action_refused", "what": ActionRefused } | { "kind": "approval_requested", "what": ApprovalRequested } | { "kind": "approval_resolved", "what": ApprovalResolved } | { "kind": "grant_issued", "what": GrantIssued } | { "kind": "lease_changed", "what": LeaseChanged } | { "kind": "human_input", "what": HumanInput } | { "kind": "lifecycle", "what": Lifecycle } | { "kind": "egress", "what": EgressRecord } | { "kind": "policy_changed", "what": PolicyChanged } | { "kind": "access", "what": AccessRecord } | { "kind": "human_request", "what": HumanRequestRecord };
 
 /**
  * The supervisor or a sandbox started, stopped, appeared or went away.
@@ -1447,7 +1652,11 @@ placement: string,
 /**
  * How long it took to boot.
  */
-boot_ms: number | null, } | { "event": "sandbox_destroyed", 
+boot_ms: number | null, 
+/**
+ * Host folders shared into it.
+ */
+shares?: Array<SharedFolder>, } | { "event": "sandbox_destroyed", 
 /**
  * By the CLI (or another process), not through this supervisor.
  */
@@ -1458,13 +1667,30 @@ outside?: boolean, } | { "event": "sandbox_adopted" } | { "event": "sandbox_lost
 reason: string, };
 
 /**
+ * Make a view link.
+ */
+export type LinkRequest = { 
+/**
+ * How long it works, in seconds (default one hour, at most a week).
+ */
+ttl_s?: number, };
+
+/**
  * Who the caller is.
  */
 export type Me = { 
 /**
- * The operator's name, as the ledger records it.
+ * The operator's name, as the ledger records it (`link:ID` for a view link).
  */
-operator: string, };
+operator: string, 
+/**
+ * What they may do.
+ */
+role: Role, 
+/**
+ * Which sandboxes they reach (a view link: one).
+ */
+scope: Scope, };
 
 /**
  * Whether denials are enforced.
@@ -1547,6 +1773,11 @@ truncated: boolean,
  * Why it could not be read, if it could not.
  */
 error: string | null, };
+
+/**
+ * What a request needs.
+ */
+export type Permission = "see" | "decide" | "drive" | "manage" | "files" | "links" | "policy" | "operators";
 
 /**
  * A point on the screen, already checked to lie inside it.
@@ -1666,6 +1897,11 @@ argv: Array<string> | null, } | { "decision": "deny",
 reason: string | null, };
 
 /**
+ * An operator's role.
+ */
+export type Role = "admin" | "operator" | "watcher";
+
+/**
  * A sandbox as listed to agents and operators.
  */
 export type SandboxInfo = { 
@@ -1706,6 +1942,11 @@ session: SessionView, };
  * Where a sandbox stands, as events report it.
  */
 export type SandboxState = "running" | "destroyed" | "lost";
+
+/**
+ * Which sandboxes a principal reaches.
+ */
+export type Scope = { "kind": "all" } | { "kind": "sandbox", "sandbox": string };
 
 /**
  * Screen size the coordinates are checked against.
@@ -1839,6 +2080,40 @@ pending: Array<Approval>,
 grants: Array<Grant>, };
 
 /**
+ * One host folder shared into a sandbox.
+ */
+export type Share = { 
+/**
+ * The folder on the host (canonical once validated).
+ */
+host: string, 
+/**
+ * Where it appears in the sandbox (absolute).
+ */
+guest: string, 
+/**
+ * May the sandbox write to it? Read-only unless granted.
+ */
+writable: boolean, };
+
+/**
+ * A host folder shared into a sandbox, as recorded.
+ */
+export type SharedFolder = { 
+/**
+ * The host folder (canonical).
+ */
+host: string, 
+/**
+ * Where the sandbox sees it.
+ */
+guest: string, 
+/**
+ * Whether the sandbox may write to it.
+ */
+writable: boolean, };
+
+/**
  * Everything a console needs to draw itself: sent first on every (re)connection, so a client
  * replaces its state instead of merging into it.
  */
@@ -1851,6 +2126,10 @@ sandboxes: Array<SandboxInfo>,
  * Every pending approval, oldest first.
  */
 pending: Array<Approval>, 
+/**
+ * Agents waiting for a human, oldest first.
+ */
+human_requests: Array<HumanRequest>, 
 /**
  * Enforce or shadow.
  */
@@ -2008,6 +2287,35 @@ head: Digest | null,
  * The first broken entry by seq, if any.
  */
 first_broken: Broken | null, };
+
+/**
+ * A view link as listed (never with its token).
+ */
+export type ViewLink = { 
+/**
+ * The link's id (what the ledger names it by; not the secret).
+ */
+id: string, 
+/**
+ * The sandbox it shows.
+ */
+sandbox: string, 
+/**
+ * Who created it.
+ */
+created_by: string, 
+/**
+ * When (Unix ms).
+ */
+created_ms: number, 
+/**
+ * When it stops working (Unix ms).
+ */
+expires_ms: number, 
+/**
+ * Who revoked it, if anyone did.
+ */
+revoked_by: string | null, };
 
 /**
  * What a viewer is shown.
