@@ -15,7 +15,7 @@ const resolveEgress = vi.fn(async () => {
 const fake = cast<Backend>({
   kind: 'web',
   auth: null,
-  me: async () => ({ operator: 'ana' }),
+  me: async () => ({ operator: 'ana', role: 'admin', scope: { kind: 'all' } }),
   subscribe: (onEvent: (m: EventMessage) => void, onStatus: (s: string) => void, onSnapshot: (s: Snapshot) => void) => {
     emit = onEvent;
     setTimeout(() => {
@@ -41,6 +41,7 @@ const fake = cast<Backend>({
     text: '@id("x")\npermit (principal, action, resource);\n\n@id("new-destination")\npermit (principal, action == Action::"connect", resource);\n',
   }),
   blob: async () => new Blob([]),
+  listLinks: async () => [],
   notify: vi.fn(async () => undefined),
 });
 

@@ -7,7 +7,9 @@ import { describeAction } from './lib/actions';
 import { errorMessage, getBackend, type Backend } from './lib/backend';
 import { routeHash, useRoute, type Route } from './lib/router';
 import { destinationsText } from './lib/egress';
-import { askCount, egressKey, store, useAppState } from './lib/store';
+import { helpKindText } from './lib/human';
+import { can, linkSandbox } from './lib/roles';
+import { askCount, egressKey, humanKey, store, useAppState } from './lib/store';
 import { applyTheme, currentTheme, toggleTheme } from './lib/theme';
 import { Alert } from './components/common';
 import { BackendContext } from './components/context';
@@ -21,6 +23,8 @@ type Phase =
   | { kind: 'starting' }
   | { kind: 'failed'; message: string }
   | { kind: 'signin'; message: string | null }
+  /** A view link that expired or was revoked: the server's message, and no sign-in form. */
+  | { kind: 'ended'; message: string }
   | { kind: 'ready' };
 
 export function App() {
@@ -41,7 +45,10 @@ export function App() {
 
   useEffect(() => {
     if (!backend?.auth) return;
-    return backend.auth.onUnauthorized((message) => setPhase({ kind: 'signin', message }));
+    return backend.auth.onUnauthorized((message, code) => {
+      store.dispatch({ type: 'me', me: null });
+      setPhase(code === 'link_ended' ? { kind: 'ended', message } : { kind: 'signin', message });
+    });
   }, [backend]);
 
   if (phase.kind === 'starting' || !backend) {
@@ -54,6 +61,24 @@ export function App() {
     ) : (
       <main class="center-page">
         <p class="muted">Starting…</p>
+      </main>
+    );
+  }
+  if (phase.kind === 'ended') {
+    return (
+      <main class="center-page">
+        <section class="signin" aria-label="View link ended">
+          <h1>Airlock</h1>
+          <p class="card-error" role="alert">
+            {phase.message}
+          </p>
+          <p class="muted">This view-only link no longer works. Ask the operator who shared it for a new one.</p>
+          {backend.auth && (
+            <button type="button" onClick={() => setPhase({ kind: 'signin', message: null })}>
+              Sign in with an operator token
+            </button>
+          )}
+        </section>
       </main>
     );
   }
@@ -75,7 +100,7 @@ export function App() {
         backend={backend}
         onSignOut={() => {
           backend.auth?.signOut();
-          store.dispatch({ type: 'me', operator: null });
+          store.dispatch({ type: 'me', me: null });
           setPhase({ kind: 'signin', message: null });
         }}
       />
@@ -93,7 +118,7 @@ function SignIn({ backend, message, onDone }: { backend: Backend; message: strin
     setError(null);
     try {
       const me = await backend.auth.signIn(token);
-      store.dispatch({ type: 'me', operator: me.operator });
+      store.dispatch({ type: 'me', me });
       onDone();
     } catch (e) {
       setError(errorMessage(e));
@@ -139,11 +164,12 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
   const refreshing = useRef(false);
   const egressRead = useRef(0);
 
+  const routeRef = useRef(route);
+  routeRef.current = route;
+
   useEffect(() => {
-    backend.me().then(
-      (m) => store.dispatch({ type: 'me', operator: m.operator }),
-      (e: unknown) => setMeError(errorMessage(e)),
-    );
+    let stopped = false;
+    let unsubscribe: (() => void) | null = null;
     const refreshList = (): void => {
       if (refreshing.current) return;
       refreshing.current = true;
@@ -173,32 +199,61 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
       );
     };
     const background = (): boolean => document.hidden || !document.hasFocus();
-    return backend.subscribe(
-      (m) => {
-        const before = store.get();
-        store.dispatch({ type: 'event', message: m });
-        const e = m.event;
-        if (e.type === 'sandbox_state' && e.state !== 'destroyed' && !before.sandboxes.has(e.sandbox)) refreshList();
-        if (e.type === 'approval_requested' && background()) {
-          void backend.notify(
-            `Approval needed in ${e.approval.sandbox}`,
-            `${describeAction(e.approval.action)}${e.approval.reasons.length ? ` — ${e.approval.reasons.join(', ')}` : ''}`,
-          );
-        }
-        if (e.type === 'egress_asked' && background()) {
-          // Only a new ask is news (a re-send means another connection joined one already shown).
-          const k = egressKey(e.ask.sandbox, e.ask.id);
-          if (!before.egress.has(k) && store.get().egress.has(k)) {
-            void backend.notify(`Network ask in ${e.ask.sandbox}`, `${destinationsText(e.ask.destinations)} — ${e.ask.reason}`);
+    // Events are followed once the server has said who this is: a view link may not read the
+    // pending network asks (each refusal would go on the ledger), and is not told of them.
+    const follow = (link: boolean): void => {
+      if (stopped) return;
+      unsubscribe = backend.subscribe(
+        (m) => {
+          const before = store.get();
+          store.dispatch({ type: 'event', message: m });
+          const e = m.event;
+          if (e.type === 'sandbox_state' && e.state !== 'destroyed' && !before.sandboxes.has(e.sandbox)) refreshList();
+          if (e.type === 'approval_requested' && background()) {
+            void backend.notify(
+              `Approval needed in ${e.approval.sandbox}`,
+              `${describeAction(e.approval.action)}${e.approval.reasons.length ? ` — ${e.approval.reasons.join(', ')}` : ''}`,
+            );
           }
-        }
+          if (e.type === 'egress_asked' && background()) {
+            // Only a new ask is news (a re-send means another connection joined one already shown).
+            const k = egressKey(e.ask.sandbox, e.ask.id);
+            if (!before.egress.has(k) && store.get().egress.has(k)) {
+              void backend.notify(`Network ask in ${e.ask.sandbox}`, `${destinationsText(e.ask.destinations)} — ${e.ask.reason}`);
+            }
+          }
+          if (e.type === 'human_requested' && !link && can(store.get().principal, 'drive')) {
+            // An agent is stuck until someone helps: news unless that sandbox is on screen already.
+            const r = e.request;
+            const here = routeRef.current.view === 'session' && routeRef.current.id === r.sandbox;
+            if (!before.human.has(humanKey(r.sandbox, r.request)) && (background() || !here)) {
+              void backend.notify(`${r.agent || 'An agent'} needs a human in ${r.sandbox}`, `${helpKindText(r.kind)}: ${r.reason}`);
+            }
+          }
+        },
+        (status) => store.dispatch({ type: 'status', status }),
+        (snapshot) => {
+          store.dispatch({ type: 'snapshot', snapshot });
+          if (!link) readEgress();
+        },
+      );
+    };
+    backend.me().then(
+      (me) => {
+        if (stopped) return;
+        store.dispatch({ type: 'me', me });
+        follow(linkSandbox(me) !== null);
       },
-      (status) => store.dispatch({ type: 'status', status }),
-      (snapshot) => {
-        store.dispatch({ type: 'snapshot', snapshot });
-        readEgress();
+      (e: unknown) => {
+        if (stopped) return;
+        setMeError(errorMessage(e));
+        follow(false);
       },
     );
+    return () => {
+      stopped = true;
+      unsubscribe?.();
+    };
   }, [backend]);
 
   const pending = askCount(app);
@@ -214,6 +269,51 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
   );
 
   const statusText = app.status === 'open' ? 'Live' : app.status === 'connecting' ? 'Connecting' : 'Offline';
+  const themeButton = (
+    <button
+      type="button"
+      class="icon-button"
+      aria-label="Toggle theme"
+      title={theme === 'dark' ? 'Switch to the light theme' : 'Switch to the dark theme'}
+      onClick={() => setTheme(toggleTheme())}
+    >
+      <span aria-hidden="true">{theme === 'dark' ? '☾' : '☀'}</span>
+    </button>
+  );
+  const connection = (
+    <span class={`conn conn-${app.status}`} role="status" aria-label="Connection">
+      <span class="dot" aria-hidden="true" />
+      {statusText}
+    </span>
+  );
+
+  // A view link: that one session, watched, and nothing else.
+  const link = linkSandbox(app.principal);
+  if (link !== null) {
+    return (
+      <div class="shell link-shell">
+        <header class="topbar">
+          <span class="brand">Airlock</span>
+          <span class="role-pill" title="A view-only link: you can watch this sandbox, not change anything">
+            View only
+          </span>
+          <span class="mono small">{link}</span>
+          <span class="spacer" />
+          {connection}
+          {themeButton}
+        </header>
+        {app.loaded && app.status !== 'open' && (
+          <div class="banner" role="status">
+            Reconnecting…
+          </div>
+        )}
+        <main class="main">
+          <Session key={link} id={link} />
+        </main>
+      </div>
+    );
+  }
+  const watcher = app.principal !== null && !can(app.principal, 'decide');
 
   return (
     <div class="shell">
@@ -239,23 +339,17 @@ function Console({ backend, onSignOut }: { backend: Backend; onSignOut: () => vo
             Shadow mode
           </a>
         )}
+        {watcher && (
+          <span class="role-pill" title="Your role may watch, not decide, drive or change anything">
+            View only
+          </span>
+        )}
         <span class="spacer" />
-        <span class={`conn conn-${app.status}`} role="status" aria-label="Connection">
-          <span class="dot" aria-hidden="true" />
-          {statusText}
-        </span>
-        <span class="who small" title={meError ?? undefined}>
+        {connection}
+        <span class="who small" title={meError ?? (app.principal?.role ? `Role: ${app.principal.role}` : undefined)}>
           {app.me ? `Signed in as ${app.me}` : meError ? 'Signed in (name unavailable)' : ''}
         </span>
-        <button
-          type="button"
-          class="icon-button"
-          aria-label="Toggle theme"
-          title={theme === 'dark' ? 'Switch to the light theme' : 'Switch to the dark theme'}
-          onClick={() => setTheme(toggleTheme())}
-        >
-          <span aria-hidden="true">{theme === 'dark' ? '☾' : '☀'}</span>
-        </button>
+        {themeButton}
         {backend.auth && (
           <button type="button" class="subtle" onClick={onSignOut}>
             Sign out

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Backend } from '../lib/backend';
 import { ApiError } from '../lib/backend/errors';
 import { store } from '../lib/store';
-import { approval, sandbox, snapshot } from '../test/fixtures';
+import { approval, sandbox, snapshot, operator } from '../test/fixtures';
 import { ApprovalCard, hasInvisible } from './ApprovalCard';
 import { BackendContext } from './context';
 
@@ -27,6 +27,7 @@ describe('ApprovalCard', () => {
     root = document.createElement('div');
     document.body.append(root);
     store.dispatch({ type: 'snapshot', snapshot: snapshot([sandbox('sb-1')], []) });
+    store.dispatch({ type: 'me', me: operator('ana') });
   });
   afterEach(() => {
     render(null, root);

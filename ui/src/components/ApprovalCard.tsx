@@ -9,6 +9,7 @@ import { useBlobUrl } from '../lib/blobs';
 import { countdown } from '../lib/countdown';
 import { approveRequest, denyRequest, editFields, editRequest, initialDraft, notEditableReason, type EditDraft } from '../lib/edit';
 import { num } from '../lib/num';
+import { can } from '../lib/roles';
 import { askKey, store, useAppState } from '../lib/store';
 import { mapToScreen } from '../lib/video/geometry';
 import { useBackend } from './context';
@@ -47,6 +48,8 @@ export function ApprovalCard({ approval, compact, command }: Props) {
   const editable = fields.length > 0;
   const askReason = approval.reason || (app.askReasons.get(askKey(sandbox, approval.action)) ?? null);
   const frame = useBlobUrl(approval.frame_png);
+  // A watcher sees the card, not the buttons (the server would refuse them).
+  const decides = can(app.principal, 'decide');
   const [natural, setNatural] = useState<{ w: number; h: number } | null>(null);
   // Action coordinates are screen pixels: the overlay uses the screen's size (the frame is the
   // whole screen); the image's own size only when the sandbox is unknown here.
@@ -100,7 +103,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
 
   // Commands from the inbox keyboard.
   useEffect(() => {
-    if (!command) return;
+    if (!command || !decides) return;
     if (command.kind === 'approve') approve();
     else if (command.kind === 'deny') startDeny();
     else startEdit();
@@ -152,6 +155,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
         <span class={`countdown ${cd.warn ? 'warn' : ''}`} aria-live="off">
           {cd.text}
         </span>
+        {!decides && <span class="badge view-only">view only</span>}
       </header>
 
       <div
@@ -197,7 +201,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
 
       <Alert message={error} />
 
-      {phase === 'edit' && (
+      {decides && phase === 'edit' && (
         <div class="edit-panel">
           {fields.includes('start') && (
             <div class="field-row">
@@ -268,7 +272,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
         </div>
       )}
 
-      {phase === 'deny' && (
+      {decides && phase === 'deny' && (
         <DenyForm
           reason={reason}
           onReason={setReason}
@@ -279,7 +283,7 @@ export function ApprovalCard({ approval, compact, command }: Props) {
         />
       )}
 
-      {(phase === 'idle' || phase === 'busy') && (
+      {decides && (phase === 'idle' || phase === 'busy') && (
         <div class="decision-row">
           <button type="button" class="primary" disabled={busy || cd.expired} onClick={approve}>
             Approve

@@ -6,7 +6,7 @@ import type { EgressAsk } from '../lib/api/types';
 import type { Backend } from '../lib/backend';
 import { ApiError } from '../lib/backend/errors';
 import { apply, egressList, store } from '../lib/store';
-import { egressAsk, ev, sandbox, snapshot } from '../test/fixtures';
+import { egressAsk, ev, sandbox, snapshot, operator } from '../test/fixtures';
 import type { CardCommand } from './ApprovalCard';
 import { BackendContext } from './context';
 import { EgressCard } from './EgressCard';
@@ -31,6 +31,7 @@ describe('EgressCard', () => {
     root = document.createElement('div');
     document.body.append(root);
     store.dispatch({ type: 'snapshot', snapshot: snapshot([sandbox('sb-1')], []) });
+    store.dispatch({ type: 'me', me: operator('ana') });
   });
   afterEach(() => {
     render(null, root);

@@ -25,7 +25,8 @@ import {
   protocolText,
 } from '../lib/egress';
 import { num } from '../lib/num';
-import { store } from '../lib/store';
+import { can } from '../lib/roles';
+import { store, useAppState } from '../lib/store';
 import type { CardCommand } from './ApprovalCard';
 import { useBackend } from './context';
 import { Alert, DenyForm, NumberField, StillImage, useNow } from './common';
@@ -42,8 +43,11 @@ type Phase = 'idle' | 'deny' | 'busy';
 
 export function EgressCard({ ask, compact, command }: Props) {
   const backend = useBackend();
+  const app = useAppState();
   const now = useNow(1000);
   const id = num(ask.id);
+  // A watcher sees the ask, not the buttons (the server would refuse them).
+  const decides = can(app.principal, 'decide');
   const sandbox = ask.sandbox;
   const [phase, setPhase] = useState<Phase>('idle');
   const [error, setError] = useState<string | null>(null);
@@ -110,7 +114,7 @@ export function EgressCard({ ask, compact, command }: Props) {
 
   // Commands from the inbox keyboard.
   useEffect(() => {
-    if (!command || closed) return;
+    if (!command || closed || !decides) return;
     if (command.kind === 'approve') once();
     else if (command.kind === 'deny') startDeny();
     else setError('A network ask has nothing to edit: choose how far to allow it, or deny it.');
@@ -131,6 +135,7 @@ export function EgressCard({ ask, compact, command }: Props) {
         <span class={`countdown ${cd.warn ? 'warn' : ''}`} aria-live="off">
           {cd.text}
         </span>
+        {!decides && <span class="badge view-only">view only</span>}
       </header>
 
       <dl class="egress-facts">
@@ -213,7 +218,7 @@ export function EgressCard({ ask, compact, command }: Props) {
 
       <Alert message={error} />
 
-      {phase === 'deny' && (
+      {decides && phase === 'deny' && (
         <DenyForm
           reason={reason}
           onReason={setReason}
@@ -224,7 +229,7 @@ export function EgressCard({ ask, compact, command }: Props) {
         />
       )}
 
-      {(phase === 'idle' || phase === 'busy') && (
+      {decides && (phase === 'idle' || phase === 'busy') && (
         <div class="decision-row egress-scopes">
           <button
             type="button"

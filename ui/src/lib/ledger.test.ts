@@ -122,4 +122,40 @@ describe('ledger entries', () => {
       'Chain broken at entry 5: hash mismatch',
     );
   });
+
+  it('words view links and refused requests', () => {
+    const link = { id: 'l-1', sandbox: 'sb-1', created_by: 'ana', created_ms: 1, expires_ms: 1_700_003_600_000, revoked_by: null };
+    const created = entry(20, 'access', { event: 'link_created', link }, { actor: op('ana') });
+    expect(entrySummary(created)).toMatch(/^view link l-1 created by ana for sb-1, until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(entrySummary(entry(21, 'access', { event: 'link_used', link: 'l-1' }))).toBe('view link l-1 used');
+    expect(entrySummary(entry(22, 'access', { event: 'link_revoked', link: { ...link, revoked_by: 'bo' } }))).toBe('view link l-1 revoked by bo');
+    const linkRefused = entry(23, 'access', { event: 'link_refused', link: 'l-1', reason: 'view link l-1 expired' });
+    expect(entrySummary(linkRefused)).toBe('view link l-1 refused: view link l-1 expired');
+    const refused = entry(24, 'access', {
+      event: 'refused',
+      request: 'POST /api/sandboxes/sb-1/lease',
+      forbidden: { why: 'role', who: 'wes', role: 'watcher', permission: 'drive' },
+    });
+    expect(entrySummary(refused)).toBe('refused POST /api/sandboxes/sb-1/lease: wes is a watcher and may not take control or send input');
+    const outOfScope = entry(25, 'access', {
+      event: 'refused',
+      request: 'GET /api/ledger',
+      forbidden: { why: 'scope', who: 'link:l-1', allowed: 'sb-1', asked: null },
+    });
+    expect(entrySummary(outOfScope)).toBe('refused GET /api/ledger: link:l-1 is a view link for sandbox sb-1 and cannot reach anything beyond it');
+    expect([created, linkRefused, refused].map(entryDecision)).toEqual([null, 'refused', 'refused']);
+  });
+
+  it('words an agent asking for a human, and how it ended', () => {
+    const asked = entry(30, 'human_request', { event: 'requested', request: 2, reason: 'needs a login', kind: 'login', deadline_ms: 5, frame: H('e') }, { actor: agent });
+    expect(entrySummary(asked)).toBe('agent asked for a human (request 2, log in): needs a login');
+    expect(entryStills(asked)).toEqual([{ label: 'screen', hash: H('e') }]);
+    expect(entrySummary(entry(31, 'human_request', { event: 'answered', request: 2, operator: 'ana', note: 'logged in', frame: H('f') }))).toBe(
+      'human request 2 answered by ana — note: logged in',
+    );
+    expect(entrySummary(entry(32, 'human_request', { event: 'timed_out', request: 2 }))).toBe('human request 2 timed out: nobody helped in time');
+    expect(entrySummary(entry(33, 'human_request', { event: 'abandoned', request: 2, reason: 'the agent disconnected' }))).toBe(
+      'human request 2 abandoned: the agent disconnected',
+    );
+  });
 });

@@ -4,19 +4,25 @@
 
 import { describeAction, ellipsize, holderShort } from './actions';
 import type {
+  AccessRecord,
   Action,
   Entry,
   EntryKind,
+  Forbidden,
   Holder,
   HumanAction,
   HumanInput,
+  HumanRequestRecord,
   InputSummary,
   LedgerRecord,
   Lifecycle,
+  Permission,
   PolicyChanged,
   VerifyReport,
 } from './api/types';
 import { egressDecision, egressSummary, isEgressRecord } from './egress';
+import { dateTime } from './format';
+import { helpKindText } from './human';
 import { num } from './num';
 
 export const ENTRY_KINDS: readonly EntryKind[] = [
@@ -31,6 +37,8 @@ export const ENTRY_KINDS: readonly EntryKind[] = [
   'lifecycle',
   'egress',
   'policy_changed',
+  'access',
+  'human_request',
 ];
 
 export const DECISIONS: readonly string[] = [
@@ -128,10 +136,13 @@ export function entryDecision(e: Entry): string | null {
       return r.what.ok === false ? 'failed' : 'done';
     case 'egress':
       return isEgressRecord(r.what) ? egressDecision(r.what) : null;
+    case 'access':
+      return r.what.event === 'refused' || r.what.event === 'link_refused' ? 'refused' : null;
     case 'grant_issued':
     case 'lease_changed':
     case 'lifecycle':
     case 'policy_changed':
+    case 'human_request':
       return null;
   }
 }
@@ -240,6 +251,66 @@ function lifecycleSummary(l: Lifecycle): string {
   }
 }
 
+/** What a permission lets one do (the server's `Permission::describe`). */
+function permissionWords(p: Permission): string {
+  switch (p) {
+    case 'see':
+      return 'see sandboxes';
+    case 'decide':
+      return 'decide approvals or network asks';
+    case 'drive':
+      return 'take control or send input';
+    case 'manage':
+      return 'create or destroy sandboxes';
+    case 'files':
+      return 'move files into or out of a sandbox';
+    case 'links':
+      return 'create or revoke view links';
+    case 'policy':
+      return 'change the policy';
+    case 'operators':
+      return 'manage operators';
+  }
+}
+
+/** Why a request was refused, as the server words it. */
+export function forbiddenText(f: Forbidden): string {
+  switch (f.why) {
+    case 'role':
+      return `${f.who} is a ${f.role} and may not ${permissionWords(f.permission)}`;
+    case 'scope':
+      return `${f.who} is a view link for sandbox ${f.allowed} and cannot reach ${f.asked ?? 'anything beyond it'}`;
+  }
+}
+
+function accessSummary(a: AccessRecord): string {
+  switch (a.event) {
+    case 'link_created':
+      return `view link ${a.link.id} created by ${a.link.created_by} for ${a.link.sandbox}, until ${dateTime(num(a.link.expires_ms))}`;
+    case 'link_used':
+      return `view link ${a.link} used`;
+    case 'link_revoked':
+      return `view link ${a.link.id} revoked${a.link.revoked_by ? ` by ${a.link.revoked_by}` : ''}`;
+    case 'link_refused':
+      return `view link ${a.link} refused: ${a.reason}`;
+    case 'refused':
+      return `refused ${a.request}: ${forbiddenText(a.forbidden)}`;
+  }
+}
+
+function humanRequestSummary(h: HumanRequestRecord): string {
+  switch (h.event) {
+    case 'requested':
+      return `agent asked for a human (request ${num(h.request)}, ${helpKindText(h.kind).toLowerCase()}): ${ellipsize(h.reason, 120)}`;
+    case 'answered':
+      return `human request ${num(h.request)} answered by ${h.operator}${h.note ? ` — note: ${ellipsize(h.note, 80)}` : ''}`;
+    case 'timed_out':
+      return `human request ${num(h.request)} timed out: nobody helped in time`;
+    case 'abandoned':
+      return `human request ${num(h.request)} abandoned: ${h.reason}`;
+  }
+}
+
 /** One line saying what an entry records. */
 export function entrySummary(e: Entry): string {
   const r = recordOf(e);
@@ -284,6 +355,10 @@ export function entrySummary(e: Entry): string {
         return r.what.event === 'mode_set' ? `mode → ${r.what.mode}` : `rule added — policy ${r.what.policy_version.slice(0, 12)}`;
       case 'egress':
         return isEgressRecord(r.what) ? egressSummary(r.what) : brief(r.what);
+      case 'access':
+        return accessSummary(r.what);
+      case 'human_request':
+        return humanRequestSummary(r.what);
     }
   } catch {
     // A body that does not have its kind's shape (hand-edited, or from a future version).
@@ -303,6 +378,8 @@ export function entryStills(e: Entry): { label: string; hash: string }[] {
   };
   add('before', e.body.frame_before);
   add('after', e.body.frame_after);
+  // An agent's call for a human carries the screen it asked with, and its answer the one it got.
+  if (e.body.kind === 'human_request' && isObj(e.body.what)) add('screen', e.body.what.frame);
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { approval, egressAsk, ev, sandbox, snapshot } from '../test/fixtures';
-import { apply, askCount, askKey, egressList, holderOf, initialState, pendingList, reduce, sandboxState, Store, type AppState } from './store';
+import type { Snapshot } from './api/types';
+import { approval, cast, egressAsk, ev, humanRequest, operator, sandbox, snapshot } from '../test/fixtures';
+import { apply, askCount, askKey, egressList, holderOf, humanList, initialState, pendingList, reduce, sandboxState, Store, type AppState } from './store';
 
 const snap = (s: AppState, ...args: Parameters<typeof snapshot>): AppState =>
   reduce(s, { type: 'snapshot', snapshot: snapshot(...args) });
@@ -180,5 +181,34 @@ describe('network asks in the store', () => {
     expect(ids(s)).toEqual([2]);
     s = snap(s, [sandbox('c')], []);
     expect(ids(s)).toEqual([]);
+  });
+});
+
+describe('requests for a human in the store', () => {
+  const snap = (sbs: string[], human: unknown[]) => cast<Snapshot>({ ...snapshot(sbs.map((id) => sandbox(id)), []), human_requests: human });
+
+  it('the snapshot lists them, the two events add and end them, oldest first', () => {
+    let s = reduce(initialState, { type: 'snapshot', snapshot: snap(['sb-1', 'sb-2'], [humanRequest(1, 'sb-1', { asked_ms: 50 })]) });
+    s = reduce(s, { type: 'event', message: ev({ type: 'human_requested', request: humanRequest(1, 'sb-2', { asked_ms: 10 }) }) });
+    expect(humanList(s).map((r) => `${r.sandbox}/${r.request}`)).toEqual(['sb-2/1', 'sb-1/1']);
+    expect(humanList(s, 'sb-1')).toHaveLength(1);
+    expect(askCount(s, 'sb-2')).toBe(1);
+    s = reduce(s, { type: 'event', message: ev({ type: 'human_request_ended', sandbox: 'sb-2', request: 1, outcome: { outcome: 'timed_out' } }) });
+    expect(humanList(s).map((r) => r.sandbox)).toEqual(['sb-1']);
+  });
+
+  it('a reconnect replaces them, and a destroyed sandbox takes its own along', () => {
+    let s = reduce(initialState, { type: 'snapshot', snapshot: snap(['sb-1'], [humanRequest(1, 'sb-1')]) });
+    s = reduce(s, { type: 'snapshot', snapshot: snap(['sb-1'], [humanRequest(1, 'sb-1')]) });
+    expect(humanList(s)).toHaveLength(1);
+    s = reduce(s, { type: 'sandbox_removed', id: 'sb-1' });
+    expect(humanList(s)).toEqual([]);
+  });
+
+  it('remembers who is signed in, with role and reach', () => {
+    const s = reduce(initialState, { type: 'me', me: operator('ana', 'watcher') });
+    expect(s.me).toBe('ana');
+    expect(s.principal?.role).toBe('watcher');
+    expect(reduce(s, { type: 'me', me: null }).principal).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { describeAction } from './actions';
-import type { Approval, EgressAsk, EventMessage, Holder, Mode, SandboxInfo, Snapshot } from './api/types';
+import type { Approval, EgressAsk, EventMessage, Holder, HumanRequest, Me, Mode, SandboxInfo, Snapshot } from './api/types';
 import type { StreamStatus } from './backend';
 import { num } from './num';
 
@@ -44,6 +44,8 @@ export interface AppState {
   pending: ReadonlyMap<string, Approval>;
   /** Pending network asks keyed `${sandbox}/${id}`. */
   egress: ReadonlyMap<string, EgressAsk>;
+  /** Agents waiting for a human, keyed `${sandbox}/${request}`. */
+  human: ReadonlyMap<string, HumanRequest>;
   /** Ids of network asks seen decided or expired (a list read earlier must not bring them back). */
   egressSettled: ReadonlySet<number>;
   /** Ids of network asks events brought since the pending list was asked for; null when none is on its way. */
@@ -59,7 +61,10 @@ export interface AppState {
   /** Whether a snapshot has arrived at least once. */
   loaded: boolean;
   mode: Mode;
+  /** The signed-in operator's name. */
   me: string | null;
+  /** Who is signed in: name, role and reach (null until the server has said). */
+  principal: Me | null;
 }
 
 export const initialState: AppState = {
@@ -67,6 +72,7 @@ export const initialState: AppState = {
   lifecycle: new Map(),
   pending: new Map(),
   egress: new Map(),
+  human: new Map(),
   egressSettled: new Set(),
   egressFresh: null,
   networkRev: new Map(),
@@ -78,6 +84,7 @@ export const initialState: AppState = {
   loaded: false,
   mode: 'enforce',
   me: null,
+  principal: null,
 };
 
 export type StoreAction =
@@ -89,7 +96,7 @@ export type StoreAction =
   /** …and here they are (null: the read failed, what is shown stays). */
   | { type: 'egress_pending'; asks: EgressAsk[] | null }
   | { type: 'status'; status: StreamStatus }
-  | { type: 'me'; operator: string | null }
+  | { type: 'me'; me: Me | null }
   | { type: 'mode'; mode: Mode }
   | { type: 'job_started'; job: string; profile: string; backend: string; at: number }
   | { type: 'job_done'; job: string; sandbox: SandboxInfo }
@@ -119,6 +126,9 @@ export const approvalKey = (sandbox: string, id: number | bigint): string => `${
 /** Key of a network ask. */
 export const egressKey = (sandbox: string, id: number | bigint): string => `${sandbox}/${num(id)}`;
 
+/** Key of a request for a human. */
+export const humanKey = (sandbox: string, request: number | bigint): string => `${sandbox}/${num(request)}`;
+
 function withSet<K, V>(m: ReadonlyMap<K, V>, k: K, v: V): Map<K, V> {
   const n = new Map(m);
   n.set(k, v);
@@ -135,6 +145,7 @@ function without<K, V>(m: ReadonlyMap<K, V>, k: K): ReadonlyMap<K, V> {
 function removeSandbox(s: AppState, id: string): AppState {
   const pending = new Map([...s.pending].filter(([, a]) => a.sandbox !== id));
   const egress = new Map([...s.egress].filter(([, a]) => a.sandbox !== id));
+  const human = new Map([...s.human].filter(([, r]) => r.sandbox !== id));
   return {
     ...s,
     sandboxes: without(s.sandboxes, id),
@@ -144,6 +155,7 @@ function removeSandbox(s: AppState, id: string): AppState {
     networkRev: without(s.networkRev, id),
     pending: pending.size === s.pending.size ? s.pending : pending,
     egress: egress.size === s.egress.size ? s.egress : egress,
+    human: human.size === s.human.size ? s.human : human,
   };
 }
 
@@ -206,9 +218,16 @@ export function egressList(s: AppState, sandbox?: string): EgressAsk[] {
   return out;
 }
 
-/** Everything waiting for an operator: approvals and network asks. */
+/** Agents waiting for a human, oldest first. */
+export function humanList(s: AppState, sandbox?: string): HumanRequest[] {
+  const out = [...s.human.values()].filter((r) => sandbox === undefined || r.sandbox === sandbox);
+  out.sort((a, b) => num(a.asked_ms) - num(b.asked_ms) || num(a.request) - num(b.request));
+  return out;
+}
+
+/** Everything waiting for an operator: approvals, network asks and agents asking for a human. */
 export function askCount(s: AppState, sandbox?: string): number {
-  return pendingList(s, sandbox).length + egressList(s, sandbox).length;
+  return pendingList(s, sandbox).length + egressList(s, sandbox).length + humanList(s, sandbox).length;
 }
 
 /** A supervisor event applied to the state. */
@@ -282,6 +301,12 @@ export function apply(s: AppState, m: EventMessage): AppState {
       return { ...s, networkRev: bumpNetwork(s, e.sandbox) };
     case 'grant_issued':
       return s;
+    case 'human_requested': {
+      const r = e.request;
+      return { ...s, human: withSet(s.human, humanKey(r.sandbox, r.request), r) };
+    }
+    case 'human_request_ended':
+      return { ...s, human: without(s.human, humanKey(e.sandbox, e.request)) };
     case 'lease_changed': {
       const epoch = num(e.epoch);
       const cur = s.lease.get(e.sandbox);
@@ -328,11 +353,14 @@ export function reduce(s: AppState, a: StoreAction): AppState {
       const keep = <V>(m: ReadonlyMap<string, V>): Map<string, V> =>
         new Map([...m].filter(([id]) => sandboxes.has(id)));
       const egress = new Map([...s.egress].filter(([, ask]) => sandboxes.has(ask.sandbox)));
+      const human = new Map<string, HumanRequest>();
+      for (const r of a.snapshot.human_requests ?? []) if (r && typeof r.sandbox === 'string') human.set(humanKey(r.sandbox, r.request), r);
       return {
         ...s,
         sandboxes,
         lease,
         pending,
+        human,
         egress: egress.size === s.egress.size ? s.egress : egress,
         lifecycle: keep(s.lifecycle),
         lastStep: keep(s.lastStep),
@@ -368,7 +396,7 @@ export function reduce(s: AppState, a: StoreAction): AppState {
     case 'status':
       return s.status === a.status ? s : { ...s, status: a.status };
     case 'me':
-      return { ...s, me: a.operator };
+      return { ...s, me: a.me?.operator ?? null, principal: a.me };
     case 'mode':
       return { ...s, mode: a.mode };
     case 'job_started':

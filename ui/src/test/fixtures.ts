@@ -1,7 +1,20 @@
 // Test fixtures. The generated types may use bigint for u64 fields while JSON gives numbers: the
 // fixtures are built as JSON would arrive and cast.
 
-import type { Action, Approval, EgressAsk, Entry, EventMessage, Event, NetworkView, SandboxInfo, Snapshot } from '../lib/api/types';
+import type {
+  Action,
+  Approval,
+  EgressAsk,
+  Entry,
+  EventMessage,
+  Event,
+  HumanRequest,
+  Me,
+  NetworkView,
+  Role,
+  SandboxInfo,
+  Snapshot,
+} from '../lib/api/types';
 import type { TimelineStep } from '../lib/video/steps';
 import type { Step } from '../lib/video/wire';
 
@@ -49,6 +62,30 @@ export function egressAsk(id: number, sandbox = 'sb-1', extra: Record<string, un
     requested_ms: 2000 + id,
     deadline_ms: 122000 + id,
     state: { state: 'pending' },
+    ...extra,
+  });
+}
+
+/** A signed-in operator reaching every sandbox. */
+export function operator(name: string, role: Role = 'operator'): Me {
+  return { operator: name, role, scope: { kind: 'all' } };
+}
+
+/** What a view link is signed in as. */
+export function viewLink(sandbox: string, id = 'l-1'): Me {
+  return { operator: `link:${id}`, role: 'watcher', scope: { kind: 'sandbox', sandbox } };
+}
+
+export function humanRequest(request: number, sandbox = 'sb-1', extra: Record<string, unknown> = {}): HumanRequest {
+  return cast<HumanRequest>({
+    request,
+    sandbox,
+    agent: 'claude',
+    reason: 'The site wants a login I do not have',
+    kind: 'login',
+    asked_ms: Date.now() - 65_000,
+    deadline_ms: Date.now() + 300_000,
+    frame: 'c'.repeat(64),
     ...extra,
   });
 }

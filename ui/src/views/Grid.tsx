@@ -5,6 +5,7 @@ import { holderShort } from '../lib/actions';
 import type { BackendChoice, CreateRequest, Profile } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { ago, newJobId } from '../lib/format';
+import { can } from '../lib/roles';
 import { navigate } from '../lib/router';
 import { askCount, holderOf, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
 import { useBackend } from '../components/context';
@@ -21,9 +22,11 @@ export function Grid() {
         <h1>Sandboxes</h1>
         <span class="muted count">{app.loaded ? `${ids.length} running` : ''}</span>
         <span class="spacer" />
-        <button type="button" class="primary" onClick={() => setCreating(true)}>
-          New sandbox
-        </button>
+        {can(app.principal, 'manage') && (
+          <button type="button" class="primary" onClick={() => setCreating(true)}>
+            New sandbox
+          </button>
+        )}
       </div>
       {app.loaded && ids.length === 0 && jobs.length === 0 && (
         <p class="empty">No sandboxes yet. Create one with “New sandbox”, or let an agent create one over MCP.</p>
@@ -131,12 +134,16 @@ function SandboxCard({ id }: { id: string }) {
           <button type="button" class="primary" onClick={() => navigate({ view: 'session', id })}>
             Open
           </button>
-          <button type="button" disabled={busy !== null} onClick={() => void lease(paused ? 'resume' : 'pause')}>
-            {paused ? 'Resume agent' : 'Pause agent'}
-          </button>
-          <button type="button" class="danger subtle" disabled={busy !== null} onClick={() => setConfirm(true)}>
-            Destroy
-          </button>
+          {can(app.principal, 'drive') && (
+            <button type="button" disabled={busy !== null} onClick={() => void lease(paused ? 'resume' : 'pause')}>
+              {paused ? 'Resume agent' : 'Pause agent'}
+            </button>
+          )}
+          {can(app.principal, 'manage') && (
+            <button type="button" class="danger subtle" disabled={busy !== null} onClick={() => setConfirm(true)}>
+              Destroy
+            </button>
+          )}
         </div>
       </div>
       {confirm && (

@@ -1,24 +1,28 @@
-// Everything waiting for an operator across sandboxes — action approvals and network asks —
-// oldest first, driven from the keyboard (on a network ask, approve allows it once).
+// Everything waiting for an operator across sandboxes — action approvals, network asks and agents
+// asking for a human — oldest first, driven from the keyboard (on a network ask, approve allows it
+// once; a request for a human is answered by taking control).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeAction } from '../lib/actions';
-import type { Approval, EgressAsk } from '../lib/api/types';
+import type { Approval, EgressAsk, HumanRequest } from '../lib/api/types';
 import { countdown } from '../lib/countdown';
 import { destinationsText } from '../lib/egress';
+import { helpKindText, humanWait } from '../lib/human';
 import { INBOX_SHORTCUTS, inboxCommand, moveSelection, reselect } from '../lib/inboxKeys';
 import { num } from '../lib/num';
 import { navigate } from '../lib/router';
-import { approvalKey, egressKey, egressList, pendingList, useAppState, type AppState } from '../lib/store';
+import { approvalKey, egressKey, egressList, humanKey, humanList, pendingList, useAppState, type AppState } from '../lib/store';
 import { isTextField } from '../lib/video/keys';
 import { ApprovalCard, type CardCommand } from '../components/ApprovalCard';
 import { EgressCard } from '../components/EgressCard';
+import { HumanRequestCard } from '../components/HumanRequestCard';
 import { StillImage, useNow } from '../components/common';
 
 /** One thing waiting: an action approval or a network ask. */
 type Item =
   | { kind: 'approval'; key: string; sandbox: string; approval: Approval }
-  | { kind: 'egress'; key: string; sandbox: string; ask: EgressAsk };
+  | { kind: 'egress'; key: string; sandbox: string; ask: EgressAsk }
+  | { kind: 'human'; key: string; sandbox: string; request: HumanRequest };
 
 /** Approvals and network asks, oldest first. */
 function inboxItems(app: AppState): Item[] {
@@ -32,6 +36,11 @@ function inboxItems(app: AppState): Item[] {
       item: { kind: 'egress' as const, key: `egress:${egressKey(a.sandbox, a.id)}`, sandbox: a.sandbox, ask: a },
       at: num(a.requested_ms),
       id: num(a.id),
+    })),
+    ...humanList(app).map((r) => ({
+      item: { kind: 'human' as const, key: `human:${humanKey(r.sandbox, r.request)}`, sandbox: r.sandbox, request: r },
+      at: num(r.asked_ms),
+      id: num(r.request),
     })),
   ];
   items.sort((a, b) => a.at - b.at || a.id - b.id);
@@ -66,7 +75,8 @@ export function Inbox() {
   useEffect(() => setCommand(null), [selectedKey]);
 
   const approvals = list.filter((i) => i.kind === 'approval').length;
-  const asks = list.length - approvals;
+  const asks = list.filter((i) => i.kind === 'egress').length;
+  const humans = list.filter((i) => i.kind === 'human').length;
   const stateRef = useRef({ list, index, selected, selectedKey });
   stateRef.current = { list, index, selected, selectedKey };
 
@@ -134,6 +144,7 @@ export function Inbox() {
         <span class="muted count">
           {approvals === 1 ? '1 approval waiting' : `${approvals} approvals waiting`}
           {asks > 0 && (asks === 1 ? ', 1 network ask' : `, ${asks} network asks`)}
+          {humans > 0 && (humans === 1 ? ', 1 agent asks for a human' : `, ${humans} agents ask for a human`)}
         </span>
         <span class="spacer" />
         <button type="button" aria-expanded={help} onClick={() => setHelp((h) => !h)}>
@@ -161,6 +172,35 @@ export function Inbox() {
           <ul class="inbox-list" aria-label="Pending approvals" ref={listRef} tabIndex={-1}>
             {list.map((item, i) => {
               const sel = i === index;
+              if (item.kind === 'human') {
+                const r = item.request;
+                const id = num(r.request);
+                const w = humanWait(num(r.asked_ms), num(r.deadline_ms), now);
+                return (
+                  <li
+                    key={item.key}
+                    aria-label={`Human request ${id} in ${r.sandbox}`}
+                    aria-selected={sel}
+                    aria-current={sel ? 'true' : undefined}
+                    class={`inbox-item human-item ${sel ? 'selected' : ''}`}
+                    onClick={() => setIndex(i)}
+                  >
+                    <StillImage hash={r.frame} alt={`Screen when the agent asked (request ${id})`} class="inbox-thumb" />
+                    <span class="inbox-text">
+                      <span class="inbox-line">
+                        <span class="mono small">{r.sandbox}</span>
+                        <span class={`countdown small ${w.warn ? 'warn' : ''}`}>{w.left}</span>
+                      </span>
+                      <span class="inbox-summary" title={r.reason}>
+                        <span class="inbox-tag">{helpKindText(r.kind)}</span> {r.reason}
+                      </span>
+                      <span class="muted small">
+                        {r.agent ? `agent ${r.agent}` : 'the agent'} · {w.waited}
+                      </span>
+                    </span>
+                  </li>
+                );
+              }
               if (item.kind === 'egress') {
                 const a = item.ask;
                 const id = num(a.id);
@@ -224,6 +264,8 @@ export function Inbox() {
               <>
                 {selected.kind === 'approval' ? (
                   <ApprovalCard key={selectedKey} approval={selected.approval} command={command && command.key === selectedKey ? command : null} />
+                ) : selected.kind === 'human' ? (
+                  <HumanRequestCard key={selectedKey} request={selected.request} />
                 ) : (
                   <EgressCard key={selectedKey} ask={selected.ask} command={command && command.key === selectedKey ? command : null} />
                 )}

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Mode, PolicyView } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { highlightCedar, policySections } from '../lib/cedar';
+import { can } from '../lib/roles';
 import { store, useAppState } from '../lib/store';
 import { useBackend } from '../components/context';
 import { Alert, Modal } from '../components/common';
@@ -70,16 +71,19 @@ export function Policy() {
         <div>
           <dt>Mode</dt>
           <dd class="mode-switch">
-            <button
-              type="button"
-              role="switch"
-              aria-checked={shadow}
-              aria-label="Shadow mode"
-              class={`switch ${shadow ? 'on' : ''}`}
-              onClick={() => setConfirm(shadow ? 'enforce' : 'shadow')}
-            >
-              <span class="knob" aria-hidden="true" />
-            </button>
+            {/* Only an admin may switch the mode: others see it. */}
+            {can(app.principal, 'policy') && (
+              <button
+                type="button"
+                role="switch"
+                aria-checked={shadow}
+                aria-label="Shadow mode"
+                class={`switch ${shadow ? 'on' : ''}`}
+                onClick={() => setConfirm(shadow ? 'enforce' : 'shadow')}
+              >
+                <span class="knob" aria-hidden="true" />
+              </button>
+            )}
             <span class={shadow ? 'warn-text' : ''}>{shadow ? 'Shadow: denials are logged, not enforced' : 'Enforce'}</span>
           </dd>
         </div>

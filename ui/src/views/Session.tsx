@@ -1,13 +1,17 @@
 // One sandbox: the live screen (focused viewer), take control / hand back, the command-view
-// timeline, this sandbox's pending approvals and network asks, and its network.
+// timeline, agents asking for a human, this sandbox's pending approvals and network asks, its
+// network, and view-only links. A watcher sees it all without the buttons; a view link sees the
+// live screen and the command view only.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { holderText } from '../lib/actions';
 import { errorMessage } from '../lib/backend';
 import { clock } from '../lib/format';
 import { num } from '../lib/num';
+import { can, linkSandbox } from '../lib/roles';
 import { navigate } from '../lib/router';
-import { egressList, holderOf, pendingList, sandboxState, useAppState } from '../lib/store';
+import { egressList, holderOf, humanList, pendingList, sandboxState, useAppState } from '../lib/store';
+import type { HumanRequest } from '../lib/api/types';
 import type { ViewerConnection, ViewerSnapshot } from '../lib/video/connection';
 import type { Scaling } from '../lib/video/geometry';
 import { InputCapture } from '../lib/video/input';
@@ -16,6 +20,8 @@ import { usePictureBox } from '../lib/video/picture';
 import { decisionTone, showsStill } from '../lib/video/steps';
 import { ApprovalCard } from '../components/ApprovalCard';
 import { EgressCard } from '../components/EgressCard';
+import { HumanRequestCard } from '../components/HumanRequestCard';
+import { LinksPanel } from '../components/LinksPanel';
 import { NetworkPanel } from '../components/NetworkPanel';
 import { useBackend } from '../components/context';
 import { Alert, Modal, useViewer } from '../components/common';
@@ -33,6 +39,9 @@ export function Session({ id }: { id: string }) {
   const holder = holderOf(app, id);
   const me = app.me;
   const iControl = holder?.holder === 'human' && me !== null && holder.operator === me;
+  const drive = can(app.principal, 'drive');
+  const viaLink = linkSandbox(app.principal) !== null;
+  const helpWanted = humanList(app, id);
   const pending = pendingList(app, id);
   const asks = egressList(app, id);
   // Approvals and network asks together, oldest first.
@@ -71,6 +80,7 @@ export function Session({ id }: { id: string }) {
   const toggleRef = useRef<() => void>(() => undefined);
   const queuedToggle = useRef(false);
   toggleRef.current = () => {
+    if (!drive) return;
     if (busy) {
       queuedToggle.current = !queuedToggle.current;
       return;
@@ -135,9 +145,11 @@ export function Session({ id }: { id: string }) {
           {info.backend} · {info.profile} · {info.screen.width}×{info.screen.height}
         </span>
         <span class="spacer" />
-        <button type="button" onClick={() => navigate({ view: 'ledger', id })}>
-          Ledger
-        </button>
+        {!viaLink && (
+          <button type="button" onClick={() => navigate({ view: 'ledger', id })}>
+            Ledger
+          </button>
+        )}
       </div>
       <div class="session-layout">
         <div class="live-column">
@@ -146,7 +158,7 @@ export function Session({ id }: { id: string }) {
               {banner}
             </span>
             <span class="spacer" />
-            {!iControl && (
+            {drive && !iControl && (
               <button
                 type="button"
                 class="primary"
@@ -157,28 +169,43 @@ export function Session({ id }: { id: string }) {
                 Take control
               </button>
             )}
-            {iControl && (
-              <button type="button" class="primary" disabled={busy} onClick={() => setHanding(true)} title="Ctrl+Alt+Enter hands back at once">
-                Hand back
+            {drive && iControl && (
+              <button
+                type="button"
+                class="primary"
+                disabled={busy}
+                onClick={() => setHanding(true)}
+                title={helpWanted.length > 0 ? 'The agent asked for help: your note answers it' : 'Ctrl+Alt+Enter hands back at once'}
+              >
+                {helpWanted.length > 0 ? 'Hand back with a note' : 'Hand back'}
               </button>
             )}
-            {holder?.holder === 'paused' ? (
-              <button type="button" disabled={busy} onClick={() => void lease('resume')}>
-                Resume agent
-              </button>
-            ) : (
-              <button type="button" disabled={busy || iControl} onClick={() => void lease('pause')}>
-                Pause agent
-              </button>
-            )}
+            {drive &&
+              (holder?.holder === 'paused' ? (
+                <button type="button" disabled={busy} onClick={() => void lease('resume')}>
+                  Resume agent
+                </button>
+              ) : (
+                <button type="button" disabled={busy || iControl} onClick={() => void lease('pause')}>
+                  Pause agent
+                </button>
+              ))}
             <ScalingButton scaling={scaling} onChange={setScaling} />
           </div>
           <Alert message={error} />
-          <LiveView id={id} conn={conn} snap={snap} inControl={iControl} scaling={scaling} />
-          <NetworkPanel sandbox={id} />
+          {!viaLink && helpWanted.length > 0 && (
+            <div class="human-banner" role="region" aria-label="The agent asks for a human">
+              {helpWanted.map((r) => (
+                <HumanRequestCard key={`human:${r.sandbox}/${num(r.request)}`} request={r} compact />
+              ))}
+            </div>
+          )}
+          <LiveView id={id} conn={conn} snap={snap} inControl={iControl} drive={drive} scaling={scaling} />
+          {!viaLink && <NetworkPanel sandbox={id} />}
         </div>
         <aside class="side-column">
-          {waiting.length > 0 && (
+          {!viaLink && can(app.principal, 'links') && <LinksPanel sandbox={id} />}
+          {!viaLink && waiting.length > 0 && (
             <div class="session-approvals">
               <h2>
                 Waiting for you <span class="count-badge">{waiting.length}</span>
@@ -192,6 +219,7 @@ export function Session({ id }: { id: string }) {
       {handing && (
         <HandBackDialog
           busy={busy}
+          requests={helpWanted}
           onCancel={() => setHanding(false)}
           onConfirm={async (note) => {
             if (await lease('hand_back', note)) setHanding(false);
@@ -202,18 +230,26 @@ export function Session({ id }: { id: string }) {
   );
 }
 
-function HandBackDialog({
+export function HandBackDialog({
   busy,
+  requests,
   onCancel,
   onConfirm,
 }: {
   busy: boolean;
+  /** Open requests for a human in this sandbox: the note is the agent's answer then. */
+  requests: readonly HumanRequest[];
   onCancel: () => void;
   onConfirm: (note: string) => void | Promise<void>;
 }) {
   const [note, setNote] = useState('');
+  const asked = requests[0];
+  const ref = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    if (asked) ref.current?.focus();
+  }, []);
   return (
-    <Modal title="Hand control back to the agent" onClose={onCancel}>
+    <Modal title={asked ? 'Answer the agent and hand back' : 'Hand control back to the agent'} onClose={onCancel}>
       <form
         class="form"
         onSubmit={(e) => {
@@ -221,13 +257,19 @@ function HandBackDialog({
           void onConfirm(note);
         }}
       >
-        <label class="field">
-          <span>Note to the agent</span>
+        {asked && (
+          <p class="human-asked">
+            The agent asked: <q>{asked.reason}</q>
+          </p>
+        )}
+        <label class={`field ${asked ? 'note-answer' : ''}`}>
+          <span>{asked ? 'Your answer — the agent will get this note' : 'Note to the agent'}</span>
           <textarea
-            rows={4}
+            ref={ref}
+            rows={asked ? 6 : 4}
             maxLength={1000}
             value={note}
-            placeholder="Optional: what you changed, what it should do next"
+            placeholder={asked ? 'What you did (logged in, solved it…) and what it should do next' : 'Optional: what you changed, what it should do next'}
             onInput={(e) => setNote((e.currentTarget as HTMLTextAreaElement).value)}
           />
         </label>
@@ -263,12 +305,15 @@ function LiveView({
   conn,
   snap,
   inControl,
+  drive,
   scaling,
 }: {
   id: string;
   conn: ViewerConnection | null;
   snap: ViewerSnapshot | null;
   inControl: boolean;
+  /** Whether this operator may drive at all (a watcher's view takes no input). */
+  drive: boolean;
   scaling: Scaling;
 }) {
   const boxRef = useRef<HTMLDivElement>(null);
@@ -287,10 +332,10 @@ function LiveView({
 
   useEffect(() => {
     const stage = stageRef.current;
-    if (!conn || !stage) return;
+    if (!conn || !stage || !drive) return;
     const cap = new InputCapture(stage, conn, { onPointer: setCursor, onLockChange: setLocked });
     return () => cap.dispose();
-  }, [conn]);
+  }, [conn, drive]);
 
   // Leaving control releases the pointer lock.
   useEffect(() => {

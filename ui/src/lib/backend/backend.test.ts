@@ -3,6 +3,8 @@ import { backoffDelay } from '../backoff';
 import { ApiError, errorFromResponse, errorMessage, toApiError } from './errors';
 import { sniffImageType, toBytes } from './tauri';
 import { ledgerSearch, parseEventsMessage, takeTokenFromHash } from './web';
+import { sharedLink } from './index';
+import type { CreatedLink } from '../api/types';
 
 describe('errors', () => {
   it('keeps the server message and code', () => {
@@ -45,7 +47,7 @@ describe('web backend helpers', () => {
 
   it('classifies event socket messages', () => {
     expect(parseEventsMessage('{"type":"snapshot","sandboxes":[],"pending":[],"mode":"shadow"}')).toEqual({
-      kind: 'snapshot', snapshot: { sandboxes: [], pending: [], mode: 'shadow' },
+      kind: 'snapshot', snapshot: { sandboxes: [], pending: [], human_requests: [], mode: 'shadow' },
     });
     expect(parseEventsMessage('{"type":"snapshot","sandboxes":[]}')).toMatchObject({ snapshot: { pending: [], mode: 'enforce' } });
     expect(parseEventsMessage('{"type":"lagged","missed":12}')).toEqual({ kind: 'lagged', missed: 12 });
@@ -70,5 +72,18 @@ describe('tauri backend helpers', () => {
     expect(sniffImageType(Uint8Array.of(0x89, 0x50, 0x4e, 0x47))).toBe('image/png');
     expect(sniffImageType(new TextEncoder().encode('RIFF\0\0\0\0WEBPVP8L'))).toBe('image/webp');
     expect(sniffImageType(Uint8Array.of(1))).toBe('application/octet-stream');
+  });
+});
+
+describe('view link addresses', () => {
+  const made = (path: string): CreatedLink =>
+    ({ link: { id: 'l-1', sandbox: 'sb-1', created_by: 'ana', created_ms: 1, expires_ms: 2, revoked_by: null }, token: 'T', path }) as CreatedLink;
+
+  it('makes the server path a whole URL on this origin', () => {
+    expect(sharedLink(made('/#/session/sb-1?token=T'), 'https://airlock.example:8443').url).toBe('https://airlock.example:8443/#/session/sb-1?token=T');
+  });
+
+  it('keeps the whole URL the desktop app gives', () => {
+    expect(sharedLink(made('http://10.0.0.2:7777/#/session/sb-1?token=T'), null).url).toBe('http://10.0.0.2:7777/#/session/sb-1?token=T');
   });
 });

@@ -5,6 +5,7 @@
 import type {
   Approval,
   CreateRequest,
+  CreatedLink,
   EgressAsk,
   EgressResolution,
   Entry,
@@ -20,11 +21,36 @@ import type {
   SandboxInfo,
   Snapshot,
   VerifyReport,
+  ViewLink,
 } from '../api/types';
 
 export { ApiError, errorMessage, toApiError } from './errors';
 
 export type StreamStatus = 'connecting' | 'open' | 'closed';
+
+/** A view link as made, with the whole URL that opens it (its token inside: shown once). */
+export interface SharedLink {
+  link: ViewLink;
+  token: string;
+  /** The address to hand out: the console on that sandbox alone, view only. */
+  url: string;
+}
+
+/**
+ * A link as the server made it, its `path` made a whole URL against `origin` (null: the path is
+ * whole already, as the desktop app gives it).
+ */
+export function sharedLink(made: CreatedLink, origin: string | null): SharedLink {
+  let url = made.path;
+  if (origin !== null) {
+    try {
+      url = new URL(made.path, origin).href;
+    } catch {
+      /* not a path the origin can take: hand it out as it came */
+    }
+  }
+  return { link: made.link, token: made.token, url };
+}
 
 export interface Backend {
   readonly kind: 'tauri' | 'web';
@@ -50,6 +76,12 @@ export interface Backend {
   blob(hash: string): Promise<Blob>;
   policy(): Promise<PolicyView>;
   setMode(mode: Mode): Promise<void>;
+  /** A view-only link to one sandbox, working for `ttlS` seconds (the server's default: an hour). */
+  createLink(sandbox: string, ttlS?: number): Promise<SharedLink>;
+  /** The view links still working. */
+  listLinks(): Promise<ViewLink[]>;
+  /** Ends a view link at once (its viewers' sockets close); resolves to the link as it ended. */
+  revokeLink(link: string): Promise<ViewLink>;
   /**
    * Follows the supervisor's events. `onSnapshot` receives the full state at every (re)connection
    * and after a lag (it REPLACES what the caller holds); `onEvent` every event in between.
@@ -76,8 +108,11 @@ export interface Auth {
   signIn(token: string): Promise<Me>;
   /** Forgets the token. */
   signOut(): void;
-  /** Called with a message when the server refuses the stored token (401). */
-  onUnauthorized(fn: (message: string) => void): () => void;
+  /**
+   * Called when the server refuses the token in use (401), with its message and code
+   * (`link_ended` for an expired or revoked view link).
+   */
+  onUnauthorized(fn: (message: string, code: string) => void): () => void;
 }
 
 let chosen: Promise<Backend> | null = null;

@@ -6,6 +6,7 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
   Approval,
   CreateRequest,
+  CreatedLink,
   EgressAsk,
   EgressResolution,
   Entry,
@@ -21,9 +22,10 @@ import type {
   SandboxInfo,
   Snapshot,
   VerifyReport,
+  ViewLink,
 } from '../api/types';
 import { toApiError } from './errors';
-import type { Backend, StreamStatus } from './index';
+import { sharedLink, type Backend, type SharedLink, type StreamStatus } from './index';
 
 /** The event channels the shell emits on, each payload an EventMessage. */
 export const EVENT_CHANNELS = [
@@ -36,6 +38,7 @@ export const EVENT_CHANNELS = [
   'airlock://state',
   'airlock://policy',
   'airlock://create',
+  'airlock://human',
 ] as const;
 
 /** Emitted when the shell's subscription fell behind: the snapshot is read again. */
@@ -120,6 +123,17 @@ class TauriBackend implements Backend {
   }
   async setMode(mode: Mode): Promise<void> {
     await call<unknown>('set_mode', { mode });
+  }
+  async createLink(id: string, ttlS?: number): Promise<SharedLink> {
+    // The app's `path` is already the whole URL of its server.
+    const made = await call<CreatedLink>('create_link', { id, request: ttlS === undefined ? {} : { ttl_s: ttlS } });
+    return sharedLink(made, null);
+  }
+  listLinks(): Promise<ViewLink[]> {
+    return call('list_links');
+  }
+  revokeLink(link: string): Promise<ViewLink> {
+    return call('revoke_link', { link });
   }
   viewUrl(id: string): Promise<string> {
     return call('view_url', { id });

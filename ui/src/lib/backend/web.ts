@@ -4,6 +4,7 @@
 import type {
   Approval,
   CreateRequest,
+  CreatedLink,
   EgressAsk,
   EgressResolution,
   Entry,
@@ -19,12 +20,20 @@ import type {
   SandboxInfo,
   Snapshot,
   VerifyReport,
+  ViewLink,
 } from '../api/types';
 import { backoffDelay } from '../backoff';
 import { ApiError, errorFromResponse, toApiError } from './errors';
-import type { Auth, Backend, StreamStatus } from './index';
+import { sharedLink, type Auth, type Backend, type SharedLink, type StreamStatus } from './index';
 
+/** The operator's own token, kept across visits. */
 const TOKEN_KEY = 'airlock.operatorToken';
+/**
+ * A token that came in the address (a view link, or an operator's link to the console), kept for
+ * this tab only until the server says it reaches every sandbox: a view link opened in a browser
+ * never replaces the operator token stored there.
+ */
+const TAB_TOKEN_KEY = 'airlock.tabToken';
 
 /** Reads `token=…` from a location hash (`#token=T` or `#/route?token=T`); returns the token and the hash without it. */
 export function takeTokenFromHash(hash: string): { token: string | null; rest: string } {
@@ -75,6 +84,7 @@ export function parseEventsMessage(
     const snapshot = {
       sandboxes: v.sandboxes,
       pending: Array.isArray(v.pending) ? v.pending : [],
+      human_requests: Array.isArray(v.human_requests) ? v.human_requests : [],
       mode: v.mode === 'shadow' ? 'shadow' : 'enforce',
     } as unknown as Snapshot;
     return { kind: 'snapshot', snapshot };
@@ -88,16 +98,20 @@ export function parseEventsMessage(
 
 class WebAuth implements Auth {
   private token: string | null;
-  private readonly listeners = new Set<(message: string) => void>();
+  /** Where the token in use is kept: `stored` (localStorage) or `tab` (sessionStorage). */
+  private where: 'stored' | 'tab';
+  private readonly listeners = new Set<(message: string, code: string) => void>();
   private readonly backend: () => WebBackend;
 
   constructor(backend: () => WebBackend) {
     this.backend = backend;
-    this.token = readStored();
+    const tab = readKey(sessionStore(), TAB_TOKEN_KEY);
+    this.where = tab ? 'tab' : 'stored';
+    this.token = tab ?? readKey(localStore(), TOKEN_KEY);
     if (typeof location !== 'undefined' && typeof history !== 'undefined') {
       const { token, rest } = takeTokenFromHash(location.hash);
       if (token) {
-        this.store(token);
+        this.keep(token, 'tab');
         history.replaceState(null, '', `${location.pathname}${location.search}${rest || '#/grid'}`);
       }
     }
@@ -114,13 +128,13 @@ class WebAuth implements Auth {
   async signIn(token: string): Promise<Me> {
     const t = token.trim();
     if (!t) throw new ApiError(0, 'invalid_request', 'Enter the operator token.');
-    this.store(t);
+    this.keep(t, 'tab');
     try {
       return await this.backend().me();
     } catch (e) {
       const err = toApiError(e);
       if (err.unauthorized) this.forget();
-      throw err.unauthorized ? new ApiError(401, 'unauthorized', 'That token was refused by the server.') : err;
+      throw err.unauthorized && err.code !== 'link_ended' ? new ApiError(401, 'unauthorized', 'That token was refused by the server.') : err;
     }
   }
 
@@ -128,40 +142,80 @@ class WebAuth implements Auth {
     this.forget();
   }
 
-  onUnauthorized(fn: (message: string) => void): () => void {
+  onUnauthorized(fn: (message: string, code: string) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
 
-  refused(message: string): void {
+  refused(message: string, code: string): void {
     this.forget();
-    for (const fn of this.listeners) fn(message);
+    for (const fn of this.listeners) fn(message, code);
   }
 
-  private store(token: string): void {
+  /**
+   * What the server said the token in use is: a tab token that reaches every sandbox is an
+   * operator's, and is kept across visits from now on; a view link's stays in this tab.
+   */
+  learnt(me: Me): void {
+    if (this.where !== 'tab' || !this.token || me.scope?.kind === 'sandbox') return;
+    const token = this.token;
+    removeKey(sessionStore(), TAB_TOKEN_KEY);
+    this.keep(token, 'stored');
+  }
+
+  private keep(token: string, where: 'stored' | 'tab'): void {
     this.token = token;
-    try {
-      localStorage.setItem(TOKEN_KEY, token);
-    } catch {
-      /* storage unavailable: keep it for this page only */
-    }
+    this.where = where;
+    // Unavailable storage keeps it for this page only.
+    if (where === 'tab') writeKey(sessionStore(), TAB_TOKEN_KEY, token);
+    else writeKey(localStore(), TOKEN_KEY, token);
   }
 
+  /** Forgets the token in use, and only it (a refused view link leaves the stored token alone). */
   private forget(): void {
     this.token = null;
-    try {
-      localStorage.removeItem(TOKEN_KEY);
-    } catch {
-      /* storage unavailable */
-    }
+    if (this.where === 'tab') removeKey(sessionStore(), TAB_TOKEN_KEY);
+    else removeKey(localStore(), TOKEN_KEY);
   }
 }
 
-function readStored(): string | null {
+function localStore(): Storage | null {
   try {
-    return typeof localStorage === 'undefined' ? null : localStorage.getItem(TOKEN_KEY);
+    return typeof localStorage === 'undefined' ? null : localStorage;
   } catch {
     return null;
+  }
+}
+
+function sessionStore(): Storage | null {
+  try {
+    return typeof sessionStorage === 'undefined' ? null : sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
+function readKey(st: Storage | null, key: string): string | null {
+  try {
+    return st?.getItem(key) || null;
+  } catch {
+    return null;
+  }
+}
+
+function writeKey(st: Storage | null, key: string, value: string): void {
+  try {
+    st?.setItem(key, value);
+  } catch {
+    /* storage unavailable */
+  }
+}
+
+function removeKey(st: Storage | null, key: string): void {
+  try {
+    st?.removeItem(key);
+  } catch {
+    /* storage unavailable */
   }
 }
 
@@ -209,7 +263,7 @@ class WebBackend implements Backend {
         /* no body */
       }
       const err = errorFromResponse(res.status, res.statusText, text);
-      if (res.status === 401) this.auth.refused(err.message);
+      if (res.status === 401) this.auth.refused(err.message, err.code);
       throw err;
     }
     return res;
@@ -224,8 +278,10 @@ class WebBackend implements Backend {
     }
   }
 
-  me(): Promise<Me> {
-    return this.json('GET', '/me');
+  async me(): Promise<Me> {
+    const me = await this.json<Me>('GET', '/me');
+    this.auth.learnt(me);
+    return me;
   }
   snapshot(): Promise<Snapshot> {
     return this.json('GET', '/snapshot');
@@ -274,6 +330,21 @@ class WebBackend implements Backend {
   }
   async setMode(mode: Mode): Promise<void> {
     await this.request('POST', '/policy/mode', { mode });
+  }
+
+  async createLink(sandbox: string, ttlS?: number): Promise<SharedLink> {
+    const made = await this.json<CreatedLink>(
+      'POST',
+      `/sandboxes/${encodeURIComponent(sandbox)}/links`,
+      ttlS === undefined ? {} : { ttl_s: ttlS },
+    );
+    return sharedLink(made, location.origin);
+  }
+  listLinks(): Promise<ViewLink[]> {
+    return this.json('GET', '/links');
+  }
+  revokeLink(link: string): Promise<ViewLink> {
+    return this.json('DELETE', `/links/${encodeURIComponent(link)}`);
   }
 
   private wsBase(): string {
