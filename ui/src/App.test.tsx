@@ -12,6 +12,7 @@ let emit: (m: EventMessage) => void = () => undefined;
 const resolveEgress = vi.fn(async () => {
   throw new Error('network ask 8 is already decided');
 });
+const createSandbox = vi.fn(() => new Promise<never>(() => undefined));
 const fake = cast<Backend>({
   kind: 'web',
   auth: null,
@@ -42,6 +43,7 @@ const fake = cast<Backend>({
   }),
   blob: async () => new Blob([]),
   listLinks: async () => [],
+  createSandbox,
   notify: vi.fn(async () => undefined),
 });
 
@@ -49,6 +51,7 @@ vi.mock('./lib/backend', async (orig) => ({ ...(await orig<typeof import('./lib/
 vi.mock('./lib/blobs', () => ({ useBlobUrl: () => ({ url: null, error: null }) }));
 
 const { App } = await import('./App');
+const { store } = await import('./lib/store');
 
 const tick = async (ms = 0): Promise<void> => {
   await act(async () => {
@@ -88,6 +91,36 @@ describe('console', () => {
     expect(byLabel('Sandbox sb-2')?.textContent).toContain('operator bo');
     expect(byLabel('Sandbox sb-1')?.textContent).toContain('2 pending'); // an approval and a network ask
     expect(buttons()).toEqual(expect.arrayContaining(['Open', 'Pause agent', 'Destroy', 'New sandbox']));
+  });
+
+  it('creates a sandbox with shared folders, read-only unless ticked', async () => {
+    const button = (name: string): HTMLButtonElement => [...document.querySelectorAll('button')].find((b) => b.textContent?.trim() === name) as HTMLButtonElement;
+    const type = (el: Element | null | undefined, value: string): void => {
+      const input = el as HTMLInputElement;
+      input.value = value;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    };
+    act(() => button('New sandbox').click());
+    act(() => button('Add shared folder').click());
+    act(() => button('Add shared folder').click());
+    const row = (n: number) => document.querySelector(`[aria-label="Shared folder ${n}"]`);
+    act(() => {
+      type(row(1)?.querySelectorAll('input')[0], '/home/ana/data');
+      type(row(1)?.querySelectorAll('input')[1], '/mnt/data');
+      type(row(2)?.querySelectorAll('input')[0], '/srv/out');
+      type(row(2)?.querySelectorAll('input')[1], '/root/out');
+    });
+    act(() => (row(2)?.querySelector('input[type="checkbox"]') as HTMLInputElement).click());
+    act(() => button('Create').click());
+    expect(createSandbox).toHaveBeenCalledWith(
+      expect.objectContaining({
+        shares: [
+          { host: '/home/ana/data', guest: '/mnt/data', writable: false },
+          { host: '/srv/out', guest: '/root/out', writable: true },
+        ],
+      }),
+    );
+    act(() => store.dispatch({ type: 'job_dismissed', job: (createSandbox.mock.calls[0] as unknown as [{ job: string }])[0].job }));
   });
 
   it('updates from events', async () => {

@@ -6,6 +6,7 @@ import type { BackendChoice, CreateRequest, Profile } from '../lib/api/types';
 import { errorMessage } from '../lib/backend';
 import { ago, newJobId } from '../lib/format';
 import { can } from '../lib/roles';
+import { emptyShareRow, sharesFrom, type ShareRow } from '../lib/shares';
 import { navigate } from '../lib/router';
 import { askCount, holderOf, sandboxState, store, useAppState, type CreateJob } from '../lib/store';
 import { useBackend } from '../components/context';
@@ -226,7 +227,10 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
   const [be, setBe] = useState<BackendChoice>('auto');
   const [vcpus, setVcpus] = useState('2');
   const [memory, setMemory] = useState('2048');
+  const [shares, setShares] = useState<ShareRow[]>([]);
   const [error, setError] = useState<string | null>(null);
+  const setRow = (i: number, row: Partial<ShareRow>): void =>
+    setShares((rows) => rows.map((r, j) => (j === i ? { ...r, ...row } : r)));
 
   const submit = (): void => {
     const v = Number(vcpus);
@@ -239,8 +243,13 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
       setError('Memory must be a whole number of MiB from 256 to 16384.');
       return;
     }
+    const shared = sharesFrom(shares);
+    if ('error' in shared) {
+      setError(shared.error);
+      return;
+    }
     const job = newJobId();
-    const req: CreateRequest = { backend: be, profile, vcpus: v, memory_mib: m, job };
+    const req: CreateRequest = { backend: be, profile, vcpus: v, memory_mib: m, job, ...(shared.length > 0 ? { shares: shared } : {}) };
     store.dispatch({ type: 'job_started', job, profile, backend: be, at: Date.now() });
     onClose();
     backend.createSandbox(req).then(
@@ -277,6 +286,47 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
           <NumberField class="field" label="vCPUs" min={1} max={8} value={vcpus} onInput={setVcpus} />
           <NumberField class="field" label="Memory (MiB)" min={256} max={16384} step={256} value={memory} onInput={setMemory} />
         </div>
+        <fieldset class="shares">
+          <legend>Shared folders</legend>
+          {shares.length === 0 && <p class="hint small">None: the sandbox sees no host folder.</p>}
+          {shares.map((r, i) => (
+            <div class="share-row" key={i} role="group" aria-label={`Shared folder ${i + 1}`}>
+              <label class="field">
+                <span>Host folder</span>
+                <input
+                  type="text"
+                  class="mono"
+                  value={r.host}
+                  placeholder="/home/you/project"
+                  spellcheck={false}
+                  onInput={(e) => setRow(i, { host: (e.currentTarget as HTMLInputElement).value })}
+                />
+              </label>
+              <label class="field">
+                <span>In the sandbox</span>
+                <input
+                  type="text"
+                  class="mono"
+                  value={r.guest}
+                  placeholder="/mnt/project"
+                  spellcheck={false}
+                  onInput={(e) => setRow(i, { guest: (e.currentTarget as HTMLInputElement).value })}
+                />
+              </label>
+              <label class="check">
+                <input type="checkbox" checked={r.writable} onChange={(e) => setRow(i, { writable: (e.currentTarget as HTMLInputElement).checked })} />
+                <span>Writable</span>
+              </label>
+              <button type="button" class="subtle" aria-label={`Remove shared folder ${i + 1}`} onClick={() => setShares((rows) => rows.filter((_, j) => j !== i))}>
+                Remove
+              </button>
+            </div>
+          ))}
+          <button type="button" onClick={() => setShares((rows) => [...rows, emptyShareRow()])}>
+            Add shared folder
+          </button>
+          <p class="hint small">Read-only unless “Writable” is ticked: then the sandbox can change and delete files there.</p>
+        </fieldset>
         <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
         <Alert message={error} />
         <div class="button-row end">
