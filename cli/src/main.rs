@@ -1,5 +1,6 @@
 //! `airlock`: build guest images, create and drive sandboxes, benchmark them.
 
+mod files;
 mod serve;
 
 use std::io::Write;
@@ -267,6 +268,31 @@ enum SandboxCommand {
         #[arg(long, default_value_t = 30)]
         max_fps: u16,
     },
+    /// Upload FILE into the sandbox at DEST (default /root/NAME; a DEST ending in / keeps the
+    /// name), through the running `airlock serve`, on the record.
+    Put {
+        id: String,
+        file: PathBuf,
+        dest: Option<String>,
+        /// Permission bits, octal.
+        #[arg(long, default_value = "644")]
+        mode: String,
+        /// The running `airlock serve`.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+    },
+    /// Download PATH from the sandbox (a folder comes as a tar archive), through the running
+    /// `airlock serve`, on the record.
+    Get {
+        id: String,
+        path: String,
+        /// Where to write it (default: the path's name here; NAME.tar for a folder you name).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The running `airlock serve`.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+    },
     /// Destroy sandboxes: every process and file goes.
     Destroy {
         ids: Vec<String>,
@@ -458,8 +484,42 @@ fn screenshot_to(client: &GuestClient, id: &str, output: Option<PathBuf>) -> Res
 }
 
 fn sandbox(cmd: SandboxCommand) -> Result<ExitCode> {
+    match cmd {
+        SandboxCommand::Put {
+            id,
+            file,
+            dest,
+            mode,
+            server,
+        } => {
+            let mode = u32::from_str_radix(&mode, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .with_context(|| format!("--mode {mode:?} is not octal permission bits"))?;
+            let dest = files::put_dest(&file, dest.as_deref())?;
+            let api = files::Api::new(&server)?;
+            let written = serve::runtime()?.block_on(api.put(&id, &file, &dest, mode))?;
+            println!("{}", serde_json::to_string(&written)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        SandboxCommand::Get {
+            id,
+            path,
+            output,
+            server,
+        } => {
+            let out = files::get_out(&path, output)?;
+            let api = files::Api::new(&server)?;
+            let n = serve::runtime()?.block_on(api.get(&id, &path, &out))?;
+            eprintln!("{n} bytes written to {}", out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let store = open_store()?;
     match cmd {
+        // Through the server, above.
+        SandboxCommand::Put { .. } | SandboxCommand::Get { .. } => {}
         SandboxCommand::Create(a) => {
             let rec = create(&store, &a)?;
             println!("{}", rec.id);

@@ -102,14 +102,40 @@ impl BlobStore {
         fs::metadata(self.path(hash)).is_ok_and(|m| m.is_file())
     }
 
-    /// Reads and hashes a blob for verification.
+    /// Reads and hashes a blob for verification, in pieces (a kept upload may be large).
     pub fn check(&self, hash: &Digest) -> BlobState {
-        match fs::read(self.path(hash)) {
-            Ok(bytes) if Digest::of(&bytes) == *hash => BlobState::Intact,
+        match File::open(self.path(hash)).and_then(|f| Digest::of_reader(f)) {
+            Ok(d) if d == *hash => BlobState::Intact,
             Ok(_) => BlobState::Mismatch,
             Err(e) if e.kind() == ErrorKind::NotFound => BlobState::Missing,
             Err(e) => BlobState::Unreadable(e),
         }
+    }
+
+    /// Takes `file`, whose content the caller hashed to `hash` while writing it, as that blob:
+    /// it is fsynced and renamed into place (it must be on the blob directory's filesystem).
+    /// When the blob is present already, `file` is removed.
+    pub fn adopt(&self, file: &Path, hash: &Digest) -> Result<(), LedgerError> {
+        let path = self.path(hash);
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LedgerError::BlobWrite { path, source }
+        };
+        if fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            let _ = fs::remove_file(file);
+            return Ok(());
+        }
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        match fs::create_dir_all(&parent) {
+            Ok(()) => {}
+            Err(e) => return Err(write_err(&parent)(e)),
+        }
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(write_err(file))?;
+        fs::rename(file, &path).map_err(write_err(&path))?;
+        sync_dir(&parent).map_err(write_err(&parent))?;
+        Ok(())
     }
 
     /// Removes temporary files left by writes interrupted by a crash. Best effort.

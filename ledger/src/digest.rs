@@ -37,6 +37,18 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The SHA-256 of everything `r` yields.
+    pub fn of_reader(mut r: impl std::io::Read) -> std::io::Result<Digest> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf)? {
+                0 => return Ok(Digest(hasher.finalize().into())),
+                n => hasher.update(&buf[..n]),
+            }
+        }
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &Hash {
         &self.0

@@ -40,11 +40,13 @@ pub enum EntryKind {
     Access,
     /// An agent asked for a human, and how that ended.
     HumanRequest,
+    /// A file or folder moved into or out of a sandbox.
+    FileTransfer,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 13] = [
+    pub const ALL: [EntryKind; 14] = [
         EntryKind::ActionDecided,
         EntryKind::ActionExecuted,
         EntryKind::ActionRefused,
@@ -58,6 +60,7 @@ impl EntryKind {
         EntryKind::PolicyChanged,
         EntryKind::Access,
         EntryKind::HumanRequest,
+        EntryKind::FileTransfer,
     ];
 
     /// The snake_case name, as serialized and as stored in the `kind` column.
@@ -76,6 +79,7 @@ impl EntryKind {
             EntryKind::PolicyChanged => "policy_changed",
             EntryKind::Access => "access",
             EntryKind::HumanRequest => "human_request",
+            EntryKind::FileTransfer => "file_transfer",
         }
     }
 }

@@ -92,9 +92,14 @@ impl Ledger {
         let pool = read_pool(&db).await?;
         let blobs = BlobStore::new(dir.join(BLOBS_DIR));
         let sweeper = blobs.clone();
-        tokio::task::spawn_blocking(move || sweeper.sweep_tmp())
-            .await
-            .map_err(LedgerError::Background)?;
+        let spool = dir.join("spool");
+        tokio::task::spawn_blocking(move || {
+            sweeper.sweep_tmp();
+            // Uploads a crash interrupted before they became blobs.
+            let _ = std::fs::remove_dir_all(spool);
+        })
+        .await
+        .map_err(LedgerError::Background)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(writer::run(conn, rx, head, lock));
         tracing::debug!(head_seq = head.seq, "ledger open");
@@ -223,6 +228,29 @@ impl Ledger {
         let store = self.inner.blobs.clone();
         let bytes = bytes.to_vec();
         tokio::task::spawn_blocking(move || store.put(&bytes))
+            .await
+            .map_err(LedgerError::Background)?
+    }
+
+    /// Where large content is written before it becomes a blob ([`Ledger::adopt_blob`]): on the
+    /// blobs' filesystem. Created when asked for.
+    pub fn spool_dir(&self) -> Result<PathBuf, LedgerError> {
+        let dir = self.dir().join("spool");
+        std::fs::create_dir_all(&dir).map_err(|source| LedgerError::BlobWrite {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    /// Keeps `file` (in [`Ledger::spool_dir`]), whose content hashes to `hash`, as that blob.
+    #[tracing::instrument(name = "ledger.adopt_blob", skip_all, fields(%hash))]
+    pub async fn adopt_blob(&self, file: PathBuf, hash: Digest) -> Result<(), LedgerError> {
+        if self.inner.writer.is_none() {
+            return Err(LedgerError::ReadOnly);
+        }
+        let store = self.inner.blobs.clone();
+        tokio::task::spawn_blocking(move || store.adopt(&file, &hash))
             .await
             .map_err(LedgerError::Background)?
     }

@@ -58,6 +58,8 @@ pub enum Record {
     Access(AccessRecord),
     /// An agent asked for a human, or that request ended.
     HumanRequest(HumanRequestRecord),
+    /// A file or folder moved into or out of a sandbox (or failed to).
+    FileTransfer(FileTransfer),
 }
 
 /// A record could not be encoded, or an entry's body is not the record its kind names.
@@ -100,6 +102,7 @@ impl Record {
             Record::PolicyChanged(_) => EntryKind::PolicyChanged,
             Record::Access(_) => EntryKind::Access,
             Record::HumanRequest(_) => EntryKind::HumanRequest,
+            Record::FileTransfer(_) => EntryKind::FileTransfer,
         }
     }
 
@@ -119,6 +122,7 @@ impl Record {
             Record::PolicyChanged(r) => serde_json::to_value(r),
             Record::Access(r) => serde_json::to_value(r),
             Record::HumanRequest(r) => serde_json::to_value(r),
+            Record::FileTransfer(r) => serde_json::to_value(r),
         };
         encoded.map_err(|source| RecordError::Encode {
             kind: self.kind(),
@@ -163,6 +167,7 @@ impl Record {
             EntryKind::Egress => Record::Egress(read(kind, what)?),
             EntryKind::Access => Record::Access(read(kind, what)?),
             EntryKind::HumanRequest => Record::HumanRequest(read(kind, what)?),
+            EntryKind::FileTransfer => Record::FileTransfer(read(kind, what)?),
             EntryKind::PolicyChanged => Record::PolicyChanged(match read(kind, what) {
                 Ok(changed) => changed,
                 // Written before mode switches carried an `event`.
@@ -529,6 +534,52 @@ pub enum Lifecycle {
         /// Why, as far as is known.
         reason: String,
     },
+}
+
+/// Which way a file moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Into the sandbox.
+    In,
+    /// Out of the sandbox (egress of data).
+    Out,
+}
+
+/// What moved: one file, or a folder as a tar archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferContent {
+    /// A regular file.
+    File,
+    /// A folder, as a tar archive.
+    FolderArchive,
+}
+
+/// A file or folder moved into or out of a sandbox, or a transfer that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct FileTransfer {
+    /// In or out.
+    pub direction: Direction,
+    /// The path in the sandbox.
+    pub path: String,
+    /// A file or a folder archive.
+    pub content: TransferContent,
+    /// Bytes moved (what was moved so far, when it failed).
+    pub size: u64,
+    /// SHA-256 of those bytes, hex (`None` when it failed before the end).
+    pub sha256: Option<String>,
+    /// Uploads: the file as kept among the ledger's blobs (by its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub blob: Option<String>,
+    /// How it was asked for: `api`, `cli`, `console`, `agent`.
+    pub via: String,
+    /// Why it failed, if it did (nothing is left half-written in the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<String>,
 }
 
 /// A host folder shared into a sandbox, as recorded.

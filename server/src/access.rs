@@ -63,6 +63,8 @@ pub fn rule(method: &Method, path: &str) -> Option<Rule> {
         "/sandboxes/{id}/lease" | "/sandboxes/{id}/input" if post => needs(Drive),
         "/sandboxes/{id}/approvals/{approval}" | "/sandboxes/{id}/egress/{ask}" if post => needs(Decide),
         "/sandboxes/{id}/links" if post => needs(Links),
+        "/sandboxes/{id}/files" | "/sandboxes/{id}/files/list" if get => needs(Files),
+        "/sandboxes/{id}/files" if post => needs(Files),
         "/links" if get => needs(Links),
         "/links/{link}" if delete => needs(Links),
         "/approvals" | "/egress" | "/ledger" | "/ledger/export" | "/ledger/verify" | "/blobs/{hash}"

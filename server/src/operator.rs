@@ -21,12 +21,16 @@ use axum::middleware;
 
 use crate::access::Caller;
 use crate::serve::LinkCloser;
+use airlock_protocol::{Content, FileErrorKind};
+use airlock_sandbox::TransferError;
 use airlock_supervisor::access::Access;
 use airlock_supervisor::api::{
     CreateRequest, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
 };
+use airlock_supervisor::files::FileError;
 use airlock_supervisor::gateway::{parse, ActionRequest};
 use airlock_supervisor::{CommandError, ResolveError, Supervisor};
+use futures::StreamExt;
 
 /// An API error: `{code, message}` with a status.
 #[derive(Debug)]
@@ -119,6 +123,8 @@ pub fn router(sup: Supervisor, views: LiveViews, access: Access) -> Router {
         .route("/policy/mode", post(set_mode))
         .route("/events", get(events))
         .route("/sandboxes/{id}/view", get(view).layer(Extension(views)))
+        .route("/sandboxes/{id}/files", get(download).post(upload))
+        .route("/sandboxes/{id}/files/list", get(list_files))
         .route("/sandboxes/{id}/links", post(crate::access::create_link))
         .route("/links", get(crate::access::list_links))
         .route("/links/{link}", axum::routing::delete(crate::access::revoke_link))
@@ -454,4 +460,130 @@ async fn stream_events(sup: Supervisor, op: airlock_domain::Principal, mut socke
             },
         }
     }
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> ApiError {
+        let message = airlock_supervisor::chain(&e);
+        match e {
+            FileError::Command(c) => c.into(),
+            FileError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
+            FileError::Transfer {
+                source: TransferError::Refused(ref r),
+                ..
+            } if r.kind == FileErrorKind::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            ref e if e.is_callers() => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_file_request", message)
+            }
+            FileError::Mismatch { .. } | FileError::Transfer { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "guest", message)
+            }
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "files", message),
+        }
+    }
+}
+
+/// `?path=` (and, for uploads, `&mode=` in decimal or `0o…` octal).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    path: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+fn file_mode(mode: Option<&str>) -> Result<u32, ApiError> {
+    let Some(m) = mode else { return Ok(0o644) };
+    let parsed = match m.strip_prefix("0o") {
+        Some(oct) => u32::from_str_radix(oct, 8).ok(),
+        None => m.parse::<u32>().ok(),
+    };
+    parsed.filter(|m| *m <= 0o7777).ok_or_else(|| {
+        ApiError::bad(format!(
+            "mode={m:?} is not permission bits (decimal, or octal as 0o644)"
+        ))
+    })
+}
+
+async fn list_files(
+    State(sup): State<Supervisor>,
+    Path(id): Path<String>,
+    UrlQuery(q): UrlQuery<FileQuery>,
+) -> ApiResult<impl IntoResponse> {
+    if q.mode.is_some() {
+        return Err(ApiError::bad("a listing takes no mode"));
+    }
+    Ok(Json(sup.list_files(&id, &q.path).await?))
+}
+
+/// `POST /api/sandboxes/{id}/files?path=…`: the raw body is the file (Content-Length, at most
+/// 1 GiB), streamed, not buffered.
+async fn upload(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+    Path(id): Path<String>,
+    UrlQuery(q): UrlQuery<FileQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<impl IntoResponse> {
+    let mode = file_mode(q.mode.as_deref())?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let written = sup
+        .upload(
+            &id,
+            &q.path,
+            mode,
+            reader,
+            declared,
+            &Actor::operator(op.name),
+            "api",
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(written)))
+}
+
+/// `GET /api/sandboxes/{id}/files?path=…`: a file's bytes, or a folder as a tar archive.
+async fn download(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+    Path(id): Path<String>,
+    UrlQuery(q): UrlQuery<FileQuery>,
+) -> ApiResult<Response> {
+    if q.mode.is_some() {
+        return Err(ApiError::bad("a download takes no mode"));
+    }
+    let out = sup
+        .download(&id, &q.path, &Actor::operator(op.name), "api")
+        .await?;
+    let base = q
+        .path
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("download")
+        .replace(
+            |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "_",
+        );
+    let (ty, name, len) = match out.content {
+        Content::File { size, .. } => ("application/octet-stream", base, Some(size)),
+        Content::DirectoryTar { .. } => ("application/x-tar", format!("{base}.tar"), None),
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(out.body));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static(ty));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from(len));
+    }
+    Ok(resp)
 }

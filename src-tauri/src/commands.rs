@@ -103,6 +103,83 @@ pub(crate) async fn revoke_link(
     Ok(console.sup.access().revoke(&link, &console.operator).await?)
 }
 
+/// Largest file the desktop app moves through its window (bytes travel in the IPC message);
+/// larger ones go through `airlock sandbox put/get` or the browser console.
+const APP_FILE_LIMIT: usize = 256 << 20;
+
+fn file_error(e: airlock_supervisor::files::FileError) -> ErrorBody {
+    ErrorBody {
+        code: if e.is_callers() {
+            "invalid_file_request"
+        } else {
+            "files"
+        }
+        .into(),
+        message: airlock_supervisor::chain(&e),
+    }
+}
+
+#[tauri::command]
+pub(crate) async fn list_files(
+    console: State<'_, Console>,
+    id: String,
+    path: String,
+) -> Reply<airlock_supervisor::files::FileListing> {
+    console.sup.list_files(&id, &path).await.map_err(file_error)
+}
+
+#[tauri::command]
+pub(crate) async fn upload_file(
+    console: State<'_, Console>,
+    id: String,
+    path: String,
+    mode: u32,
+    data: Vec<u8>,
+) -> Reply<airlock_supervisor::files::FileWritten> {
+    let by = Actor::operator(console.operator.clone());
+    let len = data.len() as u64;
+    console
+        .sup
+        .upload(
+            &id,
+            &path,
+            mode,
+            std::io::Cursor::new(data),
+            Some(len),
+            &by,
+            "console",
+        )
+        .await
+        .map_err(file_error)
+}
+
+#[tauri::command]
+pub(crate) async fn download_file(console: State<'_, Console>, id: String, path: String) -> Reply<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let by = Actor::operator(console.operator.clone());
+    let out = console
+        .sup
+        .download(&id, &path, &by, "console")
+        .await
+        .map_err(file_error)?;
+    let mut bytes = Vec::new();
+    let mut body = out.body.take(APP_FILE_LIMIT as u64 + 1);
+    body.read_to_end(&mut bytes).await.map_err(|e| ErrorBody {
+        code: "files".into(),
+        message: format!("the download broke off: {e}"),
+    })?;
+    if bytes.len() > APP_FILE_LIMIT {
+        return Err(ErrorBody {
+            code: "too_large".into(),
+            message: format!(
+                "{path} is over {} MiB: download it with `airlock sandbox get` or the browser console",
+                APP_FILE_LIMIT >> 20
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
 #[tauri::command]
 pub(crate) async fn pending(console: State<'_, Console>) -> Reply<Vec<Approval>> {
     Ok(console.sup.pending().await)

@@ -12,6 +12,7 @@ pub mod access;
 pub mod api;
 pub mod egress;
 pub mod events;
+pub mod files;
 pub mod gateway;
 pub mod help;
 pub mod session;

@@ -65,6 +65,8 @@ fn generate() -> String {
     export::<ErrorBody>(&cfg);
     export::<CreatedLink>(&cfg);
     export::<LinkRequest>(&cfg);
+    export::<airlock_supervisor::files::FileListing>(&cfg);
+    export::<airlock_supervisor::files::FileWritten>(&cfg);
     export::<airlock_ledger::Entry>(&cfg);
     export::<airlock_records::Record>(&cfg);
     export::<airlock_ledger::VerifyReport>(&cfg);

@@ -551,6 +551,11 @@ last_seen_ms: number, };
 export type Digest = string;
 
 /**
+ * Which way a file moved.
+ */
+export type Direction = "in" | "out";
+
+/**
  * Refused DNS lookups of names under one domain.
  */
 export type DnsGroup = { 
@@ -898,7 +903,7 @@ body: Draft, };
 /**
  * What an entry records. Serialized (and displayed) as its snake_case name.
  */
-export type EntryKind = "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed" | "access" | "human_request";
+export type EntryKind = "action_decided" | "action_executed" | "action_refused" | "approval_requested" | "approval_resolved" | "grant_issued" | "lease_changed" | "human_input" | "lifecycle" | "egress" | "policy_changed" | "access" | "human_request" | "file_transfer";
 
 /**
  * A refused request: a stable code and a sentence for the operator.
@@ -1189,6 +1194,111 @@ export type Failed = {
  * Why, in a sentence.
  */
 error: string, };
+
+/**
+ * One entry of a sandbox directory.
+ */
+export type FileEntry = { 
+/**
+ * Its name (a name that is not UTF-8 shows U+FFFD for each bad byte).
+ */
+name: string, 
+/**
+ * What it is.
+ */
+kind: FileKind, 
+/**
+ * Bytes.
+ */
+size: number, 
+/**
+ * Permission bits.
+ */
+mode: number, 
+/**
+ * Modified, seconds since the epoch.
+ */
+mtime_s: number, };
+
+/**
+ * What a directory entry is.
+ */
+export type FileKind = "file" | "dir" | "symlink" | "other";
+
+/**
+ * A sandbox directory's entries.
+ */
+export type FileListing = { 
+/**
+ * The directory.
+ */
+path: string, 
+/**
+ * Its entries, by name.
+ */
+entries: Array<FileEntry>, 
+/**
+ * It holds more than were listed.
+ */
+truncated: boolean, };
+
+/**
+ * A file or folder moved into or out of a sandbox, or a transfer that failed.
+ */
+export type FileTransfer = { 
+/**
+ * In or out.
+ */
+direction: Direction, 
+/**
+ * The path in the sandbox.
+ */
+path: string, 
+/**
+ * A file or a folder archive.
+ */
+content: TransferContent, 
+/**
+ * Bytes moved (what was moved so far, when it failed).
+ */
+size: number, 
+/**
+ * SHA-256 of those bytes, hex (`None` when it failed before the end).
+ */
+sha256: string | null, 
+/**
+ * Uploads: the file as kept among the ledger's blobs (by its hash).
+ */
+blob?: string, 
+/**
+ * How it was asked for: `api`, `cli`, `console`, `agent`.
+ */
+via: string, 
+/**
+ * Why it failed, if it did (nothing is left half-written in the sandbox).
+ */
+error?: string, };
+
+/**
+ * A file written into a sandbox.
+ */
+export type FileWritten = { 
+/**
+ * The sandbox.
+ */
+sandbox: string, 
+/**
+ * Where it went.
+ */
+path: string, 
+/**
+ * Bytes.
+ */
+size: number, 
+/**
+ * SHA-256, hex (the guest's own hash of what it wrote, equal to the host's).
+ */
+sha256: string, };
 
 /**
  * Why a principal may not do something.
@@ -1623,7 +1733,7 @@ kind: Array<EntryKind>, };
 /**
  * One ledger entry's kind and body, typed.
  */
-export type LedgerRecord = { "kind": "action_decided", "what": ActionDecided } | { "kind": "action_executed", "what": ActionExecuted } | { "kind": "action_refused", "what": ActionRefused } | { "kind": "approval_requested", "what": ApprovalRequested } | { "kind": "approval_resolved", "what": ApprovalResolved } | { "kind": "grant_issued", "what": GrantIssued } | { "kind": "lease_changed", "what": LeaseChanged } | { "kind": "human_input", "what": HumanInput } | { "kind": "lifecycle", "what": Lifecycle } | { "kind": "egress", "what": EgressRecord } | { "kind": "policy_changed", "what": PolicyChanged } | { "kind": "access", "what": AccessRecord } | { "kind": "human_request", "what": HumanRequestRecord };
+export type LedgerRecord = { "kind": "action_decided", "what": ActionDecided } | { "kind": "action_executed", "what": ActionExecuted } | { "kind": "action_refused", "what": ActionRefused } | { "kind": "approval_requested", "what": ApprovalRequested } | { "kind": "approval_resolved", "what": ApprovalResolved } | { "kind": "grant_issued", "what": GrantIssued } | { "kind": "lease_changed", "what": LeaseChanged } | { "kind": "human_input", "what": HumanInput } | { "kind": "lifecycle", "what": Lifecycle } | { "kind": "egress", "what": EgressRecord } | { "kind": "policy_changed", "what": PolicyChanged } | { "kind": "access", "what": AccessRecord } | { "kind": "human_request", "what": HumanRequestRecord } | { "kind": "file_transfer", "what": FileTransfer };
 
 /**
  * The supervisor or a sandbox started, stopped, appeared or went away.
@@ -2238,6 +2348,11 @@ unknown: string | null,
  * Why it cannot be parsed as a command (unbalanced quotes, a here-document), if so.
  */
 unparsed: string | null, };
+
+/**
+ * What moved: one file, or a folder as a tar archive.
+ */
+export type TransferContent = "file" | "folder_archive";
 
 /**
  * How a viewer wants video delivered.
