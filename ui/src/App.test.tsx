@@ -43,6 +43,7 @@ const fake = cast<Backend>({
   }),
   blob: async () => new Blob([]),
   listLinks: async () => [],
+  listFiles: async (_sb: string, path: string) => ({ path, entries: [{ name: 'notes.txt', kind: 'file', size: 3, mode: 420, mtime_s: 1 }], truncated: false }),
   createSandbox,
   notify: vi.fn(async () => undefined),
 });
@@ -182,6 +183,8 @@ describe('console', () => {
     await tick(10);
     expect(document.querySelectorAll('section[aria-label="Network ask"]')).toHaveLength(1);
     expect(byLabel('Approval 3')).not.toBeNull();
+    expect(byLabel('Files in /root')?.textContent).toContain('notes.txt');
+    expect(byLabel('View links')).not.toBeNull();
     const panel = byLabel('Network');
     expect(panel?.textContent).toContain('web.test:80');
     expect(panel?.textContent).toContain('exfil.test');

@@ -158,4 +158,15 @@ describe('ledger entries', () => {
       'human request 2 abandoned: the agent disconnected',
     );
   });
+
+  it('words files moved into and out of a sandbox, and a transfer that broke off', () => {
+    const up = entry(40, 'file_transfer', { direction: 'in', path: '/root/data.csv', content: 'file', size: 1536, sha256: 'ab'.repeat(32), blob: 'ab'.repeat(32), via: 'console' }, { actor: op('ana') });
+    expect(entrySummary(up)).toBe('file into the sandbox: /root/data.csv (1.5 KiB, sha256 abababababab) via console');
+    expect(entryDecision(up)).toBe('done');
+    const down = entry(41, 'file_transfer', { direction: 'out', path: '/root/Downloads', content: 'folder_archive', size: 10, sha256: 'cd'.repeat(32), via: 'api' });
+    expect(entrySummary(down)).toBe('folder (tar) out of the sandbox: /root/Downloads (10 B, sha256 cdcdcdcdcdcd) via api');
+    const broke = entry(42, 'file_transfer', { direction: 'out', path: '/root/big.iso', content: 'file', size: 4096, sha256: null, via: 'api', error: 'the client went away' });
+    expect(entrySummary(broke)).toBe('file out of the sandbox: /root/big.iso (4.0 KiB) via api — failed: the client went away');
+    expect(entryDecision(broke)).toBe('failed');
+  });
 });

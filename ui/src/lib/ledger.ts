@@ -8,6 +8,7 @@ import type {
   Action,
   Entry,
   EntryKind,
+  FileTransfer,
   Forbidden,
   Holder,
   HumanAction,
@@ -21,7 +22,8 @@ import type {
   VerifyReport,
 } from './api/types';
 import { egressDecision, egressSummary, isEgressRecord } from './egress';
-import { dateTime } from './format';
+import { sizeText } from './files';
+import { dateTime, shortHash } from './format';
 import { helpKindText } from './human';
 import { num } from './num';
 
@@ -39,6 +41,7 @@ export const ENTRY_KINDS: readonly EntryKind[] = [
   'policy_changed',
   'access',
   'human_request',
+  'file_transfer',
 ];
 
 export const DECISIONS: readonly string[] = [
@@ -138,6 +141,8 @@ export function entryDecision(e: Entry): string | null {
       return isEgressRecord(r.what) ? egressDecision(r.what) : null;
     case 'access':
       return r.what.event === 'refused' || r.what.event === 'link_refused' ? 'refused' : null;
+    case 'file_transfer':
+      return r.what.error ? 'failed' : 'done';
     case 'grant_issued':
     case 'lease_changed':
     case 'lifecycle':
@@ -311,6 +316,15 @@ function humanRequestSummary(h: HumanRequestRecord): string {
   }
 }
 
+function fileTransferSummary(f: FileTransfer): string {
+  const what = f.content === 'folder_archive' ? 'folder (tar)' : 'file';
+  const way = f.direction === 'in' ? `${what} into the sandbox` : `${what} out of the sandbox`;
+  const hash = f.sha256 ? `, sha256 ${shortHash(f.sha256)}` : '';
+  const via = f.via ? ` via ${f.via}` : '';
+  const err = f.error ? ` — failed: ${brief(f.error, 120)}` : '';
+  return `${way}: ${f.path} (${sizeText(f.size)}${hash})${via}${err}`;
+}
+
 /** One line saying what an entry records. */
 export function entrySummary(e: Entry): string {
   const r = recordOf(e);
@@ -359,6 +373,8 @@ export function entrySummary(e: Entry): string {
         return accessSummary(r.what);
       case 'human_request':
         return humanRequestSummary(r.what);
+      case 'file_transfer':
+        return fileTransferSummary(r.what);
     }
   } catch {
     // A body that does not have its kind's shape (hand-edited, or from a future version).

@@ -20,6 +20,7 @@ import { usePictureBox } from '../lib/video/picture';
 import { decisionTone, showsStill } from '../lib/video/steps';
 import { ApprovalCard } from '../components/ApprovalCard';
 import { EgressCard } from '../components/EgressCard';
+import { FilesPanel, type DropTarget } from '../components/FilesPanel';
 import { HumanRequestCard } from '../components/HumanRequestCard';
 import { LinksPanel } from '../components/LinksPanel';
 import { NetworkPanel } from '../components/NetworkPanel';
@@ -41,6 +42,10 @@ export function Session({ id }: { id: string }) {
   const iControl = holder?.holder === 'human' && me !== null && holder.operator === me;
   const drive = can(app.principal, 'drive');
   const viaLink = linkSandbox(app.principal) !== null;
+  const files = !viaLink && can(app.principal, 'files');
+  // Files dropped anywhere on the view go to the files panel's folder.
+  const dropRef = useRef<((files: File[]) => void) | null>(null);
+  const [dragging, setDragging] = useState(false);
   const helpWanted = humanList(app, id);
   const pending = pendingList(app, id);
   const asks = egressList(app, id);
@@ -119,9 +124,11 @@ export function Session({ id }: { id: string }) {
         </div>
         <p class="empty">
           {app.loaded ? `No sandbox ${id} is supervised here (it may have been destroyed).` : 'Loading…'}{' '}
-          <button type="button" onClick={() => navigate({ view: 'grid' })}>
-            Back to the grid
-          </button>
+          {!viaLink && (
+            <button type="button" onClick={() => navigate({ view: 'grid' })}>
+              Back to the grid
+            </button>
+          )}
         </p>
       </div>
     );
@@ -136,8 +143,29 @@ export function Session({ id }: { id: string }) {
         : holderText(holder, me);
   const state = sandboxState(app, id);
 
+  const hasFiles = (e: DragEvent): boolean => !!e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  const dropProps = files
+    ? {
+        onDragOver: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          e.preventDefault();
+          if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+          setDragging(true);
+        },
+        onDragLeave: (e: DragEvent) => {
+          if (e.currentTarget === e.target) setDragging(false);
+        },
+        onDrop: (e: DragEvent) => {
+          if (!hasFiles(e)) return;
+          e.preventDefault();
+          setDragging(false);
+          dropRef.current?.([...(e.dataTransfer?.files ?? [])]);
+        },
+      }
+    : {};
+
   return (
-    <div class="view session-view">
+    <div class={`view session-view ${dragging ? 'dropping' : ''}`} {...dropProps}>
       <div class="view-head">
         <h1 class="mono">{id}</h1>
         <span class={`state-chip state-${state}`}>{state}</span>
@@ -201,6 +229,7 @@ export function Session({ id }: { id: string }) {
             </div>
           )}
           <LiveView id={id} conn={conn} snap={snap} inControl={iControl} drive={drive} scaling={scaling} />
+          {files && <FilesPanel sandbox={id} drop={dropRef as DropTarget} />}
           {!viaLink && <NetworkPanel sandbox={id} />}
         </div>
         <aside class="side-column">

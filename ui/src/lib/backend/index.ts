@@ -10,6 +10,8 @@ import type {
   EgressResolution,
   Entry,
   EventMessage,
+  FileListing,
+  FileWritten,
   LeaseChange,
   LeaseRequest,
   LedgerQuery,
@@ -35,6 +37,16 @@ export interface SharedLink {
   /** The address to hand out: the console on that sandbox alone, view only. */
   url: string;
 }
+
+/** A file (or a folder as a tar archive) read out of a sandbox. */
+export interface Download {
+  blob: Blob;
+  /** The name the server gave it (`Content-Disposition`), if any. */
+  name: string | null;
+}
+
+/** Upload progress: bytes sent of the total. */
+export type UploadProgress = (sent: number, total: number) => void;
 
 /**
  * A link as the server made it, its `path` made a whole URL against `origin` (null: the path is
@@ -82,6 +94,12 @@ export interface Backend {
   listLinks(): Promise<ViewLink[]>;
   /** Ends a view link at once (its viewers' sockets close); resolves to the link as it ended. */
   revokeLink(link: string): Promise<ViewLink>;
+  /** A directory in a sandbox. */
+  listFiles(sandbox: string, path: string): Promise<FileListing>;
+  /** Writes `data` to `path` in a sandbox (1 GiB at most) with permission bits `mode`. */
+  uploadFile(sandbox: string, path: string, data: Blob, mode: number, onProgress?: UploadProgress): Promise<FileWritten>;
+  /** A file's bytes, or a folder as a tar archive. */
+  downloadFile(sandbox: string, path: string): Promise<Download>;
   /**
    * Follows the supervisor's events. `onSnapshot` receives the full state at every (re)connection
    * and after a lag (it REPLACES what the caller holds); `onEvent` every event in between.

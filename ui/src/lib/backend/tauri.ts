@@ -11,6 +11,8 @@ import type {
   EgressResolution,
   Entry,
   EventMessage,
+  FileListing,
+  FileWritten,
   LeaseChange,
   LeaseRequest,
   LedgerQuery,
@@ -25,7 +27,7 @@ import type {
   ViewLink,
 } from '../api/types';
 import { toApiError } from './errors';
-import { sharedLink, type Backend, type SharedLink, type StreamStatus } from './index';
+import { sharedLink, type Backend, type Download, type SharedLink, type StreamStatus, type UploadProgress } from './index';
 
 /** The event channels the shell emits on, each payload an EventMessage. */
 export const EVENT_CHANNELS = [
@@ -134,6 +136,21 @@ class TauriBackend implements Backend {
   }
   revokeLink(link: string): Promise<ViewLink> {
     return call('revoke_link', { link });
+  }
+  listFiles(id: string, path: string): Promise<FileListing> {
+    return call('list_files', { id, path });
+  }
+  async uploadFile(id: string, path: string, data: Blob, mode: number, onProgress?: UploadProgress): Promise<FileWritten> {
+    // The command takes the bytes in one piece: progress is all or nothing.
+    const bytes = new Uint8Array(await data.arrayBuffer());
+    onProgress?.(0, bytes.length);
+    const written = await call<FileWritten>('upload_file', { id, path, mode, data: Array.from(bytes) });
+    onProgress?.(bytes.length, bytes.length);
+    return written;
+  }
+  async downloadFile(id: string, path: string): Promise<Download> {
+    const bytes = toBytes(await call<unknown>('download_file', { id, path }));
+    return { blob: new Blob([bytes], { type: 'application/octet-stream' }), name: null };
   }
   viewUrl(id: string): Promise<string> {
     return call('view_url', { id });

@@ -9,6 +9,8 @@ import type {
   EgressResolution,
   Entry,
   EventMessage,
+  FileListing,
+  FileWritten,
   LeaseChange,
   LeaseRequest,
   LedgerQuery,
@@ -24,7 +26,8 @@ import type {
 } from '../api/types';
 import { backoffDelay } from '../backoff';
 import { ApiError, errorFromResponse, toApiError } from './errors';
-import { sharedLink, type Auth, type Backend, type SharedLink, type StreamStatus } from './index';
+import { dispositionName } from '../files';
+import { sharedLink, type Auth, type Backend, type Download, type SharedLink, type StreamStatus, type UploadProgress } from './index';
 
 /** The operator's own token, kept across visits. */
 const TOKEN_KEY = 'airlock.operatorToken';
@@ -345,6 +348,42 @@ class WebBackend implements Backend {
   }
   revokeLink(link: string): Promise<ViewLink> {
     return this.json('DELETE', `/links/${encodeURIComponent(link)}`);
+  }
+
+  listFiles(sandbox: string, path: string): Promise<FileListing> {
+    return this.json('GET', `/sandboxes/${encodeURIComponent(sandbox)}/files/list?path=${encodeURIComponent(path)}`);
+  }
+  async downloadFile(sandbox: string, path: string): Promise<Download> {
+    const res = await this.request('GET', `/sandboxes/${encodeURIComponent(sandbox)}/files?path=${encodeURIComponent(path)}`);
+    return { blob: await res.blob(), name: dispositionName(res.headers.get('Content-Disposition')) };
+  }
+  /** XMLHttpRequest rather than fetch: only it reports upload progress. */
+  uploadFile(sandbox: string, path: string, data: Blob, mode: number, onProgress?: UploadProgress): Promise<FileWritten> {
+    const url = `api/sandboxes/${encodeURIComponent(sandbox)}/files?path=${encodeURIComponent(path)}&mode=${mode}`;
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', url);
+      const token = this.auth.current;
+      if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+      xhr.upload.onprogress = (e: ProgressEvent) => onProgress?.(e.loaded, e.lengthComputable ? e.total : data.size);
+      xhr.onerror = () => reject(new ApiError(0, 'network', 'Cannot reach the Airlock server: the upload was cut off.'));
+      xhr.onabort = () => reject(new ApiError(0, 'aborted', 'The upload was cancelled.'));
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          try {
+            resolve(JSON.parse(xhr.responseText) as FileWritten);
+          } catch (e) {
+            reject(new ApiError(xhr.status, 'bad_response', `The server sent an unreadable answer: ${toApiError(e).message}`));
+          }
+          return;
+        }
+        const err = errorFromResponse(xhr.status, xhr.statusText, xhr.responseText);
+        if (xhr.status === 401) this.auth.refused(err.message, err.code);
+        reject(err);
+      };
+      xhr.send(data);
+    });
   }
 
   private wsBase(): string {
