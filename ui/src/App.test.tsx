@@ -6,7 +6,7 @@ import { act } from 'preact/test-utils';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Backend } from './lib/backend';
 import type { EventMessage, Snapshot } from './lib/api/types';
-import { approval, cast, egressAsk, entry, networkView, sandbox, snapshot } from './test/fixtures';
+import { approval, cast, egressAsk, entry, humanRequest, networkView, sandbox, snapshot } from './test/fixtures';
 
 let emit: (m: EventMessage) => void = () => undefined;
 const resolveEgress = vi.fn(async () => {
@@ -168,6 +168,18 @@ describe('console', () => {
     );
     await tick();
     expect(byLabel('Network request 11 in sb-2')).toBeNull();
+  });
+
+  it('lists an agent asking for a human in the inbox, notifies, and drops it when it ends', async () => {
+    act(() => emit(cast<EventMessage>({ topic: 'sandbox://sb-2/human', event: { type: 'human_requested', request: humanRequest(9, 'sb-2', { kind: 'captcha', reason: 'a CAPTCHA blocks the signup' }) } })));
+    await tick();
+    const item = byLabel('Human request 9 in sb-2');
+    expect(item?.textContent).toContain('Solve a CAPTCHA');
+    expect(item?.textContent).toContain('a CAPTCHA blocks the signup');
+    expect(fake.notify).toHaveBeenCalledWith('claude needs a human in sb-2', 'Solve a CAPTCHA: a CAPTCHA blocks the signup');
+    act(() => emit(cast<EventMessage>({ topic: 'sandbox://sb-2/human', event: { type: 'human_request_ended', sandbox: 'sb-2', request: 9, outcome: { outcome: 'abandoned' } } })));
+    await tick();
+    expect(byLabel('Human request 9 in sb-2')).toBeNull();
   });
 
   it('shows the session', async () => {
