@@ -36,6 +36,20 @@ pub struct Region {
     pub to: Point,
 }
 
+/// Most bytes an agent reads or writes in one file action (the MCP message carries them).
+pub const MAX_AGENT_FILE: u64 = 16 << 20;
+
+/// A file action's path: absolute, normalised, no NUL, no `..` (the guest checks again). A path
+/// under `/proc`, `/sys` or `/dev` is well formed: the policy denies it, on the record.
+fn check_file_path(path: &str) -> Result<(), ActionError> {
+    match airlock_protocol::validate_guest_path(path) {
+        Ok(()) | Err(airlock_protocol::InvalidFileRequest::SystemPath { .. }) => Ok(()),
+        Err(e) => Err(ActionError::Invalid(format!(
+            "the path {path:?} cannot be used: {e}"
+        ))),
+    }
+}
+
 /// Most milliseconds a `wait` or `hold_key` may take.
 pub const MAX_WAIT_MS: u32 = 60_000;
 /// Exec timeout when the agent names none.
@@ -133,6 +147,31 @@ pub enum Action {
         /// Kill it after this long.
         timeout_ms: u32,
     },
+    /// Read a file out of the sandbox (data leaving it).
+    ReadFile {
+        /// Absolute, normalised path.
+        path: String,
+        /// Its size, as the gateway found it before judging (0 when it could not tell).
+        size: u64,
+    },
+    /// Write a file into the sandbox (created or replaced atomically).
+    WriteFile {
+        /// Absolute, normalised path.
+        path: String,
+        /// Bytes.
+        size: u64,
+        /// SHA-256 of the bytes, hex (the bytes themselves are not recorded).
+        sha256: String,
+        /// The bytes (kept out of the ledger and the wire).
+        #[serde(skip)]
+        #[ts(skip)]
+        content: Vec<u8>,
+    },
+    /// List a directory of the sandbox.
+    ListFiles {
+        /// Absolute, normalised path.
+        path: String,
+    },
 }
 
 /// A mouse button, as agents name them.
@@ -209,11 +248,17 @@ pub enum ActionKind {
     /// A command line a `type` or `key` action submits to a terminal (judged like an exec before
     /// the keystroke that submits it is sent).
     TerminalCommand,
+    /// [`Action::ReadFile`].
+    ReadFile,
+    /// [`Action::WriteFile`].
+    WriteFile,
+    /// [`Action::ListFiles`].
+    ListFiles,
 }
 
 impl ActionKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ActionKind; 15] = [
+    pub const ALL: [ActionKind; 18] = [
         ActionKind::Key,
         ActionKind::Type,
         ActionKind::MouseMove,
@@ -229,6 +274,9 @@ impl ActionKind {
         ActionKind::Zoom,
         ActionKind::Exec,
         ActionKind::TerminalCommand,
+        ActionKind::ReadFile,
+        ActionKind::WriteFile,
+        ActionKind::ListFiles,
     ];
 
     /// The snake_case name.
@@ -249,6 +297,9 @@ impl ActionKind {
             ActionKind::Zoom => "zoom",
             ActionKind::Exec => "exec",
             ActionKind::TerminalCommand => "terminal_command",
+            ActionKind::ReadFile => "read_file",
+            ActionKind::WriteFile => "write_file",
+            ActionKind::ListFiles => "list_files",
         }
     }
 
@@ -605,6 +656,9 @@ impl Action {
             Action::CursorPosition => ActionKind::CursorPosition,
             Action::Zoom { .. } => ActionKind::Zoom,
             Action::Exec { .. } => ActionKind::Exec,
+            Action::ReadFile { .. } => ActionKind::ReadFile,
+            Action::WriteFile { .. } => ActionKind::WriteFile,
+            Action::ListFiles { .. } => ActionKind::ListFiles,
         }
     }
 
@@ -622,7 +676,10 @@ impl Action {
             | ActionKind::Scroll
             | ActionKind::HoldKey
             | ActionKind::Exec
-            | ActionKind::TerminalCommand => false,
+            | ActionKind::TerminalCommand
+            | ActionKind::ReadFile
+            | ActionKind::WriteFile
+            | ActionKind::ListFiles => false,
         }
     }
 
@@ -641,8 +698,56 @@ impl Action {
             | Action::Wait { .. }
             | Action::Screenshot
             | Action::CursorPosition
-            | Action::Exec { .. } => None,
+            | Action::Exec { .. }
+            | Action::ReadFile { .. }
+            | Action::WriteFile { .. }
+            | Action::ListFiles { .. } => None,
         }
+    }
+
+    /// The sandbox path a file action reads, writes or lists.
+    pub fn file_path(&self) -> Option<&str> {
+        match self {
+            Action::ReadFile { path, .. } | Action::WriteFile { path, .. } | Action::ListFiles { path } => {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
+    /// Builds a file read, checking the path.
+    pub fn read_file(path: &str, size: u64) -> Result<Action, ActionError> {
+        check_file_path(path)?;
+        Ok(Action::ReadFile {
+            path: path.to_string(),
+            size,
+        })
+    }
+
+    /// Builds a file write of `content`, checking the path and the size.
+    pub fn write_file(path: &str, content: Vec<u8>) -> Result<Action, ActionError> {
+        use sha2::Digest as _;
+        check_file_path(path)?;
+        if content.len() as u64 > MAX_AGENT_FILE {
+            return Err(ActionError::Invalid(format!(
+                "write_file: {} bytes is more than the {MAX_AGENT_FILE} an agent may write at once",
+                content.len()
+            )));
+        }
+        Ok(Action::WriteFile {
+            path: path.to_string(),
+            size: content.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(&content)),
+            content,
+        })
+    }
+
+    /// Builds a directory listing, checking the path.
+    pub fn list_files(path: &str) -> Result<Action, ActionError> {
+        check_file_path(path)?;
+        Ok(Action::ListFiles {
+            path: path.to_string(),
+        })
     }
 
     /// The key combination, normalised to lowercase with `ctrl`/`alt`/`shift`/`super` names.
@@ -798,7 +903,10 @@ impl Action {
             | Action::Screenshot
             | Action::CursorPosition
             | Action::Zoom { .. }
-            | Action::Exec { .. } => Vec::new(),
+            | Action::Exec { .. }
+            | Action::ReadFile { .. }
+            | Action::WriteFile { .. }
+            | Action::ListFiles { .. } => Vec::new(),
         }
     }
 
@@ -1030,6 +1138,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_file_write_records_its_size_and_hash_but_never_its_bytes() {
+        let a = Action::write_file("/root/a.txt", b"secret".to_vec()).unwrap();
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("secret") && !json.contains("content"), "{json}");
+        assert!(json.contains("\"size\":6"), "{json}");
+        assert!(
+            json.contains("2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"),
+            "{json}"
+        );
+        assert_eq!(a.kind(), ActionKind::WriteFile);
+    }
+
+    #[test]
+    fn file_paths_must_be_absolute_and_normalised_but_system_trees_are_left_to_the_policy() {
+        assert!(Action::read_file("root/a", 0).is_err());
+        assert!(Action::read_file("/root/../etc/shadow", 0).is_err());
+        assert!(Action::read_file("/root/a\0b", 0).is_err());
+        assert!(Action::list_files("/root//a").is_err());
+        assert!(Action::read_file("/proc/self/environ", 0).is_ok());
+        assert!(Action::write_file("/root/big", vec![0; (MAX_AGENT_FILE + 1) as usize]).is_err());
+    }
 
     const SCREEN: Screen = Screen {
         width: 1280,

@@ -1,7 +1,8 @@
 //! The MCP server agents drive sandboxes through (Streamable HTTP, mounted by `airlock-server`).
 //!
 //! Tools: `computer` (Anthropic's computer-use input, verbatim), `computer_openai` (an OpenAI
-//! computer-use `action`, verbatim), `exec`, `request_network`, `request_human`, `sandbox_create`,
+//! computer-use `action`, verbatim), `exec`, `read_file`, `write_file`, `list_files`,
+//! `request_network`, `request_human`, `sandbox_create`,
 //! `sandbox_list`, `sandbox_destroy`.
 //! Every action goes through [`Supervisor::act`]; refusals are tool errors with the reason.
 
@@ -162,6 +163,50 @@ struct ExecArgs {
     epoch: Option<u64>,
 }
 
+/// How `write_file`'s content is written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum EncodingArg {
+    /// Text, written as UTF-8.
+    #[default]
+    Utf8,
+    /// Bytes, base64-encoded.
+    Base64,
+}
+
+/// The arguments of `read_file` and `list_files`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PathArgs {
+    /// An absolute path in the sandbox (no `..`).
+    path: String,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+    /// The control-lease epoch from the previous result; an action planned under an older epoch is refused.
+    #[serde(default)]
+    epoch: Option<u64>,
+}
+
+/// The arguments of `write_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct WriteFileArgs {
+    /// An absolute path in the sandbox (no `..`); missing folders are created.
+    path: String,
+    /// What to write.
+    content: String,
+    /// utf8 (default) or base64.
+    #[serde(default)]
+    encoding: Option<EncodingArg>,
+    /// The sandbox id (optional when exactly one sandbox runs).
+    #[serde(default)]
+    sandbox: Option<String>,
+    /// The control-lease epoch from the previous result; an action planned under an older epoch is refused.
+    #[serde(default)]
+    epoch: Option<u64>,
+}
+
 /// A backend to create a sandbox on.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -294,6 +339,21 @@ pub fn tools() -> Vec<Tool> {
             schema::<ExecArgs>(),
         ),
         Tool::new(
+            "read_file",
+            "Read a file in the sandbox (at most 16 MiB; text comes back as text, other bytes as base64). Passes the policy gate: the home directory is yours, anything else or a large read waits for an operator.",
+            schema::<PathArgs>(),
+        ),
+        Tool::new(
+            "write_file",
+            "Write a file in the sandbox (created or replaced atomically, missing folders created; at most 16 MiB). Passes the policy gate like read_file.",
+            schema::<WriteFileArgs>(),
+        ),
+        Tool::new(
+            "list_files",
+            "List a folder in the sandbox: each entry's name, kind (file, dir, symlink, other), size, mode and modification time. Passes the policy gate like read_file.",
+            schema::<PathArgs>(),
+        ),
+        Tool::new(
             "sandbox_create",
             "Start a new empty sandbox (no network, no host files).",
             schema::<CreateArgs>(),
@@ -370,7 +430,7 @@ impl AirlockMcp {
             operator: None,
         };
         match name {
-            "computer" | "computer_openai" | "exec" => {
+            "computer" | "computer_openai" | "exec" | "read_file" | "write_file" | "list_files" => {
                 let (sandbox, epoch, request) = match name {
                     "computer" => {
                         let a: ComputerArgs = args(name, call_args)?;
@@ -382,6 +442,24 @@ impl AirlockMcp {
                         let mut action = a.action.rest;
                         action.insert("type".into(), Value::String(a.action.kind));
                         (a.sandbox, a.epoch, ActionRequest::OpenAi(Value::Object(action)))
+                    }
+                    "read_file" | "list_files" => {
+                        let a: PathArgs = args(name, call_args)?;
+                        let request = match name {
+                            "read_file" => ActionRequest::ReadFile { path: a.path },
+                            _ => ActionRequest::ListFiles { path: a.path },
+                        };
+                        (a.sandbox, a.epoch, request)
+                    }
+                    "write_file" => {
+                        let a: WriteFileArgs = args(name, call_args)?;
+                        let content = match a.encoding.unwrap_or_default() {
+                            EncodingArg::Utf8 => a.content.into_bytes(),
+                            EncodingArg::Base64 => base64::engine::general_purpose::STANDARD
+                                .decode(a.content.as_bytes())
+                                .map_err(|e| format!("write_file: the content is not base64: {e}"))?,
+                        };
+                        (a.sandbox, a.epoch, ActionRequest::WriteFile { path: a.path, content })
                     }
                     _ => {
                         let a: ExecArgs = args(name, call_args)?;
@@ -414,7 +492,25 @@ impl AirlockMcp {
                             CallToolResult::error(content).into()
                         }
                     }
-                    ActionResult::Done | ActionResult::Cursor(_) | ActionResult::Exec(_) => {
+                    ActionResult::File(airlock_supervisor::gateway::FileResult::Read { bytes, .. }) => {
+                        let content = match String::from_utf8(bytes) {
+                            Ok(text) => ContentBlock::text(text),
+                            Err(e) => ContentBlock::text(format!(
+                                "base64:{}",
+                                base64::engine::general_purpose::STANDARD.encode(e.as_bytes())
+                            )),
+                        };
+                        CallToolResult::success(vec![content, ContentBlock::text(summary.to_string())]).into()
+                    }
+                    ActionResult::File(airlock_supervisor::gateway::FileResult::Listed(listing)) => {
+                        let listing = serde_json::to_string(&listing).map_err(|e| airlock_supervisor::chain(&e))?;
+                        CallToolResult::success(vec![ContentBlock::text(listing), ContentBlock::text(summary.to_string())])
+                            .into()
+                    }
+                    ActionResult::File(airlock_supervisor::gateway::FileResult::Written { .. })
+                    | ActionResult::Done
+                    | ActionResult::Cursor(_)
+                    | ActionResult::Exec(_) => {
                         CallToolResult::success(vec![ContentBlock::text(summary.to_string())]).into()
                     }
                 })
@@ -480,7 +576,7 @@ impl AirlockMcp {
                 Ok(CallToolResult::success(vec![ContentBlock::text(json!({"destroyed": id}).to_string())]).into())
             }
             other => Err(format!(
-                "there is no tool {other:?}; the tools are computer, computer_openai, exec, request_network, request_human, sandbox_create, sandbox_list, sandbox_destroy"
+                "there is no tool {other:?}; the tools are computer, computer_openai, exec, read_file, write_file, list_files, request_network, request_human, sandbox_create, sandbox_list, sandbox_destroy"
             )),
         }
     }

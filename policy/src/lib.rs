@@ -290,6 +290,11 @@ impl Policy {
     /// flags normalised): the strictest decision wins, and an argv that cannot be parsed is judged
     /// with `context.parsed == false`.
     pub fn evaluate(&self, who: &Subject<'_>, action: &Action, focus: Focus<'_>) -> Evaluation {
+        if let Some(facts) = file_facts(action) {
+            let path = action.file_path().unwrap_or_default();
+            let e = self.judge(who, action.kind().as_str(), facts);
+            return about(e, &format!("`{path}`"), false, "");
+        }
         let base = action_facts(action, focus);
         let Action::Exec { argv, .. } = action else {
             return self.judge(who, action.kind().as_str(), base);
@@ -962,6 +967,25 @@ const CONNECT: &str = "connect";
 
 /// A connection's context: every attribute of the schema's `Connection`, with "" for the address
 /// and its class before resolution.
+/// The context of a file action (the schema's `FileOp`); `None` for other actions.
+fn file_facts(action: &Action) -> Option<Facts> {
+    let (direction, size) = match action {
+        Action::ReadFile { size, .. } => ("out", *size),
+        Action::WriteFile { size, .. } => ("in", *size),
+        Action::ListFiles { .. } => ("out", 0),
+        _ => return None,
+    };
+    let path = action.file_path().unwrap_or_default();
+    Some(HashMap::from([
+        ("path", s(path)),
+        (
+            "size",
+            RestrictedExpression::new_long(i64::try_from(size).unwrap_or(i64::MAX)),
+        ),
+        ("direction", s(direction)),
+    ]))
+}
+
 fn connect_facts(c: &Connect<'_>) -> Facts {
     let (address, class) = c.resolved.map_or(("", ""), |r| (r.address, r.class));
     HashMap::from([
@@ -1028,6 +1052,51 @@ mod tests {
 
     fn decide(p: &Policy, a: &Action, title: &str) -> Decision {
         p.evaluate(&WHO, a, Focus { title, class: "" }).decision
+    }
+
+    #[test]
+    fn the_default_policy_lets_an_agent_move_files_at_home_asks_elsewhere_and_denies_system_trees() {
+        let p = Policy::default_policy().unwrap();
+        let write = |path: &str| Action::write_file(path, b"hello".to_vec()).unwrap();
+        assert_eq!(decide(&p, &write("/root/notes.txt"), ""), Decision::Allow);
+        assert_eq!(decide(&p, &write("/etc/passwd"), ""), Decision::Ask);
+        assert_eq!(
+            decide(&p, &write("/rootkit/x"), ""),
+            Decision::Ask,
+            "/root is not a prefix match"
+        );
+        assert_eq!(
+            decide(&p, &Action::list_files("/root").unwrap(), ""),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&p, &Action::read_file("/proc/1/environ", 0).unwrap(), ""),
+            Decision::Deny
+        );
+        assert_eq!(
+            decide(&p, &Action::list_files("/sys").unwrap(), ""),
+            Decision::Deny
+        );
+        assert_eq!(
+            decide(&p, &Action::read_file("/dev/sda", 0).unwrap(), ""),
+            Decision::Deny
+        );
+    }
+
+    #[test]
+    fn a_large_read_asks_even_at_home_and_names_the_rule() {
+        let p = Policy::default_policy().unwrap();
+        assert_eq!(
+            decide(&p, &Action::read_file("/root/a.bin", 4 << 20).unwrap(), ""),
+            Decision::Allow
+        );
+        let big = p.evaluate(
+            &WHO,
+            &Action::read_file("/root/a.bin", (4 << 20) + 1).unwrap(),
+            Focus::NONE,
+        );
+        assert_eq!(big.decision, Decision::Ask);
+        assert!(big.rules.iter().any(|r| r == "large-read"), "{:?}", big.rules);
     }
 
     #[test]

@@ -231,6 +231,34 @@ pub enum ActionOutcome {
     Exec(ExecRecord),
     /// Control came back to the agent instead.
     Handback(HandbackResult),
+    /// A file was read or written.
+    FileMoved(FileMoved),
+    /// A directory was listed.
+    Listed(Listed),
+}
+
+/// A file an agent read or wrote: the bytes are not recorded, their size and hash are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct FileMoved {
+    /// The sandbox path.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A directory an agent listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Listed {
+    /// The sandbox path.
+    pub path: String,
+    /// Entries returned.
+    pub entries: u32,
+    /// There were more.
+    pub truncated: bool,
 }
 
 /// The sandbox could not carry out an action.

@@ -190,28 +190,7 @@ impl Supervisor {
                 path: path.to_string(),
                 source,
             })?;
-        let mut entries: Vec<FileEntry> = listing
-            .entries
-            .into_iter()
-            .map(|e| FileEntry {
-                name: e.name,
-                kind: match e.kind {
-                    airlock_protocol::EntryKind::File => FileKind::File,
-                    airlock_protocol::EntryKind::Dir => FileKind::Dir,
-                    airlock_protocol::EntryKind::Symlink => FileKind::Symlink,
-                    airlock_protocol::EntryKind::Other => FileKind::Other,
-                },
-                size: e.size,
-                mode: e.mode,
-                mtime_s: e.mtime,
-            })
-            .collect();
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(FileListing {
-            path: path.to_string(),
-            entries,
-            truncated: listing.truncated,
-        })
+        Ok(listing_of(path, listing))
     }
 
     /// Writes `body` (of `declared` bytes when known) to `path` in sandbox `id` with `mode`,
@@ -346,6 +325,32 @@ impl Supervisor {
                 recorded: false,
             },
         })
+    }
+}
+
+/// A guest listing as operators and agents see it: entries by name.
+pub(crate) fn listing_of(path: &str, listing: airlock_protocol::Listing) -> FileListing {
+    let mut entries: Vec<FileEntry> = listing
+        .entries
+        .into_iter()
+        .map(|e| FileEntry {
+            name: e.name,
+            kind: match e.kind {
+                airlock_protocol::EntryKind::File => FileKind::File,
+                airlock_protocol::EntryKind::Dir => FileKind::Dir,
+                airlock_protocol::EntryKind::Symlink => FileKind::Symlink,
+                airlock_protocol::EntryKind::Other => FileKind::Other,
+            },
+            size: e.size,
+            mode: e.mode,
+            mtime_s: e.mtime,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    FileListing {
+        path: path.to_string(),
+        entries,
+        truncated: listing.truncated,
     }
 }
 

@@ -13,7 +13,7 @@ use airlock_policy::{enforce, Decision, Subject};
 use airlock_protocol::{ExecResult, Input, SelectionKind, WindowInfo};
 use airlock_records::{
     ActionDecided, ActionExecuted, ActionOutcome, ActionRefused, CursorResult, Done, ExecRecord, Failed,
-    HandbackResult, ImageResult, Record,
+    FileMoved, HandbackResult, ImageResult, Listed, Record,
 };
 use airlock_sandbox::GuestClient;
 use airlock_shell::Terminals;
@@ -52,6 +52,23 @@ pub enum ActionRequest {
         stdin: String,
         /// Timeout.
         timeout_ms: Option<u32>,
+    },
+    /// Read a file out of the sandbox (its size is looked up before the policy judges it).
+    ReadFile {
+        /// Absolute path.
+        path: String,
+    },
+    /// Write a file into the sandbox.
+    WriteFile {
+        /// Absolute path.
+        path: String,
+        /// The bytes.
+        content: Vec<u8>,
+    },
+    /// List a sandbox directory.
+    ListFiles {
+        /// Absolute path.
+        path: String,
     },
 }
 
@@ -95,6 +112,8 @@ pub enum ActionResult {
     Cursor(Point),
     /// A program ran.
     Exec(ExecResult),
+    /// A file was read, written or listed.
+    File(FileResult),
     /// Control came back from a human: the action was **not** performed; here is the screen now.
     Handback {
         /// What the human did.
@@ -103,6 +122,34 @@ pub enum ActionResult {
         frame: Frame,
     },
 }
+
+/// What a file action gave.
+#[derive(Debug, Clone)]
+pub enum FileResult {
+    /// A file's bytes, with the guest's digest (checked against the bytes).
+    Read {
+        /// The path.
+        path: String,
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// SHA-256, hex.
+        sha256: String,
+    },
+    /// A file written.
+    Written {
+        /// The path.
+        path: String,
+        /// Bytes.
+        size: u64,
+        /// SHA-256, hex (the guest's, equal to the host's).
+        sha256: String,
+    },
+    /// A directory's entries.
+    Listed(crate::files::FileListing),
+}
+
+/// Entries an agent's listing returns at most.
+const AGENT_LIST_LIMIT: u32 = 2_000;
 
 /// The answer to an agent.
 #[derive(Debug, Clone)]
@@ -200,7 +247,14 @@ impl Supervisor {
             if let Some(hub) = self.egress_hub(&session.id) {
                 hub.note_agent(&call.agent.agent);
             }
-            let action = parse(&call.request, session.screen)?;
+            let action = match parse(&call.request, session.screen)? {
+                // A read is judged by how much leaves the sandbox: look its size up first.
+                Action::ReadFile { path, .. } => {
+                    let size = probe_size(&session.guest, &path).await;
+                    Action::ReadFile { path, size }
+                }
+                a => a,
+            };
             let kind = action.kind();
             tracing::debug!(%kind, "parsed");
 
@@ -441,7 +495,8 @@ impl Supervisor {
             }
             let now = capture(&session.guest).await?;
             let now_hash = self.store_frame(&now).await?;
-            if now.pixels == shown.pixels {
+            // A file action does not depend on what the screen shows.
+            if now.pixels == shown.pixels || run.file_path().is_some() {
                 return Ok((run, shown_hash, judged));
             }
             let void = format!(
@@ -668,6 +723,9 @@ pub fn parse(request: &ActionRequest, screen: Screen) -> Result<Action, ActionEr
             stdin,
             timeout_ms,
         } => Action::exec(argv.clone(), stdin.clone(), *timeout_ms),
+        ActionRequest::ReadFile { path } => Action::read_file(path, 0),
+        ActionRequest::WriteFile { path, content } => Action::write_file(path, content.clone()),
+        ActionRequest::ListFiles { path } => Action::list_files(path),
     }
 }
 
@@ -690,6 +748,23 @@ pub fn recorded_result(r: &ActionResult) -> ActionOutcome {
             stdout_truncated: e.stdout_truncated,
             stderr_truncated: e.stderr_truncated,
             duration_ms: e.duration_ms,
+        }),
+        ActionResult::File(FileResult::Read { path, bytes, sha256 }) => ActionOutcome::FileMoved(FileMoved {
+            path: path.clone(),
+            size: bytes.len() as u64,
+            sha256: sha256.clone(),
+        }),
+        ActionResult::File(FileResult::Written { path, size, sha256 }) => {
+            ActionOutcome::FileMoved(FileMoved {
+                path: path.clone(),
+                size: *size,
+                sha256: sha256.clone(),
+            })
+        }
+        ActionResult::File(FileResult::Listed(l)) => ActionOutcome::Listed(Listed {
+            path: l.path.clone(),
+            entries: l.entries.len() as u32,
+            truncated: l.truncated,
         }),
         ActionResult::Handback { summary, frame } => ActionOutcome::Handback(HandbackResult {
             handback: summary.clone(),
@@ -730,6 +805,31 @@ pub enum GuestError {
     /// The command cannot be put into a guest request.
     #[error("the command cannot be sent to the guest")]
     Exec(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A file transfer failed (nothing was left half-written).
+    #[error("the file transfer failed")]
+    File(#[source] airlock_sandbox::TransferError),
+    /// A file read is bigger than an agent may take in one call.
+    #[error(
+        "{path} holds more than {max} bytes, the most an agent reads at once; ask an operator to download it"
+    )]
+    FileTooLarge {
+        /// The path.
+        path: String,
+        /// The limit.
+        max: u64,
+    },
+    /// A path names a folder where a file was expected.
+    #[error("{path} is a folder: list it with list_files")]
+    Folder {
+        /// The path.
+        path: String,
+    },
+    /// What the guest wrote does not hash to what was sent.
+    #[error("the sandbox wrote {path} with another SHA-256 than the bytes sent")]
+    FileDigest {
+        /// The path.
+        path: String,
+    },
 }
 
 async fn blocking<T: Send + 'static>(
@@ -922,6 +1022,41 @@ pub async fn execute(
             })
             .await
         }
+        Action::ReadFile { path, .. } => read_file(guest, path).await,
+        Action::WriteFile {
+            path,
+            content,
+            sha256,
+            ..
+        } => {
+            let request = airlock_protocol::PutFile {
+                path: path.clone(),
+                mode: 0o644,
+                size: content.len() as u64,
+                create_parents: true,
+            };
+            let d = guest
+                .put_file(request, std::io::Cursor::new(content.clone()))
+                .await
+                .map_err(GuestError::File)?;
+            if d.sha256_hex() != *sha256 {
+                return Err(GuestError::FileDigest { path: path.clone() });
+            }
+            Ok(ActionResult::File(FileResult::Written {
+                path: path.clone(),
+                size: d.size,
+                sha256: d.sha256_hex(),
+            }))
+        }
+        Action::ListFiles { path } => {
+            let l = guest
+                .list_dir(path, AGENT_LIST_LIMIT)
+                .await
+                .map_err(GuestError::File)?;
+            Ok(ActionResult::File(FileResult::Listed(crate::files::listing_of(
+                path, l,
+            ))))
+        }
         Action::Exec { .. } => {
             let req = action.guest_exec().map_err(|e| GuestError::Exec(e.into()))?;
             blocking(guest, move |g| {
@@ -970,5 +1105,69 @@ pub async fn execute(
             }
             Ok(ActionResult::Done)
         }
+    }
+}
+
+/// Reads one file for an agent, at most [`airlock_domain::action::MAX_AGENT_FILE`] bytes.
+async fn read_file(guest: &Arc<GuestClient>, path: &str) -> Result<ActionResult, GuestError> {
+    use tokio::io::AsyncReadExt as _;
+    let max = airlock_domain::action::MAX_AGENT_FILE;
+    let download = guest.get_path(path).await.map_err(GuestError::File)?;
+    match download.content() {
+        airlock_protocol::Content::DirectoryTar { .. } => {
+            return Err(GuestError::Folder {
+                path: path.to_string(),
+            })
+        }
+        airlock_protocol::Content::File { size, .. } if size > max => {
+            return Err(GuestError::FileTooLarge {
+                path: path.to_string(),
+                max,
+            })
+        }
+        airlock_protocol::Content::File { .. } => {}
+    }
+    let mut bytes = Vec::new();
+    let mut limited = download.take(max + 1);
+    limited
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| GuestError::File(airlock_sandbox::TransferError::Protocol(e.to_string())))?;
+    if bytes.len() as u64 > max {
+        return Err(GuestError::FileTooLarge {
+            path: path.to_string(),
+            max,
+        });
+    }
+    let digest = limited.into_inner().digest();
+    let sha256 = match digest {
+        Some(d) => d.sha256_hex(),
+        None => {
+            return Err(GuestError::File(airlock_sandbox::TransferError::Protocol(
+                "the read ended without the guest's digest".into(),
+            )))
+        }
+    };
+    Ok(ActionResult::File(FileResult::Read {
+        path: path.to_string(),
+        bytes,
+        sha256,
+    }))
+}
+
+/// The size of the regular file at `path`, from a listing of its folder (0 when it cannot be
+/// told: not there, not a file, or the folder cannot be listed). The policy judges reads by it.
+pub(crate) async fn probe_size(guest: &Arc<GuestClient>, path: &str) -> u64 {
+    let Some((dir, name)) = path.rsplit_once('/') else {
+        return 0;
+    };
+    let dir = if dir.is_empty() { "/" } else { dir };
+    match guest.list_dir(dir, airlock_protocol::MAX_LIST_ENTRIES).await {
+        Ok(l) => l
+            .entries
+            .iter()
+            .find(|e| e.name == name && e.raw_name.is_none() && e.kind == airlock_protocol::EntryKind::File)
+            .map_or(0, |e| e.size),
+        Err(_) => 0,
     }
 }

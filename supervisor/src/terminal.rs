@@ -99,7 +99,10 @@ pub fn reach(action: &Action) -> Reach {
         | Action::Screenshot
         | Action::CursorPosition
         | Action::Zoom { .. }
-        | Action::Exec { .. } => Reach::Nowhere,
+        | Action::Exec { .. }
+        | Action::ReadFile { .. }
+        | Action::WriteFile { .. }
+        | Action::ListFiles { .. } => Reach::Nowhere,
     }
 }
 
@@ -142,7 +145,10 @@ pub fn paste_source(action: &Action) -> Option<SelectionKind> {
         | Action::Screenshot
         | Action::CursorPosition
         | Action::Zoom { .. }
-        | Action::Exec { .. } => None,
+        | Action::Exec { .. }
+        | Action::ReadFile { .. }
+        | Action::WriteFile { .. }
+        | Action::ListFiles { .. } => None,
     }
 }
 

@@ -1,5 +1,6 @@
 // What an agent action is, in words and in screen geometry (for the approval card's overlay). Pure.
 
+import { bytesText } from './egress';
 import type { Action, Holder } from './api/types';
 import { num } from './num';
 
@@ -75,6 +76,12 @@ export function describeAction(a: Action, maxText = 60): string {
     }
     case 'exec':
       return `exec ${ellipsize(commandLine(a.argv), maxText)}`;
+    case 'read_file':
+      return `read ${ellipsize(a.path, maxText)}${num(a.size) > 0 ? ` (${bytesText(a.size)})` : ''}`;
+    case 'write_file':
+      return `write ${ellipsize(a.path, maxText)} (${bytesText(a.size)})`;
+    case 'list_files':
+      return `list ${ellipsize(a.path, maxText)}`;
   }
 }
 
@@ -112,6 +119,10 @@ export function actionTarget(a: Action): Target {
       return { kind: 'keys', combo: a.combo };
     case 'exec':
       return { kind: 'command', line: commandLine(a.argv) };
+    case 'read_file':
+    case 'write_file':
+    case 'list_files':
+      return { kind: 'text', text: describeAction(a, 200) };
     case 'mouse_down':
     case 'mouse_up':
     case 'wait':

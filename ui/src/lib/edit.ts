@@ -46,6 +46,9 @@ export function editFields(a: Action): EditField[] {
     case 'screenshot':
     case 'cursor_position':
     case 'zoom':
+    case 'read_file':
+    case 'write_file':
+    case 'list_files':
       return [];
   }
 }

@@ -9,6 +9,9 @@ describe('actions', () => {
     expect(describeAction(action({ kind: 'click', at: { x: 4, y: 5 }, button: 'left', count: 2, hold: null }))).toBe('double click (4, 5)');
     expect(describeAction(action({ kind: 'click', at: null, button: 'right', count: 1, hold: 'ctrl' }))).toBe('right click at the pointer holding ctrl');
     expect(describeAction(action({ kind: 'type', text: 'a\nb' }))).toBe('type “a⏎b”');
+    expect(describeAction(action({ kind: 'write_file', path: '/root/a.txt', size: 2048, sha256: 'ab' }))).toMatch(/^write \/root\/a\.txt \(2(\.0)? ?K/);
+    expect(describeAction(action({ kind: 'read_file', path: '/etc/hosts', size: 0 }))).toBe('read /etc/hosts');
+    expect(describeAction(action({ kind: 'list_files', path: '/root' }))).toBe('list /root');
     expect(describeAction(action({ kind: 'scroll', at: { x: 1, y: 1 }, dx: 0, dy: 3, hold: null }))).toBe('scroll down 3 at (1, 1)');
     expect(describeAction(action({ kind: 'drag', path: [{ x: 0, y: 0 }, { x: 9, y: 9 }], button: 'left' }))).toBe('drag (0, 0) → (9, 9)');
     expect(describeAction(action({ kind: 'exec', argv: ['echo', 'hi there'], stdin: '', timeout_ms: 1 }))).toBe("exec echo 'hi there'");

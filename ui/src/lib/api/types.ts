@@ -125,7 +125,31 @@ stdin: string,
 /**
  * Kill it after this long.
  */
-timeout_ms: number, };
+timeout_ms: number, } | { "kind": "read_file", 
+/**
+ * Absolute, normalised path.
+ */
+path: string, 
+/**
+ * Its size, as the gateway found it before judging (0 when it could not tell).
+ */
+size: number, } | { "kind": "write_file", 
+/**
+ * Absolute, normalised path.
+ */
+path: string, 
+/**
+ * Bytes.
+ */
+size: number, 
+/**
+ * SHA-256 of the bytes, hex (the bytes themselves are not recorded).
+ */
+sha256: string, } | { "kind": "list_files", 
+/**
+ * Absolute, normalised path.
+ */
+path: string, };
 
 /**
  * Policy decided on an agent's action.
@@ -168,12 +192,12 @@ result: ActionOutcome, };
 /**
  * The kind of an action: what policies, grants and the ledger name it by.
  */
-export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec" | "terminal_command";
+export type ActionKind = "key" | "type" | "mouse_move" | "click" | "mouse_down" | "mouse_up" | "drag" | "scroll" | "hold_key" | "wait" | "screenshot" | "cursor_position" | "zoom" | "exec" | "terminal_command" | "read_file" | "write_file" | "list_files";
 
 /**
  * What an executed action returned, as recorded: images by hash only, command output as text.
  */
-export type ActionOutcome = Failed | Done | ImageResult | CursorResult | ExecRecord | HandbackResult;
+export type ActionOutcome = Failed | Done | ImageResult | CursorResult | ExecRecord | HandbackResult | FileMoved | Listed;
 
 /**
  * An agent's action was refused.
@@ -1243,6 +1267,23 @@ entries: Array<FileEntry>,
 truncated: boolean, };
 
 /**
+ * A file an agent read or wrote: the bytes are not recorded, their size and hash are.
+ */
+export type FileMoved = { 
+/**
+ * The sandbox path.
+ */
+path: string, 
+/**
+ * Bytes.
+ */
+size: number, 
+/**
+ * SHA-256, hex.
+ */
+sha256: string, };
+
+/**
  * A file or folder moved into or out of a sandbox, or a transfer that failed.
  */
 export type FileTransfer = { 
@@ -1784,6 +1825,23 @@ export type LinkRequest = {
  * How long it works, in seconds (default one hour, at most a week).
  */
 ttl_s?: number, };
+
+/**
+ * A directory an agent listed.
+ */
+export type Listed = { 
+/**
+ * The sandbox path.
+ */
+path: string, 
+/**
+ * Entries returned.
+ */
+entries: number, 
+/**
+ * There were more.
+ */
+truncated: boolean, };
 
 /**
  * Who the caller is.
