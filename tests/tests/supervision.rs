@@ -43,10 +43,14 @@ fn python_sdk_drives(backend: &str) -> Result<()> {
             "computer",
             "computer_openai",
             "exec",
+            "list_files",
+            "read_file",
+            "request_human",
             "request_network",
             "sandbox_create",
             "sandbox_destroy",
-            "sandbox_list"
+            "sandbox_list",
+            "write_file"
         ])
     );
     let shot = &r["screenshot"];
