@@ -7,7 +7,9 @@
 //!   at once (`airlock-test-kit`'s [`FakeGuest`](airlock_test_kit::FakeGuest));
 //! - [`stream`]: input → pixels in headless Chromium, takeover, bandwidth, CPU (it starts the
 //!   running executable as `airlock serve`, so only the `airlock` binary can run it);
-//! - [`egress`]: the egress gateway's throughput and latencies against real sandboxes.
+//! - [`egress`]: the egress gateway's throughput and latencies against real sandboxes;
+//! - [`files`]: file transfer into and out of a real sandbox, over the raw guest channel and
+//!   through the served API, in the same run.
 //!
 //! Every percentile in every figure is [`percentile`]'s. A harness like the tests, so its errors
 //! are `anyhow` errors.
@@ -26,6 +28,7 @@
 pub mod boot;
 pub mod egress;
 mod fidelity;
+pub mod files;
 pub mod gateway;
 pub mod ledger;
 pub mod stream;
