@@ -131,7 +131,7 @@ pub struct Principal {
 #[serde(rename_all = "snake_case", tag = "why")]
 pub enum Forbidden {
     /// The role does not allow it.
-    #[error("{who} is a {role} and may not {}", .permission.describe())]
+    #[error("{who} is {} {role} and may not {}", if matches!(.role, Role::Watcher) { "a" } else { "an" }, .permission.describe())]
     Role {
         /// Who asked.
         who: String,

@@ -104,7 +104,7 @@ impl BlobStore {
 
     /// Reads and hashes a blob for verification, in pieces (a kept upload may be large).
     pub fn check(&self, hash: &Digest) -> BlobState {
-        match File::open(self.path(hash)).and_then(|f| Digest::of_reader(f)) {
+        match File::open(self.path(hash)).and_then(Digest::of_reader) {
             Ok(d) if d == *hash => BlobState::Intact,
             Ok(_) => BlobState::Mismatch,
             Err(e) if e.kind() == ErrorKind::NotFound => BlobState::Missing,

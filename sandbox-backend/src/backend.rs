@@ -205,7 +205,8 @@ impl SandboxBackend for Gvisor {
         })?;
         let console = spec.dir.join("console.log");
         let mut cmd = Command::new("runsc");
-        cmd.args(runsc_global_args(&root, &logs))
+        let read_only_shares = cfg.shares.iter().any(|s| !s.writable);
+        cmd.args(runsc_global_args(&root, &logs, read_only_shares))
             .arg("run")
             .arg("--bundle")
             .arg(&bundle)

@@ -23,7 +23,8 @@ pub struct GvisorConfig {
 /// mounts but the read-only root and the granted shares, private tmpfs for `/tmp`, `/run` and
 /// `/dev/shm`, a fresh devpts.
 ///
-/// Each share is a bind mount, `ro` unless writable. runsc's gofer serves it: the sentry walks
+/// Each share is a bind mount, `ro` unless writable (and with a read-only share directfs is off:
+/// see [`runsc_global_args`]). runsc's gofer serves it: the sentry walks
 /// paths itself and the gofer opens one component at a time relative to the share's directory
 /// without following symlinks, so a symlink in the share (made by the host or by the sandbox)
 /// resolves inside the sandbox's own root, never on the host (tested in `tests/shares.rs`).
@@ -87,19 +88,28 @@ pub fn oci_spec(c: &GvisorConfig) -> Value {
 ///
 /// The overlay covers the root only (`root:memory`): with `all:memory` runsc also overlays bind
 /// mounts, and a writable share's writes would land in memory instead of the host folder
-/// (measured with runsc 20240729). Read-only shares stay read-only through their `ro` option.
-pub fn runsc_global_args(state_root: &Path, log_dir: &Path) -> Vec<String> {
+/// (measured with runsc 20240729).
+///
+/// With a read-only share, directfs is off (`--directfs=false`: the gofer opens files for the
+/// sandbox): with directfs, runsc 20240729 honours `ro` for creating, appending, removing and
+/// linking, but an `O_TRUNC` open of an existing file truncated the host's file to 0 bytes before
+/// the write was refused (`tests/shares.rs`). Sandboxes without read-only shares keep directfs.
+pub fn runsc_global_args(state_root: &Path, log_dir: &Path, read_only_shares: bool) -> Vec<String> {
     let platform = std::env::var("AIRLOCK_RUNSC_PLATFORM")
         .ok()
         .filter(|p| matches!(p.as_str(), "ptrace" | "systrap"))
         .unwrap_or_else(|| "ptrace".into());
-    vec![
+    let mut args = vec![
         format!("--root={}", state_root.display()),
         format!("--platform={platform}"),
         "--network=none".into(),
         "--overlay2=root:memory".into(),
         format!("--debug-log={}/", log_dir.display()),
-    ]
+    ];
+    if read_only_shares {
+        args.push("--directfs=false".into());
+    }
+    args
 }
 
 #[cfg(test)]
@@ -130,8 +140,12 @@ mod tests {
             .as_array()
             .expect("ns")
             .contains(&json!({"type": "network"})));
-        let g = runsc_global_args(Path::new("/s/runsc"), Path::new("/s/log"));
+        let g = runsc_global_args(Path::new("/s/runsc"), Path::new("/s/log"), false);
         assert!(g.contains(&"--network=none".to_string()));
+        assert!(
+            !g.iter().any(|a| a.starts_with("--directfs")),
+            "directfs stays on without read-only shares"
+        );
     }
 
     #[test]
@@ -163,7 +177,9 @@ mod tests {
         let first = mounts.iter().position(|m| m["type"] == "bind").expect("bind");
         assert!(tmp < first);
         // Writes to a writable share reach the host: only the root is overlaid.
-        let g = runsc_global_args(Path::new("/s/runsc"), Path::new("/s/log"));
+        let g = runsc_global_args(Path::new("/s/runsc"), Path::new("/s/log"), true);
         assert!(g.contains(&"--overlay2=root:memory".to_string()), "{g:?}");
+        // A read-only share cannot be truncated through directfs: the gofer opens files.
+        assert!(g.contains(&"--directfs=false".to_string()), "{g:?}");
     }
 }

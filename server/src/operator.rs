@@ -192,7 +192,7 @@ async fn list_sandboxes(
 ) -> impl IntoResponse {
     let mut list = sup.list().await;
     list.retain(|s| op.sees(&s.id));
-    Json(list)
+    Json(list.into_iter().map(|s| shown(s, &op)).collect::<Vec<_>>())
 }
 
 async fn create_sandbox(
@@ -227,14 +227,33 @@ fn visible(
     op: &airlock_domain::Principal,
 ) -> airlock_supervisor::api::Snapshot {
     snap.sandboxes.retain(|s| op.sees(&s.id));
+    snap.sandboxes = snap.sandboxes.into_iter().map(|s| shown(s, op)).collect();
+    snap.human_requests.retain(|r| op.sees(&r.sandbox));
     if op.scope != airlock_domain::Scope::All {
         snap.pending.clear();
     }
     snap
 }
 
-async fn get_sandbox(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(sup.info(&id).await?))
+async fn get_sandbox(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(shown(sup.info(&id).await?, &op)))
+}
+
+/// What of a sandbox a caller sees: a view link, not its pending approvals or grants (what the
+/// agent asked to do and what operators allowed are for those who may decide).
+fn shown(
+    mut info: airlock_supervisor::SandboxInfo,
+    op: &airlock_domain::Principal,
+) -> airlock_supervisor::SandboxInfo {
+    if op.scope != airlock_domain::Scope::All {
+        info.session.pending.clear();
+        info.session.grants.clear();
+    }
+    info
 }
 
 async fn destroy_sandbox(

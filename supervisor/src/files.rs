@@ -196,7 +196,9 @@ impl Supervisor {
     /// Writes `body` (of `declared` bytes when known) to `path` in sandbox `id` with `mode`,
     /// creating missing parents; spooled and hashed first (at most [`MAX_UPLOAD`]), then written
     /// atomically in the guest, kept as a blob and recorded. A failure leaves nothing behind in
-    /// the sandbox and is recorded too.
+    /// the sandbox; one in the sandbox is recorded with its error, while a request refused before
+    /// any byte reached the sandbox (a bad path, over the limit, a body that broke off) is only
+    /// answered with the error.
     #[tracing::instrument(skip(self, body, by), fields(sandbox = %id))]
     pub async fn upload(
         &self,

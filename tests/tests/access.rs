@@ -691,9 +691,6 @@ async fn a_view_link_shows_its_sandbox_and_nothing_else() -> Result<()> {
 /// sandbox B is not shown to a link for sandbox A (its events socket already filters the
 /// `human_requested` event).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: server/src/operator.rs `visible` filters the snapshot's sandboxes and \
-            pending approvals for a view link but not `human_requests`, so a link sees other \
-            sandboxes' requests for a human (reason, agent, screen hash)"]
 async fn a_view_links_snapshot_shows_no_other_sandboxs_request_for_a_human() -> Result<()> {
     let env = Env::new("acc-link-human");
     let serve = Serve::start(&env, &SERVE_ARGS)?;
@@ -732,9 +729,6 @@ async fn a_view_links_snapshot_shows_no_other_sandboxs_request_for_a_human() -> 
 /// sandbox's info (the session's pending asks carry the agent's command and the screen), whether
 /// read from `/api/sandboxes`, `/api/sandboxes/ID`, `/api/snapshot` or the events socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a view link reads its sandbox's pending approvals (argv, reason, frames) \
-            and grants in `session.pending` of GET /api/sandboxes, /api/sandboxes/ID, /api/snapshot \
-            and the events snapshot (server/src/operator.rs list_sandboxes, get_sandbox, visible)"]
 async fn a_view_link_is_shown_no_approvals_not_even_inside_its_sandboxs_info() -> Result<()> {
     let env = Env::new("acc-link-asks");
     let serve = Serve::start(&env, &SERVE_ARGS)?;
@@ -969,7 +963,7 @@ async fn an_operator_may_create_links_but_not_change_the_policy_mode() -> Result
     forbidden(
         "POST /policy/mode",
         olga.post("/policy/mode", json!({"mode": "shadow"})).await?,
-        "olga is a operator and may not change the policy",
+        "olga is an operator and may not change the policy",
     );
     assert_eq!(olga.ok("/policy").await?["mode"], "enforce");
     // The admin may.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use airlock_browser::{Browser, Target};
 use airlock_domain::{Action, ApprovalState, LeaseCommand};
 use airlock_ledger::Entry;
-use airlock_records::{ActionExecuted, LeaseChanged, Record};
+use airlock_records::{ActionExecuted, HumanRequestRecord, LeaseChanged, Record};
 use airlock_test_kit::e2e::records::records;
 use airlock_test_kit::e2e::serve::{computer, Events, Pending, Serve};
 use airlock_test_kit::e2e::{poll, Env};
@@ -642,16 +642,7 @@ async fn while_in_control_the_operator_types_into_the_vm_and_the_agent_is_refuse
         );
         // A real click on the middle of the live view focuses it (and clicks the terminal).
         let b = &mut c.b;
-        let rect = b.eval_on(
-            PAGE,
-            &live,
-            "el => { const r = el.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; }",
-        )?;
-        b.mouse_click(
-            PAGE,
-            rect["x"].as_f64().context("x")?,
-            rect["y"].as_f64().context("y")?,
-        )?;
+        click_middle(b, &live)?;
         b.keyboard_type(PAGE, "echo typed-by-console > /tmp/console.txt")?;
         b.keyboard_press(PAGE, "Enter")?;
         let env = &c.env;
@@ -663,27 +654,109 @@ async fn while_in_control_the_operator_types_into_the_vm_and_the_agent_is_refuse
             "/tmp/console.txt holds {typed:?}"
         );
         c.shot(PAGE, "takeover.png")?;
-        // The click took the pointer lock (the footer says so): the mouse cannot reach the
-        // buttons until Esc releases it, as for a person.
+        // The click took the pointer lock: the mouse cannot reach the buttons until Esc.
         let b = &mut c.b;
-        if b.eval(PAGE, "document.pointerLockElement !== null")? == json!(true) {
-            b.keyboard_press(PAGE, "Escape")?;
-            let released = poll(
-                "Esc to release the pointer lock",
-                Duration::from_millis(1500),
-                || Ok((b.eval(PAGE, "document.pointerLockElement === null")? == json!(true)).then_some(())),
-            );
-            if released.is_err() {
-                // Headless Chromium leaves the lock on a synthetic Esc (a real browser releases
-                // it itself, before the page sees the key): do what the browser would.
-                eprintln!("Esc did not release the pointer lock in headless Chromium; releasing it");
-                b.eval(PAGE, "document.exitPointerLock()")?;
-            }
-        }
+        release_pointer_lock(b)?;
         // With the pointer free, the buttons are reachable: hand back.
         b.click(PAGE, &Target::role("button", "Hand back"))?;
         b.click(PAGE, &Target::role("button", "Hand back to agent"))?;
         c.banner("Agent is driving")?;
+        Ok(())
+    }
+    .await;
+    c.finish(r)
+}
+
+/// A real click in the middle of `target` (the live view: it focuses it and clicks the terminal).
+fn click_middle(b: &mut Browser, target: &Target) -> Result<()> {
+    let rect = b.eval_on(
+        PAGE,
+        target,
+        "el => { const r = el.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; }",
+    )?;
+    b.mouse_click(
+        PAGE,
+        rect["x"].as_f64().context("x")?,
+        rect["y"].as_f64().context("y")?,
+    )
+}
+
+/// A click on the live view takes the pointer lock (the footer says so): the mouse cannot reach
+/// the buttons until Esc releases it, as for a person.
+fn release_pointer_lock(b: &mut Browser) -> Result<()> {
+    if b.eval(PAGE, "document.pointerLockElement !== null")? == json!(true) {
+        b.keyboard_press(PAGE, "Escape")?;
+        let released = poll(
+            "Esc to release the pointer lock",
+            Duration::from_millis(1500),
+            || Ok((b.eval(PAGE, "document.pointerLockElement === null")? == json!(true)).then_some(())),
+        );
+        if released.is_err() {
+            // Headless Chromium leaves the lock on a synthetic Esc (a real browser releases it
+            // itself, before the page sees the key): do what the browser would.
+            eprintln!("Esc did not release the pointer lock in headless Chromium; releasing it");
+            b.eval(PAGE, "document.exitPointerLock()")?;
+        }
+    }
+    Ok(())
+}
+
+/// An agent asks for a human (`request_human`): the card in the inbox shows its reason and kind;
+/// Take control on the card opens the session in control; the operator types into the VM and
+/// hands back with an answer; the agent's waiting call returns that note and a fresh screen, and
+/// the ledger has the request and its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_request_for_a_human_is_answered_from_its_card_and_the_agent_gets_the_note() -> Result<()> {
+    let mut c = Console::start("c-human").await?;
+    let r: Result<()> = async {
+        let sb = c.sb.clone();
+        c.open_live_session()?;
+        let agent = c.serve.agent().await?;
+        let reason = "The sign-in page wants a password I must not guess";
+        let args = json!({"sandbox": sb, "reason": reason, "kind": "login", "wait_s": 600});
+        let call = tokio::spawn(async move { agent.call("request_human", args).await });
+        c.b.click(PAGE, &inbox_link())?;
+        let card = Target::css(".human-card");
+        c.b.wait_visible(PAGE, &Target::text(reason).within(&card), Duration::from_secs(30))?;
+        let kind = c.b.text(PAGE, &Target::css(".help-kind").within(&card))?;
+        ensure!(kind.to_lowercase().contains("log in"), "the card's kind reads {kind:?}");
+        c.shot(PAGE, "human-card.png")?;
+        c.b.click(PAGE, &Target::role("button", "Take control").within(&card))?;
+        c.banner("You are in control")?;
+        let live = Target::label(&format!("Live screen of {sb}"));
+        let b = &mut c.b;
+        click_middle(b, &live)?;
+        b.keyboard_type(PAGE, "echo signed-in-by-a-human > /tmp/human.txt")?;
+        b.keyboard_press(PAGE, "Enter")?;
+        let env = &c.env;
+        let typed = poll("/tmp/human.txt in the guest", Duration::from_secs(20), || {
+            Ok(env.guest_sh(&sb, "cat /tmp/human.txt").ok().filter(|t| !t.trim().is_empty()))
+        })?;
+        ensure!(typed.trim() == "signed-in-by-a-human", "/tmp/human.txt holds {typed:?}");
+        let b = &mut c.b;
+        release_pointer_lock(b)?;
+        b.click(PAGE, &Target::role("button", "Hand back with a note"))?;
+        let note = "Signed in; the session is yours";
+        b.fill(PAGE, &Target::label("Your answer — the agent will get this note"), note)?;
+        b.click(PAGE, &Target::role("button", "Hand back to agent"))?;
+        let answer = tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .context("the agent's request did not return after the hand-back")???;
+        ensure!(!answer.is_error, "request_human failed: {}", text(&answer));
+        let got = answer.json().context("the answer's JSON")?;
+        ensure!(got["note"] == note, "the agent got {got}");
+        ensure!(got["answered_by"] == c.serve.operator.as_str(), "answered by {got}");
+        ensure!(answer.images.len() == 1, "no fresh screenshot with the answer");
+        c.b.wait_hidden(PAGE, &card, Duration::from_secs(10))?;
+        let (_, r) = c
+            .entry("the answered request", |r| {
+                matches!(r, Record::HumanRequest(HumanRequestRecord::Answered { .. }))
+            })
+            .await?;
+        ensure!(
+            matches!(&r, Record::HumanRequest(HumanRequestRecord::Answered { note: Some(n), .. }) if n == note),
+            "{r:?}"
+        );
         Ok(())
     }
     .await;

@@ -238,9 +238,6 @@ async fn a_read_only_share_cannot_be_written_from_a_gvisor_sandbox() -> Result<(
 /// Overwriting a file of a read-only share from inside a gVisor sandbox is refused, and the host's
 /// file keeps its bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: runsc's directfs (20240729) truncates the host file on open(O_TRUNC) \
-            in a read-only bind share before refusing it with EROFS; --directfs=false does not \
-            (sandbox-backend/src/gvisor.rs runsc_global_args)"]
 async fn a_read_only_shares_file_cannot_be_truncated_from_a_gvisor_sandbox() -> Result<()> {
     let f = Fixture::start("share-trunc")?;
     let dir = f.host.sub("in")?;
