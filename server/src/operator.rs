@@ -27,7 +27,7 @@ use airlock_supervisor::access::Access;
 use airlock_supervisor::api::{
     CreateRequest, ErrorBody, EventMessage, LeaseRequest, LedgerQuery, Me, ModeRequest, ResolveRequest,
 };
-use airlock_supervisor::files::FileError;
+use airlock_supervisor::files::{FileError, Mover};
 use airlock_supervisor::gateway::{parse, ActionRequest};
 use airlock_supervisor::{CommandError, ResolveError, Supervisor};
 use futures::StreamExt;
@@ -561,8 +561,10 @@ async fn upload(
             mode,
             reader,
             declared,
-            &Actor::operator(op.name),
-            "api",
+            Mover {
+                by: &Actor::operator(op.name),
+                via: "api",
+            },
         )
         .await?;
     Ok((StatusCode::CREATED, Json(written)))
@@ -579,7 +581,14 @@ async fn download(
         return Err(ApiError::bad("a download takes no mode"));
     }
     let out = sup
-        .download(&id, &q.path, &Actor::operator(op.name), "api")
+        .download(
+            &id,
+            &q.path,
+            Mover {
+                by: &Actor::operator(op.name),
+                via: "api",
+            },
+        )
         .await?;
     let base = q
         .path

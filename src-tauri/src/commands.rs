@@ -146,8 +146,10 @@ pub(crate) async fn upload_file(
             mode,
             std::io::Cursor::new(data),
             Some(len),
-            &by,
-            "console",
+            airlock_supervisor::files::Mover {
+                by: &by,
+                via: "console",
+            },
         )
         .await
         .map_err(file_error)
@@ -159,7 +161,14 @@ pub(crate) async fn download_file(console: State<'_, Console>, id: String, path:
     let by = Actor::operator(console.operator.clone());
     let out = console
         .sup
-        .download(&id, &path, &by, "console")
+        .download(
+            &id,
+            &path,
+            airlock_supervisor::files::Mover {
+                by: &by,
+                via: "console",
+            },
+        )
         .await
         .map_err(file_error)?;
     let mut bytes = Vec::new();

@@ -168,6 +168,15 @@ fn check_path(path: &str) -> Result<(), FileError> {
     })
 }
 
+/// Who moves a file and how they asked (`api`, `cli`, `console`), for the record.
+#[derive(Debug, Clone, Copy)]
+pub struct Mover<'a> {
+    /// Who.
+    pub by: &'a Actor,
+    /// How.
+    pub via: &'a str,
+}
+
 /// What a download gives: its content (a file with its size, or a folder's archive) and the bytes.
 pub struct Outgoing {
     /// File or folder.
@@ -199,7 +208,7 @@ impl Supervisor {
     /// the sandbox; one in the sandbox is recorded with its error, while a request refused before
     /// any byte reached the sandbox (a bad path, over the limit, a body that broke off) is only
     /// answered with the error.
-    #[tracing::instrument(skip(self, body, by), fields(sandbox = %id))]
+    #[tracing::instrument(skip(self, body, who), fields(sandbox = %id, via = who.via))]
     pub async fn upload(
         &self,
         id: &str,
@@ -207,9 +216,9 @@ impl Supervisor {
         mode: u32,
         body: impl AsyncRead + Unpin + Send,
         declared: Option<u64>,
-        by: &Actor,
-        via: &str,
+        who: Mover<'_>,
     ) -> Result<FileWritten, FileError> {
+        let Mover { by, via } = who;
         check_path(path)?;
         if let Some(size) = declared.filter(|s| *s > MAX_UPLOAD) {
             return Err(FileError::TooLarge { size });
@@ -287,8 +296,9 @@ impl Supervisor {
 
     /// Reads `path` out of sandbox `id`: a file, or a folder as a tar archive. Recorded when the
     /// bytes end or break off.
-    #[tracing::instrument(skip(self, by), fields(sandbox = %id))]
-    pub async fn download(&self, id: &str, path: &str, by: &Actor, via: &str) -> Result<Outgoing, FileError> {
+    #[tracing::instrument(skip(self, who), fields(sandbox = %id, via = who.via))]
+    pub async fn download(&self, id: &str, path: &str, who: Mover<'_>) -> Result<Outgoing, FileError> {
+        let Mover { by, via } = who;
         check_path(path)?;
         let session = self.session(id).await?;
         let download = match session.guest.get_path(path).await {

@@ -1481,6 +1481,7 @@ mod tests {
                 Output::Lease(LeaseCommand::HandBack { .. }) => "lease:hand_back".into(),
                 Output::Lease(_) => "lease".into(),
                 Output::Record(_) => "record".into(),
+                Output::RecordForbidden(r) => format!("forbidden:{r}"),
                 Output::Subscribe { .. } => "subscribe".into(),
                 Output::Unsubscribe => "unsubscribe".into(),
                 Output::RequestKeyframe => "keyframe".into(),
