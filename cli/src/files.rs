@@ -61,7 +61,7 @@ impl Api {
         let resp = self
             .http
             .post(self.url(id, "files"))
-            .query(&[("path", dest), ("mode", &mode.to_string())])
+            .query(&[("path", dest), ("mode", &format!("{mode:o}"))])
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_LENGTH, len)
             .body(body)

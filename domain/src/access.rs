@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Everything: the policy, operators, and all an operator may do.
+    /// Everything: the policy, operators, host folders shared into sandboxes, and all an operator
+    /// may do.
     Admin,
-    /// Decides approvals and network asks, drives, creates and destroys sandboxes, moves files,
-    /// hands out view links.
+    /// Decides approvals and network asks, drives, creates and destroys sandboxes (without host
+    /// folders), moves files, hands out view links.
     #[default]
     Operator,
     /// Sees sandboxes, their live views, the command view and the ledger; changes nothing.
@@ -37,7 +38,10 @@ impl Role {
     pub const fn allows(self, permission: Permission) -> bool {
         match self {
             Role::Admin => true,
-            Role::Operator => !matches!(permission, Permission::Policy | Permission::Operators),
+            Role::Operator => !matches!(
+                permission,
+                Permission::Policy | Permission::Operators | Permission::Share
+            ),
             Role::Watcher => matches!(permission, Permission::See),
         }
     }
@@ -83,6 +87,8 @@ pub enum Permission {
     Files,
     /// Create and revoke view links.
     Links,
+    /// Share host folders into a sandbox (the host's files: admins only).
+    Share,
     /// Change the policy or how it is enforced.
     Policy,
     /// Add operators and change their roles.
@@ -99,6 +105,7 @@ impl Permission {
             Permission::Manage => "create or destroy sandboxes",
             Permission::Files => "move files into or out of a sandbox",
             Permission::Links => "create or revoke view links",
+            Permission::Share => "share host folders into a sandbox",
             Permission::Policy => "change the policy",
             Permission::Operators => "manage operators",
         }
@@ -397,6 +404,7 @@ mod tests {
             Permission::Manage,
             Permission::Files,
             Permission::Links,
+            Permission::Share,
             Permission::Policy,
             Permission::Operators,
         ] {
@@ -411,6 +419,11 @@ mod tests {
         assert!(Role::Operator.allows(Permission::Files));
         assert!(!Role::Operator.allows(Permission::Policy));
         assert!(!Role::Operator.allows(Permission::Operators));
+        assert!(
+            !Role::Operator.allows(Permission::Share),
+            "host folders are the host's: admins only"
+        );
+        assert!(Role::Admin.allows(Permission::Share));
         assert!(Role::Admin.allows(Permission::Operators));
     }
 

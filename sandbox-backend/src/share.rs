@@ -148,6 +148,16 @@ pub enum HostRefusal {
     /// An ancestor of `~/.ssh`: the share would carry the private keys.
     #[error("it contains the SSH directory {0} (a share is recursive: the sandbox would read the keys)")]
     ContainsSsh(PathBuf),
+    /// A credentials directory of a home (`.gnupg`, `.aws`, `.kube`, …) or inside it.
+    #[error("it is or is inside the credentials directory {0}")]
+    InsideSecrets(PathBuf),
+    /// An ancestor of a home's credentials directory.
+    #[error("it contains the credentials directory {0} (a share is recursive: the sandbox would read them)")]
+    ContainsSecrets(PathBuf),
+    /// A kernel or runtime tree (`/proc`, `/sys`, `/dev`, `/run`, or on such a filesystem):
+    /// processes' environments, devices, service sockets.
+    #[error("it is a kernel or runtime tree ({0}), not a folder of files")]
+    System(String),
     /// Airlock's state directory or inside it.
     #[error("it is or is inside Airlock's state directory {0}")]
     InsideState(PathBuf),
@@ -260,11 +270,66 @@ impl HostRules {
         if let Some(sudo) = std::env::var("SUDO_UID").ok().and_then(|u| u.parse().ok()) {
             homes.extend(home_of(sudo));
         }
+        // Every person's home on this host (Airlock may run as root): theirs are not ours to share.
+        homes.extend(people_homes(
+            &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+        ));
+        homes.sort();
         homes.dedup();
         HostRules {
             homes,
             state_dir: state_dir.to_path_buf(),
         }
+    }
+}
+
+/// The home directories of people in a password file's text: `/root` and those under `/home`.
+fn people_homes(passwd: &str) -> Vec<PathBuf> {
+    passwd
+        .lines()
+        .filter_map(|l| l.split(':').nth(5))
+        .map(PathBuf::from)
+        .filter(|h| h == Path::new("/root") || (h.starts_with("/home") && h != Path::new("/home")))
+        .collect()
+}
+
+/// Directories of a home that hold credentials: neither shared nor inside a share, when present.
+const SECRET_DIRS: [&str; 8] = [
+    ".gnupg",
+    ".aws",
+    ".kube",
+    ".docker",
+    ".azure",
+    ".config/gcloud",
+    ".password-store",
+    ".local/share/keyrings",
+];
+
+/// Trees of the host that are kernel interfaces, devices or runtime sockets, never folders to share.
+const SYSTEM_TREES: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/var/run"];
+
+/// Whether `path` lies on a kernel filesystem (proc, sysfs, cgroup, debugfs, tracefs, securityfs,
+/// bpf, configfs), wherever it is mounted.
+fn on_kernel_fs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    const KERNEL_FS: [i64; 9] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x7363_6673, // securityfs
+        0xcafe_4a11, // bpf
+        0x6265_6570, // configfs
+    ];
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs reads the NUL-terminated path and fills the zeroed struct it is given.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && KERNEL_FS.contains(&(st.f_type as i64))
     }
 }
 
@@ -360,6 +425,12 @@ fn check_host(given: &Path, rules: &HostRules) -> Result<PathBuf, ShareError> {
     if path == Path::new("/") {
         return Err(refuse(HostRefusal::Root));
     }
+    if let Some(tree) = SYSTEM_TREES.iter().find(|t| path.starts_with(t)) {
+        return Err(refuse(HostRefusal::System((*tree).to_string())));
+    }
+    if on_kernel_fs(&path) {
+        return Err(refuse(HostRefusal::System("a kernel filesystem".into())));
+    }
     for home in &rules.homes {
         for h in [home.clone(), resolved(home)] {
             if path == h {
@@ -372,6 +443,18 @@ fn check_host(given: &Path, rules: &HostRules) -> Result<PathBuf, ShareError> {
             }
             if ssh.starts_with(&path) {
                 return Err(refuse(HostRefusal::ContainsSsh(ssh)));
+            }
+        }
+        for secret in SECRET_DIRS
+            .iter()
+            .map(|d| resolved(&home.join(d)))
+            .filter(|d| d.exists())
+        {
+            if path.starts_with(&secret) {
+                return Err(refuse(HostRefusal::InsideSecrets(secret)));
+            }
+            if secret.starts_with(&path) {
+                return Err(refuse(HostRefusal::ContainsSecrets(secret)));
             }
         }
     }
@@ -449,6 +532,68 @@ mod tests {
     use std::fs;
 
     use super::*;
+
+    #[test]
+    fn kernel_and_runtime_trees_are_refused_wherever_they_are() {
+        let rules = HostRules {
+            homes: vec![],
+            state_dir: PathBuf::from("/nonexistent-airlock-state"),
+        };
+        for p in ["/proc", "/proc/self", "/sys/kernel", "/dev", "/run"] {
+            let e = check_host(Path::new(p), &rules).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ShareError::HostRefused {
+                        reason: HostRefusal::System(_),
+                        ..
+                    }
+                ),
+                "{p}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_homes_credentials_are_refused_and_so_are_folders_holding_them() {
+        let root = std::env::temp_dir().join(format!("airlock-share-secrets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let home = root.join("ana");
+        std::fs::create_dir_all(home.join(".aws")).unwrap();
+        std::fs::create_dir_all(home.join("work")).unwrap();
+        let rules = HostRules {
+            homes: vec![home.clone()],
+            state_dir: root.join("state"),
+        };
+        let refused = |p: &Path| match check_host(p, &rules) {
+            Err(ShareError::HostRefused { reason, .. }) => Some(reason),
+            _ => None,
+        };
+        assert!(matches!(
+            refused(&home.join(".aws")),
+            Some(HostRefusal::InsideSecrets(_))
+        ));
+        assert!(matches!(
+            refused(&root),
+            Some(HostRefusal::ContainsSecrets(_) | HostRefusal::ContainsSsh(_))
+        ));
+        assert_eq!(
+            refused(&home.join("work")),
+            None,
+            "an ordinary folder of a home may be shared"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn every_persons_home_in_the_password_file_counts() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\n\
+                      bob:x:1000:1000::/home/bob:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(
+            people_homes(passwd),
+            [PathBuf::from("/root"), PathBuf::from("/home/bob")]
+        );
+    }
 
     /// A scratch tree: `home` (with `.ssh/keys`), `state` (with `sandboxes/x`), `work/project`.
     struct Tree {

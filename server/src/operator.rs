@@ -197,9 +197,25 @@ async fn list_sandboxes(
 
 async fn create_sandbox(
     State(sup): State<Supervisor>,
+    Extension(access): Extension<Access>,
     Extension(Caller(op)): Extension<Caller>,
     Json(body): Json<CreateRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    // Host folders are the host's files: sharing them needs more than creating a sandbox.
+    if !body.shares.is_empty() {
+        if let Err(forbidden) = op.check(airlock_domain::Permission::Share, None, false) {
+            let message = forbidden.to_string();
+            access
+                .record_refusal(
+                    "POST /api/sandboxes (with shares)".into(),
+                    None,
+                    forbidden,
+                    &op.name,
+                )
+                .await;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
+        }
+    }
     Ok((
         StatusCode::CREATED,
         Json(sup.create_requested(&body, &op.name).await?),
@@ -314,8 +330,18 @@ async fn resolve(
     Ok(Json(sup.resolve_requested(&id, approval, &op.name, body).await?))
 }
 
-async fn network(State(sup): State<Supervisor>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(sup.network(&id)?))
+async fn network(
+    State(sup): State<Supervisor>,
+    Extension(Caller(op)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let mut view = sup.network(&id)?;
+    // Like approvals, network asks and grants are for those who may decide (see `shown`).
+    if op.scope != airlock_domain::Scope::All {
+        view.asks.clear();
+        view.grants.clear();
+    }
+    Ok(Json(view))
 }
 
 async fn resolve_egress(
@@ -515,16 +541,14 @@ struct FileQuery {
 
 fn file_mode(mode: Option<&str>) -> Result<u32, ApiError> {
     let Some(m) = mode else { return Ok(0o644) };
-    let parsed = match m.strip_prefix("0o") {
-        Some(oct) => u32::from_str_radix(oct, 8).ok(),
-        None => m.parse::<u32>().ok(),
-    };
-    parsed.filter(|m| *m <= 0o7777).ok_or_else(|| {
-        ApiError::bad(format!(
-            "mode={m:?} is not permission bits (decimal, or octal as 0o644)"
-        ))
-    })
+    // Octal, as chmod writes it (`644`, `0644`, `0o644`): a decimal 644 would be 0o1204.
+    let digits = m.strip_prefix("0o").unwrap_or(m);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|v| !digits.is_empty() && *v <= 0o7777)
+        .ok_or_else(|| ApiError::bad(format!("mode={m:?} is not octal permission bits like 644")))
 }
+
 
 async fn list_files(
     State(sup): State<Supervisor>,
@@ -599,7 +623,7 @@ async fn download(
             |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
             "_",
         );
-    let (ty, name, len) = match out.content {
+    let (ty, name, size) = match out.content {
         Content::File { size, .. } => ("application/octet-stream", base, Some(size)),
         Content::DirectoryTar { .. } => ("application/x-tar", format!("{base}.tar"), None),
     };
@@ -610,8 +634,28 @@ async fn download(
     if let Ok(v) = axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Some(len) = len {
-        h.insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from(len));
+    // No Content-Length: with one, hyper stops reading the body after the last byte, before the
+    // guest's closing digest arrives, and the download would be recorded as broken off without its
+    // SHA-256. Chunked, the body is read to its end. The size goes in a header of its own.
+    if let Some(size) = size {
+        h.insert("x-airlock-size", axum::http::HeaderValue::from(size));
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_mode_is_octal_as_chmod_writes_it() {
+        assert_eq!(file_mode(None).unwrap(), 0o644);
+        assert_eq!(file_mode(Some("644")).unwrap(), 0o644);
+        assert_eq!(file_mode(Some("0o600")).unwrap(), 0o600);
+        assert_eq!(file_mode(Some("0755")).unwrap(), 0o755);
+        assert!(file_mode(Some("420")).is_ok_and(|m| m == 0o420));
+        assert!(file_mode(Some("9")).is_err());
+        assert!(file_mode(Some("17777")).is_err());
+        assert!(file_mode(Some("")).is_err());
+    }
 }

@@ -81,37 +81,51 @@ impl Auth {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    /// The operator behind a token and their role; an unknown token re-reads the token file once,
-    /// so operators added with `airlock operator add` can sign in without a restart.
+    /// The operator behind a token and their role. The token file is re-read whenever it changed
+    /// (one `stat` per request), so operators added, rotated or given another role with
+    /// `airlock operator add` take effect at once, without a restart, for tokens old and new.
     fn operator_for(&self, token: &str) -> Option<(String, Role)> {
+        self.refresh();
+        self.current()
+            .operator_for(token)
+            .map(|(name, role)| (name.to_string(), role))
+    }
+
+    /// Re-reads the token file if it changed since it was last read. The agent token and the
+    /// first operator stay as started; only added operators change. A file that cannot be read
+    /// or parsed leaves the tokens as they were.
+    fn refresh(&self) {
         let tokens = self.current();
-        if let Some((name, role)) = tokens.operator_for(token) {
-            return Some((name.to_string(), role));
-        }
-        let path = tokens.source.as_ref()?;
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        let Some(path) = tokens.source.as_ref() else {
+            return;
+        };
+        let Ok(modified) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+            return;
+        };
         {
-            let mut read_at = self.read_at.lock().ok()?;
+            let Ok(mut read_at) = self.read_at.lock() else {
+                return;
+            };
             if *read_at == Some(modified) {
-                return None;
+                return;
             }
             *read_at = Some(modified);
         }
-        let bytes = std::fs::read(path).ok()?;
-        let mut fresh: Tokens = serde_json::from_slice(&bytes).ok()?;
-        // The agent token and the main operator stay as started; only added operators change.
+        let Some(mut fresh) = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Tokens>(&bytes).ok())
+        else {
+            tracing::warn!(file = %path.display(), "the token file changed but cannot be read; keeping the tokens as they were");
+            return;
+        };
         fresh.agent_token = tokens.agent_token.clone();
         fresh.principal = tokens.principal.clone();
         fresh.operator_token = tokens.operator_token.clone();
         fresh.operator = tokens.operator.clone();
         fresh.source = tokens.source.clone();
-        let found = fresh
-            .operator_for(token)
-            .map(|(name, role)| (name.to_string(), role));
         if let Ok(mut t) = self.tokens.write() {
             *t = Arc::new(fresh);
         }
-        found
     }
 }
 
@@ -279,7 +293,10 @@ pub fn app(
         }
         None => router.route("/viewer", get(viewer_not_built)),
     };
-    router.layer(tower_http::trace::TraceLayer::new_for_http())
+    // Spans name the path only: `?token=` (events and viewer sockets) must not reach the logs.
+    router.layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+    ))
 }
 
 /// Serves until `shutdown` is cancelled.

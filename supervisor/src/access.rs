@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::CreatedLink;
 use crate::{now_ms, CommandError, Supervisor};
 
+/// Distinct (who, request) refusals recorded; beyond it refusals are only logged.
+pub const MAX_REFUSALS_KEPT: usize = 10_000;
+
 /// View links and who asked what: one per supervisor ([`Supervisor::access`]).
 #[derive(Clone)]
 pub struct Access {
@@ -29,6 +32,9 @@ struct Inner {
     refusal_recorded: HashSet<String>,
     /// Links whose first use is on the ledger already.
     use_recorded: HashSet<String>,
+    /// (who, request) refusals on the ledger already: a repeated refusal is logged, not
+    /// recorded again, so a link holder looping a refused request cannot grow the ledger.
+    refused_recorded: HashSet<(String, String)>,
 }
 
 /// `bytes` random bytes from the kernel's generator, as hex.
@@ -209,7 +215,8 @@ impl Access {
         self.lock().links.get(id).map(|l| l.expires_ms)
     }
 
-    /// Records that `who` was refused `request` (nothing of it ran).
+    /// Records that `who` was refused `request` (nothing of it ran): the first time for each
+    /// (who, request), at most [`MAX_REFUSALS_KEPT`] pairs; repeats are only logged.
     pub async fn record_refusal(
         &self,
         request: String,
@@ -218,7 +225,14 @@ impl Access {
         who: &str,
     ) {
         tracing::warn!(%request, reason = %forbidden, "request refused for its caller's role");
-        self.record(sandbox, who, AccessRecord::Refused { request, forbidden })
-            .await;
+        let first = {
+            let mut inner = self.lock();
+            inner.refused_recorded.len() < MAX_REFUSALS_KEPT
+                && inner.refused_recorded.insert((who.to_string(), request.clone()))
+        };
+        if first {
+            self.record(sandbox, who, AccessRecord::Refused { request, forbidden })
+                .await;
+        }
     }
 }

@@ -126,8 +126,9 @@ pub enum FileError {
         #[source]
         source: TransferError,
     },
-    /// The guest's hash of what it wrote differs from the host's.
-    #[error("the sandbox wrote {path:?} with SHA-256 {guest}, not the {host} sent")]
+    /// The guest's hash of what it wrote differs from the host's (what it wrote stays, recorded
+    /// with this error).
+    #[error("the sandbox reports SHA-256 {guest} for what it wrote to {path:?}, not the {host} sent")]
     Mismatch {
         /// The path.
         path: String,
@@ -238,60 +239,22 @@ impl Supervisor {
                 source,
             });
         }
-        let src = tokio::fs::File::open(file.path())
-            .await
-            .map_err(|source| FileError::Spool {
-                path: file.path().to_path_buf(),
-                source,
-            })?;
-        let written = session.guest.put_file(request, src).await;
-        let outcome = match written {
-            Ok(d) if d.sha256 == *hash.as_bytes() && d.size == size => Ok(()),
-            Ok(d) => Err(FileError::Mismatch {
-                path: path.to_string(),
-                guest: d.sha256_hex(),
-                host: hash.to_hex(),
-            }),
-            Err(source) => Err(FileError::Transfer {
-                path: path.to_string(),
-                source,
-            }),
-        };
-        let mut record = FileTransfer {
-            direction: Direction::In,
-            path: path.to_string(),
-            content: TransferContent::File,
-            size,
-            sha256: Some(hash.to_hex()),
-            blob: None,
+        // From here on the transfer runs to its end and onto the ledger even when the caller goes
+        // away (a client that disconnects after its last byte): what reaches the sandbox is
+        // always recorded.
+        let job = Delivery {
+            sup: self.clone(),
+            session,
+            id: id.to_string(),
+            request,
+            file,
+            hash,
+            by: by.clone(),
             via: via.to_string(),
-            error: None,
         };
-        if let Err(e) = outcome {
-            record.error = Some(crate::chain(&e));
-            self.record(Some(id), by.clone(), Record::FileTransfer(record))
-                .await?;
-            return Err(e);
-        }
-        // Kept: the temporary file becomes the blob (it is not deleted on drop any more).
-        let (_, kept) = file.keep().map_err(|e| FileError::Spool {
-            path: e.file.path().to_path_buf(),
-            source: e.error,
-        })?;
-        self.ledger()
-            .adopt_blob(kept, hash)
+        tokio::spawn(job.run())
             .await
-            .map_err(CommandError::Ledger)?;
-        record.blob = Some(hash.to_hex());
-        self.record(Some(id), by.clone(), Record::FileTransfer(record))
-            .await?;
-        tracing::info!(size, sha256 = %hash, "file written into the sandbox");
-        Ok(FileWritten {
-            sandbox: id.to_string(),
-            path: path.to_string(),
-            size,
-            sha256: hash.to_hex(),
-        })
+            .map_err(|e| FileError::Command(CommandError::Task(e)))?
     }
 
     /// Reads `path` out of sandbox `id`: a file, or a folder as a tar archive. Recorded when the
@@ -363,6 +326,85 @@ pub(crate) fn listing_of(path: &str, listing: airlock_protocol::Listing) -> File
         path: path.to_string(),
         entries,
         truncated: listing.truncated,
+    }
+}
+
+/// A spooled upload on its way into the sandbox and onto the ledger (run as a task of its own).
+struct Delivery {
+    sup: Supervisor,
+    session: crate::Session,
+    id: String,
+    request: PutFile,
+    file: tempfile::NamedTempFile,
+    hash: Digest,
+    by: Actor,
+    via: String,
+}
+
+impl Delivery {
+    async fn run(self) -> Result<FileWritten, FileError> {
+        let Delivery {
+            sup,
+            session,
+            id,
+            request,
+            file,
+            hash,
+            by,
+            via,
+        } = self;
+        let (path, size) = (request.path.clone(), request.size);
+        let src = tokio::fs::File::open(file.path())
+            .await
+            .map_err(|source| FileError::Spool {
+                path: file.path().to_path_buf(),
+                source,
+            })?;
+        let outcome = match session.guest.put_file(request, src).await {
+            Ok(d) if d.sha256 == *hash.as_bytes() && d.size == size => Ok(()),
+            Ok(d) => Err(FileError::Mismatch {
+                path: path.clone(),
+                guest: d.sha256_hex(),
+                host: hash.to_hex(),
+            }),
+            Err(source) => Err(FileError::Transfer {
+                path: path.clone(),
+                source,
+            }),
+        };
+        let mut record = FileTransfer {
+            direction: Direction::In,
+            path: path.clone(),
+            content: TransferContent::File,
+            size,
+            sha256: Some(hash.to_hex()),
+            blob: None,
+            via,
+            error: None,
+        };
+        if let Err(e) = outcome {
+            record.error = Some(crate::chain(&e));
+            sup.record(Some(&id), by, Record::FileTransfer(record)).await?;
+            return Err(e);
+        }
+        // Kept: the temporary file becomes the blob (it is not deleted on drop any more).
+        let (_, kept) = file.keep().map_err(|e| FileError::Spool {
+            path: e.file.path().to_path_buf(),
+            source: e.error,
+        })?;
+        sup.ledger()
+            .adopt_blob(kept, hash)
+            .await
+            .map_err(CommandError::Ledger)?;
+        record.blob = Some(hash.to_hex());
+        sup.record(Some(&id), by, Record::FileTransfer(record)).await?;
+        tracing::info!(size, sha256 = %hash, "file written into the sandbox");
+        Ok(FileWritten {
+            sandbox: id,
+            path,
+            size,
+            sha256: hash.to_hex(),
+        })
     }
 }
 

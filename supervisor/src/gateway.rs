@@ -810,7 +810,7 @@ pub enum GuestError {
     File(#[source] airlock_sandbox::TransferError),
     /// A file read is bigger than an agent may take in one call.
     #[error(
-        "{path} holds more than {max} bytes, the most an agent reads at once; ask an operator to download it"
+        "{path} holds more than {max} bytes: more than an agent reads at once, or than when the policy judged the read; ask an operator to download it"
     )]
     FileTooLarge {
         /// The path.
@@ -1022,7 +1022,7 @@ pub async fn execute(
             })
             .await
         }
-        Action::ReadFile { path, .. } => read_file(guest, path).await,
+        Action::ReadFile { path, size } => read_file(guest, path, *size).await,
         Action::WriteFile {
             path,
             content,
@@ -1108,10 +1108,11 @@ pub async fn execute(
     }
 }
 
-/// Reads one file for an agent, at most [`airlock_domain::action::MAX_AGENT_FILE`] bytes.
-async fn read_file(guest: &Arc<GuestClient>, path: &str) -> Result<ActionResult, GuestError> {
+/// Reads one file for an agent: at most [`airlock_domain::action::MAX_AGENT_FILE`] bytes, and no
+/// more than the size the policy judged (a file that grew since is refused, not read).
+async fn read_file(guest: &Arc<GuestClient>, path: &str, judged: u64) -> Result<ActionResult, GuestError> {
     use tokio::io::AsyncReadExt as _;
-    let max = airlock_domain::action::MAX_AGENT_FILE;
+    let max = airlock_domain::action::MAX_AGENT_FILE.min(judged);
     let download = guest.get_path(path).await.map_err(GuestError::File)?;
     match download.content() {
         airlock_protocol::Content::DirectoryTar { .. } => {
@@ -1155,11 +1156,12 @@ async fn read_file(guest: &Arc<GuestClient>, path: &str) -> Result<ActionResult,
     }))
 }
 
-/// The size of the regular file at `path`, from a listing of its folder (0 when it cannot be
-/// told: not there, not a file, or the folder cannot be listed). The policy judges reads by it.
+/// The size of the regular file at `path`, from a listing of its folder. The policy judges reads
+/// by it; when it cannot be told (not there, not a file, the folder cannot be listed or lists too
+/// many entries) it is `u64::MAX`, so a rule about large reads asks rather than allows.
 pub(crate) async fn probe_size(guest: &Arc<GuestClient>, path: &str) -> u64 {
     let Some((dir, name)) = path.rsplit_once('/') else {
-        return 0;
+        return u64::MAX;
     };
     let dir = if dir.is_empty() { "/" } else { dir };
     match guest.list_dir(dir, airlock_protocol::MAX_LIST_ENTRIES).await {
@@ -1167,7 +1169,7 @@ pub(crate) async fn probe_size(guest: &Arc<GuestClient>, path: &str) -> u64 {
             .entries
             .iter()
             .find(|e| e.name == name && e.raw_name.is_none() && e.kind == airlock_protocol::EntryKind::File)
-            .map_or(0, |e| e.size),
-        Err(_) => 0,
+            .map_or(u64::MAX, |e| e.size),
+        Err(_) => u64::MAX,
     }
 }

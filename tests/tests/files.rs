@@ -573,6 +573,11 @@ async fn sandbox_put_and_get_round_trip_a_file_through_a_running_serve() -> Resu
             (Direction::Out, "/root/in/payload.bin", data.len() as u64)
         ]
     );
+    // Both complete, with the same SHA-256 (the download's taken from the guest's closing digest).
+    for x in &t {
+        assert_eq!(x.error, None, "{x:?}");
+    }
+    assert!(t[0].sha256.is_some() && t[0].sha256 == t[1].sha256, "{t:?}");
     Ok(())
 }
 

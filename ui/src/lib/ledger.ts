@@ -271,6 +271,8 @@ function permissionWords(p: Permission): string {
       return 'move files into or out of a sandbox';
     case 'links':
       return 'create or revoke view links';
+    case 'share':
+      return 'share host folders into a sandbox';
     case 'policy':
       return 'change the policy';
     case 'operators':
@@ -282,7 +284,7 @@ function permissionWords(p: Permission): string {
 export function forbiddenText(f: Forbidden): string {
   switch (f.why) {
     case 'role':
-      return `${f.who} is a ${f.role} and may not ${permissionWords(f.permission)}`;
+      return `${f.who} is ${f.role === 'watcher' ? 'a' : 'an'} ${f.role} and may not ${permissionWords(f.permission)}`;
     case 'scope':
       return `${f.who} is a view link for sandbox ${f.allowed} and cannot reach ${f.asked ?? 'anything beyond it'}`;
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Me, Permission } from './api/types';
 import { allows, can, linkSandbox } from './roles';
 
-const ALL: Permission[] = ['see', 'decide', 'drive', 'manage', 'files', 'links', 'policy', 'operators'];
+const ALL: Permission[] = ['see', 'decide', 'drive', 'manage', 'files', 'links', 'share', 'policy', 'operators'];
 const me = (role: Me['role'], scope: Me['scope'] = { kind: 'all' }): Me => ({ operator: 'ana', role, scope });
 
 describe('roles', () => {
@@ -10,8 +10,8 @@ describe('roles', () => {
     expect(ALL.filter((p) => allows('admin', p))).toEqual(ALL);
   });
 
-  it('lets an operator do everything but change the policy or the operators', () => {
-    expect(ALL.filter((p) => !allows('operator', p))).toEqual(['policy', 'operators']);
+  it('lets an operator do everything but share host folders, change the policy or the operators', () => {
+    expect(ALL.filter((p) => !allows('operator', p))).toEqual(['share', 'policy', 'operators']);
   });
 
   it('lets a watcher only see', () => {

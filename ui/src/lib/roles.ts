@@ -4,13 +4,13 @@
 
 import type { Me, Permission, Role } from './api/types';
 
-/** Whether a role allows a permission: admin everything; operator all but the policy and operators; watcher only seeing. */
+/** Whether a role allows a permission: admin everything; operator all but the policy, operators and host folders; watcher only seeing. */
 export function allows(role: Role, permission: Permission): boolean {
   switch (role) {
     case 'admin':
       return true;
     case 'operator':
-      return permission !== 'policy' && permission !== 'operators';
+      return permission !== 'policy' && permission !== 'operators' && permission !== 'share';
     case 'watcher':
       return permission === 'see';
   }

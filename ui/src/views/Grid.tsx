@@ -223,6 +223,7 @@ function JobCard({ job }: { job: CreateJob }) {
 
 function NewSandboxDialog({ onClose }: { onClose: () => void }) {
   const backend = useBackend();
+  const mayShare = can(useAppState().principal, 'share');
   const [profile, setProfile] = useState<Profile>('desktop');
   const [be, setBe] = useState<BackendChoice>('auto');
   const [vcpus, setVcpus] = useState('2');
@@ -286,47 +287,49 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
           <NumberField class="field" label="vCPUs" min={1} max={8} value={vcpus} onInput={setVcpus} />
           <NumberField class="field" label="Memory (MiB)" min={256} max={16384} step={256} value={memory} onInput={setMemory} />
         </div>
-        <fieldset class="shares">
-          <legend>Shared folders</legend>
-          {shares.length === 0 && <p class="hint small">None: the sandbox sees no host folder.</p>}
-          {shares.map((r, i) => (
-            <div class="share-row" key={i} role="group" aria-label={`Shared folder ${i + 1}`}>
-              <label class="field">
-                <span>Host folder</span>
-                <input
-                  type="text"
-                  class="mono"
-                  value={r.host}
-                  placeholder="/home/you/project"
-                  spellcheck={false}
-                  onInput={(e) => setRow(i, { host: (e.currentTarget as HTMLInputElement).value })}
-                />
-              </label>
-              <label class="field">
-                <span>In the sandbox</span>
-                <input
-                  type="text"
-                  class="mono"
-                  value={r.guest}
-                  placeholder="/mnt/project"
-                  spellcheck={false}
-                  onInput={(e) => setRow(i, { guest: (e.currentTarget as HTMLInputElement).value })}
-                />
-              </label>
-              <label class="check">
-                <input type="checkbox" checked={r.writable} onChange={(e) => setRow(i, { writable: (e.currentTarget as HTMLInputElement).checked })} />
-                <span>Writable</span>
-              </label>
-              <button type="button" class="subtle" aria-label={`Remove shared folder ${i + 1}`} onClick={() => setShares((rows) => rows.filter((_, j) => j !== i))}>
-                Remove
-              </button>
-            </div>
-          ))}
-          <button type="button" onClick={() => setShares((rows) => [...rows, emptyShareRow()])}>
-            Add shared folder
-          </button>
-          <p class="hint small">Read-only unless “Writable” is ticked: then the sandbox can change and delete files there.</p>
-        </fieldset>
+        {mayShare && (
+          <fieldset class="shares">
+            <legend>Shared folders</legend>
+            {shares.length === 0 && <p class="hint small">None: the sandbox sees no host folder.</p>}
+            {shares.map((r, i) => (
+              <div class="share-row" key={i} role="group" aria-label={`Shared folder ${i + 1}`}>
+                <label class="field">
+                  <span>Host folder</span>
+                  <input
+                    type="text"
+                    class="mono"
+                    value={r.host}
+                    placeholder="/home/you/project"
+                    spellcheck={false}
+                    onInput={(e) => setRow(i, { host: (e.currentTarget as HTMLInputElement).value })}
+                  />
+                </label>
+                <label class="field">
+                  <span>In the sandbox</span>
+                  <input
+                    type="text"
+                    class="mono"
+                    value={r.guest}
+                    placeholder="/mnt/project"
+                    spellcheck={false}
+                    onInput={(e) => setRow(i, { guest: (e.currentTarget as HTMLInputElement).value })}
+                  />
+                </label>
+                <label class="check">
+                  <input type="checkbox" checked={r.writable} onChange={(e) => setRow(i, { writable: (e.currentTarget as HTMLInputElement).checked })} />
+                  <span>Writable</span>
+                </label>
+                <button type="button" class="subtle" aria-label={`Remove shared folder ${i + 1}`} onClick={() => setShares((rows) => rows.filter((_, j) => j !== i))}>
+                  Remove
+                </button>
+              </div>
+            ))}
+            <button type="button" onClick={() => setShares((rows) => [...rows, emptyShareRow()])}>
+              Add shared folder
+            </button>
+            <p class="hint small">Read-only unless “Writable” is ticked: then the sandbox can change and delete files there.</p>
+          </fieldset>
+        )}
         <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
         <Alert message={error} />
         <div class="button-row end">

@@ -1945,7 +1945,7 @@ error: string | null, };
 /**
  * What a request needs.
  */
-export type Permission = "see" | "decide" | "drive" | "manage" | "files" | "links" | "policy" | "operators";
+export type Permission = "see" | "decide" | "drive" | "manage" | "files" | "links" | "share" | "policy" | "operators";
 
 /**
  * A point on the screen, already checked to lie inside it.

@@ -359,7 +359,7 @@ class WebBackend implements Backend {
   }
   /** XMLHttpRequest rather than fetch: only it reports upload progress. */
   uploadFile(sandbox: string, path: string, data: Blob, mode: number, onProgress?: UploadProgress): Promise<FileWritten> {
-    const url = `api/sandboxes/${encodeURIComponent(sandbox)}/files?path=${encodeURIComponent(path)}&mode=${mode}`;
+    const url = `api/sandboxes/${encodeURIComponent(sandbox)}/files?path=${encodeURIComponent(path)}&mode=${mode.toString(8)}`;
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', url);

@@ -52,7 +52,7 @@ describe('web backend files', () => {
     const done = createWebBackend().uploadFile('sb 1', '/root/a b.txt', file, 0o644, progress);
     const xhr = FakeXhr.last as FakeXhr;
     expect(xhr.method).toBe('POST');
-    expect(xhr.url).toBe('api/sandboxes/sb%201/files?path=%2Froot%2Fa%20b.txt&mode=420');
+    expect(xhr.url).toBe('api/sandboxes/sb%201/files?path=%2Froot%2Fa%20b.txt&mode=644');
     expect(xhr.headers.Authorization).toBe('Bearer OP');
     expect(xhr.body).toBe(file);
     xhr.upload.onprogress?.({ loaded: 4, total: 10, lengthComputable: true } as ProgressEvent);
