@@ -1066,6 +1066,23 @@ mod tests {
             "/root is not a prefix match"
         );
         assert_eq!(
+            decide(&p, &write("/root/.bashrc"), ""),
+            Decision::Ask,
+            "start-up files run commands"
+        );
+        assert_eq!(
+            decide(&p, &write("/root/.config/autostart/x.desktop"), ""),
+            Decision::Ask
+        );
+        assert_eq!(
+            decide(&p, &Action::read_file("/root/.ssh/id_ed25519", 400).unwrap(), ""),
+            Decision::Ask
+        );
+        assert_eq!(
+            decide(&p, &Action::list_files("/root/.config").unwrap(), ""),
+            Decision::Allow
+        );
+        assert_eq!(
             decide(&p, &Action::list_files("/root").unwrap(), ""),
             Decision::Allow
         );
@@ -1086,6 +1103,16 @@ mod tests {
     #[test]
     fn a_large_read_asks_even_at_home_and_names_the_rule() {
         let p = Policy::default_policy().unwrap();
+        let unknown = p.evaluate(
+            &WHO,
+            &Action::read_file("/root/a.bin", u64::MAX).unwrap(),
+            Focus::NONE,
+        );
+        assert_eq!(
+            unknown.decision,
+            Decision::Ask,
+            "a read whose size the gateway could not tell asks"
+        );
         assert_eq!(
             decide(&p, &Action::read_file("/root/a.bin", 4 << 20).unwrap(), ""),
             Decision::Allow
