@@ -342,6 +342,11 @@ impl Lease {
         self.handback.is_some()
     }
 
+    /// The summary of the last human stint waiting for the agent, left in place.
+    pub fn pending_handback(&self) -> Option<&HandbackSummary> {
+        self.handback.as_ref()
+    }
+
     /// Takes the summary of the last human stint, once.
     pub fn take_handback(&mut self) -> Option<HandbackSummary> {
         self.handback.take()

@@ -341,6 +341,7 @@ fn step_of(ev: &Event, id: &str) -> Option<(Step, bool)> {
             to,
             epoch,
             at_ms,
+            ..
         } if sandbox == id => (
             Step {
                 detail: Some(format!("epoch {epoch}")),

@@ -112,6 +112,15 @@ enum RouteError {
         /// The request id.
         id: u32,
     },
+    /// A reply a file transfer never gets (a screen frame, a pong): a guest flooding a transfer's
+    /// unbounded queue past its credit.
+    #[error("the guest sent a {kind} reply for request {id}, a file transfer")]
+    NotATransferReply {
+        /// The request id.
+        id: u32,
+        /// What it sent.
+        kind: &'static str,
+    },
     /// Transfer traffic over the protocol's limits.
     #[error("the guest sent invalid transfer traffic for request {id}")]
     InvalidTransfer {
@@ -388,6 +397,22 @@ impl GuestMux {
         let mut routes = self.inner.routes.lock().map_err(|_| RouteError::Poisoned)?;
         let ends = !is_stream_item(&reply);
         if let Some(Route::Transfer(sink)) = routes.live.get(&id) {
+            // Only a transfer's own replies: anything else could be sent without end, past the
+            // transfer's credit, into its queue.
+            match &reply {
+                Reply::Opened(_)
+                | Reply::Written(_)
+                | Reply::Sent(_)
+                | Reply::Listing(_)
+                | Reply::FileError(_)
+                | Reply::Error { .. } => {}
+                other => {
+                    return Err(RouteError::NotATransferReply {
+                        id,
+                        kind: reply_kind(other),
+                    })
+                }
+            }
             let sink = sink.clone();
             if ends {
                 routes.live.remove(&id);
@@ -620,6 +645,28 @@ pub(crate) fn unexpected(r: Reply) -> ChannelError {
 }
 
 fn reply_name(r: &Reply) -> &'static str {
+    match r {
+        Reply::Hello { .. } => "hello",
+        Reply::Pong => "pong",
+        Reply::Done => "done",
+        Reply::Screenshot(_) => "screenshot",
+        Reply::Pointer { .. } => "pointer",
+        Reply::Exec(_) => "exec",
+        Reply::Frame(_) => "frame",
+        Reply::StreamEnded => "stream-ended",
+        Reply::Window(_) => "window",
+        Reply::Selection { .. } => "selection",
+        Reply::Error { .. } => "error",
+        Reply::Written(_) => "written",
+        Reply::Opened(_) => "opened",
+        Reply::Sent(_) => "sent",
+        Reply::Listing(_) => "listing",
+        Reply::FileError(_) => "file-error",
+    }
+}
+
+/// A reply's name, for errors.
+fn reply_kind(r: &Reply) -> &'static str {
     match r {
         Reply::Hello { .. } => "hello",
         Reply::Pong => "pong",

@@ -549,7 +549,6 @@ fn file_mode(mode: Option<&str>) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::bad(format!("mode={m:?} is not octal permission bits like 644")))
 }
 
-
 async fn list_files(
     State(sup): State<Supervisor>,
     Path(id): Path<String>,

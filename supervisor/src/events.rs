@@ -105,6 +105,10 @@ pub enum Event {
         epoch: u64,
         /// When (Unix ms).
         at_ms: u64,
+        /// A hand-back's summary (with the operator's note), as the agent will be given it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        handback: Option<airlock_domain::HandbackSummary>,
     },
     /// An agent asked for a human and waits.
     HumanRequested {

@@ -97,6 +97,8 @@ struct Pending {
     sup: Supervisor,
     request: HumanRequest,
     ended: bool,
+    /// What the record says if the request ends without an answer or a timeout.
+    abandoned_because: &'static str,
 }
 
 impl Pending {
@@ -138,7 +140,7 @@ impl Drop for Pending {
         sup.forget_human_request(&request, HumanRequestOutcome::Abandoned);
         let record = Record::HumanRequest(HumanRequestRecord::Abandoned {
             request: request.request,
-            reason: "the agent's call ended before an operator answered".into(),
+            reason: self.abandoned_because.into(),
         });
         let actor = airlock_ledger::Actor {
             agent: Some(request.agent.clone()),
@@ -237,29 +239,37 @@ impl Supervisor {
             ..draft
         })
         .await?;
-        let pending = Pending {
+        let mut pending = Pending {
             sup: self.clone(),
             request: request.clone(),
             ended: false,
+            abandoned_because: "the agent's call ended before an operator answered",
         };
         self.remember_human_request(request.clone());
         tracing::info!(request = request.request, "waiting for a human");
 
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         loop {
-            let handed_back = tokio::select! {
+            // `Some(summary)` once control came back from a human (the summary from the event, when
+            // it was seen: a concurrent agent call may take the session's copy first).
+            let handed_back: Option<Option<HandbackSummary>> = tokio::select! {
                 ev = events.recv() => match ev {
-                    Ok(Event::LeaseChanged { sandbox, from: Holder::Human { .. }, to: Holder::Agent, .. })
-                        if sandbox == session.id => true,
+                    Ok(Event::LeaseChanged { sandbox, from: Holder::Human { .. }, to: Holder::Agent, handback, .. })
+                        if sandbox == session.id => Some(handback),
                     Ok(Event::SandboxState { sandbox, state, .. })
                         if sandbox == session.id && state != crate::SandboxState::Running =>
                     {
+                        pending.abandoned_because = "the sandbox stopped before an operator answered";
                         return Err(GatewayError::UnknownSandbox(sandbox).into());
                     }
-                    Ok(_) => false,
+                    Ok(_) => None,
                     // Missed events: look at the lease itself.
-                    Err(RecvError::Lagged(_)) => matches!(session.view().await.map(|v| v.holder), Ok(Holder::Agent)),
-                    Err(RecvError::Closed) => return Err(GatewayError::UnknownSandbox(session.id.clone()).into()),
+                    Err(RecvError::Lagged(_)) => matches!(session.view().await.map(|v| v.holder), Ok(Holder::Agent))
+                        .then_some(None),
+                    Err(RecvError::Closed) => {
+                        pending.abandoned_because = "the supervisor stopped before an operator answered";
+                        return Err(GatewayError::UnknownSandbox(session.id.clone()).into());
+                    }
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     pending
@@ -272,16 +282,21 @@ impl Supervisor {
                     return Err(HelpError::NoAnswer { waited_s: wait_ms / 1000 });
                 }
             };
-            if !handed_back {
+            let Some(seen) = handed_back else {
                 continue;
-            }
+            };
+            // The screen first: nothing below may lose the operator's answer once it is taken.
+            pending.abandoned_because = "the screen could not be captured after the operator handed back";
+            let frame = capture(&session.guest).await.map_err(GatewayError::from)?;
+            let hash = self.store_frame(&frame).await?;
             // Control is the agent's again: take the hand-back summary (so the agent's next action
-            // is not refused for it a second time) and show it the screen.
+            // is not refused for it a second time); if a concurrent call took it first, the
+            // event's copy answers.
             let admission = match session.admit(None).await.map_err(GatewayError::from)? {
                 Ok(a) => a,
                 Err(_) => continue, // taken again at once: keep waiting
             };
-            let Some(summary) = admission.handback else {
+            let Some(summary) = admission.handback.or(seen) else {
                 continue; // a lagged wake-up with no stint behind it
             };
             session
@@ -289,8 +304,6 @@ impl Supervisor {
                 .lock()
                 .await
                 .forget_all("an operator drove the sandbox while the agent waited for them");
-            let frame = capture(&session.guest).await.map_err(GatewayError::from)?;
-            let hash = self.store_frame(&frame).await?;
             pending
                 .end(
                     HumanRequestOutcome::Answered {

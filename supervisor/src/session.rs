@@ -570,6 +570,10 @@ impl Owner {
             to: change.to.clone(),
             epoch: change.epoch,
             at_ms: now,
+            handback: match cmd {
+                LeaseCommand::HandBack { .. } => self.lease.pending_handback().cloned(),
+                LeaseCommand::Take { .. } | LeaseCommand::Pause { .. } | LeaseCommand::Resume { .. } => None,
+            },
         });
         Ok(change)
     }

@@ -1098,7 +1098,11 @@ epoch: number,
 /**
  * When (Unix ms).
  */
-at_ms: number, } | { "type": "human_requested", 
+at_ms: number, 
+/**
+ * A hand-back's summary (with the operator's note), as the agent will be given it.
+ */
+handback?: HandbackSummary, } | { "type": "human_requested", 
 /**
  * The request.
  */
