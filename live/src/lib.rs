@@ -13,7 +13,8 @@
 //! # async fn run(sup: airlock_supervisor::Supervisor, socket: axum::extract::ws::WebSocket) {
 //! let views = airlock_live::LiveViews::new(sup);
 //! // One per upgraded viewer socket, until it closes:
-//! airlock_live::viewer::serve(views.clone(), "alice".into(), "sb-1".into(), socket).await;
+//! let alice = airlock_domain::Principal::operator("alice", airlock_domain::Role::Operator);
+//! airlock_live::viewer::serve(views.clone(), alice, "sb-1".into(), socket).await;
 //! # }
 //! ```
 
