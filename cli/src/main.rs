@@ -516,9 +516,7 @@ fn sandbox(cmd: SandboxCommand) -> Result<ExitCode> {
             mode,
             server,
         } => {
-            let mode = u32::from_str_radix(&mode, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
+            let mode = airlock_supervisor::files::parse_mode(&mode)
                 .with_context(|| format!("--mode {mode:?} is not octal permission bits"))?;
             let dest = files::put_dest(&file, dest.as_deref())?;
             let api = files::Api::new(&server)?;

@@ -409,7 +409,7 @@ impl GuestMux {
                 other => {
                     return Err(RouteError::NotATransferReply {
                         id,
-                        kind: reply_kind(other),
+                        kind: reply_name(other),
                     })
                 }
             }
@@ -645,28 +645,6 @@ pub(crate) fn unexpected(r: Reply) -> ChannelError {
 }
 
 fn reply_name(r: &Reply) -> &'static str {
-    match r {
-        Reply::Hello { .. } => "hello",
-        Reply::Pong => "pong",
-        Reply::Done => "done",
-        Reply::Screenshot(_) => "screenshot",
-        Reply::Pointer { .. } => "pointer",
-        Reply::Exec(_) => "exec",
-        Reply::Frame(_) => "frame",
-        Reply::StreamEnded => "stream-ended",
-        Reply::Window(_) => "window",
-        Reply::Selection { .. } => "selection",
-        Reply::Error { .. } => "error",
-        Reply::Written(_) => "written",
-        Reply::Opened(_) => "opened",
-        Reply::Sent(_) => "sent",
-        Reply::Listing(_) => "listing",
-        Reply::FileError(_) => "file-error",
-    }
-}
-
-/// A reply's name, for errors.
-fn reply_kind(r: &Reply) -> &'static str {
     match r {
         Reply::Hello { .. } => "hello",
         Reply::Pong => "pong",

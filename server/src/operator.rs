@@ -541,11 +541,8 @@ struct FileQuery {
 
 fn file_mode(mode: Option<&str>) -> Result<u32, ApiError> {
     let Some(m) = mode else { return Ok(0o644) };
-    // Octal, as chmod writes it (`644`, `0644`, `0o644`): a decimal 644 would be 0o1204.
-    let digits = m.strip_prefix("0o").unwrap_or(m);
-    u32::from_str_radix(digits, 8)
-        .ok()
-        .filter(|v| !digits.is_empty() && *v <= 0o7777)
+    // Octal, as chmod writes it: a decimal 644 would be 0o1204.
+    airlock_supervisor::files::parse_mode(m)
         .ok_or_else(|| ApiError::bad(format!("mode={m:?} is not octal permission bits like 644")))
 }
 

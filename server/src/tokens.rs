@@ -2,7 +2,7 @@
 //! state directory (mode 0600).
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -68,9 +68,7 @@ pub enum TokenError {
 
 /// 32 random bytes as hex, from the kernel's generator.
 pub fn random_token() -> Result<String, std::io::Error> {
-    let mut buf = [0u8; 32];
-    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(hex::encode(buf))
+    airlock_supervisor::access::random_hex(32)
 }
 
 /// Compares in time independent of where the strings differ.

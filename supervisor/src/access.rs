@@ -37,8 +37,8 @@ struct Inner {
     refused_recorded: HashSet<(String, String)>,
 }
 
-/// `bytes` random bytes from the kernel's generator, as hex.
-fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
+/// `bytes` random bytes from the kernel's generator, as hex (tokens and link ids).
+pub fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;

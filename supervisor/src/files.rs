@@ -169,6 +169,15 @@ fn check_path(path: &str) -> Result<(), FileError> {
     })
 }
 
+/// Permission bits written in octal as chmod takes them (`644`, `0644`, `0o644`), at most
+/// `0o7777`; `None` for anything else (a decimal 420 is not read as 0o644).
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|v| !digits.is_empty() && *v <= 0o7777)
+}
+
 /// Who moves a file and how they asked (`api`, `cli`, `console`), for the record.
 #[derive(Debug, Clone, Copy)]
 pub struct Mover<'a> {
