@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock_protocol::{Content, FileErrorKind, PutFile};
+use airlock_protocol::{
+    encode_frame, Content, ErrorKind, FileErrorKind, FrameDecoder, GuestMessage, HostMessage, PutFile, Reply,
+    Request, PROTOCOL_VERSION,
+};
 use airlock_sandbox::{keeper, GuestClient, GuestMux, TransferError};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,4 +182,74 @@ async fn files_go_in_and_out_through_the_keeper_and_a_dropped_put_leaves_nothing
     })
     .await;
     drop(feed);
+}
+
+/// A raw client connection to a keeper: what a well-behaved `GuestClient` never sends.
+struct RawClient {
+    s: UnixStream,
+    dec: FrameDecoder,
+}
+
+impl RawClient {
+    fn send(&mut self, id: u32, req: Request) {
+        use std::io::Write;
+        let bytes = encode_frame(id, &HostMessage::Request(req)).expect("encodes");
+        self.s.write_all(&bytes).expect("sent");
+    }
+
+    /// Reads frames until `want` accepts one's reply (others are skipped) or 20 s pass.
+    fn reply_until(&mut self, what: &str, want: impl Fn(u32, &Reply) -> bool) -> Reply {
+        use std::io::Read;
+        self.s
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("a timeout");
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(frame) = self.dec.next_frame().expect("well-formed frames") {
+                if let Ok(GuestMessage::Reply(r)) = frame.decode::<GuestMessage>() {
+                    if want(frame.id, &r) {
+                        return r;
+                    }
+                }
+            }
+            let n = self.s.read(&mut buf).unwrap_or_else(|e| panic!("no {what}: {e}"));
+            assert!(n > 0, "the keeper hung up before {what}");
+            self.dec.extend(&buf[..n]);
+        }
+    }
+}
+
+#[test]
+fn a_client_reusing_the_id_of_a_transfer_in_flight_is_refused_by_the_keeper() {
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let (_kill, _client) = agent(tmp.path());
+    // Larger than the first credit window: the download stays in flight, waiting for credit.
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, vec![3u8; 8 << 20]).expect("a file");
+    let mut raw = RawClient {
+        s: UnixStream::connect(tmp.path().join("keeper.sock")).expect("connects"),
+        dec: FrameDecoder::default(),
+    };
+    raw.send(
+        1,
+        Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "reuser".into(),
+        },
+    );
+    raw.reply_until("hello", |id, r| id == 1 && matches!(r, Reply::Hello { .. }));
+    raw.send(7, Request::GetPath { path: s(&big) });
+    raw.reply_until("the download opening", |id, r| {
+        id == 7 && matches!(r, Reply::Opened(_))
+    });
+    raw.send(7, Request::GetPath { path: s(&big) });
+    let refused = raw.reply_until("a refusal", |id, r| id == 7 && matches!(r, Reply::Error { .. }));
+    let Reply::Error { kind, message } = refused else {
+        unreachable!("only an error is accepted")
+    };
+    assert_eq!(kind, ErrorKind::InvalidRequest, "{message}");
+    assert!(
+        message.contains("request 7 is a file transfer in flight already"),
+        "{message}"
+    );
 }

@@ -3,7 +3,7 @@
 //! blocking pool.
 
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,6 +95,25 @@ impl BlobStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Err(LedgerError::BlobNotFound { hash: *hash }),
             Err(source) => Err(LedgerError::BlobRead { path, source }),
         }
+    }
+
+    /// Opens a blob to be read in pieces, after checking in pieces that its content still hashes
+    /// to its name; the file is at its start.
+    pub fn open(&self, hash: &Digest) -> Result<File, LedgerError> {
+        let path = self.path(hash);
+        let read_err = |source: std::io::Error| match source.kind() {
+            ErrorKind::NotFound => LedgerError::BlobNotFound { hash: *hash },
+            _ => LedgerError::BlobRead {
+                path: path.clone(),
+                source,
+            },
+        };
+        let mut file = File::open(&path).map_err(read_err)?;
+        if Digest::of_reader(&mut file).map_err(read_err)? != *hash {
+            return Err(LedgerError::BlobCorrupt { hash: *hash });
+        }
+        file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+        Ok(file)
     }
 
     /// Whether a blob with this hash is present (its content is not read).

@@ -264,6 +264,16 @@ impl Ledger {
             .map_err(LedgerError::Background)?
     }
 
+    /// Opens a blob to be read in pieces (a kept upload may be a GiB), checked as
+    /// [`Ledger::read_blob`] checks it, but without holding it in memory.
+    pub async fn open_blob(&self, hash: &Digest) -> Result<std::fs::File, LedgerError> {
+        let store = self.inner.blobs.clone();
+        let hash = *hash;
+        tokio::task::spawn_blocking(move || store.open(&hash))
+            .await
+            .map_err(LedgerError::Background)?
+    }
+
     /// Entries matching `q`, in ascending seq, at most `min(q.limit, MAX_QUERY_LIMIT)` of them.
     /// A stored body that no longer parses is an error ([`LedgerError::CorruptEntry`]).
     #[tracing::instrument(name = "ledger.query", skip_all)]

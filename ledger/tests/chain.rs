@@ -269,6 +269,32 @@ async fn blobs_are_content_addressed_and_checked_on_read() {
 }
 
 #[tokio::test]
+async fn an_opened_blob_is_checked_first_and_read_from_its_start() {
+    use std::io::Read;
+    let (dir, ledger) = fresh().await;
+    let content = vec![7u8; 300 * 1024];
+    let h = ledger.put_blob(&content).await.unwrap();
+    let mut read = Vec::new();
+    ledger
+        .open_blob(&h)
+        .await
+        .unwrap()
+        .read_to_end(&mut read)
+        .unwrap();
+    assert_eq!(read, content);
+    let hex = h.to_hex();
+    let path = dir.path().join(BLOBS_DIR).join(&hex[..2]).join(&hex[2..]);
+    std::fs::write(&path, b"changed").unwrap();
+    assert!(matches!(
+        ledger.open_blob(&h).await,
+        Err(LedgerError::BlobCorrupt { .. })
+    ));
+    let err = ledger.open_blob(&Digest::of(b"other")).await.unwrap_err();
+    assert!(matches!(err, LedgerError::BlobNotFound { .. }));
+    ledger.close().await;
+}
+
+#[tokio::test]
 async fn one_writer_per_directory_and_read_only_handles() {
     let (dir, ledger) = fresh().await;
     fill(&ledger, 3, |_| None).await;

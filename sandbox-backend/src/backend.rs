@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,9 +12,9 @@ use airlock_guest_image::Image;
 
 use crate::gvisor::{oci_spec, runsc_global_args, GvisorConfig};
 use crate::procs::die_with_parent;
-use crate::qemu::{qemu_args, virtiofsd_args, QemuConfig, VirtiofsShare};
+use crate::qemu::{qemu_args, virtiofsd_args, QemuConfig, VirtiofsListen, VirtiofsShare};
 use crate::store::read_record;
-use crate::{on_path, Accel, BackendKind, LaunchError, Share};
+use crate::{folder_owner, on_path, Accel, BackendKind, LaunchError, Share, ShareError};
 
 /// What a backend needs to start one sandbox.
 #[derive(Debug, Clone)]
@@ -203,6 +204,10 @@ impl SandboxBackend for Gvisor {
             path: config.clone(),
             source,
         })?;
+        if let Some(s) = cfg.shares.iter().find(|s| s.writable) {
+            // Refused when the sandbox was made; a record edited since is refused again.
+            return Err(ShareError::WritableOnGvisor(s.host.clone()).into());
+        }
         let console = spec.dir.join("console.log");
         let mut cmd = Command::new("runsc");
         let read_only_shares = cfg.shares.iter().any(|s| !s.writable);
@@ -291,16 +296,41 @@ fn start_virtiofsd(v: &VirtiofsShare, log: &Path) -> Result<(), LaunchError> {
     })?;
     let _ = fs::remove_file(&v.socket);
     let mut cmd = Command::new(&program);
-    cmd.args(virtiofsd_args(&v.share, &v.socket))
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file(log)?);
+    // A writable share's virtiofsd runs as the folder's owner, so the host kernel keeps the
+    // sandbox to that owner's rights: it cannot hand a file to root or leave a set-user-ID root
+    // program behind. It could not make its socket in the sandbox's directory, so it inherits
+    // one listening there. A read-only share's runs as root, refusing every write itself.
+    let listener = if v.share.writable {
+        let (uid, gid) = folder_owner(&v.share.host)?;
+        if uid == 0 {
+            return Err(ShareError::WritableOwnedByRoot(v.share.host.clone()).into());
+        }
+        let listener =
+            std::os::unix::net::UnixListener::bind(&v.socket).map_err(|source| LaunchError::Io {
+                what: "listen on",
+                path: v.socket.clone(),
+                source,
+            })?;
+        cmd.args(virtiofsd_args(&v.share, VirtiofsListen::Fd(INHERITED_FD)))
+            .uid(uid)
+            .gid(gid);
+        inherit_fd(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&listener), INHERITED_FD);
+        Some(listener)
+    } else {
+        cmd.args(virtiofsd_args(&v.share, VirtiofsListen::Socket(&v.socket)));
+        None
+    };
     let mut child = die_with_parent(&mut cmd)
         .spawn()
         .map_err(|source| LaunchError::Spawn {
             program: program.display().to_string(),
             source,
         })?;
+    // The child holds its own copy of the listening socket.
+    drop(listener);
     let start = Instant::now();
     while !v.socket.exists() {
         if let Some(status) = child.try_wait().ok().flatten() {
@@ -321,6 +351,29 @@ fn start_virtiofsd(v: &VirtiofsShare, log: &Path) -> Result<(), LaunchError> {
     // Reap it when it exits (after QEMU disconnects, or with the keeper).
     std::thread::spawn(move || child.wait());
     Ok(())
+}
+
+/// The descriptor a writable share's virtiofsd finds its listening socket on.
+const INHERITED_FD: i32 = 3;
+
+/// Makes the child find `fd` as descriptor `as_fd` (open across exec).
+fn inherit_fd(cmd: &mut Command, fd: i32, as_fd: i32) {
+    // SAFETY: dup2 is async-signal-safe; it only changes the child's own descriptor table, and
+    // the descriptor it makes has no close-on-exec flag.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec: clear the flag instead.
+            let r = if fd == as_fd {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, as_fd)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn log_file(p: &Path) -> Result<fs::File, LaunchError> {

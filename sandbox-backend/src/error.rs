@@ -81,6 +81,9 @@ pub enum TransferError {
 /// Starting a sandbox's processes.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// A share the sandbox may not have (checked again at launch).
+    #[error(transparent)]
+    Share(#[from] crate::ShareError),
     /// A program could not be started.
     #[error("cannot start {program}: {source}")]
     Spawn {
@@ -249,6 +252,9 @@ pub enum StoreError {
     /// Placement failed.
     #[error(transparent)]
     Placement(#[from] crate::PlacementError),
+    /// A share the chosen backend may not have.
+    #[error(transparent)]
+    Share(#[from] crate::ShareError),
     /// Processes survived a kill.
     #[error("processes of sandbox {id} survived SIGKILL: {pids:?}")]
     Survivors {

@@ -534,6 +534,20 @@ fn start_transfer(mux: &GuestMux, req: Request, id: u32, writer: &ClientWriter, 
     });
     // Held while the transfer starts, so its end (on the reader thread) cannot come first.
     let Ok(mut table) = transfers.lock() else { return };
+    if table.contains_key(&id) {
+        // The one in flight keeps the id; this one is refused, not silently swapped in.
+        drop(table);
+        let m = format!("request {id} is a file transfer in flight already; a new one needs a new id");
+        send(
+            writer,
+            id,
+            Reply::Error {
+                kind: ErrorKind::InvalidRequest,
+                message: m,
+            },
+        );
+        return;
+    }
     match mux.open_transfer_wait(req, sink) {
         Ok(guest) => {
             table.insert(id, guest);

@@ -35,7 +35,8 @@ pub use client::{bgrx_to_rgba, reply_timeout, Download, GuestClient, Screenshot}
 pub use error::{ChannelError, KeeperError, LaunchError, StoreError, TransferError};
 pub use mux::{EgressSink, GuestInfo, GuestMux, ReplyStream, TransferEvent, TransferSink};
 pub use share::{
-    GuestRefusal, HostRefusal, HostRules, ParseShareError, Share, ShareError, Shares, MAX_SHARES,
+    folder_owner, GuestRefusal, HostRefusal, HostRules, ParseShareError, Share, ShareError, Shares,
+    MAX_SHARES,
 };
 pub use state::{GuestSummary, SandboxRecord, SandboxState};
 pub use store::{now_ms, read_record, write_record, CreateOptions, Liveness, SandboxStatus, Store};

@@ -71,16 +71,30 @@ pub struct VirtiofsShare {
     pub socket: PathBuf,
 }
 
-/// The argument vector for the `virtiofsd` that serves one share on `socket`.
+/// Where a virtiofsd takes QEMU's vhost-user connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtiofsListen<'a> {
+    /// It makes and listens on this socket itself (a read-only share's virtiofsd, run as root).
+    Socket(&'a Path),
+    /// It inherits the listening socket as this descriptor (a writable share's virtiofsd, run as
+    /// the folder's owner, who may not create files in the sandbox's directory).
+    Fd(i32),
+}
+
+/// The argument vector for the `virtiofsd` that serves one share, listening as `listen` says.
 ///
 /// virtiofsd (the Rust one, 1.x) confines itself: `--sandbox=namespace` pivots into the shared
 /// directory in its own mount (and, unprivileged, user) namespace under a seccomp filter, and opens
 /// every path component relative to its parent with `O_NOFOLLOW`; the guest kernel resolves
 /// symlink targets inside the guest. `--readonly` refuses writes in the daemon itself, below the
-/// guest's `ro` mount.
-pub fn virtiofsd_args(share: &Share, socket: &Path) -> Vec<String> {
+/// guest's `ro` mount. A writable share's virtiofsd runs as the folder's owner (the keeper starts
+/// it so), which is what keeps the sandbox to that owner's rights on the host.
+pub fn virtiofsd_args(share: &Share, listen: VirtiofsListen<'_>) -> Vec<String> {
     let mut a = vec![
-        format!("--socket-path={}", socket.display()),
+        match listen {
+            VirtiofsListen::Socket(socket) => format!("--socket-path={}", socket.display()),
+            VirtiofsListen::Fd(fd) => format!("--fd={fd}"),
+        },
         format!("--shared-dir={}", share.host.display()),
         "--sandbox=namespace".to_string(),
         "--cache=auto".to_string(),
@@ -327,11 +341,15 @@ mod tests {
             guest: "/data".into(),
             writable: false,
         };
-        let a = virtiofsd_args(&ro, Path::new("/s/fs0.sock"));
+        let a = virtiofsd_args(&ro, VirtiofsListen::Socket(Path::new("/s/fs0.sock")));
         assert!(a.contains(&"--readonly".to_string()));
+        assert!(a.contains(&"--socket-path=/s/fs0.sock".to_string()));
         assert!(a.contains(&"--shared-dir=/srv/in".to_string()));
         assert!(a.contains(&"--sandbox=namespace".to_string()));
         let rw = Share { writable: true, ..ro };
-        assert!(!virtiofsd_args(&rw, Path::new("/s/fs0.sock")).contains(&"--readonly".to_string()));
+        let a = virtiofsd_args(&rw, VirtiofsListen::Fd(3));
+        assert!(!a.contains(&"--readonly".to_string()));
+        assert!(a.contains(&"--fd=3".to_string()));
+        assert!(!a.iter().any(|x| x.starts_with("--socket-path")));
     }
 }

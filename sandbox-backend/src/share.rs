@@ -17,6 +17,14 @@
 //! or land on or under a path the sandbox itself needs ([`RESERVED_GUEST_PATHS`]). Two shares may
 //! not use the same guest path, nor one inside another. At most [`MAX_SHARES`] shares.
 //!
+//! A **writable** share must belong to an ordinary user, never root, and only a microVM gets one:
+//! whatever the sandbox writes there belongs to the folder's owner on the host. The microVM's
+//! virtiofsd for a writable share runs as that owner, so the host kernel holds the sandbox to the
+//! owner's rights (no `chown` to root, no set-user-ID root program left on the host). gVisor's
+//! file server writes the sandbox's owners and mode bits straight onto the host (measured: a
+//! `chown 0:0` and `chmod 6755` inside left a set-user-ID root shell in the host folder), so
+//! gVisor sandboxes get read-only shares only ([`Shares::check_backend`]).
+//!
 //! Symlinks inside a share are never followed on the host: gVisor's gofer and virtiofsd open each
 //! path component relative to the shared directory without following links, and the guest kernel
 //! resolves a symlink's target inside the sandbox's own root. A link `x -> /etc/shadow` in a share
@@ -244,6 +252,39 @@ pub enum ShareError {
         /// The inner one.
         inner: PathBuf,
     },
+    /// A writable share of a folder root owns.
+    #[error(
+        "refusing to share {0} writable: it belongs to root, and what a sandbox writes into a \
+         writable share belongs to the folder's owner (a root program set-user-ID would be a way \
+         onto the host); share a folder of an ordinary user, or share this one read-only"
+    )]
+    WritableOwnedByRoot(PathBuf),
+    /// A writable share asked of a gVisor sandbox.
+    #[error(
+        "cannot share {0} writable with a gVisor sandbox: gVisor writes the sandbox's owners and \
+         set-user-ID bits onto the host unchanged; share it read-only, or use a microVM (whose \
+         file server runs as the folder's owner)"
+    )]
+    WritableOnGvisor(PathBuf),
+    /// The owner of a shared folder cannot be read.
+    #[error("cannot read who owns the shared folder {path}")]
+    Owner {
+        /// The folder.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The owner and group of a shared host folder (what a writable share's writes belong to).
+pub fn folder_owner(path: &Path) -> Result<(u32, u32), ShareError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|source| ShareError::Owner {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((meta.uid(), meta.gid()))
 }
 
 /// What a host folder is checked against.
@@ -392,6 +433,9 @@ impl Shares {
                     });
                 }
             }
+            if s.writable && folder_owner(&host)?.0 == 0 {
+                return Err(ShareError::WritableOwnedByRoot(host));
+            }
             out.push(Share {
                 host,
                 guest,
@@ -399,6 +443,18 @@ impl Shares {
             });
         }
         Ok(Shares(out))
+    }
+
+    /// Refuses a writable share for a backend that cannot keep the sandbox to the folder owner's
+    /// rights (gVisor; see the module docs).
+    pub fn check_backend(&self, backend: crate::BackendKind) -> Result<(), ShareError> {
+        match backend {
+            crate::BackendKind::Microvm => Ok(()),
+            crate::BackendKind::Gvisor => match self.0.iter().find(|s| s.writable) {
+                Some(s) => Err(ShareError::WritableOnGvisor(s.host.clone())),
+                None => Ok(()),
+            },
+        }
     }
 }
 
@@ -882,5 +938,54 @@ mod tests {
             Some("airlock.shares=rw:".into())
         );
         assert_eq!(kernel_param(&[]), None);
+    }
+
+    #[test]
+    fn a_writable_share_must_belong_to_an_ordinary_user() {
+        let t = Tree::new("owner");
+        let writable = |rel: &str| {
+            Shares::validate(
+                &[Share {
+                    host: t.p(rel),
+                    guest: "/out".into(),
+                    writable: true,
+                }],
+                &t.rules(),
+            )
+        };
+        std::os::unix::fs::chown(t.p("work/project"), Some(0), Some(0)).expect("chown (tests run as root)");
+        let e = writable("work/project").expect_err("root's folder");
+        assert!(matches!(e, ShareError::WritableOwnedByRoot(_)), "{e}");
+        assert!(e.to_string().contains("belongs to root"), "{e}");
+        t.check("work/project", "/data").expect("read-only is fine");
+        std::os::unix::fs::chown(t.p("work/project"), Some(1000), Some(1000)).expect("chown");
+        writable("work/project").expect("an ordinary user's folder");
+    }
+
+    #[test]
+    fn only_a_microvm_gets_a_writable_share() {
+        let t = Tree::new("backend");
+        std::os::unix::fs::chown(t.p("work/project"), Some(1000), Some(1000))
+            .expect("chown (tests run as root)");
+        let shares = Shares::validate(
+            &[Share {
+                host: t.p("work/project"),
+                guest: "/out".into(),
+                writable: true,
+            }],
+            &t.rules(),
+        )
+        .expect("valid");
+        shares
+            .check_backend(crate::BackendKind::Microvm)
+            .expect("microvm");
+        let e = shares
+            .check_backend(crate::BackendKind::Gvisor)
+            .expect_err("gvisor");
+        assert!(e.to_string().contains("writable with a gVisor sandbox"), "{e}");
+        t.check("work/project", "/data")
+            .expect("read-only")
+            .check_backend(crate::BackendKind::Gvisor)
+            .expect("gVisor may read");
     }
 }

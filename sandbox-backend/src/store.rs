@@ -224,6 +224,7 @@ impl Store {
             )));
         }
         let placement = place(opts.backend, &HostFacts::probe())?;
+        shares.check_backend(placement.backend)?;
         let id = new_id()?;
         let final_dir = self.dir(&id)?;
         // Build the directory under a hidden name and rename it, so cleanup never sees it half-made.

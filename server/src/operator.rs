@@ -409,16 +409,39 @@ async fn export(State(sup): State<Supervisor>) -> ApiResult<impl IntoResponse> {
     ))
 }
 
+/// A blob, streamed (a kept upload may be a GiB), typed by its first bytes.
 async fn blob(State(sup): State<Supervisor>, Path(hash): Path<String>) -> ApiResult<impl IntoResponse> {
-    let bytes = sup.blob(&hash).await?;
-    let ty = if bytes.starts_with(b"\x89PNG") {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let (mut file, len) = sup.open_blob(&hash).await?;
+    let unreadable = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "blob",
+            format!("blob {hash} could not be read: {e}"),
+        )
+    };
+    let mut head = Vec::with_capacity(12);
+    (&mut file)
+        .take(12)
+        .read_to_end(&mut head)
+        .await
+        .map_err(unreadable)?;
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(unreadable)?;
+    let ty = if head.starts_with(b"\x89PNG") {
         "image/png"
-    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+    } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         "image/webp"
     } else {
         "application/octet-stream"
     };
-    Ok(([(header::CONTENT_TYPE, ty)], bytes))
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, ty.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    ))
 }
 
 async fn policy(State(sup): State<Supervisor>) -> impl IntoResponse {
@@ -513,6 +536,8 @@ impl From<FileError> for ApiError {
         match e {
             FileError::Command(c) => c.into(),
             FileError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
+            FileError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
+            FileError::NoSpace { .. } => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", message),
             FileError::Transfer {
                 source: TransferError::Refused(ref r),
                 ..

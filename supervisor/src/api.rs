@@ -258,6 +258,9 @@ pub struct LedgerQuery {
 /// The most entries one ledger page holds.
 pub const LEDGER_PAGE_MAX: u32 = 1000;
 
+/// Largest blob [`Supervisor::blob`] reads whole (frames are far smaller; kept uploads may not be).
+pub const MAX_BLOB_IN_MEMORY: u64 = 64 << 20;
+
 impl LedgerQuery {
     fn query(&self) -> Query {
         Query {
@@ -460,15 +463,41 @@ impl Supervisor {
         .await
     }
 
-    /// A stored blob (a frame), by its hex SHA-256.
+    /// A stored blob (a frame), by its hex SHA-256, whole; at most [`MAX_BLOB_IN_MEMORY`] bytes
+    /// (a kept upload may be larger: [`Supervisor::open_blob`] reads in pieces).
     pub async fn blob(&self, hash: &str) -> Result<Vec<u8>, CommandError> {
+        use tokio::io::AsyncReadExt;
+        let (file, len) = self.open_blob(hash).await?;
+        if len > MAX_BLOB_IN_MEMORY {
+            return Err(CommandError::Invalid(format!(
+                "blob {hash} is {len} bytes, more than the {MAX_BLOB_IN_MEMORY} read whole; \
+                 download it from the operator API's /api/blobs/{hash}"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(MAX_BLOB_IN_MEMORY)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| CommandError::UnknownBlob(format!("blob {hash} could not be read: {e}")))?;
+        Ok(bytes)
+    }
+
+    /// A stored blob (a frame, a kept upload), by its hex SHA-256, checked and opened to be read
+    /// in pieces; with its length.
+    pub async fn open_blob(&self, hash: &str) -> Result<(tokio::fs::File, u64), CommandError> {
         let digest: Digest = hash
             .parse()
             .map_err(|_| CommandError::Invalid(format!("{hash:?} is not a SHA-256 hex digest")))?;
-        self.ledger()
-            .read_blob(&digest)
+        let file = self
+            .ledger()
+            .open_blob(&digest)
             .await
-            .map_err(|e| CommandError::UnknownBlob(e.to_string()))
+            .map_err(|e| CommandError::UnknownBlob(e.to_string()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| CommandError::UnknownBlob(format!("blob {hash} could not be read: {e}")))?
+            .len();
+        Ok((tokio::fs::File::from_std(file), len))
     }
 }
 

@@ -23,6 +23,17 @@ use crate::{CommandError, Supervisor};
 /// Largest upload: 1 GiB (uploads are kept whole among the ledger's blobs).
 pub const MAX_UPLOAD: u64 = 1 << 30;
 
+/// Uploads spooling or on their way into a sandbox at once, over all sandboxes; one more is
+/// refused until one ends (each may spool up to [`MAX_UPLOAD`] beside the ledger).
+pub const MAX_UPLOADS_AT_ONCE: usize = 4;
+
+/// Space an upload leaves free on the ledger's filesystem: the record of everything else comes
+/// before a file.
+pub const SPOOL_RESERVE: u64 = 512 << 20;
+
+/// How often an upload of undeclared length looks at the free space again.
+const SPACE_CHECK_EVERY: u64 = 64 << 20;
+
 /// A file written into a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +108,24 @@ pub enum FileError {
         /// Its size (so far, when it arrived without a length).
         size: u64,
     },
+    /// [`MAX_UPLOADS_AT_ONCE`] uploads are already under way.
+    #[error("{max} uploads are already under way; try again when one has ended", max = MAX_UPLOADS_AT_ONCE)]
+    Busy,
+    /// The upload would leave less than [`SPOOL_RESERVE`] free beside the ledger.
+    #[error(
+        "the upload needs {needed} bytes beside the ledger in {} and {reserve} more are kept \
+         free for the record, but only {available} are free; nothing was written",
+        .path.display(),
+        reserve = SPOOL_RESERVE
+    )]
+    NoSpace {
+        /// The ledger's spool folder.
+        path: PathBuf,
+        /// Bytes the upload needs (so far, when it arrived without a length).
+        needed: u64,
+        /// Bytes free there.
+        available: u64,
+    },
     /// The upload's body ended before its declared length.
     #[error("the upload ended after {got} of {declared} bytes; nothing was written")]
     Short {
@@ -155,6 +184,8 @@ impl FileError {
                 ..
             } => true,
             FileError::Transfer { .. }
+            | FileError::Busy
+            | FileError::NoSpace { .. }
             | FileError::Spool { .. }
             | FileError::Mismatch { .. }
             | FileError::Command(_) => false,
@@ -234,6 +265,12 @@ impl Supervisor {
             return Err(FileError::TooLarge { size });
         }
         let session = self.session(id).await?;
+        let permit = self
+            .inner
+            .uploads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| FileError::Busy)?;
         let spool = self.ledger().spool_dir().map_err(CommandError::Ledger)?;
         let (file, size, hash) = spool_upload(&spool, body, declared).await?;
         let request = PutFile {
@@ -260,6 +297,7 @@ impl Supervisor {
             hash,
             by: by.clone(),
             via: via.to_string(),
+            _permit: permit,
         };
         tokio::spawn(job.run())
             .await
@@ -348,6 +386,8 @@ struct Delivery {
     hash: Digest,
     by: Actor,
     via: String,
+    /// Held until the delivery ends ([`MAX_UPLOADS_AT_ONCE`]).
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Delivery {
@@ -361,6 +401,7 @@ impl Delivery {
             hash,
             by,
             via,
+            _permit,
         } = self;
         let (path, size) = (request.path.clone(), request.size);
         let src = tokio::fs::File::open(file.path())
@@ -417,14 +458,40 @@ impl Delivery {
     }
 }
 
-/// Streams the body into a spool file, hashing it; refuses more than [`MAX_UPLOAD`] or a body
-/// that does not match its declared length. The file is removed unless kept.
+/// Bytes free to an unprivileged writer on the filesystem holding `dir`.
+fn free_space(dir: &std::path::Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Refuses an upload that would take the ledger's filesystem below [`SPOOL_RESERVE`] free, once it
+/// holds `needed` bytes.
+fn check_space(dir: &std::path::Path, needed: u64) -> Result<(), FileError> {
+    let available = free_space(dir).map_err(|source| FileError::Spool {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if available < needed.saturating_add(SPOOL_RESERVE) {
+        return Err(FileError::NoSpace {
+            path: dir.to_path_buf(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// Streams the body into a spool file, hashing it; refuses more than [`MAX_UPLOAD`], a body that
+/// does not match its declared length, or one the ledger's filesystem has no room for (checked
+/// for the declared length first, and every [`SPACE_CHECK_EVERY`] bytes of a body without one).
+/// The file is removed unless kept.
 async fn spool_upload(
     dir: &std::path::Path,
     mut body: impl AsyncRead + Unpin + Send,
     declared: Option<u64>,
 ) -> Result<(tempfile::NamedTempFile, u64, Digest), FileError> {
     use sha2::Digest as _;
+    check_space(dir, declared.unwrap_or(0))?;
     let file = tempfile::Builder::new()
         .prefix("upload.")
         .tempfile_in(dir)
@@ -445,9 +512,14 @@ async fn spool_upload(
         if n == 0 {
             break;
         }
+        let before = size;
         size += n as u64;
         if size > MAX_UPLOAD || declared.is_some_and(|d| size > d) {
             return Err(FileError::TooLarge { size });
+        }
+        if declared.is_none() && before / SPACE_CHECK_EVERY != size / SPACE_CHECK_EVERY {
+            // What is already spooled is no longer free: only the next stretch must fit.
+            check_space(dir, SPACE_CHECK_EVERY)?;
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).await.map_err(spool_err)?;
@@ -540,5 +612,26 @@ impl Drop for RecordedDownload {
             let sent = self.sent;
             self.record(Some(format!("the reader went away after {sent} bytes")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_upload_the_disk_has_no_room_for_is_refused_before_anything_is_spooled() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let free = free_space(dir.path()).expect("its free space");
+        let e = spool_upload(dir.path(), &b""[..], Some(free))
+            .await
+            .expect_err("the reserve cannot be kept");
+        assert!(
+            matches!(e, FileError::NoSpace { needed, .. } if needed == free),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+        let left = std::fs::read_dir(dir.path()).expect("readable").count();
+        assert_eq!(left, 0, "nothing was spooled");
     }
 }

@@ -202,6 +202,8 @@ pub(crate) struct Inner {
     from_store: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Sandboxes already reported lost, or that could not be attached (reported once).
     reported: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Uploads under way ([`files::MAX_UPLOADS_AT_ONCE`]).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The supervisor. Cheap to clone.
@@ -246,6 +248,7 @@ impl Supervisor {
                 creating: AtomicU64::new(0),
                 from_store: std::sync::Mutex::new(Default::default()),
                 reported: std::sync::Mutex::new(Default::default()),
+                uploads: Arc::new(tokio::sync::Semaphore::new(files::MAX_UPLOADS_AT_ONCE)),
             }),
         }
     }
@@ -617,7 +620,12 @@ impl Supervisor {
                     keeper_command: cfg.keeper_command.clone(),
                     boot_timeout: cfg.boot_timeout,
                 };
-                Ok::<_, CommandError>(store.create_with_shares(&opts, &shares).map(|(rec, _)| rec)?)
+                match store.create_with_shares(&opts, &shares) {
+                    Ok((rec, _)) => Ok(rec),
+                    // A share the chosen backend may not have is the request's fault.
+                    Err(airlock_sandbox::StoreError::Share(e)) => Err(CommandError::Invalid(chain(&e))),
+                    Err(e) => Err(CommandError::Store(e)),
+                }
             })
             .await
             .map_err(CommandError::from)

@@ -999,6 +999,44 @@ async fn an_operator_may_create_links_but_not_change_the_policy_mode() -> Result
     env.ledger_verifies()
 }
 
+/// Giving an operator another role while serve runs (`airlock operator add` again) takes effect
+/// at the next request, without a restart: their old token is no one's and the new one may only
+/// watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_made_a_watcher_while_serve_runs_is_one_at_the_next_request() -> Result<()> {
+    let (env, serve, sb, olga) = serve_with("acc-demote", "olga", "operator").await?;
+    let (status, created) = olga.post(&format!("/sandboxes/{sb}/links"), json!({})).await?;
+    assert_eq!(status, 201, "{created}");
+
+    let token = add_operator(&env, "olga", "watcher")?;
+    let (status, v) = olga.get("/me").await?;
+    assert_eq!(status, 401, "the old token is no one's any more: {v}");
+    let watcher = Api::new(&serve, &token);
+    assert_eq!(watcher.ok("/me").await?["role"], "watcher");
+    forbidden(
+        "POST /sandboxes/ID/links",
+        watcher.post(&format!("/sandboxes/{sb}/links"), json!({})).await?,
+        "olga is a watcher and may not create or revoke view links",
+    );
+    assert_eq!(
+        admin(&serve).ok("/links").await?.as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        refusals_of(&serve, "olga").await?,
+        [(
+            format!("POST /api/sandboxes/{sb}/links"),
+            Some(sb.clone()),
+            Forbidden::Role {
+                who: "olga".into(),
+                role: Role::Watcher,
+                permission: Permission::Links,
+            }
+        )]
+    );
+    env.ledger_verifies()
+}
+
 /// The stand-alone viewer page opened with a view link's token, in real headless Chromium,
 /// decodes the sandbox's live 1280x800 video — and opening it is no refusal on the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,6 +128,24 @@ impl Files {
         Ok(dir)
     }
 
+    /// Starts an upload of `declared` bytes to `path` over raw HTTP and sends the first `sent`
+    /// of them; the rest never comes unless the caller writes it to the returned stream.
+    async fn begin_upload(&self, path: &str, declared: usize, sent: usize) -> Result<tokio::net::TcpStream> {
+        let head = format!(
+            "POST /api/sandboxes/{}/files?path={} HTTP/1.1\r\nHost: {}\r\n\
+             Authorization: Bearer {}\r\nContent-Length: {declared}\r\n\r\n",
+            self.sb,
+            encode(path),
+            self.addr(),
+            self.serve.operator_token,
+        );
+        let mut s = tokio::net::TcpStream::connect(self.addr()).await?;
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(&noise(sent, 7)).await?;
+        s.flush().await?;
+        Ok(s)
+    }
+
     /// `host:port` of the server, for raw HTTP.
     fn addr(&self) -> String {
         self.serve.base.trim_start_matches("http://").to_string()
@@ -459,18 +477,7 @@ async fn bad_paths_are_refused_400_naming_the_path() -> Result<()> {
 async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() -> Result<()> {
     let f = Files::start("files-abort", "gvisor").await?;
     let before = f.root_names()?;
-    let declared: usize = 16 << 20;
-    let head = format!(
-        "POST /api/sandboxes/{}/files?path=/root/partial.bin HTTP/1.1\r\nHost: {}\r\n\
-         Authorization: Bearer {}\r\nContent-Length: {declared}\r\n\r\n",
-        f.sb,
-        f.addr(),
-        f.serve.operator_token,
-    );
-    let mut s = tokio::net::TcpStream::connect(f.addr()).await?;
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(&noise(4 << 20, 7)).await?;
-    s.flush().await?;
+    let s = f.begin_upload("/root/partial.bin", 16 << 20, 4 << 20).await?;
     // The server has started taking it in…
     poll_async(
         "the upload to reach the spool",
@@ -501,6 +508,39 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing_behind() -> Result<
         "the target does not exist"
     );
     // The server is fine: the next upload goes through.
+    let (status, v) = f.upload("/root/after.bin", b"ok".to_vec()).await?;
+    assert_eq!(status, 201, "{v}");
+    Ok(())
+}
+
+/// Four uploads under way at once take all the places: a fifth is refused 503 naming the limit,
+/// with nothing written, and once they end an upload goes through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_upload_at_once_is_refused_until_one_ends() -> Result<()> {
+    let f = Files::start("files-busy", "gvisor").await?;
+    let before = f.root_names()?;
+    let mut slow = Vec::new();
+    for i in 0..4 {
+        slow.push(
+            f.begin_upload(&format!("/root/slow{i}.bin"), 8 << 20, 64 << 10)
+                .await?,
+        );
+    }
+    poll_async("four uploads in the spool", Duration::from_secs(30), || async {
+        Ok((f.spooled()?.len() == 4).then_some(()))
+    })
+    .await?;
+    let (status, v) = f.upload("/root/fifth.bin", b"fifth".to_vec()).await?;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["code"], "busy", "{v}");
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(message.contains("4 uploads are already under way"), "{message}");
+    drop(slow);
+    poll_async("the spool to be emptied", Duration::from_secs(30), || async {
+        Ok(f.spooled()?.is_empty().then_some(()))
+    })
+    .await?;
+    assert_eq!(f.root_names()?, before, "none of the five was written");
     let (status, v) = f.upload("/root/after.bin", b"ok".to_vec()).await?;
     assert_eq!(status, 201, "{v}");
     Ok(())

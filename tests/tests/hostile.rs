@@ -241,6 +241,55 @@ fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
     Ok(())
 }
 
+/// A guest that answers a file download with a flood of screen frames (a reply no transfer gets,
+/// which would otherwise queue up past the transfer's credit) loses its channel: the download
+/// fails naming the reply, and memory stays bounded.
+#[test]
+fn screen_frames_flooding_a_file_transfer_close_the_channel() -> Result<()> {
+    let (s, t) = fake_guest(|mut g, mut dec| {
+        if let Some((id, HostMessage::Request(Request::GetPath { .. }))) = read_request(&mut g, &mut dec) {
+            let px = vec![0x55u8; 64 * 64 * 4];
+            for seq in 0..20_000u64 {
+                let f = airlock_protocol::FrameUpdate {
+                    seq,
+                    screen_w: 1280,
+                    screen_h: 800,
+                    captured_us: seq,
+                    regions: vec![Pixels::compress(0, 0, 64, 64, &px)],
+                };
+                if reply(&mut g, id, Reply::Frame(f)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let c = client(s, "transfer-flood")?;
+    let before = rss_kib();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), c.get_path("/root/report.txt")).await
+    })?;
+    let e = match outcome {
+        Ok(_) => bail!("a download answered with screen frames succeeded"),
+        Err(e) => anyhow::Error::from(e),
+    };
+    ensure!(
+        format!("{e:#}").contains("sent a frame reply for request"),
+        "the error does not name the reply: {e:#}"
+    );
+    ensure!(c.mux().closed().is_some(), "the channel stayed open");
+    ensure!(
+        rss_kib() < before + 64 * 1024,
+        "the flood grew memory by {} KiB",
+        rss_kib() - before
+    );
+    drop(c);
+    t.join().ok();
+    Ok(())
+}
+
 #[test]
 fn hostile_guests_do_not_affect_other_sandboxes() -> Result<()> {
     let env = Env::new("hostile");

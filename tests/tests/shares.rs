@@ -1,7 +1,8 @@
 //! Host folders shared into real sandboxes (`CreateRequest.shares` through `airlock serve`'s API):
-//! read-only unless writable, writes to a writable share reach the host, symlinks never lead
-//! out of the sandbox onto the host, and folders that would hand over the host are refused.
-//! gVisor binds them; a QEMU microVM (TCG here) mounts them over virtiofs.
+//! read-only unless writable, writes to a writable share reach the host and belong to the
+//! folder's owner there, symlinks never lead out of the sandbox onto the host, and folders that
+//! would hand over the host are refused. gVisor binds them (read-only only); a QEMU microVM (TCG
+//! here) mounts them over virtiofs.
 
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,9 @@ impl Fixture {
         Ok(v["id"].as_str().context("no id")?.to_string())
     }
 }
+
+/// The ordinary user a writable share's folder belongs to in these tests (they run as root).
+const OWNER: u32 = 1000;
 
 /// A share's JSON.
 fn share(host: &Path, guest: &str, writable: bool) -> Value {
@@ -171,6 +175,33 @@ fn check_writable(env: &Env, sb: &str, dir: &Path, guest: &str) -> Result<()> {
     Ok(())
 }
 
+/// In a writable share at `guest` of host folder `dir` (belonging to [`OWNER`]): what the sandbox
+/// makes there belongs to the owner on the host, whatever it asks for — a `chown 0:0` and a
+/// `chmod 6755` of a shell inside leave no set-user-ID root program on the host.
+fn check_writes_belong_to_the_owner(env: &Env, sb: &str, dir: &Path, guest: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (_, out, err) = run(
+        env,
+        sb,
+        &format!("cp /bin/sh {guest}/sh; chown 0:0 {guest}/sh; chmod 6755 {guest}/sh; ls -ln {guest}/sh"),
+    );
+    let meta = std::fs::metadata(dir.join("sh")).with_context(|| format!("the copy was made: {out}{err}"))?;
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (OWNER, OWNER),
+        "the sandbox's file belongs to the folder's owner on the host (inside: {out}{err})"
+    );
+    assert!(
+        !(meta.uid() == 0 && meta.mode() & 0o4000 != 0),
+        "a set-user-ID root program reached the host"
+    );
+    for made in ["new.txt", "d", "d/x"] {
+        let m = std::fs::symlink_metadata(dir.join(made))?;
+        assert_eq!((m.uid(), m.gid()), (OWNER, OWNER), "{made} belongs to the owner");
+    }
+    Ok(())
+}
+
 /// A symlink to /etc/shadow made inside a writable share at `guest` (host folder `dir`) reads the
 /// sandbox's own /etc/shadow (marked first, so it cannot be mistaken for the host's) or nothing;
 /// on the host it is a plain link.
@@ -258,23 +289,40 @@ async fn a_share_without_writable_is_read_only() -> Result<()> {
     check_read_only(&f.env, &sb, &dir, "/data")
 }
 
-/// What a gVisor sandbox writes into a writable share appears on the host.
+/// A gVisor sandbox gets no writable share (gVisor would write its owners and set-user-ID bits
+/// onto the host): refused 400 naming why, and no sandbox is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writable_shares_writes_appear_on_the_host() -> Result<()> {
-    let f = Fixture::start("share-rw")?;
+async fn a_writable_share_is_refused_for_a_gvisor_sandbox() -> Result<()> {
+    let f = Fixture::start("share-rw-gvisor")?;
     let dir = f.host.sub("out")?;
-    let sb = f.create("gvisor", json!([share(&dir, "/out", true)])).await?;
-    check_writable(&f.env, &sb, &dir, "/out")
+    std::os::unix::fs::chown(&dir, Some(OWNER), Some(OWNER))?;
+    let (status, v) = f.request("gvisor", json!([share(&dir, "/out", true)])).await?;
+    assert_eq!(status, 400, "{v}");
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("writable with a gVisor sandbox") && message.contains("read-only"),
+        "{message}"
+    );
+    assert!(f.env.store.list()?.is_empty(), "no sandbox was made");
+    assert!(names(&dir)?.is_empty(), "nothing reached the folder");
+    Ok(())
 }
 
-/// A symlink to /etc/shadow made inside a writable share reads the sandbox's own shadow file,
-/// never the host's; on the host it is just a link.
+/// A folder root owns is never shared writable (what the sandbox writes would be root's), on
+/// any backend; read-only it may be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_symlink_made_inside_a_share_does_not_expose_the_hosts_shadow() -> Result<()> {
-    let f = Fixture::start("share-link-in")?;
+async fn a_writable_share_of_a_folder_root_owns_is_refused() -> Result<()> {
+    let f = Fixture::start("share-rw-root")?;
     let dir = f.host.sub("out")?;
-    let sb = f.create("gvisor", json!([share(&dir, "/out", true)])).await?;
-    check_link_made_inside(&f.env, &sb, &dir, "/out")
+    std::os::unix::fs::chown(&dir, Some(0), Some(0))?;
+    for backend in ["microvm", "gvisor"] {
+        let (status, v) = f.request(backend, json!([share(&dir, "/out", true)])).await?;
+        assert_eq!(status, 400, "{backend}: {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(message.contains("it belongs to root"), "{backend}: {message}");
+    }
+    assert!(f.env.store.list()?.is_empty(), "no sandbox was made");
+    Ok(())
 }
 
 /// A symlink the host put in a share, pointing outside it, does not reach the host file from
@@ -356,9 +404,10 @@ async fn sharing_root_home_or_the_state_dir_is_refused_with_a_clear_error() -> R
 }
 
 /// In a QEMU microVM (TCG here; virtiofs): a read-only share cannot be written (nor its file
-/// truncated) and the host folder is unchanged, a writable share's writes reach the host, a link to /etc/shadow made
-/// inside reads the guest's own, and host-made links out of a share do not reach the host. One
-/// sandbox for all of it: booting under TCG is slow.
+/// truncated) and the host folder is unchanged, a writable share's writes reach the host and
+/// belong to the folder's owner (no set-user-ID root program), a link to /etc/shadow made inside
+/// reads the guest's own, and host-made links out of a share do not reach the host. One sandbox
+/// for all of it: booting under TCG is slow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microvm_shares_are_read_only_unless_writable_and_links_stay_inside() -> Result<()> {
     let f = Fixture::start("share-vm")?;
@@ -368,6 +417,7 @@ async fn microvm_shares_are_read_only_unless_writable_and_links_stay_inside() ->
     let secret = f.host.sub("secret")?;
     let token = plant_host_links(&linked, &secret)?;
     let rw = f.host.sub("out")?;
+    std::os::unix::fs::chown(&rw, Some(OWNER), Some(OWNER))?;
     let sb = f
         .create(
             "microvm",
@@ -381,6 +431,7 @@ async fn microvm_shares_are_read_only_unless_writable_and_links_stay_inside() ->
     check_read_only(&f.env, &sb, &ro, "/data")?;
     check_no_truncate(&f.env, &sb, &ro, "/data")?;
     check_writable(&f.env, &sb, &rw, "/out")?;
+    check_writes_belong_to_the_owner(&f.env, &sb, &rw, "/out")?;
     check_link_made_inside(&f.env, &sb, &rw, "/out")?;
     check_host_links(&f.env, &sb, "/linked", &token)
 }

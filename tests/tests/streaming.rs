@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 enum Who {
     /// The operator serve started with.
     Operator,
-    /// A second operator, added with `airlock operator add watcher`.
-    Watcher,
+    /// A second operator (role operator, not holding control), added with `airlock operator add`.
+    Other,
 }
 
 /// One gVisor desktop sandbox under `airlock serve` with its terminal ready, and a Chromium.
@@ -30,7 +30,7 @@ struct Fixture {
     serve: Serve,
     sb: String,
     b: Browser,
-    watcher_token: Option<String>,
+    other_token: Option<String>,
 }
 
 impl Fixture {
@@ -45,24 +45,29 @@ impl Fixture {
             serve,
             sb,
             b,
-            watcher_token: None,
+            other_token: None,
         })
     }
 
     fn token(&mut self, who: Who) -> Result<String> {
         match who {
             Who::Operator => Ok(self.serve.operator_token.clone()),
-            Who::Watcher => {
-                if let Some(t) = &self.watcher_token {
+            Who::Other => {
+                if let Some(t) = &self.other_token {
                     return Ok(t.clone());
                 }
-                let out = self.env.airlock(&["operator", "add", "watcher"]);
+                let out = self
+                    .env
+                    .airlock(&["operator", "add", "second", "--role", "operator"]);
                 if !out.status.success() {
                     bail!("operator add: {}", String::from_utf8_lossy(&out.stderr));
                 }
                 let added: Value = serde_json::from_slice(&out.stdout)?;
-                let t = added["token"].as_str().context("watcher token")?.to_string();
-                self.watcher_token = Some(t.clone());
+                let t = added["token"]
+                    .as_str()
+                    .context("the second operator's token")?
+                    .to_string();
+                self.other_token = Some(t.clone());
                 Ok(t)
             }
         }
@@ -346,9 +351,9 @@ async fn an_unfocused_page_shows_the_command_view_with_the_agents_step_and_its_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_watchers_input_is_refused_and_does_nothing_while_the_agent_drives() -> Result<()> {
+async fn a_second_operators_input_is_refused_and_does_nothing_while_the_agent_drives() -> Result<()> {
     let mut fx = Fixture::start("stream-watcher-agent").await?;
-    fx.open("watch", "webcodecs", Who::Watcher, true)?;
+    fx.open("watch", "webcodecs", Who::Other, true)?;
     fx.wait(
         "watch",
         "airlockViewer.state === 'open' && airlockViewer.lease",
@@ -375,7 +380,7 @@ async fn a_watchers_input_is_refused_and_does_nothing_while_the_agent_drives() -
 async fn the_operator_takes_control_from_a_webrtc_page_and_other_operators_see_it() -> Result<()> {
     let mut fx = Fixture::start("stream-takeover").await?;
     fx.open("rtc", "webrtc", Who::Operator, true)?;
-    fx.open("watch", "webcodecs", Who::Watcher, true)?;
+    fx.open("watch", "webcodecs", Who::Other, true)?;
     fx.wait("rtc", "airlockViewer.dataChannelOpen()", 60)?;
     fx.wait(
         "watch",
@@ -440,7 +445,7 @@ async fn a_resting_screen_is_shown_pixel_exact_on_the_webcodecs_path() -> Result
 async fn a_second_operators_input_does_nothing_while_the_first_controls() -> Result<()> {
     let mut fx = Fixture::start("stream-watcher-human").await?;
     fx.open("rtc", "webrtc", Who::Operator, true)?;
-    fx.open("watch", "webcodecs", Who::Watcher, true)?;
+    fx.open("watch", "webcodecs", Who::Other, true)?;
     fx.wait("rtc", "airlockViewer.dataChannelOpen()", 60)?;
     fx.wait(
         "watch",
@@ -682,7 +687,7 @@ async fn a_microvm_screen_streams_to_a_webcodecs_viewer() -> Result<()> {
         serve,
         sb,
         b,
-        watcher_token: None,
+        other_token: None,
     };
     fx.open("wc", "webcodecs", Who::Operator, true)?;
     fx.wait_webcodecs_video("wc", 120)?;

@@ -327,7 +327,7 @@ function NewSandboxDialog({ onClose }: { onClose: () => void }) {
             <button type="button" onClick={() => setShares((rows) => [...rows, emptyShareRow()])}>
               Add shared folder
             </button>
-            <p class="hint small">Read-only unless “Writable” is ticked: then the sandbox can change and delete files there.</p>
+            <p class="hint small">Read-only unless “Writable” is ticked: then the sandbox can change and delete files there, and what it writes belongs to the folder’s owner. Writable needs a microVM and a folder of an ordinary user (not root).</p>
           </fieldset>
         )}
         <p class="hint">The first desktop sandbox builds its image, which takes a few minutes; progress shows on the grid.</p>
