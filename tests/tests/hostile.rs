@@ -91,6 +91,21 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, ChannelError>, needle: &str) -> R
     }
 }
 
+/// Sends 20,000 small screen frames as replies to request `id`; false once the host hung up.
+fn flood_frames(g: &mut UnixStream, id: u32) -> bool {
+    let px = vec![0x55u8; 64 * 64 * 4];
+    (0..20_000u64).all(|seq| {
+        let f = airlock_protocol::FrameUpdate {
+            seq,
+            screen_w: 1280,
+            screen_h: 800,
+            captured_us: seq,
+            regions: vec![Pixels::compress(0, 0, 64, 64, &px)],
+        };
+        reply(g, id, Reply::Frame(f)).is_ok()
+    })
+}
+
 fn rss_kib() -> u64 {
     airlock_sandbox::procs::rss_bytes(std::process::id()).unwrap_or(0) / 1024
 }
@@ -181,20 +196,9 @@ fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
     let (s, t) = fake_guest(|mut g, mut dec| {
         if let Some((id, HostMessage::Request(Request::StartFrames { .. }))) = read_request(&mut g, &mut dec)
         {
-            let px = vec![0x55u8; 64 * 64 * 4];
-            for seq in 0..20_000u64 {
-                let f = airlock_protocol::FrameUpdate {
-                    seq,
-                    screen_w: 1280,
-                    screen_h: 800,
-                    captured_us: seq,
-                    regions: vec![Pixels::compress(0, 0, 64, 64, &px)],
-                };
-                if reply(&mut g, id, Reply::Frame(f)).is_err() {
-                    return;
-                }
+            if flood_frames(&mut g, id) {
+                let _ = reply(&mut g, id, Reply::StreamEnded);
             }
-            let _ = reply(&mut g, id, Reply::StreamEnded);
         }
     });
     let c = client(s, "flood")?;
@@ -248,19 +252,7 @@ fn a_flooding_stream_is_bounded_and_skips_frames() -> Result<()> {
 fn screen_frames_flooding_a_file_transfer_close_the_channel() -> Result<()> {
     let (s, t) = fake_guest(|mut g, mut dec| {
         if let Some((id, HostMessage::Request(Request::GetPath { .. }))) = read_request(&mut g, &mut dec) {
-            let px = vec![0x55u8; 64 * 64 * 4];
-            for seq in 0..20_000u64 {
-                let f = airlock_protocol::FrameUpdate {
-                    seq,
-                    screen_w: 1280,
-                    screen_h: 800,
-                    captured_us: seq,
-                    regions: vec![Pixels::compress(0, 0, 64, 64, &px)],
-                };
-                if reply(&mut g, id, Reply::Frame(f)).is_err() {
-                    return;
-                }
-            }
+            flood_frames(&mut g, id);
         }
     });
     let c = client(s, "transfer-flood")?;
