@@ -24,7 +24,9 @@ pub struct GvisorConfig {
 /// `/dev/shm`, a fresh devpts.
 ///
 /// Each share is a bind mount, `ro` unless writable (and with a read-only share directfs is off:
-/// see [`runsc_global_args`]). runsc's gofer serves it: the sentry walks
+/// see [`runsc_global_args`]). Writable shares never reach a gVisor sandbox: the store and the
+/// launcher refuse them ([`crate::Shares::check_backend`]), because runsc writes the sandbox's
+/// owners and set-user-ID bits onto the host. runsc's gofer serves a share: the sentry walks
 /// paths itself and the gofer opens one component at a time relative to the share's directory
 /// without following symlinks, so a symlink in the share (made by the host or by the sandbox)
 /// resolves inside the sandbox's own root, never on the host (tested in `tests/shares.rs`).
@@ -87,8 +89,8 @@ pub fn oci_spec(c: &GvisorConfig) -> Value {
 /// needed), no network at all, writes to the root filesystem kept in memory.
 ///
 /// The overlay covers the root only (`root:memory`): with `all:memory` runsc also overlays bind
-/// mounts, and a writable share's writes would land in memory instead of the host folder
-/// (measured with runsc 20240729).
+/// mounts (measured with runsc 20240729: a writable share's writes landed in memory instead of
+/// the host folder, back when gVisor sandboxes had writable shares).
 ///
 /// With a read-only share, directfs is off (`--directfs=false`: the gofer opens files for the
 /// sandbox): with directfs, runsc 20240729 honours `ro` for creating, appending, removing and
@@ -176,7 +178,7 @@ mod tests {
             .expect("tmp");
         let first = mounts.iter().position(|m| m["type"] == "bind").expect("bind");
         assert!(tmp < first);
-        // Writes to a writable share reach the host: only the root is overlaid.
+        // Only the root is overlaid, not the shares.
         let g = runsc_global_args(Path::new("/s/runsc"), Path::new("/s/log"), true);
         assert!(g.contains(&"--overlay2=root:memory".to_string()), "{g:?}");
         // A read-only share cannot be truncated through directfs: the gofer opens files.

@@ -121,13 +121,25 @@ pub async fn authorize(State(access): State<Access>, req: Request, next: Next) -
                 airlock_domain::Scope::Sandbox(s) => Some(s.clone()),
                 airlock_domain::Scope::All => None,
             });
-            let message = forbidden.to_string();
-            access
-                .record_refusal(request, on.as_deref(), forbidden, &principal.name)
-                .await;
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+            refuse(&access, request, on.as_deref(), forbidden, &principal.name)
+                .await
+                .into_response()
         }
     }
+}
+
+/// Records that `who` was refused `request` (on sandbox `on`) and answers 403 with the reason:
+/// the route layer's refusal, and a handler's when the permission depends on the request's body.
+pub(crate) async fn refuse(
+    access: &Access,
+    request: String,
+    on: Option<&str>,
+    forbidden: airlock_domain::Forbidden,
+    who: &str,
+) -> ApiError {
+    let message = forbidden.to_string();
+    access.record_refusal(request, on, forbidden, who).await;
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
 /// `POST /api/sandboxes/{id}/links`.

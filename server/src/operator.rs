@@ -204,16 +204,8 @@ async fn create_sandbox(
     // Host folders are the host's files: sharing them needs more than creating a sandbox.
     if !body.shares.is_empty() {
         if let Err(forbidden) = op.check(airlock_domain::Permission::Share, None, false) {
-            let message = forbidden.to_string();
-            access
-                .record_refusal(
-                    "POST /api/sandboxes (with shares)".into(),
-                    None,
-                    forbidden,
-                    &op.name,
-                )
-                .await;
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
+            let request = "POST /api/sandboxes (with shares)".to_string();
+            return Err(crate::access::refuse(&access, request, None, forbidden, &op.name).await);
         }
     }
     Ok((

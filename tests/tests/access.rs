@@ -999,6 +999,33 @@ async fn an_operator_may_create_links_but_not_change_the_policy_mode() -> Result
     env.ledger_verifies()
 }
 
+/// Sharing host folders is an admin's: an operator's create request with a share is refused 403
+/// naming why, recorded, and no sandbox is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_may_not_share_host_folders() -> Result<()> {
+    let (env, serve, _sb, olga) = serve_with("acc-share", "olga", "operator").await?;
+    let body = json!({"profile": "minimal", "shares": [{"host": "/tmp", "guest": "/data"}]});
+    forbidden(
+        "POST /sandboxes with shares",
+        olga.post("/sandboxes", body).await?,
+        "olga is an operator and may not share host folders into a sandbox",
+    );
+    assert_eq!(env.store.list()?.len(), 1, "no sandbox was made");
+    assert_eq!(
+        refusals_of(&serve, "olga").await?,
+        [(
+            "POST /api/sandboxes (with shares)".to_string(),
+            None,
+            Forbidden::Role {
+                who: "olga".into(),
+                role: Role::Operator,
+                permission: Permission::Share,
+            }
+        )]
+    );
+    env.ledger_verifies()
+}
+
 /// Giving an operator another role while serve runs (`airlock operator add` again) takes effect
 /// at the next request, without a restart: their old token is no one's and the new one may only
 /// watch.
